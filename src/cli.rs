@@ -1,0 +1,82 @@
+//! Command-line arguments (clap derive types only).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "xbench", version, about = "How fast does this ONNX transformer model run here, in each runtime — and do the runtimes compute the same thing?")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run a scenario's grid and write results and a report under reports/.
+    Scenario {
+        /// Scenario YAML file; without one, the built-in quick scenario (scenarios/quick.yaml) runs.
+        file: Option<PathBuf>,
+        /// Runtimes to use instead of the scenario's, comma-separated (e.g. tract-cpu,ort-cpu).
+        #[arg(long, value_delimiter = ',')]
+        runtimes: Option<Vec<String>>,
+        /// Output folder (default: reports/<scenario name>-<UTC time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Folder holding the models.
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+        /// ONNX Runtime shared library to load.
+        #[arg(long)]
+        ort_lib: Option<PathBuf>,
+        /// Run every group in this process instead of one child process per (model, runtime).
+        #[arg(long)]
+        in_process: bool,
+        /// Never fetch ONNX Runtime from PyPI, even when it is missing.
+        #[arg(long)]
+        no_setup: bool,
+        /// Print nothing but errors and the final paths.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List the runtimes, whether each can run here, and why not.
+    Runtimes {
+        #[arg(long)]
+        ort_lib: Option<PathBuf>,
+    },
+    /// List the models under the models folder with their inputs, outputs and tokenizer.
+    Models {
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+    },
+    /// Fetch a runtime's libraries (`xbench setup ort [--gpu]`).
+    Setup {
+        #[command(subcommand)]
+        what: SetupCmd,
+    },
+    /// Redraw the report of a results file without running anything.
+    Report {
+        results: PathBuf,
+        /// Where to write report.md (default: beside the results file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write the small BERT-architecture test model (random weights, fixed seed) to a folder.
+    MakeTinyBert {
+        #[arg(long, default_value = "models/tiny-bert")]
+        out: PathBuf,
+    },
+    /// Internal: run one group of a scenario (started by `xbench scenario`).
+    #[command(hide = true)]
+    Worker { job: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupCmd {
+    /// Download ONNX Runtime's shared library from PyPI (pinned version) into .xbench/.
+    Ort {
+        /// The CUDA build (onnxruntime-gpu) instead of the CPU one.
+        #[arg(long)]
+        gpu: bool,
+    },
+}

@@ -1,0 +1,146 @@
+//! One function per subcommand; each prints its own output.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use xbench::models::{self, read_io};
+use xbench::run::{self, Isolation, RunOptions};
+use xbench::runtimes::{self, RuntimeId, RuntimeOptions};
+use xbench::scenario::{Plan, PlanOptions, ScenarioFile, EMBEDDED_DEFAULT};
+
+use crate::cli::{Cmd, SetupCmd};
+
+pub fn dispatch(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet } => {
+            let (scenario, plan, origin) = match &file {
+                Some(path) => {
+                    let (f, p) = Plan::from_path(path, &models_dir, runtimes)?;
+                    (f, p, path.display().to_string())
+                }
+                None => {
+                    let origin = "built-in scenario (scenarios/quick.yaml)".to_string();
+                    let f = ScenarioFile::parse(EMBEDDED_DEFAULT, &origin)?;
+                    let p = Plan::new(&f, &origin, &PlanOptions { models_root: models_dir.clone(), scenario_dir: ".".into(), runtimes_override: runtimes })?;
+                    (f, p, origin)
+                }
+            };
+            let isolation = if in_process {
+                Isolation::InProcess
+            } else {
+                Isolation::Process { exe: std::env::current_exe().context("cannot find the xbench executable to start workers")? }
+            };
+            let opts = RunOptions {
+                out_dir: out.unwrap_or_else(|| run::default_out_dir(&plan)),
+                runtime: RuntimeOptions { threads: plan.threads, ort_lib },
+                isolation,
+                auto_setup: !no_setup,
+                quiet,
+            };
+            if !quiet {
+                eprintln!(
+                    "xbench: scenario `{}`: {} models × {} runtimes × {} lengths × {} batch sizes = {} cells",
+                    plan.name,
+                    plan.models.len(),
+                    plan.runtimes.len(),
+                    plan.input_chars.len(),
+                    plan.batch_sizes.len(),
+                    plan.cells.len()
+                );
+            }
+            let out = run::run_plan(&plan, &scenario, &origin, &opts)?;
+            let r = &out.results;
+            let count = |s| r.cells.iter().filter(|c| c.status == s).count();
+            use xbench::results::Status;
+            let disagree = r.cells.iter().filter(|c| c.agreement.as_ref().is_some_and(|a| !a.within_tolerance)).count();
+            println!(
+                "{} cells: {} ok, {} failed, {} skipped; {} disagree with {}",
+                r.cells.len(),
+                count(Status::Ok),
+                count(Status::Failed),
+                count(Status::Skipped),
+                disagree,
+                r.reference_runtime
+            );
+            println!("report:  {}", out.report.display());
+            println!("results: {} and {}", out.json.display(), out.csv.display());
+            Ok(())
+        }
+        Cmd::Runtimes { ort_lib } => {
+            let opts = RuntimeOptions { threads: None, ort_lib };
+            println!("{:<11} {:<7} {:<8} detail", "runtime", "usable", "version");
+            for id in RuntimeId::ALL {
+                let a = runtimes::check(id, &opts);
+                println!(
+                    "{:<11} {:<7} {:<8} {}",
+                    id.as_str(),
+                    if a.usable { "yes" } else { "no" },
+                    a.version.as_deref().unwrap_or("-"),
+                    a.detail.replace('\n', "\n                             ")
+                );
+            }
+            Ok(())
+        }
+        Cmd::Models { models_dir } => list_models(&models_dir),
+        Cmd::Setup { what: SetupCmd::Ort { gpu } } => {
+            let lib = runtimes::setup_ort(gpu)?;
+            println!("{}", lib.display());
+            Ok(())
+        }
+        Cmd::Report { results, out } => {
+            let r = xbench::results::read_results(&results)?;
+            let path = out.unwrap_or_else(|| results.with_file_name("report.md"));
+            std::fs::write(&path, xbench::report::markdown(&r)).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Cmd::MakeTinyBert { out } => {
+            let path = xbench::onnx::tiny_bert::write(&xbench::onnx::tiny_bert::TinyBertConfig::default(), &out)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Cmd::Worker { job } => run::worker_main(&job),
+    }
+}
+
+fn list_models(root: &Path) -> Result<()> {
+    let found = models::discover(root);
+    if found.is_empty() {
+        println!("no models under {} (a model is a folder with an .onnx file and its tokenizer.json)", root.display());
+        return Ok(());
+    }
+    for m in found {
+        match m {
+            Err(e) => println!("{e:#}\n"),
+            Ok(m) => {
+                println!("{}  ({})", m.name, m.onnx.display());
+                match &m.tokenizer {
+                    Some(t) => println!("  tokenizer: {}", t.display()),
+                    None => println!("  tokenizer: none"),
+                }
+                if let Some(h) = &m.meta.hub_id {
+                    println!("  hub id:    {h}");
+                }
+                if let Some(w) = &m.meta.weights {
+                    println!("  weights:   {w}");
+                }
+                match read_io(&m.onnx) {
+                    Err(e) => println!("  unreadable: {e:#}"),
+                    Ok(io) => {
+                        for i in &io.inputs {
+                            println!("  input  {:<16} {:<8} {}", i.name, i.elem_type, i.shape_string());
+                        }
+                        for o in &io.outputs {
+                            println!("  output {:<16} {:<8} {}", o.name, o.elem_type, o.shape_string());
+                        }
+                        let opsets: Vec<String> = io.opsets.iter().map(|(d, v)| format!("{d} {v}")).collect();
+                        println!("  opsets:    {}", opsets.join(", "));
+                    }
+                }
+                println!();
+            }
+        }
+    }
+    Ok(())
+}

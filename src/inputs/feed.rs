@@ -1,0 +1,173 @@
+//! Tokenized text → the tensors a model's graph declares (input_ids, attention_mask,
+//! token_type_ids, position_ids), with the token counts actually fed.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use ndarray::{ArrayD, IxDyn};
+use serde::{Deserialize, Serialize};
+use tokenizers::{PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use crate::models::{IoInfo, ModelSpec};
+
+/// A tensor in host memory, in one of the element types xbench feeds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostTensor {
+    I64(ArrayD<i64>),
+    I32(ArrayD<i32>),
+    F32(ArrayD<f32>),
+}
+
+impl HostTensor {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            HostTensor::I64(a) => a.shape(),
+            HostTensor::I32(a) => a.shape(),
+            HostTensor::F32(a) => a.shape(),
+        }
+    }
+}
+
+/// Token counts of one batch, as recorded in results.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TextBatch {
+    /// Real (non-padding) tokens of each row, special tokens included.
+    pub tokens_per_row: Vec<usize>,
+    /// Sequence length after padding to the longest row.
+    pub padded_len: usize,
+    /// Rows cut at the model's maximum positions.
+    pub truncated_rows: usize,
+    /// Time spent tokenizing (never inside a timed region).
+    pub tokenize_ms: f64,
+}
+
+/// Everything fed to a model for one cell.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    pub batch: usize,
+    pub seq_len: usize,
+    /// Named input tensors, in the graph's input order.
+    pub tensors: Vec<(String, HostTensor)>,
+    /// Row-major [batch, seq_len] mask of real tokens (1) and padding (0).
+    pub mask: Vec<u8>,
+    pub text: TextBatch,
+}
+
+/// Loads a tokenizer.json with a clear error.
+pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    Tokenizer::from_file(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot load tokenizer {}: {e}\n  fix: put the model's own tokenizer.json there (models/README.md says where the paper models' come from)",
+            path.display()
+        )
+    })
+}
+
+/// The tokenizer's own padding token, looked up among the usual spellings.
+fn pad_token(tok: &Tokenizer) -> Option<(String, u32)> {
+    ["[PAD]", "<pad>", "<|pad|>", "[pad]", "<PAD>"]
+        .iter()
+        .find_map(|t| tok.token_to_id(t).map(|id| (t.to_string(), id)))
+}
+
+impl Feed {
+    /// Tokenizes `texts` (one row each) and builds the tensors `inputs` declare.
+    pub fn from_texts(tok: &Tokenizer, texts: &[String], model: &ModelSpec, inputs: &[IoInfo], max_positions: Option<usize>) -> Result<Feed> {
+        let started = std::time::Instant::now();
+        let mut tok = tok.clone();
+        if let Some((pad_token, pad_id)) = pad_token(&tok) {
+            tok.with_padding(Some(PaddingParams {
+                strategy: PaddingStrategy::BatchLongest,
+                direction: PaddingDirection::Right,
+                pad_to_multiple_of: None,
+                pad_id,
+                pad_type_id: 0,
+                pad_token,
+            }));
+        } else {
+            tok.with_padding(None);
+        }
+        let trunc = max_positions.map(|max_length| TruncationParams { max_length, ..Default::default() });
+        tok.with_truncation(trunc).map_err(|e| anyhow::anyhow!("cannot set truncation: {e}"))?;
+        let encodings = tok
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| anyhow::anyhow!("tokenizing failed for model `{}`: {e}", model.name))?;
+        let tokenize_ms = started.elapsed().as_secs_f64() * 1e3;
+
+        let batch = encodings.len();
+        let seq_len = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
+        if encodings.iter().any(|e| e.len() != seq_len) {
+            bail!(
+                "model `{}`: its tokenizer has no padding token ([PAD] or <pad>), so rows of different lengths cannot be batched\n  fix: use batch size 1, or a tokenizer.json with a pad token",
+                model.name
+            );
+        }
+        let truncated_rows = encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count();
+        let mut ids = Vec::with_capacity(batch * seq_len);
+        let mut mask = Vec::with_capacity(batch * seq_len);
+        let mut types = Vec::with_capacity(batch * seq_len);
+        for e in &encodings {
+            ids.extend(e.get_ids().iter().map(|&v| v as i64));
+            mask.extend(e.get_attention_mask().iter().map(|&v| v as i64));
+            types.extend(e.get_type_ids().iter().map(|&v| v as i64));
+        }
+        let tokens_per_row = encodings.iter().map(|e| e.get_attention_mask().iter().filter(|&&m| m == 1).count()).collect();
+        let offset = model.position_offset();
+        let positions: Vec<i64> = (0..batch).flat_map(|_| (0..seq_len as i64).map(move |p| p + offset)).collect();
+
+        let mut tensors = Vec::new();
+        for input in inputs {
+            let data = match input.name.as_str() {
+                "input_ids" => &ids,
+                "attention_mask" => &mask,
+                "token_type_ids" => &types,
+                "position_ids" => &positions,
+                other => bail!(
+                    "model `{}`: input `{other}` ({} {}) is not one xbench can fill from text (input_ids, attention_mask, token_type_ids, position_ids)\n  fix: export the model with those input names",
+                    model.name,
+                    input.elem_type,
+                    input.shape_string()
+                ),
+            };
+            tensors.push((input.name.clone(), int_tensor(data, batch, seq_len, input, &model.name)?));
+        }
+        Ok(Feed {
+            batch,
+            seq_len,
+            tensors,
+            mask: mask.iter().map(|&m| m as u8).collect(),
+            text: TextBatch { tokens_per_row, padded_len: seq_len, truncated_rows, tokenize_ms },
+        })
+    }
+
+    /// Real tokens in the whole batch.
+    pub fn real_tokens(&self) -> usize {
+        self.text.tokens_per_row.iter().sum()
+    }
+}
+
+fn int_tensor(data: &[i64], batch: usize, seq: usize, input: &IoInfo, model: &str) -> Result<HostTensor> {
+    if let Some(dims) = &input.dims {
+        if dims.len() != 2 {
+            bail!("model `{model}`: input `{}` has shape {}, expected [batch, sequence]", input.name, input.shape_string());
+        }
+        for (d, want) in dims.iter().zip([batch, seq]) {
+            if let crate::models::Dim::Fixed(n) = d {
+                if *n as usize != want {
+                    bail!(
+                        "model `{model}`: input `{}` is fixed at shape {} but this cell feeds [{batch}, {seq}]\n  fix: export the model with dynamic batch and sequence dims, or choose sizes that match",
+                        input.name,
+                        input.shape_string()
+                    );
+                }
+            }
+        }
+    }
+    let shape = IxDyn(&[batch, seq]);
+    Ok(match input.elem_type.as_str() {
+        "int64" => HostTensor::I64(ArrayD::from_shape_vec(shape, data.to_vec())?),
+        "int32" => HostTensor::I32(ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as i32).collect())?),
+        "float32" => HostTensor::F32(ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as f32).collect())?),
+        other => bail!("model `{model}`: input `{}` has element type {other}; token inputs must be int64 or int32", input.name),
+    })
+}

@@ -1,0 +1,76 @@
+//! Prose → distinct passages of exactly N characters.
+
+use anyhow::{bail, Context, Result};
+
+use crate::scenario::TextSource;
+
+/// The whole text of a source, checked to be usable prose.
+pub fn load_text(source: &TextSource) -> Result<String> {
+    match source {
+        TextSource::Builtin(name) => super::BUILTIN_TEXTS
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.to_string())
+            .with_context(|| format!("no built-in text `{name}`")),
+        TextSource::File(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read text file {}", path.display()))?;
+            let text = String::from_utf8(bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "text file {} is not UTF-8 (invalid byte at offset {})\n  fix: convert it to UTF-8, e.g. `iconv -t UTF-8`",
+                    path.display(),
+                    e.utf8_error().valid_up_to()
+                )
+            })?;
+            if text.trim().is_empty() {
+                bail!("text file {} is empty\n  fix: give a file of prose, at least as long as the longest input", path.display());
+            }
+            Ok(text)
+        }
+    }
+}
+
+/// `count` distinct passages of exactly `chars` characters (Unicode scalar values) from `text`.
+///
+/// Whitespace runs become single spaces. Passage k starts at the first word boundary at or after
+/// character k·chars, so passages do not overlap while the text lasts; past that, starts move
+/// on one word at a time. Every passage ends on a non-space character.
+pub fn passages(text: &str, chars: usize, count: usize) -> Result<Vec<String>> {
+    if chars == 0 {
+        bail!("an input length of 0 characters gives no text\n  fix: ask for at least 1 character");
+    }
+    let norm: Vec<char> = text.split_whitespace().flat_map(|w| w.chars().chain(std::iter::once(' '))).collect();
+    let norm = &norm[..norm.len().saturating_sub(1)];
+    if norm.len() < chars {
+        bail!(
+            "the text has {} characters, fewer than the {chars} asked for\n  fix: use a longer text or a shorter input length",
+            norm.len()
+        );
+    }
+    let word_starts: Vec<usize> =
+        (0..norm.len()).filter(|&i| norm[i] != ' ' && (i == 0 || norm[i - 1] == ' ')).collect();
+    let fits = |s: usize| s + chars <= norm.len() && norm[s + chars - 1] != ' ';
+    let mut out = Vec::with_capacity(count);
+    let mut used = std::collections::HashSet::new();
+    let mut next_word = 0usize;
+    for k in 0..count {
+        // Non-overlapping start if the text still has room, else the next unused word start.
+        let target = k * chars;
+        let from = word_starts.partition_point(|&s| s < target).max(next_word);
+        let start = word_starts[from.min(word_starts.len())..]
+            .iter()
+            .position(|&s| fits(s) && !used.contains(&s))
+            .map(|p| from + p)
+            .or_else(|| word_starts.iter().position(|&s| fits(s) && !used.contains(&s)));
+        let Some(wi) = start else {
+            bail!(
+                "the text yields only {} distinct passages of {chars} characters, fewer than the {count} asked for\n  fix: use a longer text, a smaller batch or a shorter input length",
+                out.len()
+            );
+        };
+        let s = word_starts[wi];
+        used.insert(s);
+        next_word = wi + 1;
+        out.push(norm[s..s + chars].iter().collect());
+    }
+    Ok(out)
+}

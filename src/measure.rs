@@ -1,0 +1,65 @@
+//! The timed loop: warm-up runs, then timed iterations of `Session::run`. Returns raw samples
+//! and the last outputs; prints nothing.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::inputs::Feed;
+use crate::runtimes::{Output, Session};
+
+/// How long to measure one cell.
+#[derive(Debug, Clone, Copy)]
+pub struct MeasureSpec {
+    pub warmup: usize,
+    pub iterations: usize,
+}
+
+/// Raw measurements of one cell.
+#[derive(Debug, Clone)]
+pub struct Samples {
+    /// Wall time of each timed iteration, in milliseconds.
+    pub latency_ms: Vec<f64>,
+    /// Outputs of the last timed iteration (for agreement checks).
+    pub outputs: Vec<Output>,
+    /// Time of the untimed per-cell preparation (shape concretization, optimization).
+    pub prepare_ms: f64,
+    /// Smallest difference the clock reported between two readings, in milliseconds.
+    pub timer_resolution_ms: f64,
+}
+
+/// Runs `spec.warmup` untimed and `spec.iterations` timed inferences of `feed`.
+pub fn measure(session: &mut dyn Session, feed: &Feed, spec: MeasureSpec) -> Result<Samples> {
+    let t = Instant::now();
+    session.prepare(feed)?;
+    let prepare_ms = ms(t.elapsed());
+    let mut outputs = Vec::new();
+    for _ in 0..spec.warmup {
+        outputs = session.run(feed)?;
+    }
+    let mut latency_ms = Vec::with_capacity(spec.iterations);
+    for _ in 0..spec.iterations {
+        let start = Instant::now();
+        outputs = session.run(feed)?;
+        latency_ms.push(ms(start.elapsed()));
+    }
+    Ok(Samples { latency_ms, outputs, prepare_ms, timer_resolution_ms: timer_resolution_ms() })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The smallest non-zero step between consecutive clock readings, in milliseconds.
+pub fn timer_resolution_ms() -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..50 {
+        let a = Instant::now();
+        let mut b = Instant::now();
+        while b == a {
+            b = Instant::now();
+        }
+        best = best.min(ms(b - a));
+    }
+    best
+}

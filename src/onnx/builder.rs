@@ -1,0 +1,319 @@
+//! A small ONNX graph builder: inputs, outputs, initializers, nodes and attributes assembled into
+//! a `ModelProto`, plus a deterministic random generator for synthetic weights.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{bail, ensure, Context, Result};
+use prost::Message;
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_shape_proto::{dimension::Value, Dimension};
+use tract_onnx::pb::{
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+
+pub use tract_onnx::pb::tensor_proto::DataType;
+
+/// ONNX IR version written into every model.
+pub const IR_VERSION: i64 = 8;
+
+/// One dimension of a graph input or output: a fixed size or a named symbol ("batch").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dim {
+    /// A known extent.
+    Fixed(i64),
+    /// A symbolic extent, shared by every dimension carrying the same name.
+    Sym(String),
+}
+
+impl Dim {
+    /// Shorthand for `Dim::Sym(name.to_string())`.
+    pub fn sym(name: &str) -> Dim {
+        Dim::Sym(name.to_string())
+    }
+}
+
+impl From<i64> for Dim {
+    fn from(v: i64) -> Dim {
+        Dim::Fixed(v)
+    }
+}
+
+impl From<&str> for Dim {
+    fn from(s: &str) -> Dim {
+        Dim::sym(s)
+    }
+}
+
+/// Accumulates a single ONNX graph; every node output gets a fresh, unique name.
+#[derive(Debug, Default)]
+pub struct GraphBuilder {
+    graph: GraphProto,
+    counter: usize,
+}
+
+impl GraphBuilder {
+    /// Starts an empty graph called `name`.
+    pub fn new(name: &str) -> GraphBuilder {
+        GraphBuilder { graph: GraphProto { name: name.to_string(), ..Default::default() }, counter: 0 }
+    }
+
+    /// Declares a graph input; returns its name for wiring.
+    pub fn input(&mut self, name: &str, dtype: DataType, shape: &[Dim]) -> String {
+        self.graph.input.push(value_info(name, dtype, shape));
+        name.to_string()
+    }
+
+    /// Declares a graph output; `name` must be produced by some node (see [`Self::node_named`]).
+    pub fn output(&mut self, name: &str, dtype: DataType, shape: &[Dim]) {
+        self.graph.output.push(value_info(name, dtype, shape));
+    }
+
+    /// Adds a float initializer (stored as little-endian raw data); `dims = &[]` is a scalar.
+    pub fn init_f32(&mut self, name: &str, dims: &[i64], data: Vec<f32>) -> Result<String> {
+        check_len(name, dims, data.len())?;
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.push_init(name, dims, DataType::Float, raw)
+    }
+
+    /// Adds an int64 initializer (stored as little-endian raw data); `dims = &[]` is a scalar.
+    pub fn init_i64(&mut self, name: &str, dims: &[i64], data: Vec<i64>) -> Result<String> {
+        check_len(name, dims, data.len())?;
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.push_init(name, dims, DataType::Int64, raw)
+    }
+
+    fn push_init(&mut self, name: &str, dims: &[i64], dt: DataType, raw: Vec<u8>) -> Result<String> {
+        ensure!(
+            !self.graph.initializer.iter().any(|t| t.name == name),
+            "initializer `{name}` is defined twice"
+        );
+        self.graph.initializer.push(TensorProto {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            data_type: dt as i32,
+            raw_data: raw,
+            ..Default::default()
+        });
+        Ok(name.to_string())
+    }
+
+    /// Adds a single-output node and returns the fresh name of its output.
+    pub fn node(&mut self, op_type: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
+        self.node_multi(op_type, inputs, attrs, 1).remove(0)
+    }
+
+    /// Adds a node with `n_outputs` outputs and returns their fresh names in order.
+    pub fn node_multi(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+        n_outputs: usize,
+    ) -> Vec<String> {
+        let id = self.counter;
+        let outputs: Vec<String> = (0..n_outputs).map(|k| format!("{op_type}_{id}_out{k}")).collect();
+        let refs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+        self.node_named(op_type, inputs, attrs, &refs);
+        outputs
+    }
+
+    /// Adds a node whose outputs carry the given names (e.g. a graph output such as `logits`).
+    pub fn node_named(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+        outputs: &[&str],
+    ) {
+        let id = self.counter;
+        self.counter += 1;
+        self.graph.node.push(NodeProto {
+            name: format!("{op_type}_{id}"),
+            op_type: op_type.to_string(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            attribute: attrs,
+            ..Default::default()
+        });
+    }
+
+    /// Checks the wiring and wraps the graph in a model importing the default domain at `opset`.
+    ///
+    /// Fails, naming the value, if a name is produced twice, if a node reads a value that
+    /// nothing defines, or if a graph output is never produced.
+    pub fn finish(self, opset: i64) -> Result<ModelProto> {
+        let g = &self.graph;
+        let mut defined: HashSet<&str> = HashSet::new();
+        let sources = g.input.iter().map(|v| v.name.as_str());
+        for name in sources.chain(g.initializer.iter().map(|t| t.name.as_str())) {
+            // An input may share its name with an initializer (the initializer is its default).
+            defined.insert(name);
+        }
+        for node in &g.node {
+            for i in node.input.iter().filter(|i| !i.is_empty()) {
+                ensure!(defined.contains(i.as_str()), "node `{}` reads undefined value `{i}`", node.name);
+            }
+            for o in node.output.iter().filter(|o| !o.is_empty()) {
+                if !defined.insert(o.as_str()) {
+                    bail!("value `{o}` (output of node `{}`) is defined twice", node.name);
+                }
+            }
+        }
+        for o in &g.output {
+            ensure!(defined.contains(o.name.as_str()), "graph output `{}` is never produced", o.name);
+        }
+        Ok(ModelProto {
+            ir_version: IR_VERSION,
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset }],
+            producer_name: "xbench".to_string(),
+            producer_version: env!("CARGO_PKG_VERSION").to_string(),
+            graph: Some(self.graph),
+            ..Default::default()
+        })
+    }
+}
+
+fn check_len(name: &str, dims: &[i64], len: usize) -> Result<()> {
+    ensure!(dims.iter().all(|&d| d >= 0), "initializer `{name}` has a negative dimension in {dims:?}");
+    let expected: i64 = dims.iter().product();
+    ensure!(
+        expected as usize == len,
+        "initializer `{name}`: shape {dims:?} holds {expected} elements but {len} were given"
+    );
+    Ok(())
+}
+
+fn value_info(name: &str, dtype: DataType, shape: &[Dim]) -> ValueInfoProto {
+    let dim = shape
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Fixed(v) => Value::DimValue(*v),
+                Dim::Sym(s) => Value::DimParam(s.clone()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let tensor = type_proto::Tensor { elem_type: dtype as i32, shape: Some(TensorShapeProto { dim }) };
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn attr(name: &str, ty: AttributeType) -> AttributeProto {
+    AttributeProto { name: name.to_string(), r#type: ty as i32, ..Default::default() }
+}
+
+/// An integer attribute.
+pub fn attr_int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto { i: v, ..attr(name, AttributeType::Int) }
+}
+
+/// An integer-list attribute (e.g. `perm`, `axes`).
+pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto { ints: v.to_vec(), ..attr(name, AttributeType::Ints) }
+}
+
+/// A float attribute (e.g. `epsilon`).
+pub fn attr_float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto { f: v, ..attr(name, AttributeType::Float) }
+}
+
+/// A string attribute (e.g. `mode`).
+pub fn attr_string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto { s: v.as_bytes().to_vec(), ..attr(name, AttributeType::String) }
+}
+
+/// Serializes a model to ONNX protobuf bytes.
+pub fn to_bytes(model: &ModelProto) -> Vec<u8> {
+    model.encode_to_vec()
+}
+
+/// Writes a model to `path` as an `.onnx` file.
+pub fn write(model: &ModelProto, path: &Path) -> Result<()> {
+    std::fs::write(path, to_bytes(model))
+        .with_context(|| format!("cannot write ONNX model to {}", path.display()))
+}
+
+/// Deterministic pseudo-random generator (SplitMix64) for synthetic weights and inputs.
+///
+/// Only integer arithmetic and correctly rounded IEEE operations are used, so a given seed
+/// yields the same sequence on every platform.
+#[derive(Clone, Debug)]
+pub struct Rng {
+    state: u64,
+    spare: Option<f64>,
+}
+
+impl Rng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng { state: seed, spare: None }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn next_f32_uniform(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 * (1.0 / (1u32 << 24) as f32)
+    }
+
+    /// Uniform integer in `[0, n)`; `n` must be positive.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+
+    /// A normal sample (polar form of Box–Muller).
+    pub fn normal(&mut self, mean: f32, std: f32) -> f32 {
+        let z = match self.spare.take() {
+            Some(z) => z,
+            None => loop {
+                let u = 2.0 * self.next_f64() - 1.0;
+                let v = 2.0 * self.next_f64() - 1.0;
+                let s = u * u + v * v;
+                if s > 0.0 && s < 1.0 {
+                    let f = (-2.0 * portable_ln(s) / s).sqrt();
+                    self.spare = Some(v * f);
+                    break u * f;
+                }
+            },
+        };
+        (mean as f64 + std as f64 * z) as f32
+    }
+}
+
+/// Natural logarithm of a positive, finite, normal `x` using only basic IEEE arithmetic, so
+/// that the result does not depend on the platform's libm.
+fn portable_ln(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    if m > std::f64::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    // ln(m) = 2 atanh(t) with t = (m-1)/(m+1), |t| < 0.172.
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    let (mut term, mut sum) = (t, 0.0);
+    for k in 0..12 {
+        sum += term / (2 * k + 1) as f64;
+        term *= t2;
+    }
+    2.0 * sum + e as f64 * std::f64::consts::LN_2
+}

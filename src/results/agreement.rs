@@ -1,0 +1,204 @@
+//! Do two runtimes compute the same thing? Outputs of a cell are saved by the process that ran
+//! it and compared with the reference runtime's on the same inputs, over real (non-padding)
+//! positions only.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use ndarray::{ArrayD, IxDyn};
+use serde::{Deserialize, Serialize};
+
+use crate::runtimes::{Output, RuntimeId};
+
+/// Elementwise tolerance: |a − r| ≤ abs + rel·|r|, as numpy's `allclose`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tolerance {
+    pub abs: f64,
+    pub rel: f64,
+}
+
+impl Default for Tolerance {
+    /// For fp32 models.
+    fn default() -> Self {
+        Tolerance { abs: 1e-4, rel: 1e-3 }
+    }
+}
+
+/// Differences in one output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputDiff {
+    pub name: String,
+    pub max_abs: f64,
+    /// Largest |a − r| / |r| over elements with |r| > the absolute tolerance.
+    pub max_rel: f64,
+    pub compared: usize,
+    pub within_tolerance: bool,
+}
+
+/// A cell's outputs against the reference runtime's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    pub reference: RuntimeId,
+    pub max_abs: f64,
+    pub max_rel: f64,
+    pub within_tolerance: bool,
+    pub outputs: Vec<OutputDiff>,
+    /// Problems that prevent a comparison (missing output, shape mismatch).
+    pub problems: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    batch: usize,
+    seq_len: usize,
+    mask: Vec<u8>,
+    outputs: Vec<(String, Vec<usize>)>,
+}
+
+const MAGIC: &str = "xbench-outputs-1";
+
+/// Saves outputs and the mask of real tokens.
+pub fn write_outputs(path: &Path, outputs: &[Output], batch: usize, seq_len: usize, mask: &[u8]) -> Result<()> {
+    let header = Header {
+        batch,
+        seq_len,
+        mask: mask.to_vec(),
+        outputs: outputs.iter().map(|o| (o.name.clone(), o.data.shape().to_vec())).collect(),
+    };
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?);
+    writeln!(f, "{MAGIC}")?;
+    serde_json::to_writer(&mut f, &header)?;
+    writeln!(f)?;
+    for o in outputs {
+        for v in o.data.iter() {
+            f.write_all(&v.to_le_bytes())?;
+        }
+    }
+    f.flush()?;
+    Ok(())
+}
+
+/// Reads what `write_outputs` saved: (outputs, batch, seq_len, mask).
+pub fn read_outputs(path: &Path) -> Result<(Vec<Output>, usize, usize, Vec<u8>)> {
+    let mut r = BufReader::new(std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    if line.trim_end() != MAGIC {
+        bail!("{} is not an xbench outputs file", path.display());
+    }
+    line.clear();
+    r.read_line(&mut line)?;
+    let h: Header = serde_json::from_str(&line)?;
+    let mut outputs = Vec::new();
+    for (name, shape) in h.outputs {
+        let n: usize = shape.iter().product();
+        let mut buf = vec![0u8; n * 4];
+        r.read_exact(&mut buf)?;
+        let data = buf.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        outputs.push(Output { name, data: ArrayD::from_shape_vec(IxDyn(&shape), data)? });
+    }
+    Ok((outputs, h.batch, h.seq_len, h.mask))
+}
+
+/// Compares `got` with `reference`. Outputs shaped [batch, seq_len, …] are compared at real
+/// token positions only; padding positions carry no meaning and differ between runtimes.
+pub fn compare_outputs(
+    got: &[Output],
+    reference: &[Output],
+    reference_id: RuntimeId,
+    batch: usize,
+    seq_len: usize,
+    mask: &[u8],
+    tol: Tolerance,
+) -> Agreement {
+    let mut diffs = Vec::new();
+    let mut problems = Vec::new();
+    for r in reference {
+        let Some(g) = got.iter().find(|g| g.name == r.name) else {
+            problems.push(format!("output `{}` is missing", r.name));
+            continue;
+        };
+        if g.data.shape() != r.data.shape() {
+            problems.push(format!("output `{}` has shape {:?}, the reference {:?}", r.name, g.data.shape(), r.data.shape()));
+            continue;
+        }
+        let shape = r.data.shape();
+        let per_position = shape.len() >= 2 && shape[0] == batch && shape[1] == seq_len && mask.len() == batch * seq_len;
+        let inner: usize = if per_position { shape[2..].iter().product() } else { 1 };
+        let (mut max_abs, mut max_rel, mut compared, mut ok) = (0f64, 0f64, 0usize, true);
+        for (i, (a, b)) in g.data.iter().zip(r.data.iter()).enumerate() {
+            if per_position && mask[i / inner] == 0 {
+                continue;
+            }
+            let (a, b) = (*a as f64, *b as f64);
+            let d = (a - b).abs();
+            if !d.is_finite() && !(a.is_nan() && b.is_nan()) {
+                ok = false;
+                max_abs = f64::INFINITY;
+            } else if d.is_finite() {
+                max_abs = max_abs.max(d);
+                if b.abs() > tol.abs {
+                    max_rel = max_rel.max(d / b.abs());
+                }
+                if d > tol.abs + tol.rel * b.abs() {
+                    ok = false;
+                }
+            }
+            compared += 1;
+        }
+        diffs.push(OutputDiff { name: r.name.clone(), max_abs, max_rel, compared, within_tolerance: ok });
+    }
+    Agreement {
+        reference: reference_id,
+        max_abs: diffs.iter().map(|d| d.max_abs).fold(0.0, f64::max),
+        max_rel: diffs.iter().map(|d| d.max_rel).fold(0.0, f64::max),
+        within_tolerance: problems.is_empty() && diffs.iter().all(|d| d.within_tolerance),
+        outputs: diffs,
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(name: &str, shape: &[usize], data: Vec<f32>) -> Output {
+        Output { name: name.into(), data: ArrayD::from_shape_vec(IxDyn(shape), data).unwrap() }
+    }
+
+    #[test]
+    fn padding_positions_are_ignored() {
+        // batch 1, seq 2, hidden 2; second position is padding and differs wildly.
+        let r = [out("h", &[1, 2, 2], vec![1.0, 2.0, 3.0, 4.0])];
+        let g = [out("h", &[1, 2, 2], vec![1.00001, 2.0, 99.0, -99.0])];
+        let a = compare_outputs(&g, &r, RuntimeId::OrtCpu, 1, 2, &[1, 0], Tolerance::default());
+        assert!(a.within_tolerance, "{a:?}");
+        assert_eq!(a.outputs[0].compared, 2);
+        let a = compare_outputs(&g, &r, RuntimeId::OrtCpu, 1, 2, &[1, 1], Tolerance::default());
+        assert!(!a.within_tolerance);
+        assert!((a.max_abs - 103.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn wrong_shape_or_missing_output_is_a_problem() {
+        let r = [out("h", &[2], vec![1.0, 2.0]), out("p", &[1], vec![0.0])];
+        let g = [out("h", &[1, 2], vec![1.0, 2.0])];
+        let a = compare_outputs(&g, &r, RuntimeId::OrtCpu, 1, 1, &[1], Tolerance::default());
+        assert!(!a.within_tolerance);
+        assert_eq!(a.problems.len(), 2);
+    }
+
+    #[test]
+    fn outputs_file_round_trips() {
+        let dir = std::env::temp_dir().join(format!("xbench-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("o.bin");
+        let o = vec![out("a", &[1, 2, 3], (0..6).map(|v| v as f32 * 0.5).collect()), out("b", &[1, 3], vec![7.0, 8.0, 9.0])];
+        write_outputs(&p, &o, 1, 2, &[1, 1]).unwrap();
+        let (back, b, s, m) = read_outputs(&p).unwrap();
+        assert_eq!((b, s, m), (1, 2, vec![1, 1]));
+        assert_eq!(back, o);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,147 @@
+//! The serializable record of a run, written after every cell, and its JSON and CSV files.
+
+mod agreement;
+mod write;
+
+use serde::{Deserialize, Serialize};
+
+pub use agreement::{compare_outputs, read_outputs, write_outputs, Agreement, OutputDiff, Tolerance};
+pub use write::{read_results, write_csv, write_json};
+
+use crate::inputs::TextBatch;
+use crate::machine::Machine;
+use crate::runtimes::{Availability, RuntimeId, SessionInfo};
+use crate::scenario::ScenarioFile;
+use crate::stats::Summary;
+
+/// Version of the results format; readers refuse newer ones.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What the timer of every cell covers.
+pub const TIMER_END_TO_END: &str =
+    "end-to-end: host tensors handed to the runtime, inference, outputs copied to host f32 arrays; tokenization and shape preparation excluded";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not run yet (a partial results file).
+    Pending,
+    Ok,
+    Failed,
+    /// Not run because the runtime cannot run here.
+    Skipped,
+}
+
+/// A model as it was measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub name: String,
+    pub onnx: String,
+    pub onnx_bytes: u64,
+    pub tokenizer: Option<String>,
+    /// `random`, `trained` or `unknown`.
+    pub weights: String,
+    pub max_positions: Option<usize>,
+}
+
+/// One (model, runtime) pair: one loaded session in one process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub model: String,
+    pub runtime: RuntimeId,
+    pub status: Status,
+    pub error: Option<String>,
+    /// Session creation / model load time.
+    pub load_ms: Option<f64>,
+    /// Peak resident memory of the process that ran this group.
+    pub peak_rss_mib: Option<f64>,
+    pub session: Option<SessionInfo>,
+}
+
+/// One measured cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellRecord {
+    pub index: usize,
+    pub model: String,
+    pub runtime: RuntimeId,
+    pub chars: usize,
+    pub batch: usize,
+    pub status: Status,
+    pub error: Option<String>,
+    /// Tokens actually fed.
+    pub tokens: Option<TextBatch>,
+    pub warmup: usize,
+    pub iterations: usize,
+    /// Untimed shape preparation before the warm-up.
+    pub prepare_ms: Option<f64>,
+    pub timer_resolution_ms: Option<f64>,
+    /// Every timed iteration, in order.
+    pub samples_ms: Vec<f64>,
+    pub summary: Option<Summary>,
+    /// Outputs compared with the reference runtime's on the same inputs.
+    pub agreement: Option<Agreement>,
+    /// Warnings about this cell (too short for the timer, disagreement, …).
+    pub flags: Vec<String>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    pub format_version: u32,
+    pub xbench_version: String,
+    pub git_commit: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// False while the run goes on, or if it was cut short.
+    pub complete: bool,
+    pub machine: Machine,
+    pub scenario_source: String,
+    pub scenario: ScenarioFile,
+    pub timer: String,
+    /// The runtime all others are compared with.
+    pub reference_runtime: RuntimeId,
+    pub tolerance: Tolerance,
+    pub runtimes: Vec<Availability>,
+    pub models: Vec<ModelRecord>,
+    pub groups: Vec<GroupRecord>,
+    pub cells: Vec<CellRecord>,
+}
+
+impl RunResults {
+    pub fn cell(&self, model: &str, runtime: RuntimeId, chars: usize, batch: usize) -> Option<&CellRecord> {
+        self.cells.iter().find(|c| c.model == model && c.runtime == runtime && c.chars == chars && c.batch == batch)
+    }
+}
+
+/// Current UTC time as RFC 3339 (seconds).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Seconds since the Unix epoch → `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_219_200 + 3661), "2026-11-21T01:01:01Z");
+    }
+}

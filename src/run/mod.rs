@@ -1,0 +1,387 @@
+//! Running a plan: each (model, runtime) group in its own child process (or in this process),
+//! results written after every cell, outputs compared across runtimes, progress on stderr.
+
+mod worker;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+pub use worker::{run_group, GroupJob, WorkerMsg, MSG_PREFIX};
+
+use crate::machine::Machine;
+use crate::models::{read_io, ModelIo};
+use crate::results::{self, compare_outputs, read_outputs, CellRecord, GroupRecord, ModelRecord, RunResults, Status, Tolerance};
+use crate::runtimes::{self, Availability, RuntimeOptions};
+use crate::scenario::{Plan, ScenarioFile};
+use worker::{empty_record, outputs_path};
+
+/// How groups are kept apart.
+#[derive(Debug, Clone)]
+pub enum Isolation {
+    /// Each group in a child process started from this executable (`xbench worker JOB`):
+    /// a crash loses one group, and no runtime's threads disturb another's timings.
+    Process { exe: PathBuf },
+    /// Every group in this process (for tests and debugging).
+    InProcess,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub out_dir: PathBuf,
+    pub runtime: RuntimeOptions,
+    pub isolation: Isolation,
+    /// Fetch ONNX Runtime from PyPI when an `ort-*` runtime is asked for and no library is found.
+    pub auto_setup: bool,
+    pub quiet: bool,
+}
+
+/// Files a run wrote.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub dir: PathBuf,
+    pub json: PathBuf,
+    pub csv: PathBuf,
+    pub report: PathBuf,
+    pub results: RunResults,
+}
+
+fn say(opts: &RunOptions, msg: impl AsRef<str>) {
+    if !opts.quiet {
+        eprintln!("{}", msg.as_ref());
+    }
+}
+
+/// Checks each runtime of the plan, fetching ONNX Runtime first when allowed and needed.
+pub fn check_runtimes(plan: &Plan, opts: &RunOptions) -> Vec<Availability> {
+    if opts.auto_setup
+        && opts.runtime.ort_lib.is_none()
+        && plan.runtimes.iter().any(|r| r.is_ort())
+        && runtimes::find_ort_library(None).is_err()
+    {
+        if let Err(e) = runtimes::setup_ort(false) {
+            say(opts, format!("warning: could not fetch ONNX Runtime: {e:#}"));
+        }
+    }
+    plan.runtimes.iter().map(|&r| runtimes::check(r, &opts.runtime)).collect()
+}
+
+/// Runs every cell of `plan`, writing results under `opts.out_dir`.
+pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOptions) -> Result<RunOutput> {
+    std::fs::create_dir_all(&opts.out_dir).with_context(|| {
+        format!("cannot create the output folder {}\n  fix: choose a writable folder with --out", opts.out_dir.display())
+    })?;
+    let dir = opts.out_dir.clone();
+    let json = dir.join("results.json");
+    let csv = dir.join("results.csv");
+    let report = dir.join("report.md");
+    let outputs_dir = dir.join(".outputs");
+    std::fs::create_dir_all(&outputs_dir).with_context(|| format!("cannot create {}", outputs_dir.display()))?;
+
+    let availability = check_runtimes(plan, opts);
+    for a in &availability {
+        let state = if a.usable { "ok" } else { "not usable, its cells are skipped" };
+        say(opts, format!("{:<11} {state}: {}", a.runtime.as_str(), a.detail.replace('\n', "\n            ")));
+    }
+
+    let mut ios: Vec<std::result::Result<ModelIo, String>> = Vec::new();
+    let mut models = Vec::new();
+    for m in &plan.models {
+        let io = read_io(&m.onnx).map_err(|e| format!("{e:#}"));
+        models.push(ModelRecord {
+            name: m.name.clone(),
+            onnx: m.onnx.display().to_string(),
+            onnx_bytes: std::fs::metadata(&m.onnx).map(|md| md.len()).unwrap_or(0),
+            tokenizer: m.tokenizer.as_ref().map(|p| p.display().to_string()),
+            weights: m.meta.weights.clone().unwrap_or_else(|| "unknown".into()),
+            max_positions: m.meta.max_positions.or_else(|| {
+                io.as_ref().ok().and_then(|io| io.position_table_rows).map(|r| r.saturating_sub(m.position_offset().max(0) as usize))
+            }),
+        });
+        ios.push(io);
+    }
+
+    let mut results = RunResults {
+        format_version: results::FORMAT_VERSION,
+        xbench_version: crate::VERSION.into(),
+        git_commit: crate::GIT_COMMIT.into(),
+        started_at: results::now_rfc3339(),
+        finished_at: None,
+        complete: false,
+        machine: Machine::detect(),
+        scenario_source: origin.into(),
+        scenario: file.clone(),
+        timer: results::TIMER_END_TO_END.into(),
+        reference_runtime: plan.runtimes[0],
+        tolerance: Tolerance::default(),
+        runtimes: availability.clone(),
+        models,
+        groups: plan
+            .groups
+            .iter()
+            .map(|g| GroupRecord {
+                model: plan.models[g.model].name.clone(),
+                runtime: g.runtime,
+                status: Status::Pending,
+                error: None,
+                load_ms: None,
+                peak_rss_mib: None,
+                session: None,
+            })
+            .collect(),
+        cells: plan.cells.iter().map(|c| empty_record(plan, c, Status::Pending, None)).collect(),
+    };
+    let save = |r: &RunResults| -> Result<()> {
+        results::write_json(&json, r)?;
+        results::write_csv(&csv, r)
+    };
+    save(&results)?;
+
+    let total = plan.cells.len();
+    let mut done = 0usize;
+    let run_started = Instant::now();
+    let mut measured_secs = 0.0f64;
+    let mut measured_cells = 0usize;
+    for group in &plan.groups {
+        let avail = &availability[plan.runtimes.iter().position(|r| *r == group.runtime).unwrap()];
+        let gcells = plan.group_cells(group);
+        let group_fail = |results: &mut RunResults, status: Status, why: String| {
+            results.groups[group.index].status = status;
+            results.groups[group.index].error = Some(why.clone());
+            for c in gcells {
+                results.cells[c.index] = empty_record(plan, c, status, Some(why.clone()));
+            }
+        };
+        let io = match (&ios[group.model], avail.usable) {
+            (_, false) => {
+                group_fail(&mut results, Status::Skipped, format!("{} is not usable here: {}", group.runtime, avail.detail));
+                done += gcells.len();
+                save(&results)?;
+                continue;
+            }
+            (Err(e), _) => {
+                group_fail(&mut results, Status::Failed, e.clone());
+                done += gcells.len();
+                save(&results)?;
+                continue;
+            }
+            (Ok(io), true) => io.clone(),
+        };
+        let job = GroupJob { plan: plan.clone(), group: group.index, io, runtime: opts.runtime.clone(), outputs_dir: outputs_dir.clone() };
+        let mut on_msg = |msg: WorkerMsg, results: &mut RunResults| -> Result<()> {
+            match msg {
+                WorkerMsg::Loaded { load_ms, session } => {
+                    let g = &mut results.groups[group.index];
+                    g.load_ms = Some(load_ms);
+                    g.session = Some(session);
+                }
+                WorkerMsg::LoadFailed { error } => {
+                    group_fail(results, Status::Failed, error.clone());
+                    say(opts, format!("error: {} on {}: {}", plan.models[group.model].name, group.runtime, error));
+                }
+                WorkerMsg::Cell(record) => {
+                    done += 1;
+                    let idx = record.index;
+                    if record.status == Status::Ok {
+                        measured_secs += record.samples_ms.iter().sum::<f64>() / 1e3 * (1.0 + plan.warmup as f64 / plan.iterations as f64);
+                        measured_cells += 1;
+                    }
+                    say(opts, progress_line(done, total, &record, run_started, measured_cells, measured_secs));
+                    results.cells[idx] = *record;
+                }
+                WorkerMsg::Done { peak_rss_mib } => {
+                    let g = &mut results.groups[group.index];
+                    g.peak_rss_mib = peak_rss_mib;
+                    if g.status == Status::Pending {
+                        g.status = Status::Ok;
+                    }
+                }
+            }
+            save(results)
+        };
+        match &opts.isolation {
+            Isolation::InProcess => {
+                let mut err = None;
+                run_group(&job, &mut |m| {
+                    if let Err(e) = on_msg(m, &mut results) {
+                        err.get_or_insert(e);
+                    }
+                });
+                if let Some(e) = err {
+                    return Err(e);
+                }
+            }
+            Isolation::Process { exe } => {
+                let outcome = run_child(exe, &job, &dir, &mut |m| on_msg(m, &mut results))?;
+                if let Some(why) = outcome {
+                    // The child died: whatever it had not reported is lost with it, and only that.
+                    results.groups[group.index].status = Status::Failed;
+                    results.groups[group.index].error = Some(why.clone());
+                    for c in gcells {
+                        if results.cells[c.index].status == Status::Pending {
+                            results.cells[c.index] = empty_record(plan, c, Status::Failed, Some(why.clone()));
+                            done += 1;
+                        }
+                    }
+                    say(opts, format!("error: {} on {}: {why}", plan.models[group.model].name, group.runtime));
+                    save(&results)?;
+                }
+            }
+        }
+        if group.runtime != results.reference_runtime {
+            agree(plan, group.index, &outputs_dir, &mut results);
+        }
+        let last_of_model = plan.groups.get(group.index + 1).is_none_or(|n| n.model != group.model);
+        if last_of_model {
+            for c in plan.cells.iter().filter(|c| c.model == plan.models[group.model].name) {
+                let _ = std::fs::remove_file(outputs_path(&outputs_dir, c.index));
+            }
+        }
+        save(&results)?;
+        std::fs::write(&report, crate::report::markdown(&results)).with_context(|| format!("cannot write {}", report.display()))?;
+    }
+    let _ = std::fs::remove_dir_all(&outputs_dir);
+    results.finished_at = Some(results::now_rfc3339());
+    results.complete = true;
+    save(&results)?;
+    std::fs::write(&report, crate::report::markdown(&results)).with_context(|| format!("cannot write {}", report.display()))?;
+    Ok(RunOutput { dir, json, csv, report, results })
+}
+
+/// Compares the outputs of group `g`'s cells with the reference runtime's cells on the same inputs.
+fn agree(plan: &Plan, g: usize, outputs_dir: &Path, results: &mut RunResults) {
+    let reference = results.reference_runtime;
+    let tol = results.tolerance;
+    for c in plan.group_cells(&plan.groups[g]) {
+        if results.cells[c.index].status != Status::Ok {
+            continue;
+        }
+        let Some(ref_cell) = results.cell(&c.model, reference, c.chars, c.batch) else { continue };
+        if ref_cell.status != Status::Ok {
+            continue;
+        }
+        let ref_index = ref_cell.index;
+        let (Ok((got, b, s, mask)), Ok((want, ..))) =
+            (read_outputs(&outputs_path(outputs_dir, c.index)), read_outputs(&outputs_path(outputs_dir, ref_index)))
+        else {
+            continue;
+        };
+        let a = compare_outputs(&got, &want, reference, b, s, &mask, tol);
+        let cell = &mut results.cells[c.index];
+        if !a.within_tolerance {
+            let mut why = format!("outputs differ from {reference}: max abs diff {:.3e}", a.max_abs);
+            for p in &a.problems {
+                why.push_str("; ");
+                why.push_str(p);
+            }
+            cell.flags.push(why);
+        }
+        cell.agreement = Some(a);
+    }
+}
+
+fn progress_line(done: usize, total: usize, r: &CellRecord, started: Instant, measured: usize, measured_secs: f64) -> String {
+    let width = total.to_string().len();
+    let what = format!("{} · {} · {} chars × batch {}", r.model, r.runtime, r.chars, r.batch);
+    let result = match (&r.status, &r.summary) {
+        (Status::Ok, Some(s)) => format!(
+            "mean {:.3} ms [{:.3}, {:.3}] ({} tokens padded to {})",
+            s.mean_ms,
+            s.mean_ci95_ms[0],
+            s.mean_ci95_ms[1],
+            r.tokens.as_ref().map(|t| t.tokens_per_row.iter().sum::<usize>()).unwrap_or(0),
+            r.tokens.as_ref().map(|t| t.padded_len).unwrap_or(0)
+        ),
+        _ => format!("FAILED: {}", r.error.as_deref().unwrap_or("").lines().next().unwrap_or("")),
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let eta = if done > 0 && done < total {
+        let per = if measured > 0 { (elapsed.max(measured_secs)) / done as f64 } else { elapsed / done as f64 };
+        format!(" — ETA {}", fmt_secs(per * (total - done) as f64))
+    } else {
+        String::new()
+    };
+    format!("[{done:>width$}/{total}] {what}: {result}{eta}")
+}
+
+fn fmt_secs(s: f64) -> String {
+    let s = s.round() as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// Runs a group in a child process, forwarding its messages. Returns why the child died, if it did.
+fn run_child(exe: &Path, job: &GroupJob, dir: &Path, on_msg: &mut dyn FnMut(WorkerMsg) -> Result<()>) -> Result<Option<String>> {
+    let job_path = dir.join(format!(".job-{}.json", job.group));
+    std::fs::write(&job_path, serde_json::to_vec(job)?).with_context(|| format!("cannot write {}", job_path.display()))?;
+    let mut child = Command::new(exe)
+        .arg("worker")
+        .arg(&job_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start a worker process ({})", exe.display()))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut outcome = Ok(());
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        match line.strip_prefix(MSG_PREFIX) {
+            Some(msg) => match serde_json::from_str::<WorkerMsg>(msg) {
+                Ok(m) => {
+                    if let Err(e) = on_msg(m) {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+                Err(e) => eprintln!("xbench: unreadable worker message ({e})"),
+            },
+            None => eprintln!("{line}"),
+        }
+    }
+    let status = child.wait().context("cannot wait for the worker process")?;
+    let _ = std::fs::remove_file(&job_path);
+    outcome?;
+    if status.success() {
+        return Ok(None);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            let name = match sig {
+                4 => " (SIGILL)",
+                6 => " (SIGABRT)",
+                7 => " (SIGBUS)",
+                9 => " (SIGKILL: out of memory?)",
+                11 => " (SIGSEGV)",
+                _ => "",
+            };
+            return Ok(Some(format!("the runtime process crashed with signal {sig}{name}")));
+        }
+    }
+    Ok(Some(format!("the runtime process exited with {status}")))
+}
+
+/// The `xbench worker JOB` entry point: runs the job's group and prints messages on stdout.
+pub fn worker_main(job_path: &Path) -> Result<()> {
+    let job: GroupJob = serde_json::from_slice(&std::fs::read(job_path).with_context(|| format!("cannot read {}", job_path.display()))?)
+        .with_context(|| format!("{} is not a worker job", job_path.display()))?;
+    let stdout = std::io::stdout();
+    run_group(&job, &mut |m| {
+        use std::io::Write;
+        let mut out = stdout.lock();
+        let _ = writeln!(out, "{MSG_PREFIX}{}", serde_json::to_string(&m).unwrap_or_default());
+        let _ = out.flush();
+    });
+    Ok(())
+}
+
+/// Default output folder: `reports/<scenario name>-<UTC time>`.
+pub fn default_out_dir(plan: &Plan) -> PathBuf {
+    let stamp: String = results::now_rfc3339().chars().filter(|c| c.is_ascii_digit()).collect();
+    let safe: String = plan.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    PathBuf::from("reports").join(format!("{safe}-{}-{}", &stamp[..8], &stamp[8..]))
+}

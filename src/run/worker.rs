@@ -1,0 +1,155 @@
+//! Running one group — one model loaded in one runtime — through all its cells. This is what a
+//! child process of `xbench scenario` does; it reports each finished cell as a message.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inputs::{self, Feed};
+use crate::measure::{measure, MeasureSpec};
+use crate::models::ModelIo;
+use crate::results::{write_outputs, CellRecord, Status};
+use crate::runtimes::{self, RuntimeOptions, SessionInfo};
+use crate::scenario::{Cell, Plan};
+use crate::stats::summarize;
+
+/// Everything a worker needs, serialized to a file for the child process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupJob {
+    pub plan: Plan,
+    pub group: usize,
+    /// The declared inputs/outputs of the group's model (read once by the parent).
+    pub io: ModelIo,
+    pub runtime: RuntimeOptions,
+    /// Where each cell's outputs are saved for the agreement check.
+    pub outputs_dir: PathBuf,
+}
+
+/// Messages from a worker, one JSON line each on its standard output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WorkerMsg {
+    Loaded { load_ms: f64, session: SessionInfo },
+    LoadFailed { error: String },
+    Cell(Box<CellRecord>),
+    Done { peak_rss_mib: Option<f64> },
+}
+
+/// Prefix of message lines, so that anything a native library prints is told apart.
+pub const MSG_PREFIX: &str = "XBENCH-MSG ";
+
+/// Path of a cell's saved outputs.
+pub fn outputs_path(job_outputs: &std::path::Path, cell: usize) -> PathBuf {
+    job_outputs.join(format!("cell-{cell}.bin"))
+}
+
+/// A record for `cell` with nothing measured yet.
+pub fn empty_record(plan: &Plan, cell: &Cell, status: Status, error: Option<String>) -> CellRecord {
+    CellRecord {
+        index: cell.index,
+        model: cell.model.clone(),
+        runtime: cell.runtime,
+        chars: cell.chars,
+        batch: cell.batch,
+        status,
+        error,
+        tokens: None,
+        warmup: plan.warmup,
+        iterations: plan.iterations,
+        prepare_ms: None,
+        timer_resolution_ms: None,
+        samples_ms: Vec::new(),
+        summary: None,
+        agreement: None,
+        flags: Vec::new(),
+    }
+}
+
+/// Runs every cell of the job's group, calling `emit` as things finish. Errors inside a cell
+/// become a failed cell; the next cell still runs.
+pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg)) {
+    let plan = &job.plan;
+    let group = &plan.groups[job.group];
+    let model = &plan.models[group.model];
+    let cells = plan.group_cells(group);
+
+    let started = Instant::now();
+    let loaded = runtimes::load(group.runtime, model, &job.runtime);
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut session = match loaded {
+        Ok(s) => s,
+        Err(e) => {
+            emit(WorkerMsg::LoadFailed { error: format!("{e:#}") });
+            emit(WorkerMsg::Done { peak_rss_mib: crate::machine::peak_rss_mib() });
+            return;
+        }
+    };
+    emit(WorkerMsg::Loaded { load_ms, session: session.info() });
+
+    let prepared = (|| -> anyhow::Result<_> {
+        let text = inputs::load_text(&plan.text)?;
+        let tokenizer = match &model.tokenizer {
+            Some(p) => inputs::feed::load_tokenizer(p)?,
+            None => anyhow::bail!(
+                "model `{}` has no tokenizer.json beside its ONNX file\n  fix: copy the model's tokenizer.json into its folder",
+                model.name
+            ),
+        };
+        Ok((text, tokenizer))
+    })();
+    let max_positions = model.meta.max_positions.or_else(|| {
+        job.io.position_table_rows.map(|rows| rows.saturating_sub(model.position_offset().max(0) as usize))
+    });
+
+    for cell in cells {
+        let record = match &prepared {
+            Err(e) => empty_record(plan, cell, Status::Failed, Some(format!("{e:#}"))),
+            Ok((text, tokenizer)) => {
+                run_cell(job, cell, session.as_mut(), text, tokenizer, max_positions).unwrap_or_else(|e| {
+                    empty_record(plan, cell, Status::Failed, Some(format!("{e:#}")))
+                })
+            }
+        };
+        emit(WorkerMsg::Cell(Box::new(record)));
+    }
+    drop(session);
+    emit(WorkerMsg::Done { peak_rss_mib: crate::machine::peak_rss_mib() });
+}
+
+fn run_cell(
+    job: &GroupJob,
+    cell: &Cell,
+    session: &mut dyn runtimes::Session,
+    text: &str,
+    tokenizer: &tokenizers::Tokenizer,
+    max_positions: Option<usize>,
+) -> anyhow::Result<CellRecord> {
+    let plan = &job.plan;
+    let model = &plan.models[plan.groups[job.group].model];
+    let texts = inputs::passages(text, cell.chars, cell.batch)?;
+    let feed = Feed::from_texts(tokenizer, &texts, model, &job.io.inputs, max_positions)?;
+    let samples = measure(session, &feed, MeasureSpec { warmup: plan.warmup, iterations: plan.iterations })?;
+    let summary = summarize(&samples.latency_ms, feed.batch, feed.real_tokens());
+    let mut record = empty_record(plan, cell, Status::Ok, None);
+    if feed.text.truncated_rows > 0 {
+        record.flags.push(format!(
+            "{} of {} rows truncated at the model's {} positions",
+            feed.text.truncated_rows,
+            feed.batch,
+            max_positions.unwrap_or(0)
+        ));
+    }
+    if summary.min_ms < 100.0 * samples.timer_resolution_ms {
+        record.flags.push(format!(
+            "fastest run ({:.4} ms) is under 100× the timer's resolution ({:.6} ms)",
+            summary.min_ms, samples.timer_resolution_ms
+        ));
+    }
+    write_outputs(&outputs_path(&job.outputs_dir, cell.index), &samples.outputs, feed.batch, feed.seq_len, &feed.mask)?;
+    record.tokens = Some(feed.text.clone());
+    record.prepare_ms = Some(samples.prepare_ms);
+    record.timer_resolution_ms = Some(samples.timer_resolution_ms);
+    record.samples_ms = samples.latency_ms;
+    record.summary = Some(summary);
+    Ok(record)
+}

@@ -1,0 +1,135 @@
+//! Runtimes: one trait for a loaded model (`Session`), and the runtimes xbench knows —
+//! tract on CPU and ONNX Runtime with its CPU, CUDA and CoreML execution providers.
+//! Each says whether it can run here and why not, before anything is measured.
+
+mod ort_lib;
+mod ort_rt;
+mod tract_rt;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use ndarray::ArrayD;
+use serde::{Deserialize, Serialize};
+
+use crate::inputs::Feed;
+use crate::models::ModelSpec;
+
+pub use ort_lib::{find_ort_library, setup_ort, OrtLibrary, ORT_VERSION};
+
+/// A runtime xbench can measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeId {
+    TractCpu,
+    OrtCpu,
+    OrtCuda,
+    OrtCoreml,
+}
+
+impl RuntimeId {
+    pub const ALL: [RuntimeId; 4] = [RuntimeId::TractCpu, RuntimeId::OrtCpu, RuntimeId::OrtCuda, RuntimeId::OrtCoreml];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeId::TractCpu => "tract-cpu",
+            RuntimeId::OrtCpu => "ort-cpu",
+            RuntimeId::OrtCuda => "ort-cuda",
+            RuntimeId::OrtCoreml => "ort-coreml",
+        }
+    }
+
+    /// All names, comma-separated, for error messages.
+    pub fn names() -> String {
+        Self::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+    }
+
+    pub fn is_ort(self) -> bool {
+        !matches!(self, RuntimeId::TractCpu)
+    }
+}
+
+impl std::fmt::Display for RuntimeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RuntimeId {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s.trim())
+            .ok_or_else(|| format!("= `{s}` is not a runtime xbench knows\n  fix: use one of: {}", Self::names()))
+    }
+}
+
+/// Settings shared by all runtimes of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RuntimeOptions {
+    /// Intra-op threads; `None` lets each runtime choose (and records its choice).
+    pub threads: Option<usize>,
+    /// Explicit ONNX Runtime library path (`--ort-lib`).
+    pub ort_lib: Option<PathBuf>,
+}
+
+/// Whether a runtime can run on this machine, and what it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Availability {
+    pub runtime: RuntimeId,
+    pub usable: bool,
+    /// Runtime (library) version, when known.
+    pub version: Option<String>,
+    /// Where it comes from when usable, or why it is not and how to fix that.
+    pub detail: String,
+}
+
+/// What a loaded session really runs with, recorded per group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// Thread settings, in the runtime's own terms.
+    pub threads: String,
+    /// Execution providers registered, in priority order (ONNX Runtime), or the engine (tract).
+    pub providers: Vec<String>,
+    /// Library or crate version.
+    pub version: String,
+}
+
+/// One output, copied to host memory as f32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub name: String,
+    pub data: ArrayD<f32>,
+}
+
+/// A model loaded in a runtime.
+pub trait Session {
+    /// Untimed per-cell preparation for the shapes of `feed` (tract concretizes and optimizes here).
+    fn prepare(&mut self, _feed: &Feed) -> Result<()> {
+        Ok(())
+    }
+    /// One inference, end to end: host tensors in, outputs copied to host memory. This is what the timer covers.
+    fn run(&mut self, feed: &Feed) -> Result<Vec<Output>>;
+    fn info(&self) -> SessionInfo;
+}
+
+/// Checks whether `id` can run here.
+pub fn check(id: RuntimeId, opts: &RuntimeOptions) -> Availability {
+    match id {
+        RuntimeId::TractCpu => tract_rt::check(),
+        _ => ort_rt::check(id, opts),
+    }
+}
+
+/// Loads `model` in runtime `id`. Fails (never falls back) when the runtime or provider cannot be used.
+pub fn load(id: RuntimeId, model: &ModelSpec, opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
+    match id {
+        RuntimeId::TractCpu => Ok(Box::new(tract_rt::TractSession::load(model, opts)?)),
+        _ => Ok(Box::new(ort_rt::OrtSession::load(id, model, opts)?)),
+    }
+}
+
+/// The tract version compiled in (from Cargo.lock).
+pub const TRACT_VERSION: &str = env!("XBENCH_TRACT_VERSION");

@@ -1,0 +1,62 @@
+//! The scenario file exactly as written: serde types that reject unknown keys.
+
+use serde::{Deserialize, Serialize};
+
+/// One scenario file. Sizes are read as signed integers so that a negative or zero value gets an
+/// error naming its key instead of a bare type error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// A short name for the run; used in report titles and folder names.
+    pub name: String,
+    /// Model names (folders under the models root) or paths to `.onnx` files.
+    pub models: Vec<String>,
+    /// Runtime names, e.g. `tract-cpu`, `ort-cpu`, `ort-cuda`, `ort-coreml`.
+    pub runtimes: Vec<String>,
+    /// Input lengths in characters (the paper's 50/100/200/500).
+    pub input_chars: Vec<i64>,
+    /// Batch sizes (the paper's 1/16/32).
+    pub batch_sizes: Vec<i64>,
+    /// Timed iterations per cell.
+    pub iterations: i64,
+    /// Untimed warm-up runs per cell before the timed ones.
+    #[serde(default = "default_warmup")]
+    pub warmup: i64,
+    /// Built-in prose to cut inputs from (`botchan`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// A UTF-8 text file to cut inputs from instead, relative to the scenario file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_file: Option<String>,
+    /// Intra-op threads for runtimes that take a thread count (default: the runtime's own choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<i64>,
+}
+
+fn default_warmup() -> i64 {
+    3
+}
+
+impl ScenarioFile {
+    /// Parses YAML text; `origin` names the file in error messages.
+    pub fn parse(yaml: &str, origin: &str) -> anyhow::Result<ScenarioFile> {
+        if yaml.trim().is_empty() {
+            anyhow::bail!("{origin}: the scenario file is empty; it needs at least `name`, `models`, `runtimes`, `input_chars`, `batch_sizes` and `iterations` (see scenarios/quick.yaml)");
+        }
+        serde_yaml::from_str(yaml).map_err(|e| {
+            let msg = e.to_string();
+            let hint = if msg.contains("unknown field") {
+                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads"
+            } else if msg.contains("missing field") {
+                "add that key (see scenarios/quick.yaml for a complete example)"
+            } else if msg.contains("invalid type") {
+                "give the key a value of the type named (lists are written `[a, b]`, sizes as whole numbers)"
+            } else if msg.contains("recursion limit") || msg.contains("repetition limit") {
+                "the file nests or repeats aliases too deeply to be a scenario; write the values out"
+            } else {
+                "fix the YAML syntax at the position given"
+            };
+            anyhow::anyhow!("{origin}: {msg}\n  fix: {hint}")
+        })
+    }
+}
