@@ -50,7 +50,7 @@ pub fn passages(text: &str, chars: usize, count: usize) -> Result<Vec<String>> {
         (0..norm.len()).filter(|&i| norm[i] != ' ' && (i == 0 || norm[i - 1] == ' ')).collect();
     let fits = |s: usize| s + chars <= norm.len() && norm[s + chars - 1] != ' ';
     let mut out = Vec::with_capacity(count);
-    let mut used = std::collections::HashSet::new();
+    let mut used: std::collections::HashSet<&[char]> = std::collections::HashSet::new();
     let mut next_word = 0usize;
     for k in 0..count {
         // Non-overlapping start if the text still has room, else the next unused word start.
@@ -58,9 +58,9 @@ pub fn passages(text: &str, chars: usize, count: usize) -> Result<Vec<String>> {
         let from = word_starts.partition_point(|&s| s < target).max(next_word);
         let start = word_starts[from.min(word_starts.len())..]
             .iter()
-            .position(|&s| fits(s) && !used.contains(&s))
+            .position(|&s| fits(s) && !used.contains(&norm[s..s + chars]))
             .map(|p| from + p)
-            .or_else(|| word_starts.iter().position(|&s| fits(s) && !used.contains(&s)));
+            .or_else(|| word_starts.iter().position(|&s| fits(s) && !used.contains(&norm[s..s + chars])));
         let Some(wi) = start else {
             bail!(
                 "the text yields only {} distinct passages of {chars} characters, fewer than the {count} asked for\n  fix: use a longer text, a smaller batch or a shorter input length",
@@ -68,7 +68,7 @@ pub fn passages(text: &str, chars: usize, count: usize) -> Result<Vec<String>> {
             );
         };
         let s = word_starts[wi];
-        used.insert(s);
+        used.insert(&norm[s..s + chars]);
         next_word = wi + 1;
         out.push(norm[s..s + chars].iter().collect());
     }
