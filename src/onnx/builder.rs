@@ -9,8 +9,8 @@ use prost::Message;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_shape_proto::{dimension::Value, Dimension};
 use tract_onnx::pb::{
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 pub use tract_onnx::pb::tensor_proto::DataType;
@@ -40,12 +40,6 @@ impl From<i64> for Dim {
     }
 }
 
-impl From<&str> for Dim {
-    fn from(s: &str) -> Dim {
-        Dim::sym(s)
-    }
-}
-
 /// Accumulates a single ONNX graph; every node output gets a fresh, unique name.
 #[derive(Debug, Default)]
 pub struct GraphBuilder {
@@ -56,7 +50,9 @@ pub struct GraphBuilder {
 impl GraphBuilder {
     /// Starts an empty graph called `name`.
     pub fn new(name: &str) -> GraphBuilder {
-        GraphBuilder { graph: GraphProto { name: name.to_string(), ..Default::default() }, counter: 0 }
+        let mut b = GraphBuilder::default();
+        b.graph.name = name.to_string();
+        b
     }
 
     /// Declares a graph input; returns its name for wiring.
@@ -84,7 +80,13 @@ impl GraphBuilder {
         self.push_init(name, dims, DataType::Int64, raw)
     }
 
-    fn push_init(&mut self, name: &str, dims: &[i64], dt: DataType, raw: Vec<u8>) -> Result<String> {
+    fn push_init(
+        &mut self,
+        name: &str,
+        dims: &[i64],
+        dt: DataType,
+        raw: Vec<u8>,
+    ) -> Result<String> {
         ensure!(
             !self.graph.initializer.iter().any(|t| t.name == name),
             "initializer `{name}` is defined twice"
@@ -113,7 +115,9 @@ impl GraphBuilder {
         n_outputs: usize,
     ) -> Vec<String> {
         let id = self.counter;
-        let outputs: Vec<String> = (0..n_outputs).map(|k| format!("{op_type}_{id}_out{k}")).collect();
+        let outputs: Vec<String> = (0..n_outputs)
+            .map(|k| format!("{op_type}_{id}_out{k}"))
+            .collect();
         let refs: Vec<&str> = outputs.iter().map(String::as_str).collect();
         self.node_named(op_type, inputs, attrs, &refs);
         outputs
@@ -145,28 +149,39 @@ impl GraphBuilder {
     /// nothing defines, or if a graph output is never produced.
     pub fn finish(self, opset: i64) -> Result<ModelProto> {
         let g = &self.graph;
-        let mut defined: HashSet<&str> = HashSet::new();
-        let sources = g.input.iter().map(|v| v.name.as_str());
-        for name in sources.chain(g.initializer.iter().map(|t| t.name.as_str())) {
-            // An input may share its name with an initializer (the initializer is its default).
-            defined.insert(name);
-        }
+        // An input may share its name with an initializer (the initializer is its default).
+        let mut defined: HashSet<&str> = g.input.iter().map(|v| v.name.as_str()).collect();
+        defined.extend(g.initializer.iter().map(|t| t.name.as_str()));
         for node in &g.node {
             for i in node.input.iter().filter(|i| !i.is_empty()) {
-                ensure!(defined.contains(i.as_str()), "node `{}` reads undefined value `{i}`", node.name);
+                ensure!(
+                    defined.contains(i.as_str()),
+                    "node `{}` reads `{i}`, which no input, initializer or earlier node defines",
+                    node.name
+                );
             }
             for o in node.output.iter().filter(|o| !o.is_empty()) {
                 if !defined.insert(o.as_str()) {
-                    bail!("value `{o}` (output of node `{}`) is defined twice", node.name);
+                    bail!(
+                        "value `{o}` (output of node `{}`) is defined twice",
+                        node.name
+                    );
                 }
             }
         }
         for o in &g.output {
-            ensure!(defined.contains(o.name.as_str()), "graph output `{}` is never produced", o.name);
+            ensure!(
+                defined.contains(o.name.as_str()),
+                "graph output `{}` is never produced",
+                o.name
+            );
         }
         Ok(ModelProto {
             ir_version: IR_VERSION,
-            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset }],
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: opset,
+            }],
             producer_name: "xbench".to_string(),
             producer_version: env!("CARGO_PKG_VERSION").to_string(),
             graph: Some(self.graph),
@@ -176,7 +191,10 @@ impl GraphBuilder {
 }
 
 fn check_len(name: &str, dims: &[i64], len: usize) -> Result<()> {
-    ensure!(dims.iter().all(|&d| d >= 0), "initializer `{name}` has a negative dimension in {dims:?}");
+    ensure!(
+        dims.iter().all(|&d| d >= 0),
+        "initializer `{name}` has a negative dimension in {dims:?}"
+    );
     let expected: i64 = dims.iter().product();
     ensure!(
         expected as usize == len,
@@ -196,36 +214,54 @@ fn value_info(name: &str, dtype: DataType, shape: &[Dim]) -> ValueInfoProto {
             ..Default::default()
         })
         .collect();
-    let tensor = type_proto::Tensor { elem_type: dtype as i32, shape: Some(TensorShapeProto { dim }) };
+    let tensor = type_proto::Tensor {
+        elem_type: dtype as i32,
+        shape: Some(TensorShapeProto { dim }),
+    };
     ValueInfoProto {
         name: name.to_string(),
-        r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() }),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(tensor)),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
 
 fn attr(name: &str, ty: AttributeType) -> AttributeProto {
-    AttributeProto { name: name.to_string(), r#type: ty as i32, ..Default::default() }
+    AttributeProto {
+        name: name.to_string(),
+        r#type: ty as i32,
+        ..Default::default()
+    }
 }
 
 /// An integer attribute.
 pub fn attr_int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto { i: v, ..attr(name, AttributeType::Int) }
+    let mut a = attr(name, AttributeType::Int);
+    a.i = v;
+    a
 }
 
 /// An integer-list attribute (e.g. `perm`, `axes`).
 pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto { ints: v.to_vec(), ..attr(name, AttributeType::Ints) }
+    let mut a = attr(name, AttributeType::Ints);
+    a.ints = v.to_vec();
+    a
 }
 
 /// A float attribute (e.g. `epsilon`).
 pub fn attr_float(name: &str, v: f32) -> AttributeProto {
-    AttributeProto { f: v, ..attr(name, AttributeType::Float) }
+    let mut a = attr(name, AttributeType::Float);
+    a.f = v;
+    a
 }
 
 /// A string attribute (e.g. `mode`).
 pub fn attr_string(name: &str, v: &str) -> AttributeProto {
-    AttributeProto { s: v.as_bytes().to_vec(), ..attr(name, AttributeType::String) }
+    let mut a = attr(name, AttributeType::String);
+    a.s = v.as_bytes().to_vec();
+    a
 }
 
 /// Serializes a model to ONNX protobuf bytes.
@@ -252,7 +288,10 @@ pub struct Rng {
 impl Rng {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Rng {
-        Rng { state: seed, spare: None }
+        Rng {
+            state: seed,
+            spare: None,
+        }
     }
 
     /// The next 64 random bits.

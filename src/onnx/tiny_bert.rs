@@ -61,7 +61,9 @@ struct Ctx {
 impl Ctx {
     /// A `[rows, cols]` weight drawn from N(0, INIT_STD).
     fn weight(&mut self, name: &str, rows: i64, cols: i64) -> Result<String> {
-        let data = (0..rows * cols).map(|_| self.rng.normal(0.0, INIT_STD)).collect();
+        let data = (0..rows * cols)
+            .map(|_| self.rng.normal(0.0, INIT_STD))
+            .collect();
         self.b.init_f32(name, &[rows, cols], data)
     }
 
@@ -82,7 +84,9 @@ impl Ctx {
         let gamma = self.filled(&format!("{prefix}.weight"), hidden, 1.0)?;
         let beta = self.filled(&format!("{prefix}.bias"), hidden, 0.0)?;
         let attrs = vec![attr_int("axis", -1), attr_float("epsilon", LN_EPS)];
-        Ok(self.b.node("LayerNormalization", &[x, &gamma, &beta], attrs))
+        Ok(self
+            .b
+            .node("LayerNormalization", &[x, &gamma, &beta], attrs))
     }
 
     fn scalar(&mut self, name: &str, v: f32) -> Result<String> {
@@ -100,10 +104,16 @@ pub fn build(cfg: &TinyBertConfig) -> Result<ModelProto> {
         cfg.hidden,
         cfg.heads
     );
-    ensure!(cfg.layers > 0 && cfg.max_positions > 0, "tiny BERT: layers and max_positions must be positive");
+    ensure!(
+        cfg.layers > 0 && cfg.max_positions > 0,
+        "tiny BERT: layers and max_positions must be positive"
+    );
     let (h, heads) = (cfg.hidden, cfg.heads);
     let head_dim = h / heads;
-    let mut c = Ctx { b: GraphBuilder::new("tiny_bert"), rng: Rng::new(cfg.seed) };
+    let mut c = Ctx {
+        b: GraphBuilder::new("tiny_bert"),
+        rng: Rng::new(cfg.seed),
+    };
     let bl = [Dim::sym("batch"), Dim::sym("sequence")];
     let ids = c.b.input("input_ids", DataType::Int64, &bl);
     let mask = c.b.input("attention_mask", DataType::Int64, &bl);
@@ -111,13 +121,24 @@ pub fn build(cfg: &TinyBertConfig) -> Result<ModelProto> {
 
     // Embeddings: word + position (rows 0..L of the table) + token type, then LayerNorm.
     let word_tab = c.weight("embeddings.word_embeddings.weight", cfg.vocab_size, h)?;
-    let pos_tab = c.weight("embeddings.position_embeddings.weight", cfg.max_positions, h)?;
+    let pos_tab = c.weight(
+        "embeddings.position_embeddings.weight",
+        cfg.max_positions,
+        h,
+    )?;
     let type_tab = c.weight("embeddings.token_type_embeddings.weight", cfg.type_vocab, h)?;
-    let word = c.b.node("Gather", &[&word_tab, &ids], vec![attr_int("axis", 0)]);
-    let tok = c.b.node("Gather", &[&type_tab, &types], vec![attr_int("axis", 0)]);
-    let seq_len = c.b.node("Shape", &[&ids], vec![attr_int("start", 1), attr_int("end", 2)]);
+    let word =
+        c.b.node("Gather", &[&word_tab, &ids], vec![attr_int("axis", 0)]);
+    let tok =
+        c.b.node("Gather", &[&type_tab, &types], vec![attr_int("axis", 0)]);
+    let seq_len = c.b.node(
+        "Shape",
+        &[&ids],
+        vec![attr_int("start", 1), attr_int("end", 2)],
+    );
     let zero_1d = c.b.init_i64("const.zero_1d", &[1], vec![0])?;
-    let pos = c.b.node("Slice", &[&pos_tab, &zero_1d, &seq_len, &zero_1d], vec![]);
+    let pos =
+        c.b.node("Slice", &[&pos_tab, &zero_1d, &seq_len, &zero_1d], vec![]);
     let sum = c.b.node("Add", &[&word, &tok], vec![]);
     let sum = c.b.node("Add", &[&sum, &pos], vec![]);
     let mut x = c.layer_norm("embeddings.LayerNorm", &sum, h)?;
@@ -127,12 +148,15 @@ pub fn build(cfg: &TinyBertConfig) -> Result<ModelProto> {
     let one = c.scalar("const.one", 1.0)?;
     let big_neg = c.scalar("const.mask_value", -10000.0)?;
     let m = c.b.node("Unsqueeze", &[&mask, &axes_12], vec![]);
-    let m = c.b.node("Cast", &[&m], vec![attr_int("to", DataType::Float as i64)]);
+    let m =
+        c.b.node("Cast", &[&m], vec![attr_int("to", DataType::Float as i64)]);
     let m = c.b.node("Sub", &[&one, &m], vec![]);
     let add_mask = c.b.node("Mul", &[&m, &big_neg], vec![]);
 
-    let split_shape = c.b.init_i64("const.split_heads_shape", &[4], vec![0, 0, heads, head_dim])?;
-    let merge_shape = c.b.init_i64("const.merge_heads_shape", &[3], vec![0, 0, h])?;
+    let split_shape =
+        c.b.init_i64("const.split_heads_shape", &[4], vec![0, 0, heads, head_dim])?;
+    let merge_shape =
+        c.b.init_i64("const.merge_heads_shape", &[3], vec![0, 0, h])?;
     let scale = c.scalar("const.attention_scale", (head_dim as f32).sqrt())?;
     let sqrt2 = c.scalar("const.sqrt2", std::f32::consts::SQRT_2)?;
     let half = c.scalar("const.half", 0.5)?;
@@ -140,7 +164,7 @@ pub fn build(cfg: &TinyBertConfig) -> Result<ModelProto> {
     for layer in 0..cfg.layers {
         let p = format!("encoder.layer.{layer}");
         // Self-attention: [B, L, H] -> [B, heads, L, head_dim] for Q and V, K pre-transposed.
-        let mut heads_of = |c: &mut Ctx, name: &str, perm: &[i64]| -> Result<String> {
+        let heads_of = |c: &mut Ctx, name: &str, perm: &[i64]| -> Result<String> {
             let y = c.dense(&format!("{p}.attention.self.{name}"), &x, h, h)?;
             let y = c.b.node("Reshape", &[&y, &split_shape], vec![]);
             Ok(c.b.node("Transpose", &[&y], vec![attr_ints("perm", perm)]))
@@ -153,7 +177,8 @@ pub fn build(cfg: &TinyBertConfig) -> Result<ModelProto> {
         let scores = c.b.node("Add", &[&scores, &add_mask], vec![]);
         let probs = c.b.node("Softmax", &[&scores], vec![attr_int("axis", -1)]);
         let ctx = c.b.node("MatMul", &[&probs, &v], vec![]);
-        let ctx = c.b.node("Transpose", &[&ctx], vec![attr_ints("perm", &[0, 2, 1, 3])]);
+        let ctx =
+            c.b.node("Transpose", &[&ctx], vec![attr_ints("perm", &[0, 2, 1, 3])]);
         let ctx = c.b.node("Reshape", &[&ctx, &merge_shape], vec![]);
         let attn = c.dense(&format!("{p}.attention.output.dense"), &ctx, h, h)?;
         let res = c.b.node("Add", &[&attn, &x], vec![]);
@@ -178,14 +203,19 @@ pub fn build(cfg: &TinyBertConfig) -> Result<ModelProto> {
     c.b.node_named("Tanh", &[&pooled], vec![], &["pooler_output"]);
     c.b.node_named("Identity", &[&x], vec![], &["last_hidden_state"]);
     let hidden = Dim::Fixed(h);
-    c.b.output("last_hidden_state", DataType::Float, &[bl[0].clone(), bl[1].clone(), hidden.clone()]);
+    c.b.output(
+        "last_hidden_state",
+        DataType::Float,
+        &[bl[0].clone(), bl[1].clone(), hidden.clone()],
+    );
     c.b.output("pooler_output", DataType::Float, &[bl[0].clone(), hidden]);
     c.b.finish(OPSET).context("building the tiny BERT graph")
 }
 
 /// Builds the model and writes it to `dir/model.onnx` (creating `dir`); returns that path.
 pub fn write(cfg: &TinyBertConfig, dir: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))?;
     let path = dir.join("model.onnx");
     builder::write(&build(cfg)?, &path)?;
     Ok(path)

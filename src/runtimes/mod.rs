@@ -95,6 +95,9 @@ pub struct SessionInfo {
     pub providers: Vec<String>,
     /// Library or crate version.
     pub version: String,
+    /// Graph nodes per execution provider, as the runtime reported them.
+    #[serde(default)]
+    pub placement: Vec<(String, usize)>,
 }
 
 /// One output, copied to host memory as f32.

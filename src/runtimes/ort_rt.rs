@@ -2,12 +2,13 @@
 //! per runtime: registration must succeed or loading fails (no silent fallback to CPU).
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{anyhow, bail, Result};
 use ort::ep::{self, ExecutionProvider};
 use ort::environment::Environment;
-use ort::session::{Session as OrtInner, SessionInputValue};
+use ort::logging::LogLevel;
+use ort::session::{RunOptions, Session as OrtInner, SessionInputValue};
 use ort::value::TensorRef;
 
 use super::ort_lib::{find_ort_library, OrtLibrary};
@@ -23,6 +24,39 @@ struct Loaded {
 
 static LOADED: OnceLock<std::result::Result<Loaded, String>> = OnceLock::new();
 
+/// ONNX Runtime's log messages, collected while a session is being created (to read node placement).
+static CAPTURED_LOG: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+fn capture_log(_level: LogLevel, _category: &str, _id: &str, _location: &str, message: &str) {
+    if let Ok(mut guard) = CAPTURED_LOG.lock() {
+        if let Some(lines) = guard.as_mut() {
+            lines.push(message.to_string());
+        }
+    }
+}
+
+/// Nodes per execution provider, read from ONNX Runtime's verbose "placed on [EP]. Number of nodes: N" lines.
+pub fn parse_placement(log: &[String]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for line in log.iter().flat_map(|m| m.lines()) {
+        let Some(at) = line.find("placed on [") else { continue };
+        let rest = &line[at + "placed on [".len()..];
+        let Some(end) = rest.find(']') else { continue };
+        let ep = rest[..end].to_string();
+        let count = rest[end..]
+            .split("Number of nodes:")
+            .nth(1)
+            .and_then(|n| n.trim().split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        match out.iter_mut().find(|(e, _)| *e == ep) {
+            Some((_, n)) => *n += count,
+            None => out.push((ep, count)),
+        }
+    }
+    out
+}
+
 /// Loads the library once per process; later calls return the same outcome.
 fn loaded(opts: &RuntimeOptions) -> std::result::Result<&'static Loaded, String> {
     LOADED
@@ -36,7 +70,11 @@ fn loaded(opts: &RuntimeOptions) -> std::result::Result<&'static Loaded, String>
                     super::ORT_VERSION
                 )
             })?;
-            let env = builder.with_name("xbench").build().map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))?;
+            let env = builder
+                .with_name("xbench")
+                .with_logger(Arc::new(capture_log))
+                .build()
+                .map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))?;
             let version = library_version(&lib.path).unwrap_or_else(|| "unknown".into());
             Ok(Loaded { env, lib, version })
         })
@@ -127,6 +165,8 @@ pub fn check(id: RuntimeId, opts: &RuntimeOptions) -> Availability {
 
 pub struct OrtSession {
     session: OrtInner,
+    /// Keeps run-time logging at warnings, whatever the session's level was while it was created.
+    run_options: RunOptions,
     output_names: Vec<String>,
     info: SessionInfo,
 }
@@ -140,17 +180,35 @@ impl OrtSession {
             .with_intra_threads(threads)
             .map_err(ort::Error::<()>::from)?
             .with_execution_providers([provider(id)])
-            .map_err(|e| anyhow!("{} provider failed to register: {}", provider_name(id), ort::Error::<()>::from(e)))?;
-        let session = builder
-            .commit_from_file(&model.onnx)
-            .map_err(|e| anyhow!("ONNX Runtime cannot load {}: {e}", model.onnx.display()))?;
+            .map_err(|e| anyhow!("{} provider failed to register: {}", provider_name(id), ort::Error::<()>::from(e)))?
+            .with_log_level(LogLevel::Verbose)
+            .map_err(ort::Error::<()>::from)?;
+        *CAPTURED_LOG.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+        let committed = builder.commit_from_file(&model.onnx);
+        let log = CAPTURED_LOG.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+        let session = committed.map_err(|e| anyhow!("ONNX Runtime cannot load {}: {e}", model.onnx.display()))?;
+        let placement = parse_placement(&log);
+        let wanted = provider_name(id);
+        let total: usize = placement.iter().map(|(_, n)| n).sum();
+        if placement.is_empty() {
+            bail!("ONNX Runtime did not report where the graph's nodes were placed, so {wanted} cannot be confirmed to run them");
+        }
+        if !placement.iter().any(|(ep, n)| ep == wanted && *n > 0) {
+            bail!(
+                "{wanted} was asked for but took none of the graph's {total} nodes (placement: {})\n  fix: the model's operators are not supported by this provider; use another runtime",
+                placement.iter().map(|(ep, n)| format!("{ep} {n}")).collect::<Vec<_>>().join(", ")
+            );
+        }
+        let mut run_options = RunOptions::new()?;
+        run_options.set_log_level(LogLevel::Warning)?;
         let output_names = session.outputs().iter().map(|o| o.name().to_string()).collect();
         let info = SessionInfo {
             threads: format!("intra-op {threads}, inter-op 1, spinning on"),
             providers: vec![provider_name(id).to_string()],
             version: l.version.clone(),
+            placement,
         };
-        Ok(OrtSession { session, output_names, info })
+        Ok(OrtSession { session, run_options, output_names, info })
     }
 }
 
@@ -170,7 +228,7 @@ impl Session for OrtSession {
             };
             inputs.push((Cow::Borrowed(name.as_str()), v));
         }
-        let outputs = self.session.run(inputs)?;
+        let outputs = self.session.run_with_options(inputs, &self.run_options)?;
         let mut result = Vec::with_capacity(self.output_names.len());
         for name in &self.output_names {
             let value = &outputs[name.as_str()];
@@ -193,3 +251,20 @@ impl Session for OrtSession {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::parse_placement;
+
+    #[test]
+    fn placement_lines_are_counted_per_provider() {
+        let log = vec![
+            "Node placements".to_string(),
+            " Node(s) placed on [CUDAExecutionProvider]. Number of nodes: 40\n  Gather (g)\n Node(s) placed on [CPUExecutionProvider]. Number of nodes: 3".to_string(),
+            "unrelated".to_string(),
+        ];
+        assert_eq!(parse_placement(&log), vec![("CUDAExecutionProvider".to_string(), 40), ("CPUExecutionProvider".to_string(), 3)]);
+        assert_eq!(parse_placement(&["All nodes placed on [CPUExecutionProvider]. Number of nodes: 7".to_string()]), vec![("CPUExecutionProvider".to_string(), 7)]);
+        assert!(parse_placement(&[]).is_empty());
+    }
+}

@@ -34,6 +34,7 @@ impl TractSession {
         let inference = tract_onnx::onnx()
             .model_for_path(&model.onnx)
             .map_err(|e| anyhow!("tract cannot load {}: {e:#}", model.onnx.display()))?;
+        let nodes = inference.nodes().len();
         Ok(TractSession {
             model: inference,
             current: None,
@@ -41,6 +42,7 @@ impl TractSession {
                 threads: if threads > 1 { format!("matrix products on {threads} threads") } else { "1 thread".into() },
                 providers: vec!["tract CPU".into()],
                 version: TRACT_VERSION.to_string(),
+                placement: vec![("tract CPU".into(), nodes)],
             },
         })
     }
