@@ -55,6 +55,20 @@ pub struct ModelIo {
     pub position_table_rows: Option<usize>,
     /// Whether initializers live in external data files beside the graph.
     pub external_data: bool,
+    /// 2·K·N summed over matrix products with a weight matrix [K, N] (MatMul, Gemm): the FLOPs
+    /// every token costs at least (attention's token-by-token products come on top).
+    pub flops_per_token: u64,
+}
+
+impl ModelIo {
+    /// `fp16` when an output is float16, else `fp32`.
+    pub fn precision(&self) -> &'static str {
+        if self.outputs.iter().any(|o| o.elem_type == "float16") {
+            "fp16"
+        } else {
+            "fp32"
+        }
+    }
 }
 
 // Light messages: the same field numbers as onnx.proto, with tensor payloads left out so that
@@ -69,12 +83,24 @@ struct LiteModel {
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct LiteGraph {
+    #[prost(message, repeated, tag = "1")]
+    node: Vec<LiteNode>,
     #[prost(message, repeated, tag = "5")]
     initializer: Vec<LiteTensor>,
     #[prost(message, repeated, tag = "11")]
     input: Vec<pb::ValueInfoProto>,
     #[prost(message, repeated, tag = "12")]
     output: Vec<pb::ValueInfoProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct LiteNode {
+    #[prost(string, repeated, tag = "1")]
+    input: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    output: Vec<String>,
+    #[prost(string, tag = "4")]
+    op_type: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -115,6 +141,7 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         .find(|t| t.name.contains("position_embeddings") && t.dims.len() == 2)
         .map(|t| t.dims[0].max(0) as usize);
     let external_data = graph.initializer.iter().any(|t| t.data_location == Some(1));
+    let flops_per_token = weight_flops_per_token(&graph);
     Ok(ModelIo {
         // Older exports list initializers among the inputs too; those are not fed.
         inputs: graph.input.iter().filter(|v| !initializers.contains(v.name.as_str())).map(io_info).collect(),
@@ -122,7 +149,34 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         opsets: model.opset_import.iter().map(|o| (if o.domain.is_empty() { "ai.onnx".into() } else { o.domain.clone() }, o.version)).collect(),
         position_table_rows,
         external_data,
+        flops_per_token,
     })
+}
+
+fn weight_flops_per_token(graph: &LiteGraph) -> u64 {
+    // Weight matrices, followed through the casts and transposes exporters put before a MatMul.
+    let mut weights: std::collections::HashMap<&str, u64> = graph
+        .initializer
+        .iter()
+        .filter(|t| t.dims.len() == 2)
+        .map(|t| (t.name.as_str(), t.dims.iter().map(|&d| d.max(0) as u64).product()))
+        .collect();
+    for n in &graph.node {
+        if matches!(n.op_type.as_str(), "Cast" | "Transpose" | "Identity" | "DequantizeLinear") {
+            if let (Some(i), Some(o)) = (n.input.first(), n.output.first()) {
+                if let Some(&size) = weights.get(i.as_str()) {
+                    weights.insert(o.as_str(), size);
+                }
+            }
+        }
+    }
+    graph
+        .node
+        .iter()
+        .filter(|n| matches!(n.op_type.as_str(), "MatMul" | "Gemm"))
+        .filter_map(|n| n.input.get(1).and_then(|w| weights.get(w.as_str())))
+        .map(|size| 2 * size)
+        .sum()
 }
 
 fn io_info(v: &pb::ValueInfoProto) -> IoInfo {

@@ -121,8 +121,8 @@ pub fn markdown(r: &RunResults) -> String {
     );
     let _ = writeln!(
         out,
-        "- Agreement: outputs compared with {} on the same inputs (real token positions), tolerance |a − r| ≤ {:e} + {:e}·|r|. Marks: ✗ outputs disagree, ⚠ other warning (listed below).\n",
-        r.reference_runtime, r.tolerance.abs, r.tolerance.rel
+        "- Agreement: outputs compared with {} on the same inputs (real token positions), tolerance |a − r| ≤ abs + rel·|r| with fp32 {:e} + {:e}, fp16 {:e} + {:e}. Marks: ✗ outputs disagree, ⚠ other warning (listed below).\n",
+        r.reference_runtime, r.tolerances.fp32.abs, r.tolerances.fp32.rel, r.tolerances.fp16.abs, r.tolerances.fp16.rel
     );
 
     let _ = writeln!(out, "## Runtimes\n");

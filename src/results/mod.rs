@@ -5,7 +5,7 @@ mod write;
 
 use serde::{Deserialize, Serialize};
 
-pub use agreement::{compare_outputs, read_outputs, write_outputs, Agreement, OutputDiff, Tolerance};
+pub use agreement::{compare_outputs, read_outputs, write_outputs, Agreement, OutputDiff, Tolerance, Tolerances};
 pub use write::{read_results, write_csv, write_json};
 
 use crate::inputs::TextBatch;
@@ -41,6 +41,10 @@ pub struct ModelRecord {
     pub tokenizer: Option<String>,
     /// `random`, `trained` or `unknown`.
     pub weights: String,
+    /// `fp16` when the graph's outputs are float16, else `fp32`.
+    pub precision: String,
+    /// Multiply-add work of the weight matrix products per token (2·K·N summed), a lower bound on the model's FLOPs per token.
+    pub flops_per_token: u64,
     pub max_positions: Option<usize>,
 }
 
@@ -100,7 +104,7 @@ pub struct RunResults {
     pub timer: String,
     /// The runtime all others are compared with.
     pub reference_runtime: RuntimeId,
-    pub tolerance: Tolerance,
+    pub tolerances: Tolerances,
     pub runtimes: Vec<Availability>,
     pub models: Vec<ModelRecord>,
     pub groups: Vec<GroupRecord>,

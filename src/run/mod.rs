@@ -14,7 +14,7 @@ pub use worker::{run_group, GroupJob, WorkerMsg, MSG_PREFIX};
 
 use crate::machine::Machine;
 use crate::models::{read_io, ModelIo};
-use crate::results::{self, compare_outputs, read_outputs, CellRecord, GroupRecord, ModelRecord, RunResults, Status, Tolerance};
+use crate::results::{self, compare_outputs, read_outputs, CellRecord, GroupRecord, ModelRecord, RunResults, Status};
 use crate::runtimes::{self, Availability, RuntimeOptions};
 use crate::scenario::{Plan, ScenarioFile};
 use worker::{empty_record, outputs_path};
@@ -97,6 +97,8 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
             onnx_bytes: std::fs::metadata(&m.onnx).map(|md| md.len()).unwrap_or(0),
             tokenizer: m.tokenizer.as_ref().map(|p| p.display().to_string()),
             weights: m.meta.weights.clone().unwrap_or_else(|| "unknown".into()),
+            precision: io.as_ref().map(|io| io.precision()).unwrap_or("fp32").to_string(),
+            flops_per_token: io.as_ref().map(|io| io.flops_per_token).unwrap_or(0),
             max_positions: m.meta.max_positions.or_else(|| {
                 io.as_ref().ok().and_then(|io| io.position_table_rows).map(|r| r.saturating_sub(m.position_offset().max(0) as usize))
             }),
@@ -115,8 +117,8 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
         scenario_source: origin.into(),
         scenario: file.clone(),
         timer: results::TIMER_END_TO_END.into(),
-        reference_runtime: plan.runtimes[0],
-        tolerance: Tolerance::default(),
+        reference_runtime: plan.reference,
+        tolerances: plan.tolerances,
         runtimes: availability.clone(),
         models,
         groups: plan
@@ -254,7 +256,8 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
 /// Compares the outputs of group `g`'s cells with the reference runtime's cells on the same inputs.
 fn agree(plan: &Plan, g: usize, outputs_dir: &Path, results: &mut RunResults) {
     let reference = results.reference_runtime;
-    let tol = results.tolerance;
+    let precision = results.models.iter().find(|m| m.name == plan.cells[plan.groups[g].first_cell].model).map(|m| m.precision.clone()).unwrap_or_default();
+    let tol = results.tolerances.for_precision(&precision);
     for c in plan.group_cells(&plan.groups[g]) {
         if results.cells[c.index].status != Status::Ok {
             continue;

@@ -28,9 +28,38 @@ pub struct ScenarioFile {
     /// A UTF-8 text file to cut inputs from instead, relative to the scenario file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_file: Option<String>,
-    /// Intra-op threads for runtimes that take a thread count (default: the runtime's own choice).
+    /// Intra-op threads for runtimes that take a thread count (default: the cores available).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<i64>,
+    /// Runtime whose outputs the others are compared with (default: the first listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Agreement tolerances per precision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<TolerancesFile>,
+    /// Measure each cell for at least this many seconds (more iterations than `iterations` if needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_time_s: Option<f64>,
+    /// Warn when a cell's 95% interval of the mean is wider than this share of the mean (default 0.10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_warn_share: Option<f64>,
+}
+
+/// `tolerance:` in a scenario: `|a − r| ≤ abs + rel·|r|` per model precision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TolerancesFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp32: Option<ToleranceFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp16: Option<ToleranceFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToleranceFile {
+    pub abs: f64,
+    pub rel: f64,
 }
 
 fn default_warmup() -> i64 {
@@ -46,7 +75,7 @@ impl ScenarioFile {
         serde_yaml::from_str(yaml).map_err(|e| {
             let msg = e.to_string();
             let hint = if msg.contains("unknown field") {
-                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads"
+                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32/fp16: abs, rel), min_time_s, ci_warn_share"
             } else if msg.contains("missing field") {
                 "add that key (see scenarios/quick.yaml for a complete example)"
             } else if msg.contains("invalid type") {

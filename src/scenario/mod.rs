@@ -3,7 +3,7 @@
 mod file;
 mod plan;
 
-pub use file::ScenarioFile;
+pub use file::{ScenarioFile, ToleranceFile, TolerancesFile};
 pub use plan::{Cell, Group, Plan, PlanOptions, TextSource};
 
 /// The scenario used when `xbench scenario` is given no file: the quick grid on the committed tiny model.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ScenarioFile;
 use crate::models::{self, ModelSpec};
+use crate::results::{Tolerance, Tolerances};
 use crate::runtimes::RuntimeId;
 
 /// Largest values accepted; beyond them a value is taken for a typo.
@@ -75,6 +76,13 @@ pub struct Plan {
     pub warmup: usize,
     pub text: TextSource,
     pub threads: Option<usize>,
+    /// The runtime the others are compared with.
+    pub reference: RuntimeId,
+    pub tolerances: Tolerances,
+    /// Minimum measuring time per cell, in seconds.
+    pub min_time_s: Option<f64>,
+    /// Warn when the 95% interval of the mean is wider than this share of the mean.
+    pub ci_warn_share: f64,
     pub groups: Vec<Group>,
     pub cells: Vec<Cell>,
 }
@@ -126,6 +134,41 @@ impl Plan {
             }
             model_specs.push(spec);
         }
+
+        let reference = match &file.reference {
+            None => runtimes[0],
+            Some(name) => {
+                let id: RuntimeId = name.parse().map_err(|m: String| err("reference", m))?;
+                if !runtimes.contains(&id) {
+                    return Err(err(
+                        "reference",
+                        format!("= `{name}` is not among the runtimes run\n  fix: name one of: {}", runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")),
+                    ));
+                }
+                id
+            }
+        };
+        let mut tolerances = Tolerances::default();
+        if let Some(t) = &file.tolerance {
+            for (key, given, slot) in [("tolerance.fp32", &t.fp32, &mut tolerances.fp32), ("tolerance.fp16", &t.fp16, &mut tolerances.fp16)] {
+                if let Some(g) = given {
+                    if !(g.abs.is_finite() && g.abs >= 0.0 && g.rel.is_finite() && g.rel >= 0.0) {
+                        return Err(err(key, format!("= {{abs: {}, rel: {}}} must be finite and not negative\n  fix: e.g. `{{abs: 1e-4, rel: 1e-3}}`", g.abs, g.rel)));
+                    }
+                    *slot = Tolerance { abs: g.abs, rel: g.rel };
+                }
+            }
+        }
+        let min_time_s = match file.min_time_s {
+            None => None,
+            Some(t) if t.is_finite() && t > 0.0 && t <= 3600.0 => Some(t),
+            Some(t) => return Err(err("min_time_s", format!("is {t}: it must be more than 0 and at most 3600 seconds\n  fix: e.g. `min_time_s: 1.0`"))),
+        };
+        let ci_warn_share = match file.ci_warn_share {
+            None => 0.10,
+            Some(s) if s.is_finite() && s > 0.0 => s,
+            Some(s) => return Err(err("ci_warn_share", format!("is {s}: it must be a positive share of the mean\n  fix: e.g. `ci_warn_share: 0.1` (10%)"))),
+        };
 
         let text = match (&file.text, &file.text_file) {
             (Some(_), Some(_)) => {
@@ -179,6 +222,10 @@ impl Plan {
             warmup,
             text,
             threads,
+            reference,
+            tolerances,
+            min_time_s,
+            ci_warn_share,
             groups,
             cells,
         })
