@@ -86,16 +86,21 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg)) {
     };
     emit(WorkerMsg::Loaded { load_ms, session: session.info() });
 
-    let prepared = (|| -> anyhow::Result<_> {
+    // Text models get prose and their tokenizer; other models get generated tensors.
+    let text_inputs = inputs::takes_tokens(&job.io.inputs);
+    let prepared = (|| -> anyhow::Result<Option<(String, tokenizers::Tokenizer)>> {
+        if !text_inputs {
+            return Ok(None);
+        }
         let text = inputs::load_text(&plan.text)?;
         let tokenizer = match &model.tokenizer {
             Some(p) => inputs::feed::load_tokenizer(p)?,
             None => anyhow::bail!(
-                "model `{}` has no tokenizer.json beside its ONNX file\n  fix: copy the model's tokenizer.json into its folder",
+                "model `{}` takes token ids but has no tokenizer.json beside its ONNX file\n  fix: copy the model's tokenizer.json into its folder",
                 model.name
             ),
         };
-        Ok((text, tokenizer))
+        Ok(Some((text, tokenizer)))
     })();
     let max_positions = model.meta.max_positions.or_else(|| {
         job.io.position_table_rows.map(|rows| rows.saturating_sub(model.position_offset().max(0) as usize))
@@ -104,8 +109,8 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg)) {
     for cell in cells {
         let record = match &prepared {
             Err(e) => empty_record(plan, cell, Status::Failed, Some(format!("{e:#}"))),
-            Ok((text, tokenizer)) => {
-                run_cell(job, cell, session.as_mut(), text, tokenizer, max_positions).unwrap_or_else(|e| {
+            Ok(text) => {
+                run_cell(job, cell, session.as_mut(), text.as_ref(), max_positions).unwrap_or_else(|e| {
                     empty_record(plan, cell, Status::Failed, Some(format!("{e:#}")))
                 })
             }
@@ -120,14 +125,19 @@ fn run_cell(
     job: &GroupJob,
     cell: &Cell,
     session: &mut dyn runtimes::Session,
-    text: &str,
-    tokenizer: &tokenizers::Tokenizer,
+    text: Option<&(String, tokenizers::Tokenizer)>,
     max_positions: Option<usize>,
 ) -> anyhow::Result<CellRecord> {
     let plan = &job.plan;
     let model = &plan.models[plan.groups[job.group].model];
-    let texts = inputs::passages(text, cell.chars, cell.batch)?;
-    let feed = Feed::from_texts(tokenizer, &texts, model, &job.io.inputs, max_positions)?;
+    let feed = match text {
+        Some((text, tokenizer)) => {
+            let texts = inputs::passages(text, cell.chars, cell.batch)?;
+            Feed::from_texts(tokenizer, &texts, model, &job.io.inputs, max_positions)?
+        }
+        // Without text, an input length is used as the `sequence` dim itself.
+        None => Feed::generated(&model.name, &job.io.inputs, cell.batch, cell.chars, &plan.dims)?,
+    };
     let samples = measure(session, &feed, MeasureSpec { warmup: plan.warmup, iterations: plan.iterations })?;
     let summary = summarize(&samples.latency_ms, feed.batch, feed.real_tokens());
     let mut record = empty_record(plan, cell, Status::Ok, None);

@@ -40,6 +40,9 @@ pub struct ScenarioFile {
     /// Measure each cell for at least this many seconds (more iterations than `iterations` if needed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_time_s: Option<f64>,
+    /// Values of named symbolic dims for models that do not take text (e.g. `{height: 224}`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dims: std::collections::BTreeMap<String, i64>,
     /// Warn when a cell's 95% interval of the mean is wider than this share of the mean (default 0.10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_warn_share: Option<f64>,
@@ -75,7 +78,7 @@ impl ScenarioFile {
         serde_yaml::from_str(yaml).map_err(|e| {
             let msg = e.to_string();
             let hint = if msg.contains("unknown field") {
-                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32/fp16: abs, rel), min_time_s, ci_warn_share"
+                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32/fp16: abs, rel), min_time_s, ci_warn_share, dims"
             } else if msg.contains("missing field") {
                 "add that key (see scenarios/quick.yaml for a complete example)"
             } else if msg.contains("invalid type") {

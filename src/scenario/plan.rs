@@ -83,6 +83,8 @@ pub struct Plan {
     pub min_time_s: Option<f64>,
     /// Warn when the 95% interval of the mean is wider than this share of the mean.
     pub ci_warn_share: f64,
+    /// Values of named symbolic dims for generated (non-text) inputs.
+    pub dims: std::collections::BTreeMap<String, usize>,
     pub groups: Vec<Group>,
     pub cells: Vec<Cell>,
 }
@@ -170,6 +172,11 @@ impl Plan {
             Some(s) => return Err(err("ci_warn_share", format!("is {s}: it must be a positive share of the mean\n  fix: e.g. `ci_warn_share: 0.1` (10%)"))),
         };
 
+        let mut dims = std::collections::BTreeMap::new();
+        for (name, &v) in &file.dims {
+            dims.insert(name.clone(), one_size(v, 1, 1 << 24, "224").map_err(|m| err(&format!("dims.{name}"), m))?);
+        }
+
         let text = match (&file.text, &file.text_file) {
             (Some(_), Some(_)) => {
                 return Err(err("text_file", "is given together with `text`\n  fix: keep one of the two".into()))
@@ -226,6 +233,7 @@ impl Plan {
             tolerances,
             min_time_s,
             ci_warn_share,
+            dims,
             groups,
             cells,
         })
