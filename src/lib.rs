@@ -12,6 +12,7 @@ pub mod run;
 pub mod runtimes;
 pub mod scenario;
 pub mod stats;
+pub mod verdict;
 
 /// The version of xbench recorded in every results file.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -12,8 +12,14 @@ use crate::runtimes::{Output, Session};
 #[derive(Debug, Clone, Copy)]
 pub struct MeasureSpec {
     pub warmup: usize,
+    /// Timed iterations at least.
     pub iterations: usize,
+    /// Keep measuring until the timed iterations add up to this many seconds.
+    pub min_time_s: Option<f64>,
 }
+
+/// Most iterations a minimum measuring time may add.
+pub const MAX_ITERATIONS: usize = 1_000_000;
 
 /// Raw measurements of one cell.
 #[derive(Debug, Clone)]
@@ -38,10 +44,14 @@ pub fn measure(session: &mut dyn Session, feed: &Feed, spec: MeasureSpec) -> Res
         outputs = session.run(feed)?;
     }
     let mut latency_ms = Vec::with_capacity(spec.iterations);
-    for _ in 0..spec.iterations {
+    let min_total_ms = spec.min_time_s.unwrap_or(0.0) * 1e3;
+    let mut total_ms = 0.0;
+    while latency_ms.len() < spec.iterations || (total_ms < min_total_ms && latency_ms.len() < MAX_ITERATIONS) {
         let start = Instant::now();
         outputs = session.run(feed)?;
-        latency_ms.push(ms(start.elapsed()));
+        let t = ms(start.elapsed());
+        total_ms += t;
+        latency_ms.push(t);
     }
     Ok(Samples { latency_ms, outputs, prepare_ms, timer_resolution_ms: timer_resolution_ms() })
 }

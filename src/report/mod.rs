@@ -13,7 +13,10 @@ fn cell_text(c: Option<&CellRecord>) -> String {
             let mut t = format!("{:.2} [{:.2}, {:.2}]", s.mean_ms, s.mean_ci95_ms[0], s.mean_ci95_ms[1]);
             if c.agreement.as_ref().is_some_and(|a| !a.within_tolerance) {
                 t.push_str(" ✗");
-            } else if !c.flags.is_empty() {
+            }
+            if c.flags.iter().any(|f| f.starts_with(crate::verdict::SUSPICIOUS)) {
+                t.push_str(" ?");
+            } else if c.flags.iter().any(|f| !f.starts_with("outputs differ")) {
                 t.push_str(" ⚠");
             }
             t
@@ -121,7 +124,7 @@ pub fn markdown(r: &RunResults) -> String {
     );
     let _ = writeln!(
         out,
-        "- Agreement: outputs compared with {} on the same inputs (real token positions), tolerance |a − r| ≤ abs + rel·|r| with fp32 {:e} + {:e}, fp16 {:e} + {:e}. Marks: ✗ outputs disagree, ⚠ other warning (listed below).\n",
+        "- Agreement: outputs compared with {} on the same inputs (real token positions), tolerance |a − r| ≤ abs + rel·|r| with fp32 {:e} + {:e}, fp16 {:e} + {:e}. Marks: ✗ outputs disagree, ? suspicious (latency does not grow with work, or faster than the device could compute), ⚠ other warning; all listed below.\n",
         r.reference_runtime, r.tolerances.fp32.abs, r.tolerances.fp32.rel, r.tolerances.fp16.abs, r.tolerances.fp16.rel
     );
 

@@ -236,6 +236,7 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
         if group.runtime != results.reference_runtime {
             agree(plan, group.index, &outputs_dir, &mut results);
         }
+        crate::verdict::check_group(&mut results, &plan.models[group.model].name, group.runtime);
         let last_of_model = plan.groups.get(group.index + 1).is_none_or(|n| n.model != group.model);
         if last_of_model {
             for c in plan.cells.iter().filter(|c| c.model == plan.models[group.model].name) {

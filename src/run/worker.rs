@@ -138,7 +138,7 @@ fn run_cell(
         // Without text, an input length is used as the `sequence` dim itself.
         None => Feed::generated(&model.name, &job.io.inputs, cell.batch, cell.chars, &plan.dims)?,
     };
-    let samples = measure(session, &feed, MeasureSpec { warmup: plan.warmup, iterations: plan.iterations })?;
+    let samples = measure(session, &feed, MeasureSpec { warmup: plan.warmup, iterations: plan.iterations, min_time_s: plan.min_time_s })?;
     let summary = summarize(&samples.latency_ms, feed.batch, feed.real_tokens());
     let mut record = empty_record(plan, cell, Status::Ok, None);
     if feed.text.truncated_rows > 0 {
@@ -155,10 +155,20 @@ fn run_cell(
             summary.min_ms, samples.timer_resolution_ms
         ));
     }
+    let ci = summary.mean_ci95_ms;
+    if ci[1] - ci[0] > plan.ci_warn_share * summary.mean_ms {
+        record.flags.push(format!(
+            "95% interval of the mean [{:.4}, {:.4}] ms is wider than {:.0}% of the mean: noisy, measure longer (`min_time_s`) or on a quieter machine",
+            ci[0],
+            ci[1],
+            plan.ci_warn_share * 100.0
+        ));
+    }
     write_outputs(&outputs_path(&job.outputs_dir, cell.index), &samples.outputs, feed.batch, feed.seq_len, &feed.mask)?;
     record.tokens = Some(feed.text.clone());
     record.prepare_ms = Some(samples.prepare_ms);
     record.timer_resolution_ms = Some(samples.timer_resolution_ms);
+    record.iterations = samples.latency_ms.len();
     record.samples_ms = samples.latency_ms;
     record.summary = Some(summary);
     Ok(record)

@@ -2,6 +2,7 @@
 //! tract on CPU and ONNX Runtime with its CPU, CUDA and CoreML execution providers.
 //! Each says whether it can run here and why not, before anything is measured.
 
+pub mod fake;
 mod ort_lib;
 mod ort_rt;
 mod tract_rt;
@@ -25,6 +26,11 @@ pub enum RuntimeId {
     OrtCpu,
     OrtCuda,
     OrtCoreml,
+    /// Test doubles (see `fake`), accepted only when `XBENCH_FAKE_RUNTIMES=1`.
+    FakeExact,
+    FakeWrong,
+    FakeFlat,
+    FakeCrash,
 }
 
 impl RuntimeId {
@@ -36,6 +42,10 @@ impl RuntimeId {
             RuntimeId::OrtCpu => "ort-cpu",
             RuntimeId::OrtCuda => "ort-cuda",
             RuntimeId::OrtCoreml => "ort-coreml",
+            RuntimeId::FakeExact => "fake-exact",
+            RuntimeId::FakeWrong => "fake-wrong",
+            RuntimeId::FakeFlat => "fake-flat",
+            RuntimeId::FakeCrash => "fake-crash",
         }
     }
 
@@ -45,7 +55,11 @@ impl RuntimeId {
     }
 
     pub fn is_ort(self) -> bool {
-        !matches!(self, RuntimeId::TractCpu)
+        matches!(self, RuntimeId::OrtCpu | RuntimeId::OrtCuda | RuntimeId::OrtCoreml)
+    }
+
+    pub fn is_fake(self) -> bool {
+        matches!(self, RuntimeId::FakeExact | RuntimeId::FakeWrong | RuntimeId::FakeFlat | RuntimeId::FakeCrash)
     }
 }
 
@@ -58,8 +72,11 @@ impl std::fmt::Display for RuntimeId {
 impl std::str::FromStr for RuntimeId {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
+        const FAKES: [RuntimeId; 4] = [RuntimeId::FakeExact, RuntimeId::FakeWrong, RuntimeId::FakeFlat, RuntimeId::FakeCrash];
+        let fakes: &[RuntimeId] = if fake::enabled() { &FAKES } else { &[] };
         Self::ALL
             .iter()
+            .chain(fakes)
             .copied()
             .find(|r| r.as_str() == s.trim())
             .ok_or_else(|| format!("= `{s}` is not a runtime xbench knows\n  fix: use one of: {}", Self::names()))
@@ -122,6 +139,7 @@ pub trait Session {
 pub fn check(id: RuntimeId, opts: &RuntimeOptions) -> Availability {
     match id {
         RuntimeId::TractCpu => tract_rt::check(),
+        _ if id.is_fake() => fake::check(id),
         _ => ort_rt::check(id, opts),
     }
 }
@@ -130,6 +148,7 @@ pub fn check(id: RuntimeId, opts: &RuntimeOptions) -> Availability {
 pub fn load(id: RuntimeId, model: &ModelSpec, opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
     match id {
         RuntimeId::TractCpu => Ok(Box::new(tract_rt::TractSession::load(model, opts)?)),
+        _ if id.is_fake() => Ok(Box::new(fake::FakeSession::new(id))),
         _ => Ok(Box::new(ort_rt::OrtSession::load(id, model, opts)?)),
     }
 }
