@@ -127,14 +127,6 @@ impl<'a> Merged<'a> {
         (0..self.series.len()).filter(|&i| !self.series[i].is_published()).collect()
     }
 
-    /// The source a series was measured in.
-    pub fn source_of(&self, s: usize) -> Option<&Source<'a>> {
-        match &self.series[s].kind {
-            SeriesKind::Measured { source, .. } => self.sources.get(*source),
-            SeriesKind::Published { .. } => None,
-        }
-    }
-
     pub fn value(&self, s: usize, model: &str, chars: usize, batch: usize) -> Option<Value<'_>> {
         match &self.series[s].kind {
             SeriesKind::Measured { source, runtime } => {
