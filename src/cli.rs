@@ -54,12 +54,21 @@ pub enum Cmd {
         #[command(subcommand)]
         what: SetupCmd,
     },
-    /// Redraw the report of a results file without running anything.
+    /// Redraw a report (report.md, index.html, figures) from results files without running anything;
+    /// several files make one report with a series per machine and runtime.
     Report {
-        results: PathBuf,
-        /// Where to write report.md (default: beside the results file).
-        #[arg(long)]
+        /// Results files (results.json), one per machine.
+        #[arg(required = true, value_name = "RESULTS")]
+        results: Vec<PathBuf>,
+        /// Report folder (default: the results file's folder; needed with several files).
+        #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Name a machine in the report instead of its host name; once per results file, in order.
+        #[arg(long = "name-as", value_name = "LABEL")]
+        name_as: Vec<String>,
+        /// Draw the paper's published numbers beside ours, where model, input length and batch size match.
+        #[arg(long)]
+        paper: bool,
     },
     /// Write the small BERT-architecture test model (random weights, fixed seed) to a folder.
     MakeTinyBert {

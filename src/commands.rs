@@ -1,10 +1,11 @@
 //! One function per subcommand; each prints its own output.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use xbench::models::{self, read_io};
+use xbench::report::ReportOptions;
 use xbench::run::{self, Isolation, RunOptions};
 use xbench::runtimes::{self, RuntimeId, RuntimeOptions};
 use xbench::scenario::{Plan, PlanOptions, ScenarioFile, EMBEDDED_DEFAULT};
@@ -63,7 +64,7 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
                 disagree,
                 r.reference_runtime
             );
-            println!("report:  {}", out.report.display());
+            println!("report:  {} and {}", out.report.display(), out.dir.join("index.html").display());
             println!("results: {} and {}", out.json.display(), out.csv.display());
             Ok(())
         }
@@ -88,13 +89,7 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             println!("{}", lib.display());
             Ok(())
         }
-        Cmd::Report { results, out } => {
-            let r = xbench::results::read_results(&results)?;
-            let path = out.unwrap_or_else(|| results.with_file_name("report.md"));
-            std::fs::write(&path, xbench::report::markdown(&r)).with_context(|| format!("cannot write {}", path.display()))?;
-            println!("{}", path.display());
-            Ok(())
-        }
+        Cmd::Report { results, out, name_as, paper } => report(&results, out, name_as, paper),
         Cmd::MakeTinyBert { out } => {
             let path = xbench::onnx::tiny_bert::write(&xbench::onnx::tiny_bert::TinyBertConfig::default(), &out)?;
             println!("{}", path.display());
@@ -102,6 +97,30 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
         }
         Cmd::Worker { job } => run::worker_main(&job),
     }
+}
+
+fn report(files: &[PathBuf], out: Option<PathBuf>, names: Vec<String>, paper: bool) -> Result<()> {
+    let dir = match out {
+        Some(dir) => dir,
+        None if files.len() == 1 => match files[0].parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        },
+        None => bail!("{} results files make one report: say which folder it goes to with --out DIR", files.len()),
+    };
+    if dir.is_file() {
+        bail!("--out {} is a file; it takes the folder where report.md, index.html and the figures go", dir.display());
+    }
+    let results = files.iter().map(|f| xbench::results::read_results(f)).collect::<Result<Vec<_>>>()?;
+    let opts = ReportOptions { names, paper };
+    let written = xbench::report::write_all(&results, &opts, &dir).with_context(|| {
+        let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        format!("cannot draw the report of {}", list.join(", "))
+    })?;
+    println!("report:  {}", written.markdown.display());
+    println!("page:    {}", written.html.display());
+    println!("figures: {} files in {}", written.figures.len(), dir.display());
+    Ok(())
 }
 
 fn list_models(root: &Path) -> Result<()> {

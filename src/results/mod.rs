@@ -42,10 +42,16 @@ pub struct ModelRecord {
     /// `random`, `trained` or `unknown`.
     pub weights: String,
     /// `fp16` when the graph's outputs are float16, else `fp32`.
+    #[serde(default = "default_precision")]
     pub precision: String,
     /// Multiply-add work of the weight matrix products per token (2·K·N summed), a lower bound on the model's FLOPs per token.
+    #[serde(default)]
     pub flops_per_token: u64,
     pub max_positions: Option<usize>,
+}
+
+fn default_precision() -> String {
+    "fp32".into()
 }
 
 /// One (model, runtime) pair: one loaded session in one process.
@@ -104,6 +110,7 @@ pub struct RunResults {
     pub timer: String,
     /// The runtime all others are compared with.
     pub reference_runtime: RuntimeId,
+    #[serde(default)]
     pub tolerances: Tolerances,
     pub runtimes: Vec<Availability>,
     pub models: Vec<ModelRecord>,

@@ -244,13 +244,13 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
             }
         }
         save(&results)?;
-        std::fs::write(&report, crate::report::markdown(&results)).with_context(|| format!("cannot write {}", report.display()))?;
+        crate::report::write_all(std::slice::from_ref(&results), &crate::report::ReportOptions::default(), &dir)?;
     }
     let _ = std::fs::remove_dir_all(&outputs_dir);
     results.finished_at = Some(results::now_rfc3339());
     results.complete = true;
     save(&results)?;
-    std::fs::write(&report, crate::report::markdown(&results)).with_context(|| format!("cannot write {}", report.display()))?;
+    crate::report::write_all(std::slice::from_ref(&results), &crate::report::ReportOptions::default(), &dir)?;
     Ok(RunOutput { dir, json, csv, report, results })
 }
 

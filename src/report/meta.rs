@@ -1,0 +1,157 @@
+//! The report's opening: what was run, where, with which versions of xbench and of each runtime,
+//! and how to read the numbers; then the runtimes and models tables.
+
+use super::data::Merged;
+use super::doc::Block;
+use crate::results::RunResults;
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "—".into())
+}
+
+fn unique<T: PartialEq + Clone>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out = vec![];
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+const STATISTIC: &str = "Statistic: mean latency in ms, with its 95% bootstrap confidence interval in brackets. `A vs B` = mean(B) / mean(A) − 1: positive when A is faster (the paper's speedup).";
+
+fn agreement_text(r: &RunResults) -> String {
+    format!(
+        "outputs compared with {} on the same inputs (real token positions), tolerance |a − r| ≤ abs + rel·|r| with fp32 {:e} + {:e}, fp16 {:e} + {:e}",
+        r.reference_runtime, r.tolerances.fp32.abs, r.tolerances.fp32.rel, r.tolerances.fp16.abs, r.tolerances.fp16.rel
+    )
+}
+
+fn run_span(r: &RunResults) -> String {
+    format!("{} → {}{}", r.started_at, r.finished_at.as_deref().unwrap_or("not finished"), if r.complete { "" } else { " (partial results)" })
+}
+
+/// Title and bullets of one run: unchanged from the single-machine report.
+fn single_header(r: &RunResults) -> Vec<Block> {
+    let m = &r.machine;
+    vec![
+        Block::Title(format!("xbench report: {}", r.scenario.name)),
+        Block::Bullets(vec![
+            format!("Machine: `{}` — {}, {} cores, {} GiB, {} ({})", m.name, m.cpu, m.cores, m.memory_gib, m.os, m.arch),
+            format!("xbench {} (commit {}), results format {}", r.xbench_version, r.git_commit, r.format_version),
+            format!("Run: {}", run_span(r)),
+            format!("Scenario: `{}`; {} warm-up runs, then {} timed iterations per cell", r.scenario_source, r.scenario.warmup, r.scenario.iterations),
+            format!("Timer: {}", r.timer),
+            STATISTIC.to_string(),
+            format!("Agreement: {}. Marks: ✗ outputs disagree, ? suspicious (latency does not grow with work, or faster than the device could compute), ⚠ other warning; all listed below.", agreement_text(r)),
+        ]),
+    ]
+}
+
+/// Title, bullets and a machines table (with the versions of xbench and of each runtime) for several runs.
+fn multi_header(m: &Merged) -> Vec<Block> {
+    let names = unique(m.sources.iter().map(|s| s.results.scenario.name.clone()));
+    let labels: Vec<String> = m.sources.iter().map(|s| format!("`{}`", s.label)).collect();
+    let mut bullets = vec![format!(
+        "Machines: {} — each machine's runtimes are series named `machine · runtime`; versions per machine below",
+        labels.join(", ")
+    )];
+    let timers = unique(m.sources.iter().map(|s| s.results.timer.clone()));
+    if timers.len() == 1 {
+        bullets.push(format!("Timer: {}", timers[0]));
+    } else {
+        let per: Vec<String> = m.sources.iter().map(|s| format!("{}: {}", s.label, s.results.timer)).collect();
+        bullets.push(format!("Timer (differs between machines): {}", per.join("; ")));
+    }
+    bullets.push(STATISTIC.to_string());
+    let agreements = unique(m.sources.iter().map(|s| agreement_text(s.results)));
+    if agreements.len() == 1 {
+        bullets.push(format!("Agreement: {}, within each machine. Marks: ✗ outputs disagree, ? suspicious (latency does not grow with work, or faster than the device could compute), ⚠ other warning; all listed below.", agreements[0]));
+    } else {
+        let per: Vec<String> = m.sources.iter().map(|s| format!("{}: {}", s.label, agreement_text(s.results))).collect();
+        bullets.push(format!("Agreement, within each machine: {}. Marks: ✗ outputs disagree, ? suspicious (latency does not grow with work, or faster than the device could compute), ⚠ other warning; all listed below.", per.join("; ")));
+    }
+    bullets.push("Speedups compare every series with the first, across machines too.".into());
+
+    let head = ["machine", "host", "CPU", "cores", "memory (GiB)", "OS", "xbench (commit)", "runtime versions", "scenario", "run"];
+    let rows = m
+        .sources
+        .iter()
+        .map(|s| {
+            let r = s.results;
+            let mc = &r.machine;
+            let versions: Vec<String> =
+                r.runtimes.iter().map(|a| format!("{} {}", a.runtime, a.version.as_deref().unwrap_or("(unknown)"))).collect();
+            vec![
+                s.label.clone(),
+                format!("`{}`", mc.name),
+                mc.cpu.clone(),
+                mc.cores.to_string(),
+                mc.memory_gib.to_string(),
+                format!("{} ({})", mc.os, mc.arch),
+                format!("{} ({}), results format {}", r.xbench_version, r.git_commit, r.format_version),
+                versions.join(", "),
+                format!("`{}`; {} warm-up, {} iterations", r.scenario_source, r.scenario.warmup, r.scenario.iterations),
+                run_span(r),
+            ]
+        })
+        .collect();
+    vec![
+        Block::Title(format!("xbench report: {}", names.join(" + "))),
+        Block::Bullets(bullets),
+        Block::Heading("Machines".into()),
+        Block::Table { head: head.iter().map(|s| s.to_string()).collect(), rows },
+    ]
+}
+
+/// Title, bullets, runtimes and models. With several runs each row starts with its machine.
+pub fn header_blocks(m: &Merged) -> Vec<Block> {
+    let mut out = if m.multi() { multi_header(m) } else { single_header(m.sources[0].results) };
+    let lead = |label: &str| if m.multi() { vec![label.to_string()] } else { vec![] };
+
+    out.push(Block::Heading("Runtimes".into()));
+    let mut head = lead("machine");
+    head.extend(["runtime", "usable", "version", "threads", "detail"].map(String::from));
+    let mut rows = vec![];
+    for s in &m.sources {
+        let r = s.results;
+        for av in &r.runtimes {
+            let threads = r.groups.iter().find(|g| g.runtime == av.runtime).and_then(|g| g.session.as_ref()).map(|x| x.threads.clone()).unwrap_or_default();
+            let mut row = lead(&s.label);
+            row.extend([
+                av.runtime.to_string(),
+                if av.usable { "yes" } else { "no" }.to_string(),
+                av.version.as_deref().unwrap_or("—").to_string(),
+                threads,
+                av.detail.replace('\n', " ").replace('|', "\\|"),
+            ]);
+            rows.push(row);
+        }
+    }
+    out.push(Block::Table { head, rows });
+
+    out.push(Block::Heading("Models".into()));
+    let mut head = lead("machine");
+    head.extend(["model", "ONNX size (MB)", "weights", "max positions", "runtime", "load (ms)", "peak RSS (MiB)"].map(String::from));
+    let mut rows = vec![];
+    for s in &m.sources {
+        let r = s.results;
+        for g in &r.groups {
+            let mr = r.models.iter().find(|x| x.name == g.model);
+            let mut row = lead(&s.label);
+            row.extend([
+                g.model.clone(),
+                mr.map(|x| format!("{:.1}", x.onnx_bytes as f64 / 1e6)).unwrap_or_default(),
+                mr.map(|x| x.weights.clone()).unwrap_or_default(),
+                mr.and_then(|x| x.max_positions).map(|p| p.to_string()).unwrap_or_else(|| "—".into()),
+                g.runtime.to_string(),
+                fmt_opt(g.load_ms),
+                fmt_opt(g.peak_rss_mib),
+            ]);
+            rows.push(row);
+        }
+    }
+    out.push(Block::Table { head, rows });
+    out
+}

@@ -1,0 +1,170 @@
+//! The report's text and tables, laid out like the paper's appendices C–F, as blocks: one column per
+//! series (runtime, or machine · runtime), published series beside them when asked for.
+
+use super::data::{Merged, Value};
+use super::doc::Block;
+use crate::results::{CellRecord, Status};
+
+/// Mean latency of a measured cell as shown in tables, with its marks.
+fn cell_text(c: Option<&CellRecord>) -> String {
+    let Some(c) = c else { return "—".into() };
+    match (c.status, &c.summary) {
+        (Status::Ok, Some(s)) => {
+            let mut t = format!("{:.2} [{:.2}, {:.2}]", s.mean_ms, s.mean_ci95_ms[0], s.mean_ci95_ms[1]);
+            if c.agreement.as_ref().is_some_and(|a| !a.within_tolerance) {
+                t.push_str(" ✗");
+            }
+            if c.flags.iter().any(|f| f.starts_with(crate::verdict::SUSPICIOUS)) {
+                t.push_str(" ?");
+            } else if c.flags.iter().any(|f| !f.starts_with("outputs differ")) {
+                t.push_str(" ⚠");
+            }
+            t
+        }
+        (Status::Failed, _) => "failed".into(),
+        (Status::Skipped, _) => "skipped".into(),
+        _ => "pending".into(),
+    }
+}
+
+/// Speedup of `other` over `base` in the paper's form: base/other − 1, as a signed percentage.
+pub fn speedup(base_ms: f64, other_ms: f64) -> String {
+    format!("{:+.0}%", (base_ms / other_ms - 1.0) * 100.0)
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "—".into())
+}
+
+/// Column headings: the row label, extra columns, one per series, then speedups of each further
+/// measured series over the first (published series get none: their protocol differs).
+fn head(m: &Merged, label: &str, extra: &[&str]) -> Vec<String> {
+    let mut cols: Vec<String> = vec![label.to_string()];
+    cols.extend(extra.iter().map(|s| s.to_string()));
+    cols.extend(m.series.iter().map(|s| format!("{} (ms)", s.label)));
+    let measured = m.measured();
+    cols.extend(measured.iter().skip(1).map(|&i| format!("{} vs {}", m.series[i].label, m.series[measured[0]].label)));
+    cols
+}
+
+fn speedups(m: &Merged, means: &[Option<f64>]) -> Vec<String> {
+    let measured = m.measured();
+    let Some(&first) = measured.first() else { return vec![] };
+    measured
+        .iter()
+        .skip(1)
+        .map(|&i| match (means[first], means[i]) {
+            (Some(b), Some(o)) => speedup(b, o),
+            _ => "—".into(),
+        })
+        .collect()
+}
+
+fn detailed(m: &Merged) -> Block {
+    let mut rows = vec![];
+    for model in &m.models {
+        for &ch in &m.chars {
+            for &b in &m.batches {
+                let values: Vec<Option<Value>> = (0..m.series.len()).map(|s| m.value(s, model, ch, b)).collect();
+                let tokens = values
+                    .iter()
+                    .find_map(|v| match v {
+                        Some(Value::Measured(c)) => c.tokens.as_ref(),
+                        _ => None,
+                    })
+                    .map(|t| format!("{} ({}×{})", t.tokens_per_row.iter().sum::<usize>(), t.tokens_per_row.len(), t.padded_len))
+                    .unwrap_or_else(|| "—".into());
+                let mut cols = vec![format!("{model} / {ch} / {b}"), tokens];
+                cols.extend(values.iter().map(|v| match v {
+                    Some(Value::Published(ms)) => format!("{ms:.2}"),
+                    Some(Value::Measured(c)) => cell_text(Some(c)),
+                    None => cell_text(None),
+                }));
+                let means: Vec<Option<f64>> = (0..m.series.len()).map(|s| m.estimate(s, model, ch, b).map(|e| e.mean_ms)).collect();
+                cols.extend(speedups(m, &means));
+                rows.push(cols);
+            }
+        }
+    }
+    Block::Table { head: head(m, "model / chars / batch", &["tokens (padded)"]), rows }
+}
+
+type Select = Box<dyn Fn(&str, usize, usize) -> bool>;
+
+/// One row per selection: each series' average over the grid cells it picks.
+fn averaged(m: &Merged, label: &str, rows: Vec<(String, Select)>) -> Block {
+    let rows = rows
+        .into_iter()
+        .map(|(name, select)| {
+            let means: Vec<Option<f64>> = (0..m.series.len()).map(|s| m.coverage(s, &select).estimate().map(|e| e.mean_ms)).collect();
+            let mut cols = vec![name];
+            cols.extend(means.iter().map(|v| fmt_opt(*v)));
+            cols.extend(speedups(m, &means));
+            cols
+        })
+        .collect();
+    Block::Table { head: head(m, label, &[]), rows }
+}
+
+/// The latency tables (appendices C–F) and the failures, warnings and skipped runtimes.
+pub fn latency_blocks(m: &Merged) -> Vec<Block> {
+    let mut out = vec![Block::Heading("Detailed latency (paper appendix C)".into()), detailed(m)];
+
+    out.push(Block::Heading("Average by input length (paper appendix D)".into()));
+    let rows = m
+        .models
+        .iter()
+        .flat_map(|md| m.chars.iter().map(move |&ch| (md.clone(), ch)))
+        .map(|(md, ch)| (format!("{md} / {ch} chars"), Box::new(move |x: &str, c: usize, _: usize| x == md && c == ch) as Select))
+        .collect();
+    out.push(averaged(m, "model / chars", rows));
+
+    out.push(Block::Heading("Average by batch size (paper appendix E)".into()));
+    let rows = m
+        .models
+        .iter()
+        .flat_map(|md| m.batches.iter().map(move |&b| (md.clone(), b)))
+        .map(|(md, b)| (format!("{md} / batch {b}"), Box::new(move |x: &str, _: usize, bb: usize| x == md && bb == b) as Select))
+        .collect();
+    out.push(averaged(m, "model / batch", rows));
+
+    out.push(Block::Heading("Overall average (paper appendix F)".into()));
+    let rows = m
+        .models
+        .iter()
+        .map(|md| {
+            let md2 = md.clone();
+            (md.clone(), Box::new(move |x: &str, _: usize, _: usize| x == md2) as Select)
+        })
+        .collect();
+    out.push(averaged(m, "model", rows));
+    out.push(Block::Para(
+        "Averages are means of the cells' means; — where a cell of the average failed, was skipped, or is missing.".into(),
+    ));
+
+    let mut notes = vec![];
+    for s in &m.sources {
+        let prefix = if m.multi() { format!("{}: ", s.label) } else { String::new() };
+        let r = s.results;
+        for g in r.groups.iter().filter(|g| g.status == Status::Skipped) {
+            notes.push(format!("{prefix}{} on {}: skipped — {}", g.model, g.runtime, g.error.as_deref().unwrap_or("").replace('\n', " ")));
+        }
+    }
+    for s in &m.sources {
+        let prefix = if m.multi() { format!("{}: ", s.label) } else { String::new() };
+        for c in s.results.cells.iter().filter(|c| !c.flags.is_empty() || c.status == Status::Failed) {
+            let mut items = c.flags.clone();
+            if let Some(e) = &c.error {
+                if c.status == Status::Failed {
+                    items.push(format!("failed: {}", e.replace('\n', " ")));
+                }
+            }
+            notes.push(format!("{prefix}{} / {} / {} chars / batch {}: {}", c.model, c.runtime, c.chars, c.batch, items.join("; ")));
+        }
+    }
+    if !notes.is_empty() {
+        out.push(Block::Heading("Warnings, failures and skipped runtimes".into()));
+        out.push(Block::Bullets(notes));
+    }
+    out
+}
