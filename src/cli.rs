@@ -70,6 +70,19 @@ pub enum Cmd {
         #[arg(long)]
         paper: bool,
     },
+    /// Compare two runs cell by cell: ratio of means with its confidence interval, and a verdict.
+    Compare {
+        /// The baseline run (results.json).
+        a: PathBuf,
+        /// The run compared with it.
+        b: PathBuf,
+        /// Confidence level of the intervals.
+        #[arg(long, default_value_t = 0.95)]
+        level: f64,
+        /// Exit with an error when a cell is slower than in A by more than this many percent (for CI).
+        #[arg(long, value_name = "PERCENT")]
+        fail_above: Option<f64>,
+    },
     /// Write the small BERT-architecture test model (random weights, fixed seed) to a folder.
     MakeTinyBert {
         #[arg(long, default_value = "models/tiny-bert")]

@@ -95,6 +95,25 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
+        Cmd::Compare { a, b, level, fail_above } => {
+            if !(level > 0.0 && level < 1.0) {
+                anyhow::bail!("--level {level} must lie between 0 and 1, e.g. 0.95");
+            }
+            let ra = xbench::results::read_results(&a)?;
+            let rb = xbench::results::read_results(&b)?;
+            let cmp = xbench::compare::compare(&ra, &rb, level);
+            print!("{}", cmp.table());
+            if cmp.cells.is_empty() {
+                anyhow::bail!("no cell was measured in both {} and {}\n  fix: compare runs of the same scenario", a.display(), b.display());
+            }
+            if let Some(pct) = fail_above {
+                let reg = cmp.regressions(pct / 100.0);
+                if !reg.is_empty() {
+                    anyhow::bail!("{} cells are slower than in {} by more than {pct}%", reg.len(), a.display());
+                }
+            }
+            Ok(())
+        }
         Cmd::Worker { job } => run::worker_main(&job),
     }
 }

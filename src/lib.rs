@@ -1,6 +1,7 @@
 //! xbench: latency benchmarks of transformer models exported to ONNX, across runtimes,
 //! with every number saying what ran, on what inputs, and how far it can be trusted.
 
+pub mod compare;
 pub mod inputs;
 pub mod machine;
 pub mod measure;

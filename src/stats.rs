@@ -99,6 +99,17 @@ pub fn bootstrap_ci(xs: &[f64], stat: impl Fn(&[f64]) -> f64, level: f64, resamp
     [percentile(&stats, alpha), percentile(&stats, 1.0 - alpha)]
 }
 
+/// Percentile-bootstrap interval of mean(b) / mean(a), resampling both sets independently.
+pub fn bootstrap_ratio_ci(a: &[f64], b: &[f64], level: f64, resamples: usize, seed: u64) -> [f64; 2] {
+    assert!(!a.is_empty() && !b.is_empty(), "ratio of empty samples");
+    let mut rng = SplitMix(seed);
+    let mut resample_mean = |xs: &[f64]| (0..xs.len()).map(|_| xs[rng.below(xs.len())]).sum::<f64>() / xs.len() as f64;
+    let mut ratios: Vec<f64> = (0..resamples).map(|_| resample_mean(b) / resample_mean(a)).collect();
+    ratios.sort_by(f64::total_cmp);
+    let alpha = (1.0 - level) / 2.0;
+    [percentile(&ratios, alpha), percentile(&ratios, 1.0 - alpha)]
+}
+
 pub fn median(xs: &[f64]) -> f64 {
     percentile(&sorted(xs), 0.5)
 }
@@ -145,6 +156,16 @@ mod tests {
         assert!((s.tokens_per_s - 10.0 / 0.003).abs() < 1e-9);
         assert_eq!(s.outliers, 0);
         assert!(s.mean_ci95_ms[0] <= 3.0 && 3.0 <= s.mean_ci95_ms[1]);
+    }
+
+    #[test]
+    fn ratio_interval_brackets_the_true_ratio_and_excludes_one_when_clearly_different() {
+        let a: Vec<f64> = (0..30).map(|i| 10.0 + (i % 5) as f64 * 0.1).collect();
+        let b: Vec<f64> = a.iter().map(|x| x * 1.5).collect();
+        let ci = bootstrap_ratio_ci(&a, &b, 0.95, 2000, 1);
+        assert!(ci[0] < 1.5 + 1e-9 && 1.5 - 1e-9 < ci[1] && ci[0] > 1.0, "{ci:?}");
+        let same = bootstrap_ratio_ci(&a, &a, 0.95, 2000, 2);
+        assert!(same[0] <= 1.0 && 1.0 <= same[1], "{same:?}");
     }
 
     #[test]

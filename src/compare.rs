@@ -1,0 +1,132 @@
+//! `xbench compare A B`: two runs cell by cell — the ratio of means with its bootstrap
+//! confidence interval and a verdict, matched by model, runtime, input length and batch size.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::results::{RunResults, Status};
+use crate::runtimes::RuntimeId;
+use crate::stats::{bootstrap_ratio_ci, mean};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// B is faster than A: the whole interval of mean(B)/mean(A) lies below 1.
+    Faster,
+    /// B is slower than A: the whole interval lies above 1.
+    Slower,
+    /// The interval contains 1.
+    NoDifference,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CellComparison {
+    pub model: String,
+    pub runtime: RuntimeId,
+    pub chars: usize,
+    pub batch: usize,
+    pub mean_a_ms: f64,
+    pub mean_b_ms: f64,
+    /// mean(B) / mean(A).
+    pub ratio: f64,
+    pub ratio_ci: [f64; 2],
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub level: f64,
+    pub cells: Vec<CellComparison>,
+    /// Cells measured in only one of the runs (or failed in one), described.
+    pub unmatched: Vec<String>,
+}
+
+fn key(model: &str, runtime: RuntimeId, chars: usize, batch: usize) -> String {
+    format!("{model} / {runtime} / {chars} chars / batch {batch}")
+}
+
+/// Compares every cell measured in both runs, at confidence `level` (e.g. 0.95).
+pub fn compare(a: &RunResults, b: &RunResults, level: f64) -> Comparison {
+    let ok = |r: &RunResults| -> Vec<usize> { (0..r.cells.len()).filter(|&i| r.cells[i].status == Status::Ok && !r.cells[i].samples_ms.is_empty()).collect() };
+    let (ia, ib) = (ok(a), ok(b));
+    let mut cells = Vec::new();
+    let mut unmatched = Vec::new();
+    for &i in &ia {
+        let ca = &a.cells[i];
+        match ib.iter().map(|&j| &b.cells[j]).find(|cb| cb.model == ca.model && cb.runtime == ca.runtime && cb.chars == ca.chars && cb.batch == ca.batch) {
+            None => unmatched.push(format!("only in A: {}", key(&ca.model, ca.runtime, ca.chars, ca.batch))),
+            Some(cb) => {
+                let ratio = mean(&cb.samples_ms) / mean(&ca.samples_ms);
+                let ci = bootstrap_ratio_ci(&ca.samples_ms, &cb.samples_ms, level, 4000, 0xC0FFEE + i as u64);
+                let verdict = if ci[0] > 1.0 {
+                    Verdict::Slower
+                } else if ci[1] < 1.0 {
+                    Verdict::Faster
+                } else {
+                    Verdict::NoDifference
+                };
+                cells.push(CellComparison {
+                    model: ca.model.clone(),
+                    runtime: ca.runtime,
+                    chars: ca.chars,
+                    batch: ca.batch,
+                    mean_a_ms: mean(&ca.samples_ms),
+                    mean_b_ms: mean(&cb.samples_ms),
+                    ratio,
+                    ratio_ci: ci,
+                    verdict,
+                });
+            }
+        }
+    }
+    for &j in &ib {
+        let cb = &b.cells[j];
+        if !cells.iter().any(|c| c.model == cb.model && c.runtime == cb.runtime && c.chars == cb.chars && c.batch == cb.batch) {
+            unmatched.push(format!("only in B: {}", key(&cb.model, cb.runtime, cb.chars, cb.batch)));
+        }
+    }
+    Comparison { level, cells, unmatched }
+}
+
+impl Comparison {
+    /// Cells slower beyond `threshold` (0.05 = 5%): verdict slower and ratio above 1 + threshold.
+    pub fn regressions(&self, threshold: f64) -> Vec<&CellComparison> {
+        self.cells.iter().filter(|c| c.verdict == Verdict::Slower && c.ratio > 1.0 + threshold).collect()
+    }
+
+    /// A plain-text table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "ratio = mean(B) / mean(A); interval: {:.0}% bootstrap; verdict from the interval (faster / slower / no difference)",
+            self.level * 100.0
+        );
+        let _ = writeln!(out, "{:<48} {:>10} {:>10} {:>7} {:>17}  verdict", "cell", "A (ms)", "B (ms)", "ratio", "interval");
+        for c in &self.cells {
+            let verdict = match c.verdict {
+                Verdict::Faster => "faster",
+                Verdict::Slower => "slower",
+                Verdict::NoDifference => "no difference",
+            };
+            let _ = writeln!(
+                out,
+                "{:<48} {:>10.4} {:>10.4} {:>7.3} [{:>6.3}, {:>6.3}]  {verdict}",
+                key(&c.model, c.runtime, c.chars, c.batch),
+                c.mean_a_ms,
+                c.mean_b_ms,
+                c.ratio,
+                c.ratio_ci[0],
+                c.ratio_ci[1]
+            );
+        }
+        if !self.unmatched.is_empty() {
+            let _ = writeln!(out, "\nunmatched cells (measured in one run only):");
+            for u in &self.unmatched {
+                let _ = writeln!(out, "  {u}");
+            }
+        }
+        out
+    }
+}
