@@ -38,6 +38,9 @@ pub enum Cmd {
         /// Print nothing but errors and the final paths.
         #[arg(long, short)]
         quiet: bool,
+        /// Continue the interrupted run in DIR (its results.json): finished cells are kept, the rest run.
+        #[arg(long, value_name = "DIR", conflicts_with = "out")]
+        resume: Option<PathBuf>,
     },
     /// List the runtimes, whether each can run here, and why not.
     Runtimes {

@@ -12,9 +12,22 @@ use xbench::scenario::{Plan, PlanOptions, ScenarioFile, EMBEDDED_DEFAULT};
 
 use crate::cli::{Cmd, SetupCmd};
 
+/// A run stopped by Ctrl-C (exit code 130, as shells expect).
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 pub fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
-        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet } => {
+        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume } => {
+            let runtimes_flag = runtimes.as_ref().map(|r| format!(" --runtimes {}", r.join(","))).unwrap_or_default();
             let (scenario, plan, origin) = match &file {
                 Some(path) => {
                     let (f, p) = Plan::from_path(path, &models_dir, runtimes)?;
@@ -32,12 +45,26 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             } else {
                 Isolation::Process { exe: std::env::current_exe().context("cannot find the xbench executable to start workers")? }
             };
+            let previous = match &resume {
+                None => None,
+                Some(dir) => {
+                    let prev = xbench::results::read_results(&dir.join("results.json"))?;
+                    run::check_resumable(&prev, &plan, &scenario, dir)?;
+                    let left = prev.cells.iter().filter(|c| c.status == xbench::results::Status::Pending).count();
+                    if !quiet {
+                        eprintln!("xbench: resuming {}: {left} of {} cells left", dir.display(), prev.cells.len());
+                    }
+                    Some(prev)
+                }
+            };
+            run::stop::install();
             let opts = RunOptions {
-                out_dir: out.unwrap_or_else(|| run::default_out_dir(&plan)),
+                out_dir: resume.clone().or(out).unwrap_or_else(|| run::default_out_dir(&plan)),
                 runtime: RuntimeOptions { threads: plan.threads, ort_lib },
                 isolation,
                 auto_setup: !no_setup,
                 quiet,
+                resume: previous,
             };
             if !quiet {
                 eprintln!(
@@ -66,6 +93,15 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             );
             println!("report:  {} and {}", out.report.display(), out.dir.join("index.html").display());
             println!("results: {} and {}", out.json.display(), out.csv.display());
+            if out.stopped {
+                return Err(Interrupted(format!(
+                    "stopped before the grid was finished; the finished cells are saved\n  resume with: xbench scenario {}--resume {}{}",
+                    file.as_ref().map(|f| format!("{} ", f.display())).unwrap_or_default(),
+                    out.dir.display(),
+                    runtimes_flag
+                ))
+                .into());
+            }
             Ok(())
         }
         Cmd::Runtimes { ort_lib } => {

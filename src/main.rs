@@ -8,6 +8,10 @@ use clap::Parser;
 fn main() {
     let cli = cli::Cli::parse();
     if let Err(e) = commands::dispatch(cli.command) {
+        if e.is::<commands::Interrupted>() {
+            eprintln!("xbench: {e}");
+            std::process::exit(130);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

@@ -116,6 +116,9 @@ pub struct RunResults {
     pub models: Vec<ModelRecord>,
     pub groups: Vec<GroupRecord>,
     pub cells: Vec<CellRecord>,
+    /// When an interrupted run was resumed (`--resume`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_at: Vec<String>,
 }
 
 impl RunResults {

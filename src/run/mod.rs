@@ -1,6 +1,8 @@
 //! Running a plan: each (model, runtime) group in its own child process (or in this process),
 //! results written after every cell, outputs compared across runtimes, progress on stderr.
 
+mod resume;
+pub mod stop;
 mod worker;
 
 use std::io::BufRead;
@@ -10,6 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+pub use resume::check_resumable;
 pub use worker::{run_group, GroupJob, WorkerMsg, MSG_PREFIX};
 
 use crate::machine::Machine;
@@ -37,6 +40,8 @@ pub struct RunOptions {
     /// Fetch ONNX Runtime from PyPI when an `ort-*` runtime is asked for and no library is found.
     pub auto_setup: bool,
     pub quiet: bool,
+    /// Results of an earlier, unfinished run of the same plan in `out_dir`: its finished cells are kept.
+    pub resume: Option<RunResults>,
 }
 
 /// Files a run wrote.
@@ -47,6 +52,17 @@ pub struct RunOutput {
     pub csv: PathBuf,
     pub report: PathBuf,
     pub results: RunResults,
+    /// True when Ctrl-C stopped the run before every cell was measured.
+    pub stopped: bool,
+}
+
+/// How a worker process ended.
+enum ChildEnd {
+    Finished,
+    /// It died before reporting every cell: why.
+    Died(String),
+    /// A stop was asked for and the worker was ended after its current cell.
+    Stopped,
 }
 
 fn say(opts: &RunOptions, msg: impl AsRef<str>) {
@@ -106,7 +122,7 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
         ios.push(io);
     }
 
-    let mut results = RunResults {
+    let fresh = RunResults {
         format_version: results::FORMAT_VERSION,
         xbench_version: crate::VERSION.into(),
         git_commit: crate::GIT_COMMIT.into(),
@@ -135,6 +151,19 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
             })
             .collect(),
         cells: plan.cells.iter().map(|c| empty_record(plan, c, Status::Pending, None)).collect(),
+        resumed_at: Vec::new(),
+    };
+    let mut results = match &opts.resume {
+        None => fresh,
+        Some(prev) => {
+            let mut r = prev.clone();
+            r.resumed_at.push(results::now_rfc3339());
+            r.runtimes = fresh.runtimes;
+            r.models = fresh.models;
+            r.complete = false;
+            r.finished_at = None;
+            r
+        }
     };
     let save = |r: &RunResults| -> Result<()> {
         results::write_json(&json, r)?;
@@ -143,17 +172,27 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
     save(&results)?;
 
     let total = plan.cells.len();
-    let mut done = 0usize;
+    let mut done = results.cells.iter().filter(|c| c.status != Status::Pending).count();
+    let mut stopped = false;
     let run_started = Instant::now();
     let mut measured_secs = 0.0f64;
     let mut measured_cells = 0usize;
     for group in &plan.groups {
+        if stop::requested() {
+            stopped = true;
+            break;
+        }
         let avail = &availability[plan.runtimes.iter().position(|r| *r == group.runtime).unwrap()];
-        let gcells = plan.group_cells(group);
+        // Cells still to measure (all of them, unless a resumed run finished some).
+        let gcells: Vec<&crate::scenario::Cell> =
+            plan.group_cells(group).iter().filter(|c| results.cells[c.index].status == Status::Pending).collect();
+        if gcells.is_empty() {
+            continue;
+        }
         let group_fail = |results: &mut RunResults, status: Status, why: String| {
             results.groups[group.index].status = status;
             results.groups[group.index].error = Some(why.clone());
-            for c in gcells {
+            for c in &gcells {
                 results.cells[c.index] = empty_record(plan, c, status, Some(why.clone()));
             }
         };
@@ -172,7 +211,14 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
             }
             (Ok(io), true) => io.clone(),
         };
-        let job = GroupJob { plan: plan.clone(), group: group.index, io, runtime: opts.runtime.clone(), outputs_dir: outputs_dir.clone() };
+        let job = GroupJob {
+            plan: plan.clone(),
+            group: group.index,
+            cells: gcells.iter().map(|c| c.index).collect(),
+            io,
+            runtime: opts.runtime.clone(),
+            outputs_dir: outputs_dir.clone(),
+        };
         let mut on_msg = |msg: WorkerMsg, results: &mut RunResults| -> Result<()> {
             match msg {
                 WorkerMsg::Loaded { load_ms, session } => {
@@ -207,22 +253,30 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
         match &opts.isolation {
             Isolation::InProcess => {
                 let mut err = None;
-                run_group(&job, &mut |m| {
-                    if let Err(e) = on_msg(m, &mut results) {
-                        err.get_or_insert(e);
-                    }
-                });
+                run_group(
+                    &job,
+                    &mut |m| {
+                        if let Err(e) = on_msg(m, &mut results) {
+                            err.get_or_insert(e);
+                        }
+                    },
+                    &stop::requested,
+                );
                 if let Some(e) = err {
                     return Err(e);
                 }
+                stopped = stop::requested();
             }
             Isolation::Process { exe } => {
                 let outcome = run_child(exe, &job, &dir, &mut |m| on_msg(m, &mut results))?;
-                if let Some(why) = outcome {
+                if let ChildEnd::Stopped = outcome {
+                    stopped = true;
+                }
+                if let ChildEnd::Died(why) = outcome {
                     // The child died: whatever it had not reported is lost with it, and only that.
                     results.groups[group.index].status = Status::Failed;
                     results.groups[group.index].error = Some(why.clone());
-                    for c in gcells {
+                    for c in &gcells {
                         if results.cells[c.index].status == Status::Pending {
                             results.cells[c.index] = empty_record(plan, c, Status::Failed, Some(why.clone()));
                             done += 1;
@@ -233,25 +287,36 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
                 }
             }
         }
-        if group.runtime != results.reference_runtime {
-            agree(plan, group.index, &outputs_dir, &mut results);
-        }
         crate::verdict::check_group(&mut results, &plan.models[group.model].name, group.runtime);
+        // Once every runtime has run this model, compare each with the reference (which may be listed last).
         let last_of_model = plan.groups.get(group.index + 1).is_none_or(|n| n.model != group.model);
         if last_of_model {
+            let reference = results.reference_runtime;
+            for g in plan.groups.iter().filter(|g| g.model == group.model && g.runtime != reference) {
+                agree(plan, g.index, &outputs_dir, &mut results);
+            }
             for c in plan.cells.iter().filter(|c| c.model == plan.models[group.model].name) {
                 let _ = std::fs::remove_file(outputs_path(&outputs_dir, c.index));
             }
         }
         save(&results)?;
+        // The tables only: figures are drawn once, at the end.
+        std::fs::write(&report, crate::report::markdown(&results)).with_context(|| format!("cannot write {}", report.display()))?;
+        if stopped {
+            break;
+        }
+    }
+    if stopped {
+        save(&results)?;
         crate::report::write_all(std::slice::from_ref(&results), &crate::report::ReportOptions::default(), &dir)?;
+        return Ok(RunOutput { dir, json, csv, report, results, stopped });
     }
     let _ = std::fs::remove_dir_all(&outputs_dir);
     results.finished_at = Some(results::now_rfc3339());
     results.complete = true;
     save(&results)?;
     crate::report::write_all(std::slice::from_ref(&results), &crate::report::ReportOptions::default(), &dir)?;
-    Ok(RunOutput { dir, json, csv, report, results })
+    Ok(RunOutput { dir, json, csv, report, results, stopped })
 }
 
 /// Compares the outputs of group `g`'s cells with the reference runtime's cells on the same inputs.
@@ -260,7 +325,7 @@ fn agree(plan: &Plan, g: usize, outputs_dir: &Path, results: &mut RunResults) {
     let precision = results.models.iter().find(|m| m.name == plan.cells[plan.groups[g].first_cell].model).map(|m| m.precision.clone()).unwrap_or_default();
     let tol = results.tolerances.for_precision(&precision);
     for c in plan.group_cells(&plan.groups[g]) {
-        if results.cells[c.index].status != Status::Ok {
+        if results.cells[c.index].status != Status::Ok || results.cells[c.index].agreement.is_some() {
             continue;
         }
         let Some(ref_cell) = results.cell(&c.model, reference, c.chars, c.batch) else { continue };
@@ -316,27 +381,35 @@ fn fmt_secs(s: f64) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-/// Runs a group in a child process, forwarding its messages. Returns why the child died, if it did.
-fn run_child(exe: &Path, job: &GroupJob, dir: &Path, on_msg: &mut dyn FnMut(WorkerMsg) -> Result<()>) -> Result<Option<String>> {
+/// Runs a group in a child process, forwarding its messages, and says how the child ended.
+fn run_child(exe: &Path, job: &GroupJob, dir: &Path, on_msg: &mut dyn FnMut(WorkerMsg) -> Result<()>) -> Result<ChildEnd> {
     let job_path = dir.join(format!(".job-{}.json", job.group));
     std::fs::write(&job_path, serde_json::to_vec(job)?).with_context(|| format!("cannot write {}", job_path.display()))?;
-    let mut child = Command::new(exe)
-        .arg("worker")
-        .arg(&job_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start a worker process ({})", exe.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("worker").arg(&job_path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    #[cfg(unix)]
+    {
+        // Its own process group: Ctrl-C in the terminal reaches xbench, which decides when the worker stops.
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().with_context(|| format!("cannot start a worker process ({})", exe.display()))?;
+    stop::set_child(child.id());
     let stdout = child.stdout.take().expect("piped");
     let mut outcome = Ok(());
+    let mut stopped = false;
     for line in std::io::BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         match line.strip_prefix(MSG_PREFIX) {
             Some(msg) => match serde_json::from_str::<WorkerMsg>(msg) {
                 Ok(m) => {
+                    let was_cell = matches!(m, WorkerMsg::Cell(_));
                     if let Err(e) = on_msg(m) {
                         outcome = Err(e);
+                        break;
+                    }
+                    if was_cell && stop::requested() {
+                        stopped = true;
                         break;
                     }
                 }
@@ -345,11 +418,18 @@ fn run_child(exe: &Path, job: &GroupJob, dir: &Path, on_msg: &mut dyn FnMut(Work
             None => eprintln!("{line}"),
         }
     }
+    if stopped || outcome.is_err() {
+        let _ = child.kill();
+    }
     let status = child.wait().context("cannot wait for the worker process")?;
+    stop::set_child(0);
     let _ = std::fs::remove_file(&job_path);
     outcome?;
+    if stopped {
+        return Ok(ChildEnd::Stopped);
+    }
     if status.success() {
-        return Ok(None);
+        return Ok(ChildEnd::Finished);
     }
     #[cfg(unix)]
     {
@@ -363,10 +443,10 @@ fn run_child(exe: &Path, job: &GroupJob, dir: &Path, on_msg: &mut dyn FnMut(Work
                 11 => " (SIGSEGV)",
                 _ => "",
             };
-            return Ok(Some(format!("the runtime process crashed with signal {sig}{name}")));
+            return Ok(ChildEnd::Died(format!("the runtime process crashed with signal {sig}{name}")));
         }
     }
-    Ok(Some(format!("the runtime process exited with {status}")))
+    Ok(ChildEnd::Died(format!("the runtime process exited with {status}")))
 }
 
 /// The `xbench worker JOB` entry point: runs the job's group and prints messages on stdout.
@@ -374,12 +454,19 @@ pub fn worker_main(job_path: &Path) -> Result<()> {
     let job: GroupJob = serde_json::from_slice(&std::fs::read(job_path).with_context(|| format!("cannot read {}", job_path.display()))?)
         .with_context(|| format!("{} is not a worker job", job_path.display()))?;
     let stdout = std::io::stdout();
-    run_group(&job, &mut |m| {
-        use std::io::Write;
-        let mut out = stdout.lock();
-        let _ = writeln!(out, "{MSG_PREFIX}{}", serde_json::to_string(&m).unwrap_or_default());
-        let _ = out.flush();
-    });
+    run_group(
+        &job,
+        &mut |m| {
+            use std::io::Write;
+            let mut out = stdout.lock();
+            let sent = writeln!(out, "{MSG_PREFIX}{}", serde_json::to_string(&m).unwrap_or_default()).and_then(|_| out.flush());
+            if sent.is_err() {
+                // xbench is gone (killed or crashed): nobody will read the rest.
+                std::process::exit(1);
+            }
+        },
+        &|| false,
+    );
     Ok(())
 }
 

@@ -19,6 +19,8 @@ use crate::stats::summarize;
 pub struct GroupJob {
     pub plan: Plan,
     pub group: usize,
+    /// Indices of the group's cells to run (those a resumed run has not finished).
+    pub cells: Vec<usize>,
     /// The declared inputs/outputs of the group's model (read once by the parent).
     pub io: ModelIo,
     pub runtime: RuntimeOptions,
@@ -67,11 +69,12 @@ pub fn empty_record(plan: &Plan, cell: &Cell, status: Status, error: Option<Stri
 
 /// Runs every cell of the job's group, calling `emit` as things finish. Errors inside a cell
 /// become a failed cell; the next cell still runs.
-pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg)) {
+/// `stop` is asked before each cell; when it says so, the remaining cells are left unrun.
+pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn() -> bool) {
     let plan = &job.plan;
     let group = &plan.groups[job.group];
     let model = &plan.models[group.model];
-    let cells = plan.group_cells(group);
+    let cells: Vec<&Cell> = plan.group_cells(group).iter().filter(|c| job.cells.contains(&c.index)).collect();
 
     let started = Instant::now();
     let loaded = runtimes::load(group.runtime, model, &job.runtime);
@@ -107,6 +110,9 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg)) {
     });
 
     for cell in cells {
+        if stop() {
+            break;
+        }
         let record = match &prepared {
             Err(e) => empty_record(plan, cell, Status::Failed, Some(format!("{e:#}"))),
             Ok(text) => {

@@ -1,0 +1,106 @@
+//! Every guard catches its failure: wrong outputs, latency that does not grow with work, and
+//! execution providers that cannot register (CUDA and CoreML on this CPU-only machine).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use xbench::results::{read_results, RunResults, Status};
+use xbench::runtimes::{self, RuntimeId, RuntimeOptions};
+
+fn run(name: &str, yaml: &str) -> (RunResults, String) {
+    let dir = std::env::temp_dir().join(format!("xbench-guards-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("s.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xbench"))
+        .env("XBENCH_FAKE_RUNTIMES", "1")
+        .args(["scenario", file.to_str().unwrap(), "--models-dir", "models", "--out"])
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = read_results(&dir.join("out/results.json")).unwrap();
+    let md = std::fs::read_to_string(dir.join("out/report.md")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (r, md + &String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn a_runtime_computing_something_else_is_flagged_in_results_tables_and_summary() {
+    let (r, text) = run(
+        "wrong",
+        "name: w\nmodels: [tiny-bert]\nruntimes: [fake-exact, fake-wrong]\ninput_chars: [50, 200]\nbatch_sizes: [1, 4]\niterations: 3\nwarmup: 1\n",
+    );
+    for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::FakeWrong) {
+        let a = c.agreement.as_ref().unwrap();
+        assert!(!a.within_tolerance && (a.max_abs - 0.5).abs() < 1e-6, "{a:?}");
+        assert!(c.flags.iter().any(|f| f.contains("outputs differ from fake-exact")));
+    }
+    for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::FakeExact) {
+        assert!(c.agreement.is_none() && !c.flags.iter().any(|f| f.contains("outputs differ")), "{c:?}");
+    }
+    assert!(text.contains(" ✗"), "the table marks disagreeing cells");
+    assert!(text.contains("4 disagree with fake-exact"), "the terminal summary counts them:\n{text}");
+}
+
+#[test]
+fn the_reference_runtime_can_be_chosen() {
+    let (r, _) = run(
+        "reference",
+        "name: r\nmodels: [tiny-bert]\nruntimes: [fake-exact, fake-wrong]\nreference: fake-wrong\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n",
+    );
+    assert_eq!(r.reference_runtime, RuntimeId::FakeWrong);
+    let exact = r.cells.iter().find(|c| c.runtime == RuntimeId::FakeExact).unwrap();
+    assert_eq!(exact.agreement.as_ref().unwrap().reference, RuntimeId::FakeWrong);
+}
+
+#[test]
+fn latency_that_does_not_grow_with_work_is_suspicious() {
+    let (r, text) = run(
+        "flat",
+        "name: f\nmodels: [tiny-bert]\nruntimes: [fake-exact, fake-flat]\ninput_chars: [50, 500]\nbatch_sizes: [1, 32]\niterations: 10\nwarmup: 1\n",
+    );
+    let flagged = |rt| r.cells.iter().filter(|c| c.runtime == rt && c.flags.iter().any(|f| f.starts_with(xbench::verdict::SUSPICIOUS))).count();
+    assert!(flagged(RuntimeId::FakeFlat) >= 1, "{:?}", r.cells.iter().map(|c| (&c.runtime, &c.flags)).collect::<Vec<_>>());
+    assert_eq!(flagged(RuntimeId::FakeExact), 0);
+    assert!(text.contains(" ?"));
+}
+
+fn tiny_bert() -> xbench::models::ModelSpec {
+    xbench::models::resolve("tiny-bert", &PathBuf::from("models"), &PathBuf::from(".")).unwrap()
+}
+
+#[test]
+fn providers_that_cannot_register_fail_with_a_clear_message_never_falling_back() {
+    // The project copy of the CPU build of ONNX Runtime (fetched by the end-to-end tests if missing).
+    let _ = runtimes::setup_ort(false);
+    let opts = RuntimeOptions::default();
+    let cuda = runtimes::check(RuntimeId::OrtCuda, &opts);
+    assert!(!cuda.usable && cuda.detail.contains("CUDAExecutionProvider"), "{cuda:?}");
+    let e = runtimes::load(RuntimeId::OrtCuda, &tiny_bert(), &opts).err().expect("CUDA must not load on the CPU build");
+    assert!(format!("{e:#}").contains("CUDAExecutionProvider"), "{e:#}");
+    let coreml = runtimes::check(RuntimeId::OrtCoreml, &opts);
+    assert!(!coreml.usable && coreml.detail.contains("macOS only"), "{coreml:?}");
+    let e = runtimes::load(RuntimeId::OrtCoreml, &tiny_bert(), &opts).err().expect("CoreML must not load here");
+    assert!(format!("{e:#}").contains("CoreML"), "{e:#}");
+    // The CPU provider does register, and the placement shows it took the graph's nodes.
+    let s = runtimes::load(RuntimeId::OrtCpu, &tiny_bert(), &opts).unwrap();
+    let info = s.info();
+    assert!(info.placement.iter().any(|(ep, n)| ep == "CPUExecutionProvider" && *n > 0), "{info:?}");
+}
+
+#[test]
+fn scenario_cells_of_unusable_providers_are_skipped_with_the_reason() {
+    let (r, _) = run(
+        "skip",
+        "name: s\nmodels: [tiny-bert]\nruntimes: [tract-cpu, ort-cuda, ort-coreml]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n",
+    );
+    for c in &r.cells {
+        match c.runtime {
+            RuntimeId::TractCpu => assert_eq!(c.status, Status::Ok),
+            RuntimeId::OrtCuda => assert!(c.status == Status::Skipped && c.error.as_deref().unwrap().contains("CUDA"), "{c:?}"),
+            _ => assert!(c.status == Status::Skipped && c.error.as_deref().unwrap().contains("CoreML"), "{c:?}"),
+        }
+    }
+}
