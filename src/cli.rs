@@ -38,6 +38,12 @@ pub enum Cmd {
         /// Print nothing but errors and the final paths.
         #[arg(long, short)]
         quiet: bool,
+        /// What the timer covers: end-to-end (host tensors in and out) or device-resident (ONNX Runtime IO binding).
+        #[arg(long, value_enum, default_value = "end-to-end")]
+        timing: TimingArg,
+        /// GPU index for ort-cuda.
+        #[arg(long, default_value_t = 0)]
+        device: u32,
         /// Continue the interrupted run in DIR (its results.json): finished cells are kept, the rest run.
         #[arg(long, value_name = "DIR", conflicts_with = "out")]
         resume: Option<PathBuf>,
@@ -104,4 +110,10 @@ pub enum SetupCmd {
         #[arg(long)]
         gpu: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TimingArg {
+    EndToEnd,
+    DeviceResident,
 }

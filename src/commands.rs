@@ -26,7 +26,7 @@ impl std::error::Error for Interrupted {}
 
 pub fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
-        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume } => {
+        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume, timing, device } => {
             let runtimes_flag = runtimes.as_ref().map(|r| format!(" --runtimes {}", r.join(","))).unwrap_or_default();
             let (scenario, plan, origin) = match &file {
                 Some(path) => {
@@ -60,7 +60,15 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             run::stop::install();
             let opts = RunOptions {
                 out_dir: resume.clone().or(out).unwrap_or_else(|| run::default_out_dir(&plan)),
-                runtime: RuntimeOptions { threads: plan.threads, ort_lib },
+                runtime: RuntimeOptions {
+                    threads: plan.threads,
+                    ort_lib,
+                    device_id: device,
+                    timing: match timing {
+                        crate::cli::TimingArg::EndToEnd => xbench::runtimes::Timing::EndToEnd,
+                        crate::cli::TimingArg::DeviceResident => xbench::runtimes::Timing::DeviceResident,
+                    },
+                },
                 isolation,
                 auto_setup: !no_setup,
                 quiet,
@@ -105,7 +113,7 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Runtimes { ort_lib } => {
-            let opts = RuntimeOptions { threads: None, ort_lib };
+            let opts = RuntimeOptions { threads: None, ort_lib, ..Default::default() };
             println!("{:<11} {:<7} {:<8} detail", "runtime", "usable", "version");
             for id in RuntimeId::ALL {
                 let a = runtimes::check(id, &opts);

@@ -2,6 +2,7 @@
 //! with every number saying what ran, on what inputs, and how far it can be trusted.
 
 pub mod compare;
+pub mod gpu;
 pub mod inputs;
 pub mod machine;
 pub mod measure;

@@ -53,6 +53,10 @@ pub fn measure(session: &mut dyn Session, feed: &Feed, spec: MeasureSpec) -> Res
         total_ms += t;
         latency_ms.push(t);
     }
+    if outputs.is_empty() {
+        // Device-resident runs leave outputs on the device: fetch them once, untimed.
+        outputs = session.host_outputs(feed)?;
+    }
     Ok(Samples { latency_ms, outputs, prepare_ms, timer_resolution_ms: timer_resolution_ms() })
 }
 

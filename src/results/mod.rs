@@ -20,6 +20,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// What the timer of every cell covers.
 pub const TIMER_END_TO_END: &str =
     "end-to-end: host tensors handed to the runtime, inference, outputs copied to host f32 arrays; tokenization and shape preparation excluded";
+/// The same for device-resident timing.
+pub const TIMER_DEVICE_RESIDENT: &str =
+    "device-resident (ONNX Runtime): inputs bound on the device once before timing (IO binding), outputs left on the device, the timer stops after the device has finished; tract cells stay end-to-end (see each cell's `timer`)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,6 +51,10 @@ pub struct ModelRecord {
     #[serde(default)]
     pub flops_per_token: u64,
     pub max_positions: Option<usize>,
+}
+
+fn default_timer() -> String {
+    "end-to-end".into()
 }
 
 fn default_precision() -> String {
@@ -92,6 +99,15 @@ pub struct CellRecord {
     pub agreement: Option<Agreement>,
     /// Warnings about this cell (too short for the timer, disagreement, …).
     pub flags: Vec<String>,
+    /// What the timer covered: `end-to-end` or `device-resident`.
+    #[serde(default = "default_timer")]
+    pub timer: String,
+    /// GPU memory held by the process after this cell (ONNX Runtime's arena only grows: the peak so far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_mib: Option<f64>,
+    /// GPU energy over the warm-up and timed runs divided by their number, in millijoules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_mj_per_inference: Option<f64>,
 }
 
 /// A whole run.
@@ -116,6 +132,9 @@ pub struct RunResults {
     pub models: Vec<ModelRecord>,
     pub groups: Vec<GroupRecord>,
     pub cells: Vec<CellRecord>,
+    /// The GPU used, when a CUDA runtime ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::gpu::GpuInfo>,
     /// When an interrupted run was resumed (`--resume`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed_at: Vec<String>,

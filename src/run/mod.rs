@@ -132,7 +132,15 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
         machine: Machine::detect(),
         scenario_source: origin.into(),
         scenario: file.clone(),
-        timer: results::TIMER_END_TO_END.into(),
+        timer: match opts.runtime.timing {
+            runtimes::Timing::EndToEnd => results::TIMER_END_TO_END.into(),
+            runtimes::Timing::DeviceResident => results::TIMER_DEVICE_RESIDENT.into(),
+        },
+        gpu: availability
+            .iter()
+            .any(|a| a.usable && a.runtime == runtimes::RuntimeId::OrtCuda)
+            .then(|| crate::gpu::Gpu::open(opts.runtime.device_id).ok().and_then(|g| g.info()))
+            .flatten(),
         reference_runtime: plan.reference,
         tolerances: plan.tolerances,
         runtimes: availability.clone(),

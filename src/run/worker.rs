@@ -64,6 +64,9 @@ pub fn empty_record(plan: &Plan, cell: &Cell, status: Status, error: Option<Stri
         summary: None,
         agreement: None,
         flags: Vec::new(),
+        timer: "end-to-end".into(),
+        gpu_memory_mib: None,
+        energy_mj_per_inference: None,
     }
 }
 
@@ -109,10 +112,13 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
         job.io.position_table_rows.map(|rows| rows.saturating_sub(model.position_offset().max(0) as usize))
     });
 
+    // GPU facts for CUDA groups (NVML; absent without the driver).
+    let gpu = (group.runtime == crate::runtimes::RuntimeId::OrtCuda).then(|| crate::gpu::Gpu::open(job.runtime.device_id).ok()).flatten();
     for cell in cells {
         if stop() {
             break;
         }
+        let energy_before = gpu.as_ref().and_then(|g| g.energy_mj());
         let record = match &prepared {
             Err(e) => empty_record(plan, cell, Status::Failed, Some(format!("{e:#}"))),
             Ok(text) => {
@@ -121,6 +127,13 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
                 })
             }
         };
+        let mut record = record;
+        if let Some(g) = &gpu {
+            record.gpu_memory_mib = g.process_memory_mib(std::process::id());
+            if let (Some(a), Some(b), Status::Ok) = (energy_before, g.energy_mj(), record.status) {
+                record.energy_mj_per_inference = Some((b.saturating_sub(a)) as f64 / (plan.warmup + record.iterations).max(1) as f64);
+            }
+        }
         emit(WorkerMsg::Cell(Box::new(record)));
     }
     drop(session);
@@ -175,6 +188,7 @@ fn run_cell(
     record.prepare_ms = Some(samples.prepare_ms);
     record.timer_resolution_ms = Some(samples.timer_resolution_ms);
     record.iterations = samples.latency_ms.len();
+    record.timer = session.timing().as_str().to_string();
     record.samples_ms = samples.latency_ms;
     record.summary = Some(summary);
     Ok(record)

@@ -83,6 +83,27 @@ impl std::str::FromStr for RuntimeId {
     }
 }
 
+/// What the timer covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Timing {
+    /// Host tensors in, outputs copied to host (the paper's way).
+    #[default]
+    EndToEnd,
+    /// ONNX Runtime only: inputs bound on the device once (IO binding), outputs left there; the
+    /// timer stops after the device has finished (outputs synchronized).
+    DeviceResident,
+}
+
+impl Timing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timing::EndToEnd => "end-to-end",
+            Timing::DeviceResident => "device-resident",
+        }
+    }
+}
+
 /// Settings shared by all runtimes of a run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RuntimeOptions {
@@ -90,6 +111,11 @@ pub struct RuntimeOptions {
     pub threads: Option<usize>,
     /// Explicit ONNX Runtime library path (`--ort-lib`).
     pub ort_lib: Option<PathBuf>,
+    /// GPU index for `ort-cuda`.
+    #[serde(default)]
+    pub device_id: u32,
+    #[serde(default)]
+    pub timing: Timing,
 }
 
 /// Whether a runtime can run on this machine, and what it is.
@@ -130,8 +156,18 @@ pub trait Session {
     fn prepare(&mut self, _feed: &Feed) -> Result<()> {
         Ok(())
     }
-    /// One inference, end to end: host tensors in, outputs copied to host memory. This is what the timer covers.
+    /// One inference: what the timer covers. End to end, host tensors in and outputs copied to
+    /// host memory; device-resident sessions return no outputs here (see `host_outputs`).
     fn run(&mut self, feed: &Feed) -> Result<Vec<Output>>;
+    /// Outputs for `feed` in host memory, computed outside the timer, for sessions whose `run`
+    /// leaves them on the device.
+    fn host_outputs(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+        self.run(feed)
+    }
+    /// What this session's timer covers.
+    fn timing(&self) -> Timing {
+        Timing::EndToEnd
+    }
     fn info(&self) -> SessionInfo;
 }
 

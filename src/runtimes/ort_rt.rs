@@ -8,11 +8,12 @@ use anyhow::{anyhow, bail, Result};
 use ort::ep::{self, ExecutionProvider};
 use ort::environment::Environment;
 use ort::logging::LogLevel;
-use ort::session::{RunOptions, Session as OrtInner, SessionInputValue};
-use ort::value::TensorRef;
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{IoBinding, RunOptions, Session as OrtInner, SessionInputValue};
+use ort::value::{DynValue, Tensor, TensorRef};
 
 use super::ort_lib::{find_ort_library, OrtLibrary};
-use super::{Availability, Output, RuntimeId, RuntimeOptions, Session, SessionInfo};
+use super::{Availability, Output, RuntimeId, RuntimeOptions, Session, SessionInfo, Timing};
 use crate::inputs::{Feed, HostTensor};
 use crate::models::ModelSpec;
 
@@ -101,9 +102,9 @@ fn library_version(path: &std::path::Path) -> Option<String> {
     }
 }
 
-fn provider(id: RuntimeId) -> ep::ExecutionProviderDispatch {
+fn provider(id: RuntimeId, device_id: u32) -> ep::ExecutionProviderDispatch {
     match id {
-        RuntimeId::OrtCuda => ep::CUDA::default().with_device_id(0).build().error_on_failure(),
+        RuntimeId::OrtCuda => ep::CUDA::default().with_device_id(device_id as i32).build().error_on_failure(),
         RuntimeId::OrtCoreml => ep::CoreML::default().build().error_on_failure(),
         _ => ep::CPU::default().build().error_on_failure(),
     }
@@ -151,7 +152,7 @@ pub fn check(id: RuntimeId, opts: &RuntimeOptions) -> Availability {
     // Registering on a throwaway builder catches missing CUDA/cuDNN libraries and absent devices.
     let registered = OrtInner::builder(&l.env)
         .map_err(|e| e.to_string())
-        .and_then(|mut b| provider(id).register(&mut b).map_err(|e| e.to_string()));
+        .and_then(|mut b| provider(id, opts.device_id).register(&mut b).map_err(|e| e.to_string()));
     match registered {
         Ok(()) => Availability {
             runtime: id,
@@ -163,8 +164,19 @@ pub fn check(id: RuntimeId, opts: &RuntimeOptions) -> Availability {
     }
 }
 
+/// Inputs bound once for device-resident timing.
+struct Bound {
+    binding: IoBinding,
+    shapes: Vec<Vec<usize>>,
+    _inputs: Vec<DynValue>,
+}
+
 pub struct OrtSession {
     session: OrtInner,
+    timing: Timing,
+    /// Where bound inputs and outputs live: the GPU for CUDA, host memory otherwise.
+    device: (AllocationDevice<'static>, i32),
+    bound: Option<Bound>,
     /// Keeps run-time logging at warnings, whatever the session's level was while it was created.
     run_options: RunOptions,
     output_names: Vec<String>,
@@ -179,7 +191,7 @@ impl OrtSession {
             .map_err(|e| anyhow!("{e}"))?
             .with_intra_threads(threads)
             .map_err(ort::Error::<()>::from)?
-            .with_execution_providers([provider(id)])
+            .with_execution_providers([provider(id, opts.device_id)])
             .map_err(|e| anyhow!("{} provider failed to register: {}", provider_name(id), ort::Error::<()>::from(e)))?
             .with_log_level(LogLevel::Verbose)
             .map_err(ort::Error::<()>::from)?;
@@ -208,7 +220,8 @@ impl OrtSession {
             version: l.version.clone(),
             placement,
         };
-        Ok(OrtSession { session, run_options, output_names, info })
+        let device = if id == RuntimeId::OrtCuda { (AllocationDevice::CUDA, opts.device_id as i32) } else { (AllocationDevice::CPU, 0) };
+        Ok(OrtSession { session, timing: opts.timing, device, bound: None, run_options, output_names, info })
     }
 }
 
@@ -217,8 +230,42 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-impl Session for OrtSession {
-    fn run(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+fn host_tensor<T: ort::value::PrimitiveTensorElementType + Clone + std::fmt::Debug + 'static>(
+    a: &ndarray::ArrayD<T>,
+    device: &(AllocationDevice<'static>, i32),
+) -> Result<DynValue> {
+    let t = Tensor::from_array(a.clone())?;
+    Ok(if device.0 == AllocationDevice::CPU { t.into_dyn() } else { t.to(device.0.clone(), device.1)?.into_dyn() })
+}
+
+impl OrtSession {
+    /// Binds `feed`'s inputs on the device and its outputs to device memory (untimed).
+    fn bind(&mut self, feed: &Feed) -> Result<()> {
+        let shapes: Vec<Vec<usize>> = feed.tensors.iter().map(|(_, t)| t.shape().to_vec()).collect();
+        if self.bound.as_ref().is_some_and(|b| b.shapes == shapes) {
+            return Ok(());
+        }
+        self.bound = None;
+        let mut binding = self.session.create_binding()?;
+        let mut inputs = Vec::new();
+        for (name, t) in &feed.tensors {
+            let v = match t {
+                HostTensor::I64(a) => host_tensor(a, &self.device)?,
+                HostTensor::I32(a) => host_tensor(a, &self.device)?,
+                HostTensor::F32(a) => host_tensor(a, &self.device)?,
+            };
+            binding.bind_input(name.as_str(), &v)?;
+            inputs.push(v);
+        }
+        let mem = MemoryInfo::new(self.device.0.clone(), self.device.1, AllocatorType::Device, MemoryType::Default)?;
+        for name in &self.output_names {
+            binding.bind_output_to_device(name.as_str(), &mem)?;
+        }
+        self.bound = Some(Bound { binding, shapes, _inputs: inputs });
+        Ok(())
+    }
+
+    fn run_host(&mut self, feed: &Feed) -> Result<Vec<Output>> {
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(feed.tensors.len());
         for (name, t) in &feed.tensors {
             let v: SessionInputValue<'_> = match t {
@@ -244,6 +291,36 @@ impl Session for OrtSession {
             result.push(Output { name: name.clone(), data });
         }
         Ok(result)
+    }
+}
+
+impl Session for OrtSession {
+    fn prepare(&mut self, feed: &Feed) -> Result<()> {
+        if self.timing == Timing::DeviceResident {
+            self.bind(feed)?;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+        if self.timing == Timing::EndToEnd {
+            return self.run_host(feed);
+        }
+        self.bind(feed)?;
+        let b = self.bound.as_ref().expect("bound above");
+        let outputs = self.session.run_binding_with_options(&b.binding, &self.run_options)?;
+        // The timer stops only once the device has finished writing the outputs.
+        b.binding.synchronize_outputs()?;
+        drop(outputs);
+        Ok(Vec::new())
+    }
+
+    fn host_outputs(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+        self.run_host(feed)
+    }
+
+    fn timing(&self) -> Timing {
+        self.timing
     }
 
     fn info(&self) -> SessionInfo {
