@@ -58,6 +58,15 @@ pub enum Cmd {
         #[arg(long, default_value = "models")]
         models_dir: PathBuf,
     },
+    /// Write the exact inputs a scenario feeds (token ids and masks per model, length and batch) as
+    /// JSON, so that other tools can be timed on the same inputs.
+    Feeds {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+    },
     /// Fetch a runtime's libraries (`xbench setup ort [--gpu]`).
     Setup {
         #[command(subcommand)]

@@ -158,6 +158,7 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Feeds { file, out, models_dir } => write_feeds(&file, &out, &models_dir),
         Cmd::Worker { job } => run::worker_main(&job),
     }
 }
@@ -224,5 +225,40 @@ fn list_models(root: &Path) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
+    use xbench::inputs::{self, Feed, HostTensor};
+    let (_, plan) = Plan::from_path(file, models_dir, None)?;
+    let text = inputs::load_text(&plan.text)?;
+    let mut feeds = Vec::new();
+    for m in &plan.models {
+        let io = read_io(&m.onnx)?;
+        let Some(tok_path) = &m.tokenizer else { continue };
+        let tok = inputs::load_tokenizer(tok_path)?;
+        let max_positions = m.meta.max_positions.or_else(|| io.position_table_rows.map(|r| r.saturating_sub(m.position_offset().max(0) as usize)));
+        for &chars in &plan.input_chars {
+            for &batch in &plan.batch_sizes {
+                let texts = inputs::passages(&text, chars, batch)?;
+                let feed = Feed::from_texts(&tok, &texts, m, &io.inputs, max_positions)?;
+                let tensors: Vec<serde_json::Value> = feed
+                    .tensors
+                    .iter()
+                    .map(|(name, t)| {
+                        let (dtype, data): (&str, Vec<f64>) = match t {
+                            HostTensor::I64(a) => ("int64", a.iter().map(|&v| v as f64).collect()),
+                            HostTensor::I32(a) => ("int32", a.iter().map(|&v| v as f64).collect()),
+                            HostTensor::F32(a) => ("float32", a.iter().map(|&v| v as f64).collect()),
+                        };
+                        serde_json::json!({"name": name, "dtype": dtype, "shape": t.shape(), "data": data})
+                    })
+                    .collect();
+                feeds.push(serde_json::json!({"model": m.name, "onnx": m.onnx, "chars": chars, "batch": batch, "tokens_per_row": feed.text.tokens_per_row, "inputs": tensors}));
+            }
+        }
+    }
+    std::fs::write(out, serde_json::to_vec(&feeds)?).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("{} feeds written to {}", feeds.len(), out.display());
     Ok(())
 }

@@ -55,15 +55,17 @@ pub struct ModelIo {
     pub position_table_rows: Option<usize>,
     /// Whether initializers live in external data files beside the graph.
     pub external_data: bool,
+    /// `fp16` when most floating-point weights are float16 (whatever the outputs), else `fp32`.
+    pub weights_precision: String,
     /// 2·K·N summed over matrix products with a weight matrix [K, N] (MatMul, Gemm): the FLOPs
     /// every token costs at least (attention's token-by-token products come on top).
     pub flops_per_token: u64,
 }
 
 impl ModelIo {
-    /// `fp16` when an output is float16, else `fp32`.
+    /// `fp16` when its weights or an output are float16, else `fp32`.
     pub fn precision(&self) -> &'static str {
-        if self.outputs.iter().any(|o| o.elem_type == "float16") {
+        if self.weights_precision == "fp16" || self.outputs.iter().any(|o| o.elem_type == "float16") {
             "fp16"
         } else {
             "fp32"
@@ -107,6 +109,8 @@ struct LiteNode {
 struct LiteTensor {
     #[prost(int64, repeated, tag = "1")]
     dims: Vec<i64>,
+    #[prost(int32, tag = "2")]
+    data_type: i32,
     #[prost(string, tag = "8")]
     name: String,
     #[prost(int32, optional, tag = "14")]
@@ -142,6 +146,10 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         .map(|t| t.dims[0].max(0) as usize);
     let external_data = graph.initializer.iter().any(|t| t.data_location == Some(1));
     let flops_per_token = weight_flops_per_token(&graph);
+    let float_elems = |ty: i32| -> u64 {
+        graph.initializer.iter().filter(|t| t.data_type == ty).map(|t| t.dims.iter().map(|&d| d.max(0) as u64).product::<u64>()).sum()
+    };
+    let weights_precision = if float_elems(10) > float_elems(1) { "fp16" } else { "fp32" }.to_string();
     Ok(ModelIo {
         // Older exports list initializers among the inputs too; those are not fed.
         inputs: graph.input.iter().filter(|v| !initializers.contains(v.name.as_str())).map(io_info).collect(),
@@ -149,6 +157,7 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         opsets: model.opset_import.iter().map(|o| (if o.domain.is_empty() { "ai.onnx".into() } else { o.domain.clone() }, o.version)).collect(),
         position_table_rows,
         external_data,
+        weights_precision,
         flops_per_token,
     })
 }
