@@ -4,7 +4,7 @@
 
 pub mod fake;
 mod ort_lib;
-mod ort_rt;
+pub mod ort_rt;
 mod tract_rt;
 
 use std::path::PathBuf;

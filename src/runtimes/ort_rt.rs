@@ -83,6 +83,12 @@ fn loaded(opts: &RuntimeOptions) -> std::result::Result<&'static Loaded, String>
         .map_err(Clone::clone)
 }
 
+/// The process's ONNX Runtime environment (loading the library on first use), for code that
+/// drives `ort` directly beside xbench, such as the overhead benchmark.
+pub fn environment(opts: &RuntimeOptions) -> Result<&'static Environment> {
+    loaded(opts).map(|l| &l.env).map_err(|e| anyhow!(e))
+}
+
 /// The version the library reports through its API base (`OrtGetApiBase()->GetVersionString()`).
 fn library_version(path: &std::path::Path) -> Option<String> {
     // SAFETY: the library is ONNX Runtime (ort has just loaded it from this path); `OrtGetApiBase`
