@@ -56,7 +56,7 @@ fn main() {
         bare_us.push(t.elapsed().as_secs_f64() * 1e6 / N as f64);
 
         let t = Instant::now();
-        let samples = measure(session.as_mut(), &feed, MeasureSpec { warmup: 0, iterations: N, min_time_s: None }).unwrap();
+        let samples = measure(session.as_mut(), &feed, MeasureSpec { warmup: 0, iterations: N, min_time_s: None }, None).unwrap();
         std::hint::black_box(&samples);
         xbench_us.push(t.elapsed().as_secs_f64() * 1e6 / N as f64);
     }

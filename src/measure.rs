@@ -32,32 +32,37 @@ pub struct Samples {
     pub prepare_ms: f64,
     /// Smallest difference the clock reported between two readings, in milliseconds.
     pub timer_resolution_ms: f64,
+    /// Energy counter difference over the timed iterations (millijoules), when a reader was given.
+    pub energy_mj: Option<u64>,
 }
 
 /// Runs `spec.warmup` untimed and `spec.iterations` timed inferences of `feed`.
-pub fn measure(session: &mut dyn Session, feed: &Feed, spec: MeasureSpec) -> Result<Samples> {
+/// `energy` reads a cumulative energy counter (millijoules); it is read just before and after the
+/// timed iterations, outside the timer.
+pub fn measure(session: &mut dyn Session, feed: &Feed, spec: MeasureSpec, energy: Option<&dyn Fn() -> Option<u64>>) -> Result<Samples> {
     let t = Instant::now();
     session.prepare(feed)?;
     let prepare_ms = ms(t.elapsed());
-    let mut outputs = Vec::new();
     for _ in 0..spec.warmup {
-        outputs = session.run(feed)?;
+        session.run(feed)?;
     }
     let mut latency_ms = Vec::with_capacity(spec.iterations);
     let min_total_ms = spec.min_time_s.unwrap_or(0.0) * 1e3;
     let mut total_ms = 0.0;
+    let energy_before = energy.and_then(|e| e());
     while latency_ms.len() < spec.iterations || (total_ms < min_total_ms && latency_ms.len() < MAX_ITERATIONS) {
         let start = Instant::now();
-        outputs = session.run(feed)?;
+        session.run(feed)?;
         let t = ms(start.elapsed());
         total_ms += t;
         latency_ms.push(t);
     }
-    if outputs.is_empty() {
-        // Device-resident runs leave outputs on the device: fetch them once, untimed.
-        outputs = session.host_outputs(feed)?;
-    }
-    Ok(Samples { latency_ms, outputs, prepare_ms, timer_resolution_ms: timer_resolution_ms() })
+    let energy_mj = match (energy_before, energy.and_then(|e| e())) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    let outputs = session.outputs(feed)?;
+    Ok(Samples { latency_ms, outputs, prepare_ms, timer_resolution_ms: timer_resolution_ms(), energy_mj })
 }
 
 fn ms(d: Duration) -> f64 {

@@ -119,8 +119,11 @@ struct LiteTensor {
 
 /// Reads the declared inputs and outputs of the ONNX file at `path`.
 pub fn read_io(path: &Path) -> Result<ModelIo> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_io(&bytes).with_context(|| format!("{} is not a readable ONNX model", path.display()))
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // Mapped, not read: the decode skips the weights, so they are never paged in.
+    // SAFETY: the file is only read; a concurrent writer could change what is parsed, not memory safety of xbench's own data.
+    let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("cannot read {}", path.display()))?;
+    parse_io(&map).with_context(|| format!("{} is not a readable ONNX model", path.display()))
 }
 
 /// Parses the declared inputs and outputs from ONNX bytes.

@@ -105,7 +105,7 @@ pub struct CellRecord {
     /// GPU memory held by the process after this cell (ONNX Runtime's arena only grows: the peak so far).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_memory_mib: Option<f64>,
-    /// GPU energy over the warm-up and timed runs divided by their number, in millijoules.
+    /// GPU energy over the timed runs divided by their number, in millijoules (NVML's total-energy counter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_mj_per_inference: Option<f64>,
 }

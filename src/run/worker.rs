@@ -118,11 +118,10 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
         if stop() {
             break;
         }
-        let energy_before = gpu.as_ref().and_then(|g| g.energy_mj());
         let record = match &prepared {
             Err(e) => empty_record(plan, cell, Status::Failed, Some(format!("{e:#}"))),
             Ok(text) => {
-                run_cell(job, cell, session.as_mut(), text.as_ref(), max_positions).unwrap_or_else(|e| {
+                run_cell(job, cell, session.as_mut(), text.as_ref(), max_positions, gpu.as_ref()).unwrap_or_else(|e| {
                     empty_record(plan, cell, Status::Failed, Some(format!("{e:#}")))
                 })
             }
@@ -130,9 +129,6 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
         let mut record = record;
         if let Some(g) = &gpu {
             record.gpu_memory_mib = g.process_memory_mib(std::process::id());
-            if let (Some(a), Some(b), Status::Ok) = (energy_before, g.energy_mj(), record.status) {
-                record.energy_mj_per_inference = Some((b.saturating_sub(a)) as f64 / (plan.warmup + record.iterations).max(1) as f64);
-            }
         }
         emit(WorkerMsg::Cell(Box::new(record)));
     }
@@ -146,6 +142,7 @@ fn run_cell(
     session: &mut dyn runtimes::Session,
     text: Option<&(String, tokenizers::Tokenizer)>,
     max_positions: Option<usize>,
+    gpu: Option<&crate::gpu::Gpu>,
 ) -> anyhow::Result<CellRecord> {
     let plan = &job.plan;
     let model = &plan.models[plan.groups[job.group].model];
@@ -157,7 +154,13 @@ fn run_cell(
         // Without text, an input length is used as the `sequence` dim itself.
         None => Feed::generated(&model.name, &job.io.inputs, cell.batch, cell.chars, &plan.dims)?,
     };
-    let samples = measure(session, &feed, MeasureSpec { warmup: plan.warmup, iterations: plan.iterations, min_time_s: plan.min_time_s })?;
+    let energy = gpu.map(|g| move || g.energy_mj());
+    let samples = measure(
+        session,
+        &feed,
+        MeasureSpec { warmup: plan.warmup, iterations: plan.iterations, min_time_s: plan.min_time_s },
+        energy.as_ref().map(|f| f as &dyn Fn() -> Option<u64>),
+    )?;
     let summary = summarize(&samples.latency_ms, feed.batch, feed.real_tokens());
     let mut record = empty_record(plan, cell, Status::Ok, None);
     if feed.text.truncated_rows > 0 {
@@ -183,11 +186,15 @@ fn run_cell(
             plan.ci_warn_share * 100.0
         ));
     }
-    write_outputs(&outputs_path(&job.outputs_dir, cell.index), &samples.outputs, feed.batch, feed.seq_len, &feed.mask)?;
+    // Outputs are saved only when another runtime will be compared with them.
+    if plan.runtimes.len() > 1 {
+        write_outputs(&outputs_path(&job.outputs_dir, cell.index), &samples.outputs, feed.batch, feed.seq_len, &feed.mask)?;
+    }
     record.tokens = Some(feed.text.clone());
     record.prepare_ms = Some(samples.prepare_ms);
     record.timer_resolution_ms = Some(samples.timer_resolution_ms);
     record.iterations = samples.latency_ms.len();
+    record.energy_mj_per_inference = samples.energy_mj.map(|e| e as f64 / record.iterations as f64);
     record.timer = session.timing().as_str().to_string();
     record.samples_ms = samples.latency_ms;
     record.summary = Some(summary);

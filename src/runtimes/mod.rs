@@ -156,14 +156,12 @@ pub trait Session {
     fn prepare(&mut self, _feed: &Feed) -> Result<()> {
         Ok(())
     }
-    /// One inference: what the timer covers. End to end, host tensors in and outputs copied to
-    /// host memory; device-resident sessions return no outputs here (see `host_outputs`).
-    fn run(&mut self, feed: &Feed) -> Result<Vec<Output>>;
-    /// Outputs for `feed` in host memory, computed outside the timer, for sessions whose `run`
-    /// leaves them on the device.
-    fn host_outputs(&mut self, feed: &Feed) -> Result<Vec<Output>> {
-        self.run(feed)
-    }
+    /// One inference: what the timer covers. End to end: host tensors in, outputs in host memory
+    /// (kept in the runtime's own form); device-resident: outputs left on the device.
+    fn run(&mut self, feed: &Feed) -> Result<()>;
+    /// The outputs of the last run for `feed` as f32 arrays, converted outside the timer (a
+    /// device-resident session runs once more with host outputs).
+    fn outputs(&mut self, feed: &Feed) -> Result<Vec<Output>>;
     /// What this session's timer covers.
     fn timing(&self) -> Timing {
         Timing::EndToEnd

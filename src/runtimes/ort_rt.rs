@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use ort::ep::{self, ExecutionProvider};
 use ort::environment::Environment;
 use ort::logging::LogLevel;
@@ -183,6 +183,8 @@ pub struct OrtSession {
     /// Where bound inputs and outputs live: the GPU for CUDA, host memory otherwise.
     device: (AllocationDevice<'static>, i32),
     bound: Option<Bound>,
+    /// Outputs of the last end-to-end run, in host memory.
+    last: Vec<DynValue>,
     /// Keeps run-time logging at warnings, whatever the session's level was while it was created.
     run_options: RunOptions,
     output_names: Vec<String>,
@@ -227,7 +229,7 @@ impl OrtSession {
             placement,
         };
         let device = if id == RuntimeId::OrtCuda { (AllocationDevice::CUDA, opts.device_id as i32) } else { (AllocationDevice::CPU, 0) };
-        Ok(OrtSession { session, timing: opts.timing, device, bound: None, run_options, output_names, info })
+        Ok(OrtSession { session, timing: opts.timing, device, bound: None, last: Vec::new(), run_options, output_names, info })
     }
 }
 
@@ -271,7 +273,8 @@ impl OrtSession {
         Ok(())
     }
 
-    fn run_host(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+    /// One run with host inputs; the outputs, in host memory as ONNX Runtime returned them, are kept.
+    fn run_host(&mut self, feed: &Feed) -> Result<()> {
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(feed.tensors.len());
         for (name, t) in &feed.tensors {
             let v: SessionInputValue<'_> = match t {
@@ -281,23 +284,26 @@ impl OrtSession {
             };
             inputs.push((Cow::Borrowed(name.as_str()), v));
         }
-        let outputs = self.session.run_with_options(inputs, &self.run_options)?;
-        let mut result = Vec::with_capacity(self.output_names.len());
+        let mut outputs = self.session.run_with_options(inputs, &self.run_options)?;
+        self.last.clear();
         for name in &self.output_names {
-            let value = &outputs[name.as_str()];
-            let data = if let Ok(a) = value.try_extract_array::<f32>() {
-                a.to_owned()
-            } else if let Ok(a) = value.try_extract_array::<i64>() {
-                a.mapv(|v| v as f32)
-            } else if let Ok(a) = value.try_extract_array::<i32>() {
-                a.mapv(|v| v as f32)
-            } else {
-                bail!("output `{name}` has a type xbench cannot read yet ({:?})", value.dtype());
-            };
-            result.push(Output { name: name.clone(), data });
+            self.last.push(outputs.remove(name.as_str()).with_context(|| format!("ONNX Runtime returned no output `{name}`"))?);
         }
-        Ok(result)
+        Ok(())
     }
+}
+
+/// An output value in host memory as f32.
+fn to_f32(name: &str, value: &DynValue) -> Result<ndarray::ArrayD<f32>> {
+    Ok(if let Ok(a) = value.try_extract_array::<f32>() {
+        a.to_owned()
+    } else if let Ok(a) = value.try_extract_array::<i64>() {
+        a.mapv(|v| v as f32)
+    } else if let Ok(a) = value.try_extract_array::<i32>() {
+        a.mapv(|v| v as f32)
+    } else {
+        bail!("output `{name}` has a type xbench cannot read yet ({:?})", value.dtype());
+    })
 }
 
 impl Session for OrtSession {
@@ -308,7 +314,7 @@ impl Session for OrtSession {
         Ok(())
     }
 
-    fn run(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+    fn run(&mut self, feed: &Feed) -> Result<()> {
         if self.timing == Timing::EndToEnd {
             return self.run_host(feed);
         }
@@ -318,11 +324,15 @@ impl Session for OrtSession {
         // The timer stops only once the device has finished writing the outputs.
         b.binding.synchronize_outputs()?;
         drop(outputs);
-        Ok(Vec::new())
+        Ok(())
     }
 
-    fn host_outputs(&mut self, feed: &Feed) -> Result<Vec<Output>> {
-        self.run_host(feed)
+    fn outputs(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+        // Device-resident runs leave nothing on the host: one more run with host outputs.
+        if self.timing == Timing::DeviceResident || self.last.is_empty() {
+            self.run_host(feed)?;
+        }
+        self.output_names.iter().zip(&self.last).map(|(n, v)| Ok(Output { name: n.clone(), data: to_f32(n, v)? })).collect()
     }
 
     fn timing(&self) -> Timing {

@@ -22,6 +22,8 @@ pub struct TractSession {
     model: InferenceModel,
     /// Shapes of the current plan's inputs, and the state reused across runs.
     current: Option<(Vec<Vec<usize>>, TypedSimpleState)>,
+    /// Outputs of the last run, as tract returned them.
+    last: TVec<TValue>,
     info: SessionInfo,
 }
 
@@ -42,6 +44,7 @@ impl TractSession {
         Ok(TractSession {
             model: inference,
             current: None,
+            last: tvec!(),
             info: SessionInfo {
                 threads: if threads > 1 { format!("matrix products on {threads} threads") } else { "1 thread".into() },
                 providers: vec!["tract CPU".into()],
@@ -68,6 +71,7 @@ impl Session for TractSession {
         }
         // Drop the previous plan first: its packed weights would otherwise double the memory.
         self.current = None;
+        self.last.clear();
         let mut model = self.model.clone();
         let input_outlets = model.input_outlets()?.to_vec();
         if input_outlets.len() != feed.tensors.len() {
@@ -86,7 +90,7 @@ impl Session for TractSession {
         Ok(())
     }
 
-    fn run(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+    fn run(&mut self, feed: &Feed) -> Result<()> {
         if self.current.is_none() {
             self.prepare(feed)?;
         }
@@ -102,13 +106,19 @@ impl Session for TractSession {
                 }
             })
             .collect();
-        let outputs = state.run(inputs).map_err(|e| anyhow!("tract run failed: {e:#}"))?;
-        let names: Vec<String> = {
-            let m = state.model();
-            m.outputs.iter().map(|o| m.outlet_label(*o).map(str::to_string).unwrap_or_else(|| m.node(o.node).name.clone())).collect()
-        };
-        outputs
-            .into_iter()
+        self.last = state.run(inputs).map_err(|e| anyhow!("tract run failed: {e:#}"))?;
+        Ok(())
+    }
+
+    fn outputs(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+        if self.last.is_empty() {
+            self.run(feed)?;
+        }
+        let (_, state) = self.current.as_ref().expect("run prepares a plan");
+        let m = state.model();
+        let names = m.outputs.iter().map(|o| m.outlet_label(*o).map(str::to_string).unwrap_or_else(|| m.node(o.node).name.clone()));
+        self.last
+            .iter()
             .zip(names)
             .map(|(v, name)| {
                 let data = v.cast_to::<f32>()?.to_plain_array_view::<f32>()?.to_owned();
