@@ -31,7 +31,11 @@ impl TractSession {
         if threads > 1 {
             tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::multithread(threads));
         }
+        // value_info (intermediate shapes) is ignored: exporters write it with the graph's symbolic
+        // dims (`batch`, `sequence`), which clash with the concrete input shapes set in `prepare`.
+        // tract infers those shapes itself.
         let inference = tract_onnx::onnx()
+            .with_ignore_value_info(true)
             .model_for_path(&model.onnx)
             .map_err(|e| anyhow!("tract cannot load {}: {e:#}", model.onnx.display()))?;
         Ok(TractSession {
