@@ -1,4 +1,7 @@
-//! Reports drawn from results alone: Markdown tables laid out like the paper's appendices C–F.
+//! Reports drawn from results alone: Markdown tables laid out like the paper's appendices C–F
+//! (models) and A–B (operation cases, in `ops`).
+
+mod ops;
 
 use std::fmt::Write;
 
@@ -49,7 +52,7 @@ struct Axes {
 
 fn axes(r: &RunResults) -> Axes {
     let mut a = Axes { models: vec![], runtimes: vec![], chars: vec![], batches: vec![] };
-    for c in &r.cells {
+    for c in r.cells.iter().filter(|c| !crate::ops::is_op(&c.model)) {
         if !a.models.contains(&c.model) {
             a.models.push(c.model.clone());
         }
@@ -139,9 +142,15 @@ pub fn markdown(r: &RunResults) -> String {
             av.detail.replace('\n', " ").replace('|', "\\|")
         );
     }
-    let _ = writeln!(out, "\n## Models\n");
+    out.push('\n');
+    ops::markdown(r, &mut out);
+    if a.models.is_empty() {
+        out.push_str(&warnings(r));
+        return out;
+    }
+    let _ = writeln!(out, "## Models\n");
     let _ = writeln!(out, "| model | ONNX size (MB) | weights | max positions | runtime | load (ms) | peak RSS (MiB) |\n| --- | --- | --- | --- | --- | --- | --- |");
-    for g in &r.groups {
+    for g in r.groups.iter().filter(|g| !crate::ops::is_op(&g.model)) {
         let mr = r.models.iter().find(|m| m.name == g.model);
         let _ = writeln!(
             out,
@@ -217,7 +226,13 @@ pub fn markdown(r: &RunResults) -> String {
         .collect();
     averaged_table(&mut out, r, &a, "model", &rows);
     let _ = writeln!(out, "Averages are means of the cells' means; — where a cell of the average failed, was skipped, or is missing.\n");
+    out.push_str(&warnings(r));
+    out
+}
 
+/// The closing list of flagged and failed cells and skipped runtimes (empty when there are none).
+fn warnings(r: &RunResults) -> String {
+    let mut out = String::new();
     let notes: Vec<String> = r
         .cells
         .iter()
@@ -229,15 +244,25 @@ pub fn markdown(r: &RunResults) -> String {
                     items.push(format!("failed: {}", e.replace('\n', " ")));
                 }
             }
+            if crate::ops::is_op(&c.model) {
+                return format!("- {} / {}: {}", c.model, c.runtime, items.join("; "));
+            }
             format!("- {} / {} / {} chars / batch {}: {}", c.model, c.runtime, c.chars, c.batch, items.join("; "))
         })
         .collect();
-    let skipped: Vec<String> = r
+    let mut skipped: Vec<String> = r
         .groups
         .iter()
-        .filter(|g| g.status == Status::Skipped)
+        .filter(|g| g.status == Status::Skipped && !crate::ops::is_op(&g.model))
         .map(|g| format!("- {} on {}: skipped — {}", g.model, g.runtime, g.error.as_deref().unwrap_or("").replace('\n', " ")))
         .collect();
+    // Operation cases skipped on a runtime are one line per runtime, not one per case.
+    for av in &r.runtimes {
+        let ops_skipped: Vec<_> = r.groups.iter().filter(|g| g.runtime == av.runtime && g.status == Status::Skipped && crate::ops::is_op(&g.model)).collect();
+        if let Some(g) = ops_skipped.first() {
+            skipped.push(format!("- {} operation cases on {}: skipped — {}", ops_skipped.len(), g.runtime, g.error.as_deref().unwrap_or("").replace('\n', " ")));
+        }
+    }
     if !notes.is_empty() || !skipped.is_empty() {
         let _ = writeln!(out, "## Warnings, failures and skipped runtimes\n");
         for n in skipped.iter().chain(notes.iter()) {

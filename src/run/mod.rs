@@ -75,6 +75,8 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
         format!("cannot create the output folder {}\n  fix: choose a writable folder with --out", opts.out_dir.display())
     })?;
     let dir = opts.out_dir.clone();
+    // Operation cases get their single-operation graphs written under the run's folder first.
+    let plan = &crate::ops::write_graphs(plan, &dir.join(".ops"))?;
     let json = dir.join("results.json");
     let csv = dir.join("results.csv");
     let report = dir.join("report.md");
@@ -289,7 +291,12 @@ fn agree(plan: &Plan, g: usize, outputs_dir: &Path, results: &mut RunResults) {
 fn progress_line(done: usize, total: usize, r: &CellRecord, started: Instant, measured: usize, measured_secs: f64) -> String {
     let width = total.to_string().len();
     let what = format!("{} · {} · {} chars × batch {}", r.model, r.runtime, r.chars, r.batch);
+    // Operation cases have no text: their line names the case and the runtime only.
+    let what = if crate::ops::is_op(&r.model) { format!("{} · {}", r.model, r.runtime) } else { what };
     let result = match (&r.status, &r.summary) {
+        (Status::Ok, Some(s)) if crate::ops::is_op(&r.model) => {
+            format!("mean {:.4} ms [{:.4}, {:.4}]", s.mean_ms, s.mean_ci95_ms[0], s.mean_ci95_ms[1])
+        }
         (Status::Ok, Some(s)) => format!(
             "mean {:.3} ms [{:.3}, {:.3}] ({} tokens padded to {})",
             s.mean_ms,
