@@ -224,7 +224,7 @@ fn temp_dir(name: &str) -> PathBuf {
 #[test]
 fn a_small_ops_scenario_runs_end_to_end_on_both_cpu_runtimes_and_they_agree() {
     let dir = temp_dir("e2e");
-    let yaml = "name: ops-small\nruntimes: [tract-cpu, ort-cpu]\nwarmup: 1\niterations: 3\nops:\n  - {op: Softmax, dims: [16, 100]}\n  - {op: ScatterSum, dims: [[64, 16], [1000]]}\n  - \"Sort dim=32x64 axis=0\"\n";
+    let yaml = "name: ops-small\nruntimes: [tract-cpu, ort-cpu, ort-coreml]\nwarmup: 1\niterations: 3\nops:\n  - {op: Softmax, dims: [16, 100]}\n  - {op: ScatterSum, dims: [[64, 16], [1000]]}\n  - \"Sort dim=32x64 axis=0\"\n";
     std::fs::write(dir.join("s.yaml"), yaml).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_xbench"))
         .current_dir(&dir)
@@ -234,8 +234,13 @@ fn a_small_ops_scenario_runs_end_to_end_on_both_cpu_runtimes_and_they_agree() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = read_results(&dir.join("out/results.json")).unwrap();
-    assert_eq!(r.cells.len(), 6);
-    for c in &r.cells {
+    assert_eq!(r.cells.len(), 9);
+    let coreml_usable = r.runtimes.iter().any(|a| a.runtime == RuntimeId::OrtCoreml && a.usable);
+    for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::OrtCoreml && !coreml_usable) {
+        assert_eq!(c.status, Status::Skipped, "an unusable runtime's cases are skipped with the reason: {c:?}");
+        assert!(c.error.as_deref().is_some_and(|e| e.contains("CoreML")), "{c:?}");
+    }
+    for c in r.cells.iter().filter(|c| c.runtime != RuntimeId::OrtCoreml) {
         assert_eq!(c.status, Status::Ok, "{c:?}");
         assert!(ops::is_op(&c.model) && c.chars == 0 && c.batch == 1);
         assert_eq!(c.samples_ms.len(), 3);
@@ -252,5 +257,8 @@ fn a_small_ops_scenario_runs_end_to_end_on_both_cpu_runtimes_and_they_agree() {
         assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
     }
     assert!(!md.contains("## Detailed latency"), "no model tables in an operation run");
+    if !coreml_usable {
+        assert!(md.contains("- 3 operation cases on ort-coreml: skipped — "), "one line per skipped runtime:\n{md}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
