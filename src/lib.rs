@@ -8,6 +8,7 @@ pub mod machine;
 pub mod measure;
 pub mod models;
 pub mod onnx;
+pub mod ops;
 pub mod report;
 pub mod results;
 pub mod run;

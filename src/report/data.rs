@@ -106,8 +106,11 @@ impl<'a> Merged<'a> {
             for c in &s.results.cells {
                 push_new(&mut runtimes, c.runtime);
                 push_new(&mut m.models, c.model.clone());
-                push_new(&mut m.chars, c.chars);
-                push_new(&mut m.batches, c.batch);
+                // Operation cells (chars 0, batch 1) are not points of the models' length and batch axes.
+                if !crate::ops::is_op(&c.model) {
+                    push_new(&mut m.chars, c.chars);
+                    push_new(&mut m.batches, c.batch);
+                }
                 push_new(&mut m.grid, (c.model.clone(), c.chars, c.batch));
             }
             for rt in runtimes {
@@ -116,6 +119,11 @@ impl<'a> Merged<'a> {
             }
         }
         m
+    }
+
+    /// The models that are not operation cases (those have their own tables and figure 1).
+    pub fn model_names(&self) -> Vec<String> {
+        self.models.iter().filter(|x| !crate::ops::is_op(x)).cloned().collect()
     }
 
     pub fn multi(&self) -> bool {

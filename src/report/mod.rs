@@ -3,6 +3,7 @@
 
 pub mod data;
 mod doc;
+mod ops;
 pub mod figures;
 mod meta;
 pub mod paper;
@@ -18,6 +19,18 @@ use crate::results::RunResults;
 pub fn markdown(r: &RunResults) -> String {
     let m = data::Merged::new(vec![data::Source { label: r.machine.name.clone(), results: r }]);
     let mut blocks = meta::header_blocks(&m);
+    blocks.extend(ops_blocks(&m));
     blocks.extend(tables::latency_blocks(&m));
     doc::to_markdown(&blocks)
+}
+
+/// The operation tables (paper appendices A and B) of each source that has operation cells.
+fn ops_blocks(m: &data::Merged) -> Vec<doc::Block> {
+    let mut blocks = Vec::new();
+    for s in &m.sources {
+        let mut md = String::new();
+        ops::markdown(s.results, &mut md);
+        blocks.extend(doc::blocks_from_markdown(&md));
+    }
+    blocks
 }

@@ -62,7 +62,7 @@ fn speedups(m: &Merged, means: &[Option<f64>]) -> Vec<String> {
 
 fn detailed(m: &Merged) -> Block {
     let mut rows = vec![];
-    for model in &m.models {
+    for model in &m.model_names() {
         for &ch in &m.chars {
             for &b in &m.batches {
                 let values: Vec<Option<Value>> = (0..m.series.len()).map(|s| m.value(s, model, ch, b)).collect();
@@ -108,11 +108,20 @@ fn averaged(m: &Merged, label: &str, rows: Vec<(String, Select)>) -> Block {
 
 /// The latency tables (appendices C–F) and the failures, warnings and skipped runtimes.
 pub fn latency_blocks(m: &Merged) -> Vec<Block> {
+    let mut out = vec![];
+    if !m.model_names().is_empty() {
+        out.extend(model_blocks(m));
+    }
+    out.extend(warning_blocks(m));
+    out
+}
+
+fn model_blocks(m: &Merged) -> Vec<Block> {
     let mut out = vec![Block::Heading("Detailed latency (paper appendix C)".into()), detailed(m)];
 
     out.push(Block::Heading("Average by input length (paper appendix D)".into()));
     let rows = m
-        .models
+        .model_names()
         .iter()
         .flat_map(|md| m.chars.iter().map(move |&ch| (md.clone(), ch)))
         .map(|(md, ch)| (format!("{md} / {ch} chars"), Box::new(move |x: &str, c: usize, _: usize| x == md && c == ch) as Select))
@@ -121,7 +130,7 @@ pub fn latency_blocks(m: &Merged) -> Vec<Block> {
 
     out.push(Block::Heading("Average by batch size (paper appendix E)".into()));
     let rows = m
-        .models
+        .model_names()
         .iter()
         .flat_map(|md| m.batches.iter().map(move |&b| (md.clone(), b)))
         .map(|(md, b)| (format!("{md} / batch {b}"), Box::new(move |x: &str, _: usize, bb: usize| x == md && bb == b) as Select))
@@ -130,7 +139,7 @@ pub fn latency_blocks(m: &Merged) -> Vec<Block> {
 
     out.push(Block::Heading("Overall average (paper appendix F)".into()));
     let rows = m
-        .models
+        .model_names()
         .iter()
         .map(|md| {
             let md2 = md.clone();
@@ -141,13 +150,25 @@ pub fn latency_blocks(m: &Merged) -> Vec<Block> {
     out.push(Block::Para(
         "Averages are means of the cells' means; — where a cell of the average failed, was skipped, or is missing.".into(),
     ));
+    out
+}
 
+/// Failures, warnings and skipped runtimes, model and operation cells alike.
+fn warning_blocks(m: &Merged) -> Vec<Block> {
+    let mut out = vec![];
     let mut notes = vec![];
     for s in &m.sources {
         let prefix = if m.multi() { format!("{}: ", s.label) } else { String::new() };
         let r = s.results;
-        for g in r.groups.iter().filter(|g| g.status == Status::Skipped) {
+        for g in r.groups.iter().filter(|g| g.status == Status::Skipped && !crate::ops::is_op(&g.model)) {
             notes.push(format!("{prefix}{} on {}: skipped — {}", g.model, g.runtime, g.error.as_deref().unwrap_or("").replace('\n', " ")));
+        }
+        // Operation cases skipped on a runtime: one line per runtime, not one per case.
+        for av in &r.runtimes {
+            let skipped: Vec<_> = r.groups.iter().filter(|g| g.runtime == av.runtime && g.status == Status::Skipped && crate::ops::is_op(&g.model)).collect();
+            if let Some(g) = skipped.first() {
+                notes.push(format!("{prefix}{} operation cases on {}: skipped — {}", skipped.len(), g.runtime, g.error.as_deref().unwrap_or("").replace('\n', " ")));
+            }
         }
     }
     for s in &m.sources {
@@ -159,7 +180,11 @@ pub fn latency_blocks(m: &Merged) -> Vec<Block> {
                     items.push(format!("failed: {}", e.replace('\n', " ")));
                 }
             }
-            notes.push(format!("{prefix}{} / {} / {} chars / batch {}: {}", c.model, c.runtime, c.chars, c.batch, items.join("; ")));
+            if crate::ops::is_op(&c.model) {
+                notes.push(format!("{prefix}{} / {}: {}", c.model, c.runtime, items.join("; ")));
+            } else {
+                notes.push(format!("{prefix}{} / {} / {} chars / batch {}: {}", c.model, c.runtime, c.chars, c.batch, items.join("; ")));
+            }
         }
     }
     if !notes.is_empty() {

@@ -136,6 +136,7 @@ fn document(m: &Merged, figs: &[(Figure, String)], paper: bool) -> Vec<Block> {
         blocks.extend(paper_blocks(m));
     }
     blocks.extend(figure_blocks(m, figs));
+    blocks.extend(super::ops_blocks(m));
     blocks.extend(tables::latency_blocks(m));
     blocks
 }

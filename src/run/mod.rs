@@ -91,6 +91,8 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
         format!("cannot create the output folder {}\n  fix: choose a writable folder with --out", opts.out_dir.display())
     })?;
     let dir = opts.out_dir.clone();
+    // Operation cases get their single-operation graphs written under the run's folder first.
+    let plan = &crate::ops::write_graphs(plan, &dir.join(".ops"))?;
     let json = dir.join("results.json");
     let csv = dir.join("results.csv");
     let report = dir.join("report.md");
@@ -204,94 +206,97 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
                 results.cells[c.index] = empty_record(plan, c, status, Some(why.clone()));
             }
         };
-        let io = match (&ios[group.model], avail.usable) {
-            (_, false) => {
-                group_fail(&mut results, Status::Skipped, format!("{} is not usable here: {}", group.runtime, avail.detail));
-                done += gcells.len();
-                save(&results)?;
-                continue;
-            }
-            (Err(e), _) => {
-                group_fail(&mut results, Status::Failed, e.clone());
-                done += gcells.len();
-                save(&results)?;
-                continue;
-            }
-            (Ok(io), true) => io.clone(),
-        };
-        let job = GroupJob {
-            plan: plan.clone(),
-            group: group.index,
-            cells: gcells.iter().map(|c| c.index).collect(),
-            io,
-            runtime: opts.runtime.clone(),
-            outputs_dir: outputs_dir.clone(),
-        };
-        let mut on_msg = |msg: WorkerMsg, results: &mut RunResults| -> Result<()> {
-            match msg {
-                WorkerMsg::Loaded { load_ms, session } => {
-                    let g = &mut results.groups[group.index];
-                    g.load_ms = Some(load_ms);
-                    g.session = Some(session);
-                }
-                WorkerMsg::LoadFailed { error } => {
-                    group_fail(results, Status::Failed, error.clone());
-                    say(opts, format!("error: {} on {}: {}", plan.models[group.model].name, group.runtime, error));
-                }
-                WorkerMsg::Cell(record) => {
-                    done += 1;
-                    let idx = record.index;
-                    if record.status == Status::Ok {
-                        measured_secs += record.samples_ms.iter().sum::<f64>() / 1e3 * (1.0 + plan.warmup as f64 / plan.iterations as f64);
-                        measured_cells += 1;
-                    }
-                    say(opts, progress_line(done, total, &record, run_started, measured_cells, measured_secs));
-                    results.cells[idx] = *record;
-                }
-                WorkerMsg::Done { peak_rss_mib } => {
-                    let g = &mut results.groups[group.index];
-                    g.peak_rss_mib = peak_rss_mib;
-                    if g.status == Status::Pending {
-                        g.status = Status::Ok;
-                    }
-                }
-            }
-            save(results)
-        };
-        match &opts.isolation {
-            Isolation::InProcess => {
-                let mut err = None;
-                run_group(
-                    &job,
-                    &mut |m| {
-                        if let Err(e) = on_msg(m, &mut results) {
-                            err.get_or_insert(e);
-                        }
-                    },
-                    &stop::requested,
-                );
-                if let Some(e) = err {
-                    return Err(e);
-                }
-                stopped = stop::requested();
-            }
-            Isolation::Process { exe } => {
-                let outcome = run_child(exe, &job, &dir, &mut |m| on_msg(m, &mut results))?;
-                if let ChildEnd::Stopped = outcome {
-                    stopped = true;
-                }
-                if let ChildEnd::Died(why) = outcome {
-                    // The child died: whatever it had not reported is lost with it, and only that.
-                    results.groups[group.index].status = Status::Failed;
-                    results.groups[group.index].error = Some(why.clone());
-                    for c in &gcells {
-                        if results.cells[c.index].status == Status::Pending {
-                            results.cells[c.index] = empty_record(plan, c, Status::Failed, Some(why.clone()));
-                            done += 1;
-                        }
-                    }
-                    say(opts, format!("error: {} on {}: {why}", plan.models[group.model].name, group.runtime));
+        // A skipped or failed group still reaches the agreement step of its model below.
+        'run: {
+            let io = match (&ios[group.model], avail.usable) {
+                (_, false) => {
+                    group_fail(&mut results, Status::Skipped, format!("{} is not usable here: {}", group.runtime, avail.detail));
+                    done += gcells.len();
                     save(&results)?;
+                    break 'run;
+                }
+                (Err(e), _) => {
+                    group_fail(&mut results, Status::Failed, e.clone());
+                    done += gcells.len();
+                    save(&results)?;
+                    break 'run;
+                }
+                (Ok(io), true) => io.clone(),
+            };
+            let job = GroupJob {
+                plan: plan.clone(),
+                group: group.index,
+                cells: gcells.iter().map(|c| c.index).collect(),
+                io,
+                runtime: opts.runtime.clone(),
+                outputs_dir: outputs_dir.clone(),
+            };
+            let mut on_msg = |msg: WorkerMsg, results: &mut RunResults| -> Result<()> {
+                match msg {
+                    WorkerMsg::Loaded { load_ms, session } => {
+                        let g = &mut results.groups[group.index];
+                        g.load_ms = Some(load_ms);
+                        g.session = Some(session);
+                    }
+                    WorkerMsg::LoadFailed { error } => {
+                        group_fail(results, Status::Failed, error.clone());
+                        say(opts, format!("error: {} on {}: {}", plan.models[group.model].name, group.runtime, error));
+                    }
+                    WorkerMsg::Cell(record) => {
+                        done += 1;
+                        let idx = record.index;
+                        if record.status == Status::Ok {
+                            measured_secs += record.samples_ms.iter().sum::<f64>() / 1e3 * (1.0 + plan.warmup as f64 / plan.iterations as f64);
+                            measured_cells += 1;
+                        }
+                        say(opts, progress_line(done, total, &record, run_started, measured_cells, measured_secs));
+                        results.cells[idx] = *record;
+                    }
+                    WorkerMsg::Done { peak_rss_mib } => {
+                        let g = &mut results.groups[group.index];
+                        g.peak_rss_mib = peak_rss_mib;
+                        if g.status == Status::Pending {
+                            g.status = Status::Ok;
+                        }
+                    }
+                }
+                save(results)
+            };
+            match &opts.isolation {
+                Isolation::InProcess => {
+                    let mut err = None;
+                    run_group(
+                        &job,
+                        &mut |m| {
+                            if let Err(e) = on_msg(m, &mut results) {
+                                err.get_or_insert(e);
+                            }
+                        },
+                        &stop::requested,
+                    );
+                    if let Some(e) = err {
+                        return Err(e);
+                    }
+                    stopped = stop::requested();
+                }
+                Isolation::Process { exe } => {
+                    let outcome = run_child(exe, &job, &dir, &mut |m| on_msg(m, &mut results))?;
+                    if let ChildEnd::Stopped = outcome {
+                        stopped = true;
+                    }
+                    if let ChildEnd::Died(why) = outcome {
+                        // The child died: whatever it had not reported is lost with it, and only that.
+                        results.groups[group.index].status = Status::Failed;
+                        results.groups[group.index].error = Some(why.clone());
+                        for c in &gcells {
+                            if results.cells[c.index].status == Status::Pending {
+                                results.cells[c.index] = empty_record(plan, c, Status::Failed, Some(why.clone()));
+                                done += 1;
+                            }
+                        }
+                        say(opts, format!("error: {} on {}: {why}", plan.models[group.model].name, group.runtime));
+                        save(&results)?;
+                    }
                 }
             }
         }
@@ -363,7 +368,12 @@ fn agree(plan: &Plan, g: usize, outputs_dir: &Path, results: &mut RunResults) {
 fn progress_line(done: usize, total: usize, r: &CellRecord, started: Instant, measured: usize, measured_secs: f64) -> String {
     let width = total.to_string().len();
     let what = format!("{} · {} · {} chars × batch {}", r.model, r.runtime, r.chars, r.batch);
+    // Operation cases have no text: their line names the case and the runtime only.
+    let what = if crate::ops::is_op(&r.model) { format!("{} · {}", r.model, r.runtime) } else { what };
     let result = match (&r.status, &r.summary) {
+        (Status::Ok, Some(s)) if crate::ops::is_op(&r.model) => {
+            format!("mean {:.4} ms [{:.4}, {:.4}]", s.mean_ms, s.mean_ci95_ms[0], s.mean_ci95_ms[1])
+        }
         (Status::Ok, Some(s)) => format!(
             "mean {:.3} ms [{:.3}, {:.3}] ({} tokens padded to {})",
             s.mean_ms,

@@ -10,12 +10,15 @@ pub struct ScenarioFile {
     /// A short name for the run; used in report titles and folder names.
     pub name: String,
     /// Model names (folders under the models root) or paths to `.onnx` files.
+    #[serde(default)]
     pub models: Vec<String>,
     /// Runtime names, e.g. `tract-cpu`, `ort-cpu`, `ort-cuda`, `ort-coreml`.
     pub runtimes: Vec<String>,
     /// Input lengths in characters (the paper's 50/100/200/500).
+    #[serde(default)]
     pub input_chars: Vec<i64>,
     /// Batch sizes (the paper's 1/16/32).
+    #[serde(default)]
     pub batch_sizes: Vec<i64>,
     /// Timed iterations per cell.
     pub iterations: i64,
@@ -46,6 +49,9 @@ pub struct ScenarioFile {
     /// Warn when a cell's 95% interval of the mean is wider than this share of the mean (default 0.10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_warn_share: Option<f64>,
+    /// Operation cases instead of models (`ops: paper`, or a list; see `crate::ops`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<serde_yaml::Value>,
 }
 
 /// `tolerance:` in a scenario: `|a − r| ≤ abs + rel·|r|` per model precision.
@@ -78,7 +84,7 @@ impl ScenarioFile {
         serde_yaml::from_str(yaml).map_err(|e| {
             let msg = e.to_string();
             let hint = if msg.contains("unknown field") {
-                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32/fp16: abs, rel), min_time_s, ci_warn_share, dims"
+                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32/fp16: abs, rel), min_time_s, ci_warn_share, dims, ops"
             } else if msg.contains("missing field") {
                 "add that key (see scenarios/quick.yaml for a complete example)"
             } else if msg.contains("invalid type") {

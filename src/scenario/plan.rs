@@ -96,10 +96,15 @@ impl Plan {
         if file.name.trim().is_empty() {
             return Err(err("name", "is empty\n  fix: give the scenario a short name, e.g. `name: quick`".into()));
         }
-        let input_chars = sizes(&file.input_chars, "input_chars", 1, MAX_CHARS, "[50, 100, 200, 500]")
-            .map_err(|(k, m)| err(&k, m))?;
-        let batch_sizes =
-            sizes(&file.batch_sizes, "batch_sizes", 1, MAX_BATCH, "[1, 16, 32]").map_err(|(k, m)| err(&k, m))?;
+        // Operation cases (`ops:`) replace models, input lengths and batch sizes: one cell each per runtime.
+        let op_specs = crate::ops::scenario_specs(file, origin)?;
+        let (input_chars, batch_sizes) = match &op_specs {
+            Some(_) => (vec![0], vec![1]),
+            None => (
+                sizes(&file.input_chars, "input_chars", 1, MAX_CHARS, "[50, 100, 200, 500]").map_err(|(k, m)| err(&k, m))?,
+                sizes(&file.batch_sizes, "batch_sizes", 1, MAX_BATCH, "[1, 16, 32]").map_err(|(k, m)| err(&k, m))?,
+            ),
+        };
         let iterations = one_size(file.iterations, 1, MAX_ITERATIONS, "10").map_err(|m| err("iterations", m))?;
         let warmup = one_size(file.warmup, 0, MAX_WARMUP, "3").map_err(|m| err("warmup", m))?;
         let threads = match file.threads {
@@ -124,10 +129,10 @@ impl Plan {
             runtimes.push(id);
         }
 
-        if file.models.is_empty() {
-            return Err(err("models", "is empty\n  fix: list at least one model; `xbench models` shows those found".into()));
+        if file.models.is_empty() && op_specs.is_none() {
+            return Err(err("models", "is empty\n  fix: list at least one model; `xbench models` shows those found (or list operation cases under `ops:`)".into()));
         }
-        let mut model_specs: Vec<ModelSpec> = Vec::new();
+        let mut model_specs: Vec<ModelSpec> = op_specs.unwrap_or_default();
         for (i, name) in file.models.iter().enumerate() {
             let spec = models::resolve(name, &opts.models_root, &opts.scenario_dir)
                 .with_context(|| format!("{origin}: `models[{i}]` = `{name}`"))?;
