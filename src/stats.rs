@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+// The project's one deterministic generator (SplitMix64), so that intervals are reproducible.
+use crate::onnx::builder::Rng;
+
 /// Summary of one cell's samples (milliseconds unless named otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -63,33 +66,18 @@ pub fn tukey_outliers(xs: &[f64]) -> usize {
     xs.iter().filter(|&&x| x < q1 - 1.5 * iqr || x > q3 + 1.5 * iqr).count()
 }
 
-/// A small deterministic generator (SplitMix64) so that intervals are reproducible.
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Percentile-bootstrap confidence interval (`level`, e.g. 0.95) of `stat` over `resamples` resamples.
 pub fn bootstrap_ci(xs: &[f64], stat: impl Fn(&[f64]) -> f64, level: f64, resamples: usize, seed: u64) -> [f64; 2] {
     if xs.len() < 2 {
         let v = stat(xs);
         return [v, v];
     }
-    let mut rng = SplitMix(seed);
+    let mut rng = Rng::new(seed);
     let mut buf = vec![0.0; xs.len()];
     let mut stats: Vec<f64> = (0..resamples)
         .map(|_| {
             for b in buf.iter_mut() {
-                *b = xs[rng.below(xs.len())];
+                *b = xs[rng.below(xs.len() as u64) as usize];
             }
             stat(&buf)
         })
@@ -102,8 +90,8 @@ pub fn bootstrap_ci(xs: &[f64], stat: impl Fn(&[f64]) -> f64, level: f64, resamp
 /// Percentile-bootstrap interval of mean(b) / mean(a), resampling both sets independently.
 pub fn bootstrap_ratio_ci(a: &[f64], b: &[f64], level: f64, resamples: usize, seed: u64) -> [f64; 2] {
     assert!(!a.is_empty() && !b.is_empty(), "ratio of empty samples");
-    let mut rng = SplitMix(seed);
-    let mut resample_mean = |xs: &[f64]| (0..xs.len()).map(|_| xs[rng.below(xs.len())]).sum::<f64>() / xs.len() as f64;
+    let mut rng = Rng::new(seed);
+    let mut resample_mean = |xs: &[f64]| (0..xs.len()).map(|_| xs[rng.below(xs.len() as u64) as usize]).sum::<f64>() / xs.len() as f64;
     let mut ratios: Vec<f64> = (0..resamples).map(|_| resample_mean(b) / resample_mean(a)).collect();
     ratios.sort_by(f64::total_cmp);
     let alpha = (1.0 - level) / 2.0;
@@ -190,13 +178,13 @@ mod tests {
     #[test]
     fn bootstrap_interval_covers_true_mean_at_about_the_stated_rate() {
         // Synthetic exponential-ish samples with a known mean of 1.0.
-        let mut rng = SplitMix(42);
+        let mut rng = Rng::new(42);
         let trials = 300;
         let mut covered = 0;
         for t in 0..trials {
             let xs: Vec<f64> = (0..40)
                 .map(|_| {
-                    let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+                    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
                     -(1.0 - u).ln()
                 })
                 .collect();

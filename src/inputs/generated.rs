@@ -8,6 +8,7 @@ use ndarray::{ArrayD, IxDyn};
 
 use super::{Feed, HostTensor, TextBatch};
 use crate::models::{Dim, IoInfo};
+use crate::onnx::builder::Rng;
 
 /// Names of symbolic dims taken to mean the batch size or the sequence length.
 const BATCH_NAMES: &[&str] = &["batch", "batch_size", "batchsize", "n", "b", "N"];
@@ -16,22 +17,6 @@ const SEQUENCE_NAMES: &[&str] = &["sequence", "sequence_length", "seq", "seq_len
 /// True when xbench fills this model from text (it has a token-id input).
 pub fn takes_tokens(inputs: &[IoInfo]) -> bool {
     inputs.iter().any(|i| i.name == "input_ids")
-}
-
-/// A small deterministic generator (SplitMix64).
-struct Gen(u64);
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
 }
 
 /// The concrete shape of `input`: fixed dims as declared, symbolic ones from `dims` (by name),
@@ -77,12 +62,12 @@ impl Feed {
             if n > 1 << 31 {
                 bail!("model `{model}`: input `{}` of shape {shape:?} has more than 2^31 elements\n  fix: use smaller dims", input.name);
             }
-            let mut g = Gen(0x5EED_0000 + k as u64);
+            let mut g = Rng::new(0x5EED_0000 + k as u64);
             let ix = IxDyn(&shape);
             let t = match input.elem_type.as_str() {
-                "float32" => HostTensor::F32(ArrayD::from_shape_vec(ix, (0..n).map(|_| g.unit()).collect())?),
-                "int64" => HostTensor::I64(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next() & 1) as i64).collect())?),
-                "int32" => HostTensor::I32(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next() & 1) as i32).collect())?),
+                "float32" => HostTensor::F32(ArrayD::from_shape_vec(ix, (0..n).map(|_| g.next_f32_uniform() * 2.0 - 1.0).collect())?),
+                "int64" => HostTensor::I64(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next_u64() & 1) as i64).collect())?),
+                "int32" => HostTensor::I32(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next_u64() & 1) as i32).collect())?),
                 other => bail!(
                     "model `{model}`: input `{}` has element type {other}, which xbench cannot generate yet (float32, int64, int32)",
                     input.name
