@@ -146,7 +146,7 @@ fn two_machines_become_two_sets_of_series() {
         assert!(svg_has_text(&fig2, series), "fig2-models.svg lacks {series}");
     }
     let md = std::fs::read_to_string(&files.markdown).unwrap();
-    assert!(md.contains("| model | vm · tract-cpu (ms) | vm · ort-cpu (ms) | mac-mini · tract-cpu (ms) | mac-mini · ort-cpu (ms) |"));
+    assert!(md.contains("| model | vm · tract-cpu (ms, end-to-end) | vm · ort-cpu (ms, end-to-end) | mac-mini · tract-cpu (ms, end-to-end) | mac-mini · ort-cpu (ms, end-to-end) |"));
     // Versions per machine: xbench and each runtime.
     assert!(md.contains("| 0.1.0 (a434d86e9e55), results format 1 | tract-cpu 0.23.9, ort-cpu 1.31.1 |"));
     assert!(md.contains("| 0.0.9 (0123456789ab), results format 1 | tract-cpu 0.23.9, ort-cpu 1.30.0 |"));
@@ -242,7 +242,7 @@ fn report_command_merges_files_and_explains_its_errors() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    assert!(md.contains("linux · tract-cpu (ms)") && md.contains("mac · ort-cpu (ms)"));
+    assert!(md.contains("linux · tract-cpu (ms, end-to-end)") && md.contains("mac · ort-cpu (ms, end-to-end)"));
     assert!(dir.join("index.html").exists() && dir.join("fig3-length.png").exists());
 
     let newer = dir.join("newer.json");

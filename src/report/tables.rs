@@ -41,10 +41,24 @@ fn fmt_opt(v: Option<f64>) -> String {
 fn head(m: &Merged, label: &str, extra: &[&str]) -> Vec<String> {
     let mut cols: Vec<String> = vec![label.to_string()];
     cols.extend(extra.iter().map(|s| s.to_string()));
-    cols.extend(m.series.iter().map(|s| format!("{} (ms)", s.label)));
+    cols.extend(m.series.iter().map(|s| format!("{} (ms, {})", s.label, timer_of(m, s))));
     let measured = m.measured();
     cols.extend(measured.iter().skip(1).map(|&i| format!("{} vs {}", m.series[i].label, m.series[measured[0]].label)));
     cols
+}
+
+/// What a series' timer covered, for its column header: the timer of its measured cells.
+fn timer_of(m: &Merged, s: &super::data::Series) -> String {
+    match &s.kind {
+        super::data::SeriesKind::Measured { source, runtime } => m.sources[*source]
+            .results
+            .cells
+            .iter()
+            .find(|c| c.runtime == *runtime && c.summary.is_some())
+            .map(|c| c.timer.clone())
+            .unwrap_or_else(|| "not measured".into()),
+        _ => "published".into(),
+    }
 }
 
 fn speedups(m: &Merged, means: &[Option<f64>]) -> Vec<String> {
