@@ -73,6 +73,13 @@ pub fn resolve(entry: &str, root: &Path, _scenario_dir: &Path) -> Result<ModelSp
             root.display()
         );
     }
+    if !root.is_dir() {
+        bail!(
+            "the models folder {} does not exist (looked from {})\n  fix: run xbench in the folder that holds models/, or name the folder with --models-dir",
+            root.display(),
+            std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "?".into())
+        );
+    }
     let path = root.join(rel);
     if !path.exists() {
         let known = discover(root).into_iter().filter_map(|m| m.ok()).map(|m| m.name).collect::<Vec<_>>();

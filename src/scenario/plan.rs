@@ -242,7 +242,9 @@ impl Plan {
     /// Reads, parses and validates a scenario file.
     pub fn from_path(path: &Path, models_root: &Path, runtimes_override: Option<Vec<String>>) -> Result<(ScenarioFile, Plan)> {
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read scenario file {origin}"))?;
+        let bytes = std::fs::read(path).with_context(|| {
+            format!("cannot read scenario file {origin}\n  fix: check the path; `xbench scenario` with no file runs the built-in quick scenario")
+        })?;
         let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{origin}: not UTF-8 text\n  fix: save the scenario as UTF-8"))?;
         let file = ScenarioFile::parse(&text, &origin)?;
         let scenario_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
