@@ -100,11 +100,11 @@ impl Plan {
             .map_err(|(k, m)| err(&k, m))?;
         let batch_sizes =
             sizes(&file.batch_sizes, "batch_sizes", 1, MAX_BATCH, "[1, 16, 32]").map_err(|(k, m)| err(&k, m))?;
-        let iterations = one_size(file.iterations, 1, MAX_ITERATIONS, "10").map_err(|m| err("iterations", m))?;
-        let warmup = one_size(file.warmup, 0, MAX_WARMUP, "3").map_err(|m| err("warmup", m))?;
+        let iterations = one_size(file.iterations, 1, MAX_ITERATIONS, "`iterations: 10`").map_err(|m| err("iterations", m))?;
+        let warmup = one_size(file.warmup, 0, MAX_WARMUP, "`warmup: 3`").map_err(|m| err("warmup", m))?;
         let threads = match file.threads {
             None => None,
-            Some(t) => Some(one_size(t, 1, MAX_THREADS, "4").map_err(|m| err("threads", m))?),
+            Some(t) => Some(one_size(t, 1, MAX_THREADS, "`threads: 4`").map_err(|m| err("threads", m))?),
         };
 
         let runtime_names: Vec<String> = match &opts.runtimes_override {
@@ -174,7 +174,7 @@ impl Plan {
 
         let mut dims = std::collections::BTreeMap::new();
         for (name, &v) in &file.dims {
-            dims.insert(name.clone(), one_size(v, 1, 1 << 24, "224").map_err(|m| err(&format!("dims.{name}"), m))?);
+            dims.insert(name.clone(), one_size(v, 1, 1 << 24, &format!("`dims: {{{name}: 224}}`")).map_err(|m| err(&format!("dims.{name}"), m))?);
         }
 
         let text = match (&file.text, &file.text_file) {
