@@ -131,6 +131,8 @@ impl Plan {
         for (i, name) in file.models.iter().enumerate() {
             let spec = models::resolve(name, &opts.models_root, &opts.scenario_dir)
                 .with_context(|| format!("{origin}: `models[{i}]` = `{name}`"))?;
+            // An unreadable ONNX file fails every cell of the model: refuse it before anything runs.
+            models::read_io(&spec.onnx).with_context(|| format!("{origin}: `models[{i}]` = `{name}`"))?;
             if model_specs.iter().any(|m| m.name == spec.name) {
                 return Err(err(&format!("models[{i}]"), format!("lists `{name}` twice\n  fix: list each model once")));
             }
