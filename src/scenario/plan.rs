@@ -191,7 +191,10 @@ impl Plan {
                         format!("= `{path}`: no such file ({})\n  fix: give a UTF-8 text file's path, relative to the scenario file", p.display()),
                     ));
                 }
-                TextSource::File(p)
+                // An empty or non-UTF-8 file fails every cell: refuse it before anything runs.
+                let source = TextSource::File(p);
+                crate::inputs::load_text(&source).with_context(|| format!("{origin}: `text_file` = `{path}`"))?;
+                source
             }
             (Some(name), None) => {
                 if !crate::inputs::BUILTIN_TEXTS.iter().any(|(n, _)| n == name) {
