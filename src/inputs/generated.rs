@@ -84,7 +84,7 @@ impl Feed {
                 "int64" => HostTensor::I64(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next() & 1) as i64).collect())?),
                 "int32" => HostTensor::I32(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next() & 1) as i32).collect())?),
                 other => bail!(
-                    "model `{model}`: input `{}` has element type {other}, which xbench cannot generate yet (float32, int64, int32)",
+                    "model `{model}`: input `{}` has element type {other}, which xbench cannot generate yet (float32, int64, int32)\n  fix: export the model with inputs of those types (cast inside the graph where needed)",
                     input.name
                 ),
             };
