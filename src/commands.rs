@@ -32,6 +32,9 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             } else {
                 Isolation::Process { exe: std::env::current_exe().context("cannot find the xbench executable to start workers")? }
             };
+            if let Some(dir) = out.as_ref().filter(|d| d.is_file()) {
+                bail!("--out `{}` is a file; it takes the folder where results and the report go\n  fix: name a new or existing folder", dir.display());
+            }
             let opts = RunOptions {
                 out_dir: out.unwrap_or_else(|| run::default_out_dir(&plan)),
                 runtime: RuntimeOptions { threads: plan.threads, ort_lib },
