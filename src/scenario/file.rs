@@ -73,7 +73,7 @@ impl ScenarioFile {
     /// Parses YAML text; `origin` names the file in error messages.
     pub fn parse(yaml: &str, origin: &str) -> anyhow::Result<ScenarioFile> {
         if yaml.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
-            anyhow::bail!("{origin}: the scenario file is empty; it needs at least `name`, `models`, `runtimes`, `input_chars`, `batch_sizes` and `iterations` (see scenarios/quick.yaml)");
+            anyhow::bail!("{origin}: the scenario file is empty\n  fix: write at least `name`, `models`, `runtimes`, `input_chars`, `batch_sizes` and `iterations` (see scenarios/quick.yaml)");
         }
         serde_yaml::from_str(yaml).map_err(|e| {
             let msg = e.to_string();
