@@ -91,6 +91,7 @@ const CASES: &[Case] = &[
     // Models: what a cell cannot feed (recorded per cell; the run goes on).
     case("text input xbench cannot fill", unfillable_text_input, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "input `pixel_mask`", "is not one xbench can fill from text", "export the model"]),
     case("generated input of a type xbench cannot make", unfillable_bool_input, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "input `flags`", "bool", "float32, int64, int32"]),
+    case("named dims whose product overflows", cube_input, Scenario("dims-overflow.yaml"), CellsFail, &["model `broken`", "input `voxels`", "[16777216, 16777216, 16777216]", "more than 2^31 elements", "smaller dims"]),
     case("text model without tokenizer.json", no_tokenizer, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "no tokenizer.json", "copy the model's tokenizer.json"]),
     case("corrupt tokenizer.json", corrupt_tokenizer, Scenario("broken-model.yaml"), CellsFail, &["cannot load tokenizer", "broken/tokenizer.json", "model's own tokenizer.json"]),
     case("tokenizer larger than the embedding", small_embedding, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "30522", "1000 rows", "word_embeddings", "tokenizer the model was exported with"]),
@@ -311,6 +312,17 @@ fn unfillable_bool_input(root: &Path) {
     let flags = g.input("flags", DataType::Bool, &shape);
     g.node_named("Not", &[&flags], vec![], &["y"]);
     g.output("y", DataType::Bool, &shape);
+    builder::write(&g.finish(17).unwrap(), &dir.join("model.onnx")).unwrap();
+}
+
+/// A model that does not take text, with an input of three `height` dims.
+fn cube_input(root: &Path) {
+    let dir = broken(root);
+    let shape = [Dim::sym("height"), Dim::sym("height"), Dim::sym("height")];
+    let mut g = GraphBuilder::new("cube_input");
+    let x = g.input("voxels", DataType::Float, &shape);
+    g.node_named("Relu", &[&x], vec![], &["y"]);
+    g.output("y", DataType::Float, &shape);
     builder::write(&g.finish(17).unwrap(), &dir.join("model.onnx")).unwrap();
 }
 
