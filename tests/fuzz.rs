@@ -327,7 +327,9 @@ proptest! {
         for i in &inputs {
             if let Ok(shape) = xbench::inputs::concrete_shape("m", i, batch, sequence, &named) {
                 let n = shape.iter().try_fold(1u128, |a, &d| a.checked_mul(d as u128));
-                prop_assume!(!matches!(n, Some(n) if n > 1 << 16 && n <= 1 << 31));
+                if matches!(n, Some(n) if n > 1 << 16 && n <= 1 << 31) {
+                    return Ok(());
+                }
             }
         }
         match Feed::generated("m", &inputs, batch, sequence, &named) {
