@@ -45,6 +45,9 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             } else {
                 Isolation::Process { exe: std::env::current_exe().context("cannot find the xbench executable to start workers")? }
             };
+            if let Some(dir) = out.as_ref().filter(|d| d.is_file()) {
+                bail!("--out `{}` is a file; it takes the folder where results and the report go\n  fix: name a new or existing folder", dir.display());
+            }
             let previous = match &resume {
                 None => None,
                 Some(dir) => {

@@ -63,6 +63,22 @@ pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     })
 }
 
+/// Refuses a tokenizer whose token ids run past the model's word embedding table of `rows` rows
+/// (when the graph has one): runtimes would fail, crash or read garbage on those ids.
+pub fn check_vocab(tok: &Tokenizer, model: &str, rows: Option<usize>) -> Result<()> {
+    let Some(rows) = rows else { return Ok(()) };
+    let size = tok.get_vocab_size(true);
+    let ids = tok.get_vocab(true).values().max().map_or(0, |&id| id as usize + 1);
+    if size.max(ids) > rows {
+        bail!(
+            "model `{model}`: its tokenizer has {size} tokens (added tokens included; largest id {}) but the model's word embedding table (`word_embeddings`) has {rows} rows, so ids from {rows} on index past it\n  fix: use the tokenizer the model was exported with, or export the model with an embedding of at least {} rows",
+            ids.saturating_sub(1),
+            size.max(ids)
+        );
+    }
+    Ok(())
+}
+
 /// The tokenizer's own padding token, looked up among the usual spellings.
 fn pad_token(tok: &Tokenizer) -> Option<(String, u32)> {
     ["[PAD]", "<pad>", "<|pad|>", "[pad]", "<PAD>"]

@@ -58,10 +58,10 @@ impl Feed {
         let mut tensors = Vec::new();
         for (k, input) in inputs.iter().enumerate() {
             let shape = concrete_shape(model, input, batch, sequence, dims)?;
-            let n: usize = shape.iter().product();
-            if n > 1 << 31 {
+            // Checked: named dims of up to 2^24 each overflow a plain product (and wrap in release builds).
+            let Some(n) = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| n <= 1 << 31) else {
                 bail!("model `{model}`: input `{}` of shape {shape:?} has more than 2^31 elements\n  fix: use smaller dims", input.name);
-            }
+            };
             let mut g = Rng::new(0x5EED_0000 + k as u64);
             let ix = IxDyn(&shape);
             let t = match input.elem_type.as_str() {
@@ -69,7 +69,7 @@ impl Feed {
                 "int64" => HostTensor::I64(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next_u64() & 1) as i64).collect())?),
                 "int32" => HostTensor::I32(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next_u64() & 1) as i32).collect())?),
                 other => bail!(
-                    "model `{model}`: input `{}` has element type {other}, which xbench cannot generate yet (float32, int64, int32)",
+                    "model `{model}`: input `{}` has element type {other}, which xbench cannot generate yet (float32, int64, int32)\n  fix: export the model with inputs of those types (cast inside the graph where needed)",
                     input.name
                 ),
             };

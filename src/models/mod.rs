@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub use onnx_meta::{read_io, Dim, IoInfo, ModelIo};
+pub use onnx_meta::{parse_io, read_io, Dim, IoInfo, ModelIo};
 
 /// The optional `model.yaml` beside a model's ONNX file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -71,6 +71,13 @@ pub fn resolve(entry: &str, root: &Path, _scenario_dir: &Path) -> Result<ModelSp
             "the model path leaves the models root {}\n  fix: put the model under {} and name it by its folder",
             root.display(),
             root.display()
+        );
+    }
+    if !root.is_dir() {
+        bail!(
+            "the models folder {} does not exist (looked from {})\n  fix: run xbench in the folder that holds models/, or name the folder with --models-dir",
+            root.display(),
+            std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "?".into())
         );
     }
     let path = root.join(rel);

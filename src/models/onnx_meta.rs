@@ -53,6 +53,9 @@ pub struct ModelIo {
     pub opsets: Vec<(String, i64)>,
     /// Rows of a `*position_embeddings*` table, when the graph holds one (the longest input).
     pub position_table_rows: Option<usize>,
+    /// Rows of a `*word_embeddings*` table, when the graph holds one (token ids must stay below it).
+    #[serde(default)]
+    pub word_embedding_rows: Option<usize>,
     /// Whether initializers live in external data files beside the graph.
     pub external_data: bool,
     /// `fp16` when most floating-point weights are float16 (whatever the outputs), else `fp32`.
@@ -147,6 +150,11 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         .iter()
         .find(|t| t.name.contains("position_embeddings") && t.dims.len() == 2)
         .map(|t| t.dims[0].max(0) as usize);
+    let word_embedding_rows = graph
+        .initializer
+        .iter()
+        .find(|t| t.name.contains("word_embeddings") && t.dims.len() == 2)
+        .map(|t| t.dims[0].max(0) as usize);
     let external_data = graph.initializer.iter().any(|t| t.data_location == Some(1));
     let flops_per_token = weight_flops_per_token(&graph);
     let float_elems = |ty: i32| -> u64 {
@@ -159,6 +167,7 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         outputs: graph.output.iter().map(io_info).collect(),
         opsets: model.opset_import.iter().map(|o| (if o.domain.is_empty() { "ai.onnx".into() } else { o.domain.clone() }, o.version)).collect(),
         position_table_rows,
+        word_embedding_rows,
         external_data,
         weights_precision,
         flops_per_token,

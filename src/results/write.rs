@@ -26,9 +26,10 @@ pub fn write_json(path: &Path, results: &RunResults) -> Result<()> {
 
 /// Reads a results file, refusing formats newer than this xbench understands.
 pub fn read_results(path: &Path) -> Result<RunResults> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read results file {}", path.display()))?;
+    const FIX: &str = "\n  fix: give the results.json that `xbench scenario` wrote";
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read results file {}{FIX}", path.display()))?;
     let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a JSON results file", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a JSON results file{FIX}", path.display()))?;
     let version = value.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
     if version > FORMAT_VERSION as u64 {
         bail!(
@@ -36,7 +37,7 @@ pub fn read_results(path: &Path) -> Result<RunResults> {
             path.display()
         );
     }
-    serde_json::from_value(value).with_context(|| format!("{} is not an xbench results file of format {version}", path.display()))
+    serde_json::from_value(value).with_context(|| format!("{} is not an xbench results file of format {version}{FIX}", path.display()))
 }
 
 fn csv_field(s: &str) -> String {

@@ -106,6 +106,7 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
                 model.name
             ),
         };
+        inputs::feed::check_vocab(&tokenizer, &model.name, job.io.word_embedding_rows)?;
         Ok(Some((text, tokenizer)))
     })();
     let max_positions = model.meta.max_positions.or_else(|| {

@@ -78,8 +78,8 @@ fn default_warmup() -> i64 {
 impl ScenarioFile {
     /// Parses YAML text; `origin` names the file in error messages.
     pub fn parse(yaml: &str, origin: &str) -> anyhow::Result<ScenarioFile> {
-        if yaml.trim().is_empty() {
-            anyhow::bail!("{origin}: the scenario file is empty; it needs at least `name`, `models`, `runtimes`, `input_chars`, `batch_sizes` and `iterations` (see scenarios/quick.yaml)");
+        if yaml.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+            anyhow::bail!("{origin}: the scenario file is empty\n  fix: write at least `name`, `models`, `runtimes`, `input_chars`, `batch_sizes` and `iterations` (see scenarios/quick.yaml)");
         }
         serde_yaml::from_str(yaml).map_err(|e| {
             let msg = e.to_string();
@@ -87,6 +87,8 @@ impl ScenarioFile {
                 "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32/fp16: abs, rel), min_time_s, ci_warn_share, dims, ops"
             } else if msg.contains("missing field") {
                 "add that key (see scenarios/quick.yaml for a complete example)"
+            } else if msg.contains("expected struct ScenarioFile") {
+                "a scenario is a mapping of keys to values, one `key: value` per line (see scenarios/quick.yaml)"
             } else if msg.contains("invalid type") {
                 "give the key a value of the type named (lists are written `[a, b]`, sizes as whole numbers)"
             } else if msg.contains("recursion limit") || msg.contains("repetition limit") {

@@ -105,11 +105,11 @@ impl Plan {
                 sizes(&file.batch_sizes, "batch_sizes", 1, MAX_BATCH, "[1, 16, 32]").map_err(|(k, m)| err(&k, m))?,
             ),
         };
-        let iterations = one_size(file.iterations, 1, MAX_ITERATIONS, "10").map_err(|m| err("iterations", m))?;
-        let warmup = one_size(file.warmup, 0, MAX_WARMUP, "3").map_err(|m| err("warmup", m))?;
+        let iterations = one_size(file.iterations, 1, MAX_ITERATIONS, "`iterations: 10`").map_err(|m| err("iterations", m))?;
+        let warmup = one_size(file.warmup, 0, MAX_WARMUP, "`warmup: 3`").map_err(|m| err("warmup", m))?;
         let threads = match file.threads {
             None => None,
-            Some(t) => Some(one_size(t, 1, MAX_THREADS, "4").map_err(|m| err("threads", m))?),
+            Some(t) => Some(one_size(t, 1, MAX_THREADS, "`threads: 4`").map_err(|m| err("threads", m))?),
         };
 
         let runtime_names: Vec<String> = match &opts.runtimes_override {
@@ -136,6 +136,8 @@ impl Plan {
         for (i, name) in file.models.iter().enumerate() {
             let spec = models::resolve(name, &opts.models_root, &opts.scenario_dir)
                 .with_context(|| format!("{origin}: `models[{i}]` = `{name}`"))?;
+            // An unreadable ONNX file fails every cell of the model: refuse it before anything runs.
+            models::read_io(&spec.onnx).with_context(|| format!("{origin}: `models[{i}]` = `{name}`"))?;
             if model_specs.iter().any(|m| m.name == spec.name) {
                 return Err(err(&format!("models[{i}]"), format!("lists `{name}` twice\n  fix: list each model once")));
             }
@@ -179,7 +181,7 @@ impl Plan {
 
         let mut dims = std::collections::BTreeMap::new();
         for (name, &v) in &file.dims {
-            dims.insert(name.clone(), one_size(v, 1, 1 << 24, "224").map_err(|m| err(&format!("dims.{name}"), m))?);
+            dims.insert(name.clone(), one_size(v, 1, 1 << 24, &format!("`dims: {{{name}: 224}}`")).map_err(|m| err(&format!("dims.{name}"), m))?);
         }
 
         let text = match (&file.text, &file.text_file) {
@@ -194,7 +196,10 @@ impl Plan {
                         format!("= `{path}`: no such file ({})\n  fix: give a UTF-8 text file's path, relative to the scenario file", p.display()),
                     ));
                 }
-                TextSource::File(p)
+                // An empty or non-UTF-8 file fails every cell: refuse it before anything runs.
+                let source = TextSource::File(p);
+                crate::inputs::load_text(&source).with_context(|| format!("{origin}: `text_file` = `{path}`"))?;
+                source
             }
             (Some(name), None) => {
                 if !crate::inputs::BUILTIN_TEXTS.iter().any(|(n, _)| n == name) {
@@ -247,7 +252,9 @@ impl Plan {
     /// Reads, parses and validates a scenario file.
     pub fn from_path(path: &Path, models_root: &Path, runtimes_override: Option<Vec<String>>) -> Result<(ScenarioFile, Plan)> {
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read scenario file {origin}"))?;
+        let bytes = std::fs::read(path).with_context(|| {
+            format!("cannot read scenario file {origin}\n  fix: check the path; `xbench scenario` with no file runs the built-in quick scenario")
+        })?;
         let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{origin}: not UTF-8 text\n  fix: save the scenario as UTF-8"))?;
         let file = ScenarioFile::parse(&text, &origin)?;
         let scenario_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
