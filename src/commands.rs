@@ -93,14 +93,18 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             let count = |s| r.cells.iter().filter(|c| c.status == s).count();
             use xbench::results::Status;
             let disagree = r.cells.iter().filter(|c| c.agreement.as_ref().is_some_and(|a| !a.within_tolerance)).count();
+            let suspicious = r.cells.iter().filter(|c| c.flags.iter().any(|f| f.starts_with(xbench::verdict::SUSPICIOUS))).count();
+            let warned = r.cells.iter().filter(|c| !c.flags.is_empty()).count();
             println!(
-                "{} cells: {} ok, {} failed, {} skipped; {} disagree with {}",
+                "{} cells: {} ok, {} failed, {} skipped; {} disagree with {}; {} suspicious; {} with warnings (listed in the report)",
                 r.cells.len(),
                 count(Status::Ok),
                 count(Status::Failed),
                 count(Status::Skipped),
                 disagree,
-                r.reference_runtime
+                r.reference_runtime,
+                suspicious,
+                warned
             );
             println!("report:  {} and {}", out.report.display(), out.dir.join("index.html").display());
             println!("results: {} and {}", out.json.display(), out.csv.display());

@@ -133,7 +133,7 @@ pub fn header_blocks(m: &Merged) -> Vec<Block> {
 
     out.push(Block::Heading("Models".into()));
     let mut head = lead("machine");
-    head.extend(["model", "ONNX size (MB)", "weights", "max positions", "runtime", "load (ms)", "peak RSS (MiB)"].map(String::from));
+    head.extend(["model", "ONNX size (MB)", "weights", "max positions", "runtime", "graph nodes per provider", "load (ms)", "peak RSS (MiB)"].map(String::from));
     let mut rows = vec![];
     for s in &m.sources {
         let r = s.results;
@@ -146,6 +146,11 @@ pub fn header_blocks(m: &Merged) -> Vec<Block> {
                 mr.map(|x| x.weights.clone()).unwrap_or_default(),
                 mr.and_then(|x| x.max_positions).map(|p| p.to_string()).unwrap_or_else(|| "—".into()),
                 g.runtime.to_string(),
+                g.session
+                    .as_ref()
+                    .filter(|x| !x.placement.is_empty())
+                    .map(|x| x.placement.iter().map(|(ep, n)| format!("{ep} {n}")).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_else(|| "—".into()),
                 fmt_opt(g.load_ms),
                 fmt_opt(g.peak_rss_mib),
             ]);
