@@ -244,7 +244,7 @@ fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
         let io = read_io(&m.onnx)?;
         let Some(tok_path) = &m.tokenizer else { continue };
         let tok = inputs::load_tokenizer(tok_path)?;
-        let max_positions = m.meta.max_positions.or_else(|| io.position_table_rows.map(|r| r.saturating_sub(m.position_offset().max(0) as usize)));
+        let max_positions = m.max_positions(Some(&io));
         for &chars in &plan.input_chars {
             for &batch in &plan.batch_sizes {
                 let texts = inputs::passages(&text, chars, batch)?;

@@ -53,6 +53,14 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// Longest input the model takes, special tokens included: `max_positions` from model.yaml,
+    /// else the rows of the graph's position table less the position offset.
+    pub fn max_positions(&self, io: Option<&ModelIo>) -> Option<usize> {
+        self.meta.max_positions.or_else(|| {
+            io.and_then(|io| io.position_table_rows).map(|rows| rows.saturating_sub(self.position_offset().max(0) as usize))
+        })
+    }
+
     /// First position id for `position_ids` inputs.
     pub fn position_offset(&self) -> i64 {
         self.meta.position_offset.unwrap_or(match self.meta.architecture.as_deref() {

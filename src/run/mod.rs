@@ -117,9 +117,7 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
             weights: m.meta.weights.clone().unwrap_or_else(|| "unknown".into()),
             precision: io.as_ref().map(|io| io.precision()).unwrap_or("fp32").to_string(),
             flops_per_token: io.as_ref().map(|io| io.flops_per_token).unwrap_or(0),
-            max_positions: m.meta.max_positions.or_else(|| {
-                io.as_ref().ok().and_then(|io| io.position_table_rows).map(|r| r.saturating_sub(m.position_offset().max(0) as usize))
-            }),
+            max_positions: m.max_positions(io.as_ref().ok()),
         });
         ios.push(io);
     }

@@ -109,9 +109,7 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
         inputs::feed::check_vocab(&tokenizer, &model.name, job.io.word_embedding_rows)?;
         Ok(Some((text, tokenizer)))
     })();
-    let max_positions = model.meta.max_positions.or_else(|| {
-        job.io.position_table_rows.map(|rows| rows.saturating_sub(model.position_offset().max(0) as usize))
-    });
+    let max_positions = model.max_positions(Some(&job.io));
 
     // GPU facts for CUDA groups (NVML; absent without the driver).
     let gpu = (group.runtime == crate::runtimes::RuntimeId::OrtCuda).then(|| crate::gpu::Gpu::open(job.runtime.device_id).ok()).flatten();
