@@ -19,7 +19,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// What the timer of every cell covers.
 pub const TIMER_END_TO_END: &str =
-    "end-to-end: host tensors handed to the runtime, inference, outputs copied to host f32 arrays; tokenization and shape preparation excluded";
+    "end-to-end: host tensors handed to the runtime, inference, outputs in host memory as the runtime returns them (converted to f32 after the timer); tokenization and shape preparation excluded";
 /// The same for device-resident timing.
 pub const TIMER_DEVICE_RESIDENT: &str =
     "device-resident (ONNX Runtime): inputs bound on the device once before timing (IO binding), outputs left on the device, the timer stops after the device has finished; tract cells stay end-to-end (see each cell's `timer`)";
