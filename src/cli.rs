@@ -44,6 +44,18 @@ pub enum Cmd {
         /// GPU index for ort-cuda.
         #[arg(long, default_value_t = 0)]
         device: u32,
+        /// ONNX Runtime: bind a buffer of xbench's own per input and output and copy the data in and
+        /// out itself; on ort-cuda the buffers are on the GPU and outputs go to page-locked host
+        /// memory by cudaMemcpy (end to end, the copies stay inside the timer).
+        #[arg(long)]
+        pinned_io: bool,
+        /// ort-cuda: capture each shape's run in a CUDA graph and replay it (uses --pinned-io's buffers).
+        #[arg(long)]
+        cuda_graph: bool,
+        /// Start every group's worker at once so that model loads overlap; timed runs still go one
+        /// group at a time, after all loads (memory for all models is held at once).
+        #[arg(long, conflicts_with = "in_process")]
+        parallel_loads: bool,
         /// Continue the interrupted run in DIR (its results.json): finished cells are kept, the rest run.
         #[arg(long, value_name = "DIR", conflicts_with = "out")]
         resume: Option<PathBuf>,

@@ -26,7 +26,7 @@ impl std::error::Error for Interrupted {}
 
 pub fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
-        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume, timing, device } => {
+        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads } => {
             let runtimes_flag = runtimes.as_ref().map(|r| format!(" --runtimes {}", r.join(","))).unwrap_or_default();
             let (scenario, plan, origin) = match &file {
                 Some(path) => {
@@ -71,7 +71,10 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
                         crate::cli::TimingArg::EndToEnd => xbench::runtimes::Timing::EndToEnd,
                         crate::cli::TimingArg::DeviceResident => xbench::runtimes::Timing::DeviceResident,
                     },
+                    pinned_io,
+                    cuda_graph,
                 },
+                parallel_loads,
                 isolation,
                 auto_setup: !no_setup,
                 quiet,

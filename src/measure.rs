@@ -30,6 +30,8 @@ pub struct Samples {
     pub outputs: Vec<Output>,
     /// Time of the untimed per-cell preparation (shape concretization, optimization).
     pub prepare_ms: f64,
+    /// Time of the untimed warm-up runs, all together.
+    pub warmup_ms: f64,
     /// Smallest difference the clock reported between two readings, in milliseconds.
     pub timer_resolution_ms: f64,
     /// Energy counter difference over the timed iterations (millijoules), when a reader was given.
@@ -43,9 +45,11 @@ pub fn measure(session: &mut dyn Session, feed: &Feed, spec: MeasureSpec, energy
     let t = Instant::now();
     session.prepare(feed)?;
     let prepare_ms = ms(t.elapsed());
+    let t = Instant::now();
     for _ in 0..spec.warmup {
         session.run(feed)?;
     }
+    let warmup_ms = ms(t.elapsed());
     let mut latency_ms = Vec::with_capacity(spec.iterations);
     let min_total_ms = spec.min_time_s.unwrap_or(0.0) * 1e3;
     let mut total_ms = 0.0;
@@ -62,7 +66,7 @@ pub fn measure(session: &mut dyn Session, feed: &Feed, spec: MeasureSpec, energy
         _ => None,
     };
     let outputs = session.outputs(feed)?;
-    Ok(Samples { latency_ms, outputs, prepare_ms, timer_resolution_ms: timer_resolution_ms(), energy_mj })
+    Ok(Samples { latency_ms, outputs, prepare_ms, warmup_ms, timer_resolution_ms: timer_resolution_ms(), energy_mj })
 }
 
 fn ms(d: Duration) -> f64 {

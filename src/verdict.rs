@@ -122,6 +122,8 @@ mod tests {
                 timer: "end-to-end".into(),
                 gpu_memory_mib: None,
                 energy_mj_per_inference: None,
+                warmup_ms: None,
+                wall_ms: None,
             })
             .collect();
         r

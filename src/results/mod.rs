@@ -23,6 +23,14 @@ pub const TIMER_END_TO_END: &str =
 /// The same for device-resident timing.
 pub const TIMER_DEVICE_RESIDENT: &str =
     "device-resident (ONNX Runtime): inputs bound on the device once before timing (IO binding), outputs left on the device, the timer stops after the device has finished; tract cells stay end-to-end (see each cell's `timer`)";
+/// Added for ort-cuda with `--pinned-io` or `--cuda-graph`, end to end.
+pub const TIMER_STAGED_END_TO_END: &str =
+    ". ONNX Runtime cells: every input and output has its own buffer (on the GPU for ort-cuda), bound before timing; the timer covers copying the inputs in from the host arrays, the inference, and copying the outputs out to host memory (page-locked, by cudaMemcpy, for ort-cuda)";
+/// The same, device-resident.
+pub const TIMER_STAGED_DEVICE: &str = ". ONNX Runtime cells: outputs go to buffers of their own, bound before timing";
+/// Added with `--cuda-graph`.
+pub const TIMER_CUDA_GRAPH: &str =
+    "; each shape's run is captured once in a CUDA graph before timing (ONNX Runtime's enable_cuda_graph, one graph id per shape) and every timed run replays it";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -70,6 +78,10 @@ pub struct GroupRecord {
     pub error: Option<String>,
     /// Session creation / model load time.
     pub load_ms: Option<f64>,
+    /// From starting the group's worker to its session being loaded, as xbench saw it (process
+    /// start, runtime library, session creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_ms: Option<f64>,
     /// Peak resident memory of the process that ran this group.
     pub peak_rss_mib: Option<f64>,
     pub session: Option<SessionInfo>,
@@ -108,6 +120,30 @@ pub struct CellRecord {
     /// GPU energy over the timed runs divided by their number, in millijoules (NVML's total-energy counter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_mj_per_inference: Option<f64>,
+    /// The untimed warm-up runs, all together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_ms: Option<f64>,
+    /// The whole cell in its worker: inputs, preparation, warm-ups, timed runs, outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_ms: Option<f64>,
+}
+
+/// Where a run's wall time went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WallTime {
+    /// Start of the run to report written.
+    pub total_ms: f64,
+    /// Checking runtimes, reading models, starting the results file (and, with parallel loads,
+    /// everything before the loads).
+    pub setup_ms: f64,
+    /// With parallel loads: the loading phase, all sessions at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loads_ms: Option<f64>,
+    /// Running the groups one after another (each group's load included unless loaded ahead).
+    pub groups_ms: f64,
+    /// Drawing the figures and writing the report.
+    pub report_ms: f64,
+    pub parallel_loads: bool,
 }
 
 /// A whole run.
@@ -138,6 +174,9 @@ pub struct RunResults {
     /// When an interrupted run was resumed (`--resume`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed_at: Vec<String>,
+    /// Where the wall time went (set when the run ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall: Option<WallTime>,
 }
 
 impl RunResults {

@@ -5,9 +5,10 @@ mod resume;
 pub mod stop;
 mod worker;
 
-use std::io::BufRead;
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -42,6 +43,9 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Results of an earlier, unfinished run of the same plan in `out_dir`: its finished cells are kept.
     pub resume: Option<RunResults>,
+    /// Start every group's worker at once so that loads overlap (process isolation only); timed
+    /// runs still go one group at a time, and only after every load has finished.
+    pub parallel_loads: bool,
 }
 
 /// Files a run wrote.
@@ -87,6 +91,7 @@ pub fn check_runtimes(plan: &Plan, opts: &RunOptions) -> Vec<Availability> {
 
 /// Runs every cell of `plan`, writing results under `opts.out_dir`.
 pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOptions) -> Result<RunOutput> {
+    let run_clock = Instant::now();
     std::fs::create_dir_all(&opts.out_dir).with_context(|| {
         format!("cannot create the output folder {}\n  fix: choose a writable folder with --out", opts.out_dir.display())
     })?;
@@ -132,9 +137,18 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
         machine: Machine::detect(),
         scenario_source: origin.into(),
         scenario: file.clone(),
-        timer: match opts.runtime.timing {
-            runtimes::Timing::EndToEnd => results::TIMER_END_TO_END.into(),
-            runtimes::Timing::DeviceResident => results::TIMER_DEVICE_RESIDENT.into(),
+        timer: {
+            let base = match opts.runtime.timing {
+                runtimes::Timing::EndToEnd => results::TIMER_END_TO_END,
+                runtimes::Timing::DeviceResident => results::TIMER_DEVICE_RESIDENT,
+            };
+            let staged = match (opts.runtime.pinned_io || opts.runtime.cuda_graph, opts.runtime.timing) {
+                (false, _) => "",
+                (true, runtimes::Timing::EndToEnd) => results::TIMER_STAGED_END_TO_END,
+                (true, runtimes::Timing::DeviceResident) => results::TIMER_STAGED_DEVICE,
+            };
+            let graph = if opts.runtime.cuda_graph { results::TIMER_CUDA_GRAPH } else { "" };
+            format!("{base}{staged}{graph}")
         },
         gpu: availability
             .iter()
@@ -154,12 +168,14 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
                 status: Status::Pending,
                 error: None,
                 load_ms: None,
+                ready_ms: None,
                 peak_rss_mib: None,
                 session: None,
             })
             .collect(),
         cells: plan.cells.iter().map(|c| empty_record(plan, c, Status::Pending, None)).collect(),
         resumed_at: Vec::new(),
+        wall: None,
     };
     let mut results = match &opts.resume {
         None => fresh,
@@ -182,18 +198,61 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
     let total = plan.cells.len();
     let mut done = results.cells.iter().filter(|c| c.status != Status::Pending).count();
     let mut stopped = false;
-    let run_started = Instant::now();
     let mut measured_secs = 0.0f64;
     let mut measured_cells = 0usize;
+    let mut wall = results::WallTime { parallel_loads: opts.parallel_loads, ..Default::default() };
+
+    // What each group still has to do: its cells left to measure, and its job unless it cannot run.
+    let mut todo: Vec<(Vec<&crate::scenario::Cell>, std::result::Result<GroupJob, (Status, String)>)> = Vec::new();
     for group in &plan.groups {
-        if stop::requested() {
-            stopped = true;
-            break;
-        }
         let avail = &availability[plan.runtimes.iter().position(|r| *r == group.runtime).unwrap()];
         // Cells still to measure (all of them, unless a resumed run finished some).
         let gcells: Vec<&crate::scenario::Cell> =
             plan.group_cells(group).iter().filter(|c| results.cells[c.index].status == Status::Pending).collect();
+        let job = match (&ios[group.model], avail.usable) {
+            (_, false) => Err((Status::Skipped, format!("{} is not usable here: {}", group.runtime, avail.detail))),
+            (Err(e), _) => Err((Status::Failed, e.clone())),
+            (Ok(io), true) => Ok(GroupJob {
+                plan: plan.clone(),
+                group: group.index,
+                cells: gcells.iter().map(|c| c.index).collect(),
+                io: io.clone(),
+                runtime: opts.runtime.clone(),
+                outputs_dir: outputs_dir.clone(),
+                gated: false,
+            }),
+        };
+        todo.push((gcells, job));
+    }
+
+    // Parallel loads: every worker starts now and loads its session, then waits for its turn.
+    let mut preloaded: HashMap<usize, Spawned> = HashMap::new();
+    if let (true, Isolation::Process { exe }) = (opts.parallel_loads, &opts.isolation) {
+        let t = Instant::now();
+        for (g, (gcells, job)) in todo.iter().enumerate() {
+            if let (false, Ok(job)) = (gcells.is_empty(), job) {
+                let job = GroupJob { gated: true, ..job.clone() };
+                preloaded.insert(g, spawn_child(exe, &job, &dir)?);
+            }
+        }
+        let n = preloaded.len();
+        say(opts, format!("loading {n} sessions at once (--parallel-loads); cells run one group at a time once all have loaded"));
+        // Read each worker's load report as it comes, so that each one's ready time is its own.
+        std::thread::scope(|scope| {
+            for s in preloaded.values_mut() {
+                scope.spawn(move || s.read_until_loaded());
+            }
+        });
+        wall.loads_ms = Some(t.elapsed().as_secs_f64() * 1e3);
+    }
+    wall.setup_ms = run_clock.elapsed().as_secs_f64() * 1e3 - wall.loads_ms.unwrap_or(0.0);
+
+    let run_started = Instant::now();
+    for (group, (gcells, job)) in plan.groups.iter().zip(todo) {
+        if stop::requested() {
+            stopped = true;
+            break;
+        }
         if gcells.is_empty() {
             continue;
         }
@@ -206,34 +265,22 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
         };
         // A skipped or failed group still reaches the agreement step of its model below.
         'run: {
-            let io = match (&ios[group.model], avail.usable) {
-                (_, false) => {
-                    group_fail(&mut results, Status::Skipped, format!("{} is not usable here: {}", group.runtime, avail.detail));
+            let job = match job {
+                Err((status, why)) => {
+                    group_fail(&mut results, status, why);
                     done += gcells.len();
                     save(&results)?;
                     break 'run;
                 }
-                (Err(e), _) => {
-                    group_fail(&mut results, Status::Failed, e.clone());
-                    done += gcells.len();
-                    save(&results)?;
-                    break 'run;
-                }
-                (Ok(io), true) => io.clone(),
+                Ok(job) => job,
             };
-            let job = GroupJob {
-                plan: plan.clone(),
-                group: group.index,
-                cells: gcells.iter().map(|c| c.index).collect(),
-                io,
-                runtime: opts.runtime.clone(),
-                outputs_dir: outputs_dir.clone(),
-            };
+            let group_clock = Instant::now();
             let mut on_msg = |msg: WorkerMsg, results: &mut RunResults| -> Result<()> {
                 match msg {
                     WorkerMsg::Loaded { load_ms, session } => {
                         let g = &mut results.groups[group.index];
                         g.load_ms = Some(load_ms);
+                        g.ready_ms.get_or_insert(group_clock.elapsed().as_secs_f64() * 1e3);
                         g.session = Some(session);
                     }
                     WorkerMsg::LoadFailed { error } => {
@@ -263,7 +310,7 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
             match &opts.isolation {
                 Isolation::InProcess => {
                     let mut err = None;
-                    run_group(
+                    drop(run_group(
                         &job,
                         &mut |m| {
                             if let Err(e) = on_msg(m, &mut results) {
@@ -271,14 +318,24 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
                             }
                         },
                         &stop::requested,
-                    );
+                    ));
                     if let Some(e) = err {
                         return Err(e);
                     }
                     stopped = stop::requested();
                 }
                 Isolation::Process { exe } => {
-                    let outcome = run_child(exe, &job, &dir, &mut |m| on_msg(m, &mut results))?;
+                    let child = match preloaded.remove(&group.index) {
+                        Some(s) => {
+                            // Loaded while the run was being set up: its load time is its own.
+                            if let Some(ms) = s.ready_ms {
+                                results.groups[group.index].ready_ms = Some(ms);
+                            }
+                            s
+                        }
+                        None => spawn_child(exe, &job, &dir)?,
+                    };
+                    let outcome = drive_child(child, &mut |m| on_msg(m, &mut results))?;
                     if let ChildEnd::Stopped = outcome {
                         stopped = true;
                     }
@@ -317,16 +374,22 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
             break;
         }
     }
-    if stopped {
-        save(&results)?;
-        crate::report::write_all(std::slice::from_ref(&results), &crate::report::ReportOptions::default(), &dir)?;
-        return Ok(RunOutput { dir, json, csv, report, results, stopped });
+    // Workers loaded ahead whose turn never came (a stopped run) are ended here.
+    drop(preloaded);
+    wall.groups_ms = run_started.elapsed().as_secs_f64() * 1e3;
+    if !stopped {
+        let _ = std::fs::remove_dir_all(&outputs_dir);
+        results.finished_at = Some(results::now_rfc3339());
+        results.complete = true;
     }
-    let _ = std::fs::remove_dir_all(&outputs_dir);
-    results.finished_at = Some(results::now_rfc3339());
-    results.complete = true;
     save(&results)?;
+    let report_clock = Instant::now();
     crate::report::write_all(std::slice::from_ref(&results), &crate::report::ReportOptions::default(), &dir)?;
+    wall.report_ms = report_clock.elapsed().as_secs_f64() * 1e3;
+    wall.total_ms = run_clock.elapsed().as_secs_f64() * 1e3;
+    say(opts, wall_line(&wall, &results));
+    results.wall = Some(wall);
+    save(&results)?;
     Ok(RunOutput { dir, json, csv, report, results, stopped })
 }
 
@@ -397,25 +460,124 @@ fn fmt_secs(s: f64) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-/// Runs a group in a child process, forwarding its messages, and says how the child ended.
-fn run_child(exe: &Path, job: &GroupJob, dir: &Path, on_msg: &mut dyn FnMut(WorkerMsg) -> Result<()>) -> Result<ChildEnd> {
+/// Where the run's wall time went, one line.
+fn wall_line(w: &results::WallTime, r: &RunResults) -> String {
+    let ok = r.cells.iter().filter(|c| c.status == Status::Ok);
+    let timed: f64 = ok.clone().map(|c| c.samples_ms.iter().sum::<f64>()).sum::<f64>() / 1e3;
+    let warm: f64 = ok.map(|c| c.warmup_ms.unwrap_or(0.0) + c.prepare_ms.unwrap_or(0.0)).sum::<f64>() / 1e3;
+    let loads: f64 = r.groups.iter().filter_map(|g| g.load_ms).sum::<f64>() / 1e3;
+    let loads = match w.loads_ms {
+        Some(ms) => format!("session loads {loads:.1} s, overlapped in {:.1} s", ms / 1e3),
+        None => format!("session loads {loads:.1} s"),
+    };
+    format!(
+        "time: {:.1} s in all; set-up {:.1} s, {loads}, cell preparation and warm-ups {warm:.1} s, timed runs {timed:.1} s, report {:.1} s",
+        w.total_ms / 1e3,
+        w.setup_ms / 1e3,
+        w.report_ms / 1e3
+    )
+}
+
+/// A worker process, started and possibly loaded ahead of its turn.
+struct Spawned {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: std::io::Lines<std::io::BufReader<ChildStdout>>,
+    job_path: PathBuf,
+    /// Messages read before its turn (the load), replayed when it is driven.
+    early: Vec<WorkerMsg>,
+    started: Instant,
+    /// Start to session loaded, when read ahead.
+    ready_ms: Option<f64>,
+    /// The worker's output ended before its turn.
+    ended: bool,
+    finished: bool,
+}
+
+impl Spawned {
+    /// Reads messages until the session has loaded or failed to (or the worker is gone).
+    fn read_until_loaded(&mut self) {
+        loop {
+            let Some(Ok(line)) = self.lines.next() else {
+                self.ended = true;
+                return;
+            };
+            match line.strip_prefix(MSG_PREFIX) {
+                Some(msg) => match serde_json::from_str::<WorkerMsg>(msg) {
+                    Ok(m) => {
+                        let loaded = matches!(m, WorkerMsg::Loaded { .. } | WorkerMsg::LoadFailed { .. });
+                        self.early.push(m);
+                        if loaded {
+                            self.ready_ms = Some(self.started.elapsed().as_secs_f64() * 1e3);
+                            return;
+                        }
+                    }
+                    Err(e) => eprintln!("xbench: unreadable worker message ({e})"),
+                },
+                None => eprintln!("{line}"),
+            }
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_file(&self.job_path);
+        }
+    }
+}
+
+/// Starts a worker for `job`. A gated worker loads its session and then waits on its standard
+/// input for its turn.
+fn spawn_child(exe: &Path, job: &GroupJob, dir: &Path) -> Result<Spawned> {
     let job_path = dir.join(format!(".job-{}.json", job.group));
     std::fs::write(&job_path, serde_json::to_vec(job)?).with_context(|| format!("cannot write {}", job_path.display()))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("worker").arg(&job_path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let stdin = if job.gated { Stdio::piped() } else { Stdio::null() };
+    cmd.arg("worker").arg(&job_path).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::inherit());
     #[cfg(unix)]
     {
         // Its own process group: Ctrl-C in the terminal reaches xbench, which decides when the worker stops.
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
+    let started = Instant::now();
     let mut child = cmd.spawn().with_context(|| format!("cannot start a worker process ({})", exe.display()))?;
-    stop::set_child(child.id());
     let stdout = child.stdout.take().expect("piped");
+    let stdin = child.stdin.take();
+    Ok(Spawned {
+        child,
+        stdin,
+        lines: std::io::BufReader::new(stdout).lines(),
+        job_path,
+        early: Vec::new(),
+        started,
+        ready_ms: None,
+        ended: false,
+        finished: false,
+    })
+}
+
+/// Runs a started worker's group to the end, forwarding its messages, and says how it ended.
+fn drive_child(mut s: Spawned, on_msg: &mut dyn FnMut(WorkerMsg) -> Result<()>) -> Result<ChildEnd> {
+    stop::set_child(s.child.id());
     let mut outcome = Ok(());
     let mut stopped = false;
-    for line in std::io::BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
+    for m in std::mem::take(&mut s.early) {
+        if let Err(e) = on_msg(m) {
+            outcome = Err(e);
+            break;
+        }
+    }
+    // Its turn: a gated worker waits for this line before its first cell.
+    if let Some(mut stdin) = s.stdin.take() {
+        let _ = stdin.write_all(b"go\n").and_then(|_| stdin.flush());
+    }
+    while outcome.is_ok() && !s.ended {
+        let Some(Ok(line)) = s.lines.next() else { break };
         match line.strip_prefix(MSG_PREFIX) {
             Some(msg) => match serde_json::from_str::<WorkerMsg>(msg) {
                 Ok(m) => {
@@ -435,11 +597,12 @@ fn run_child(exe: &Path, job: &GroupJob, dir: &Path, on_msg: &mut dyn FnMut(Work
         }
     }
     if stopped || outcome.is_err() {
-        let _ = child.kill();
+        let _ = s.child.kill();
     }
-    let status = child.wait().context("cannot wait for the worker process")?;
+    let status = s.child.wait().context("cannot wait for the worker process")?;
+    s.finished = true;
     stop::set_child(0);
-    let _ = std::fs::remove_file(&job_path);
+    let _ = std::fs::remove_file(&s.job_path);
     outcome?;
     if stopped {
         return Ok(ChildEnd::Stopped);
@@ -470,10 +633,9 @@ pub fn worker_main(job_path: &Path) -> Result<()> {
     let job: GroupJob = serde_json::from_slice(&std::fs::read(job_path).with_context(|| format!("cannot read {}", job_path.display()))?)
         .with_context(|| format!("{} is not a worker job", job_path.display()))?;
     let stdout = std::io::stdout();
-    run_group(
+    let session = run_group(
         &job,
         &mut |m| {
-            use std::io::Write;
             let mut out = stdout.lock();
             let sent = writeln!(out, "{MSG_PREFIX}{}", serde_json::to_string(&m).unwrap_or_default()).and_then(|_| out.flush());
             if sent.is_err() {
@@ -483,7 +645,10 @@ pub fn worker_main(job_path: &Path) -> Result<()> {
         },
         &|| false,
     );
-    Ok(())
+    // Everything is reported: exit without unloading, which can take longer than a small cell
+    // (a CUDA session frees its arena and handles). The system reclaims it all.
+    std::mem::forget(session);
+    std::process::exit(0)
 }
 
 /// Default output folder: `reports/<scenario name>-<UTC time>`.

@@ -26,6 +26,9 @@ pub struct GroupJob {
     pub runtime: RuntimeOptions,
     /// Where each cell's outputs are saved for the agreement check.
     pub outputs_dir: PathBuf,
+    /// Once loaded, wait for a line on standard input before the first cell (parallel loads).
+    #[serde(default)]
+    pub gated: bool,
 }
 
 /// Messages from a worker, one JSON line each on its standard output.
@@ -67,30 +70,20 @@ pub fn empty_record(plan: &Plan, cell: &Cell, status: Status, error: Option<Stri
         timer: "end-to-end".into(),
         gpu_memory_mib: None,
         energy_mj_per_inference: None,
+        warmup_ms: None,
+        wall_ms: None,
     }
 }
 
 /// Runs every cell of the job's group, calling `emit` as things finish. Errors inside a cell
 /// become a failed cell; the next cell still runs.
 /// `stop` is asked before each cell; when it says so, the remaining cells are left unrun.
-pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn() -> bool) {
+/// Returns the loaded session, if any, for the caller to drop.
+pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn() -> bool) -> Option<Box<dyn runtimes::Session>> {
     let plan = &job.plan;
     let group = &plan.groups[job.group];
     let model = &plan.models[group.model];
     let cells: Vec<&Cell> = plan.group_cells(group).iter().filter(|c| job.cells.contains(&c.index)).collect();
-
-    let started = Instant::now();
-    let loaded = runtimes::load(group.runtime, model, &job.runtime);
-    let load_ms = started.elapsed().as_secs_f64() * 1e3;
-    let mut session = match loaded {
-        Ok(s) => s,
-        Err(e) => {
-            emit(WorkerMsg::LoadFailed { error: format!("{e:#}") });
-            emit(WorkerMsg::Done { peak_rss_mib: crate::machine::peak_rss_mib() });
-            return;
-        }
-    };
-    emit(WorkerMsg::Loaded { load_ms, session: session.info() });
 
     // Text models get prose and their tokenizer; other models get generated tensors.
     let text_inputs = inputs::takes_tokens(&job.io.inputs);
@@ -109,10 +102,30 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
         inputs::feed::check_vocab(&tokenizer, &model.name, job.io.word_embedding_rows)?;
         Ok(Some((text, tokenizer)))
     })();
-    let max_positions = model.max_positions(Some(&job.io));
-
+    let started = Instant::now();
+    let loaded = runtimes::load(group.runtime, model, &job.runtime);
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut session = match loaded {
+        Ok(s) => s,
+        Err(e) => {
+            emit(WorkerMsg::LoadFailed { error: format!("{e:#}") });
+            emit(WorkerMsg::Done { peak_rss_mib: crate::machine::peak_rss_mib() });
+            return None;
+        }
+    };
     // GPU facts for CUDA groups (NVML; absent without the driver).
     let gpu = (group.runtime == crate::runtimes::RuntimeId::OrtCuda).then(|| crate::gpu::Gpu::open(job.runtime.device_id).ok()).flatten();
+    emit(WorkerMsg::Loaded { load_ms, session: session.info() });
+    if job.gated {
+        // Other groups may still be loading or running: wait for this group's turn. An empty read
+        // means xbench is gone or stopped the run.
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).map_or(true, |n| n == 0) {
+            return Some(session);
+        }
+    }
+
+    let max_positions = model.max_positions(Some(&job.io));
     for cell in cells {
         if stop() {
             break;
@@ -131,8 +144,9 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
         }
         emit(WorkerMsg::Cell(Box::new(record)));
     }
-    drop(session);
     emit(WorkerMsg::Done { peak_rss_mib: crate::machine::peak_rss_mib() });
+    // Unloading is left to the caller: a worker process exits without it.
+    Some(session)
 }
 
 fn run_cell(
@@ -143,6 +157,7 @@ fn run_cell(
     max_positions: Option<usize>,
     gpu: Option<&crate::gpu::Gpu>,
 ) -> anyhow::Result<CellRecord> {
+    let cell_clock = Instant::now();
     let plan = &job.plan;
     let model = &plan.models[plan.groups[job.group].model];
     let feed = match text {
@@ -191,11 +206,13 @@ fn run_cell(
     }
     record.tokens = Some(feed.text.clone());
     record.prepare_ms = Some(samples.prepare_ms);
+    record.warmup_ms = Some(samples.warmup_ms);
     record.timer_resolution_ms = Some(samples.timer_resolution_ms);
     record.iterations = samples.latency_ms.len();
     record.energy_mj_per_inference = samples.energy_mj.map(|e| e as f64 / record.iterations as f64);
-    record.timer = session.timing().as_str().to_string();
+    record.timer = session.timer_label();
     record.samples_ms = samples.latency_ms;
     record.summary = Some(summary);
+    record.wall_ms = Some(cell_clock.elapsed().as_secs_f64() * 1e3);
     Ok(record)
 }

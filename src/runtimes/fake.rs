@@ -76,6 +76,6 @@ impl Session for FakeSession {
     }
 
     fn info(&self) -> SessionInfo {
-        SessionInfo { threads: "1 thread".into(), providers: vec![self.id.to_string()], version: "test".into(), placement: vec![] }
+        SessionInfo { threads: "1 thread".into(), providers: vec![self.id.to_string()], version: "test".into(), placement: vec![], io: None }
     }
 }

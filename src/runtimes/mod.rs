@@ -2,6 +2,7 @@
 //! tract on CPU and ONNX Runtime with its CPU, CUDA and CoreML execution providers.
 //! Each says whether it can run here and why not, before anything is measured.
 
+mod cudart;
 pub mod fake;
 mod ort_lib;
 pub mod ort_rt;
@@ -116,6 +117,13 @@ pub struct RuntimeOptions {
     pub device_id: u32,
     #[serde(default)]
     pub timing: Timing,
+    /// ort-cuda: bind GPU buffers per shape and copy inputs in and outputs out (to page-locked
+    /// host memory) with the CUDA runtime, instead of leaving the copies to ONNX Runtime.
+    #[serde(default)]
+    pub pinned_io: bool,
+    /// ort-cuda: capture each shape's run in a CUDA graph and replay it (implies `pinned_io`'s buffers).
+    #[serde(default)]
+    pub cuda_graph: bool,
 }
 
 /// Whether a runtime can run on this machine, and what it is.
@@ -141,6 +149,9 @@ pub struct SessionInfo {
     /// Graph nodes per execution provider, as the runtime reported them.
     #[serde(default)]
     pub placement: Vec<(String, usize)>,
+    /// How inputs and outputs reach the runtime, when not the runtime's own default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io: Option<String>,
 }
 
 /// One output, copied to host memory as f32.
@@ -165,6 +176,11 @@ pub trait Session {
     /// What this session's timer covers.
     fn timing(&self) -> Timing {
         Timing::EndToEnd
+    }
+    /// The timer as recorded per cell: the timing mode, and how inputs and outputs moved when the
+    /// runtime was told to move them its own way.
+    fn timer_label(&self) -> String {
+        self.timing().as_str().to_string()
     }
     fn info(&self) -> SessionInfo;
 }

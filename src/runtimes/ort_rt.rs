@@ -8,10 +8,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use ort::ep::{self, ExecutionProvider};
 use ort::environment::Environment;
 use ort::logging::LogLevel;
-use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{IoBinding, RunOptions, Session as OrtInner, SessionInputValue};
-use ort::value::{DynValue, Tensor, TensorRef};
+use ort::value::{DynTensor, DynValue, Tensor, TensorElementType, TensorRef, ValueType};
 
+use super::cudart::{self, Direction};
 use super::ort_lib::{find_ort_library, OrtLibrary};
 use super::{Availability, Output, RuntimeId, RuntimeOptions, Session, SessionInfo, Timing};
 use crate::inputs::{Feed, HostTensor};
@@ -108,9 +109,9 @@ fn library_version(path: &std::path::Path) -> Option<String> {
     }
 }
 
-fn provider(id: RuntimeId, device_id: u32) -> ep::ExecutionProviderDispatch {
+fn provider(id: RuntimeId, opts: &RuntimeOptions) -> ep::ExecutionProviderDispatch {
     match id {
-        RuntimeId::OrtCuda => ep::CUDA::default().with_device_id(device_id as i32).build().error_on_failure(),
+        RuntimeId::OrtCuda => ep::CUDA::default().with_device_id(opts.device_id as i32).with_cuda_graph(opts.cuda_graph).build().error_on_failure(),
         RuntimeId::OrtCoreml => ep::CoreML::default().build().error_on_failure(),
         _ => ep::CPU::default().build().error_on_failure(),
     }
@@ -158,7 +159,7 @@ pub fn check(id: RuntimeId, opts: &RuntimeOptions) -> Availability {
     // Registering on a throwaway builder catches missing CUDA/cuDNN libraries and absent devices.
     let registered = OrtInner::builder(&l.env)
         .map_err(|e| e.to_string())
-        .and_then(|mut b| provider(id, opts.device_id).register(&mut b).map_err(|e| e.to_string()));
+        .and_then(|mut b| provider(id, opts).register(&mut b).map_err(|e| e.to_string()));
     match registered {
         Ok(()) => Availability {
             runtime: id,
@@ -177,14 +178,98 @@ struct Bound {
     _inputs: Vec<DynValue>,
 }
 
+/// `--pinned-io` / `--cuda-graph` on ort-cuda: every input and output has a buffer of its own on
+/// the GPU, bound once per shape, and xbench makes the host copies itself (`cudaMemcpy`): inputs
+/// from the feed's arrays, outputs into page-locked host memory. End to end, both copies are
+/// inside the timer; device-resident, neither is.
+struct Staging {
+    /// How bytes move between the feed, the bound buffers and host memory.
+    mover: Mover,
+    /// End to end: copy inputs in and outputs out on every run.
+    copies: bool,
+    /// Capture each shape's run in a CUDA graph and replay it.
+    graph: bool,
+    device: Allocator,
+    graphs_captured: i32,
+}
+
+/// Copies between host memory and bound buffers: the CUDA runtime for GPU buffers, plain memory
+/// copies for host buffers (ort-cpu, where the path is the same but nothing crosses a bus).
+#[derive(Clone, Copy)]
+enum Mover {
+    Cuda(&'static cudart::CudaRt),
+    Host,
+}
+
+/// Host memory that outputs are copied to: page-locked for the GPU, plain otherwise.
+enum HostBuf {
+    Pinned(cudart::PinnedBuf),
+    Plain(Vec<u8>),
+}
+
+impl HostBuf {
+    fn ptr(&mut self) -> *mut std::ffi::c_void {
+        match self {
+            HostBuf::Pinned(p) => p.ptr(),
+            HostBuf::Plain(v) => v.as_mut_ptr() as *mut _,
+        }
+    }
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            HostBuf::Pinned(p) => p.as_bytes(),
+            HostBuf::Plain(v) => v,
+        }
+    }
+}
+
+impl Mover {
+    fn host_buf(self, bytes: usize) -> Result<HostBuf> {
+        Ok(match self {
+            Mover::Cuda(rt) => HostBuf::Pinned(rt.pinned(bytes)?),
+            Mover::Host => HostBuf::Plain(vec![0; bytes]),
+        })
+    }
+
+    /// # Safety
+    /// `dst` and `src` must be valid for `bytes` bytes on the sides `dir` names.
+    unsafe fn copy(self, dst: *mut std::ffi::c_void, src: *const std::ffi::c_void, bytes: usize, dir: Direction) -> Result<()> {
+        match self {
+            Mover::Cuda(rt) => rt.copy(dst, src, bytes, dir),
+            Mover::Host => {
+                std::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, bytes);
+                Ok(())
+            }
+        }
+    }
+}
+
+struct StagedOutput {
+    device: DynTensor,
+    host: HostBuf,
+    bytes: usize,
+    ty: TensorElementType,
+    shape: Vec<usize>,
+}
+
+struct Staged {
+    shapes: Vec<Vec<usize>>,
+    binding: IoBinding,
+    inputs: Vec<(DynTensor, usize)>,
+    outputs: Vec<StagedOutput>,
+    run_options: RunOptions,
+}
+
+/// Fields drop in order: bound values before the allocator and session that made them.
 pub struct OrtSession {
+    staged: Option<Staged>,
+    bound: Option<Bound>,
+    /// Outputs of the last end-to-end run, in host memory.
+    last: Vec<DynValue>,
+    staging: Option<Staging>,
     session: OrtInner,
     timing: Timing,
     /// Where bound inputs and outputs live: the GPU for CUDA, host memory otherwise.
     device: (AllocationDevice<'static>, i32),
-    bound: Option<Bound>,
-    /// Outputs of the last end-to-end run, in host memory.
-    last: Vec<DynValue>,
     /// Keeps run-time logging at warnings, whatever the session's level was while it was created.
     run_options: RunOptions,
     output_names: Vec<String>,
@@ -199,7 +284,7 @@ impl OrtSession {
             .map_err(|e| anyhow!("{e}"))?
             .with_intra_threads(threads)
             .map_err(ort::Error::<()>::from)?
-            .with_execution_providers([provider(id, opts.device_id)])
+            .with_execution_providers([provider(id, opts)])
             .map_err(|e| anyhow!("{} provider failed to register: {}", provider_name(id), ort::Error::<()>::from(e)))?
             .with_log_level(LogLevel::Verbose)
             .map_err(ort::Error::<()>::from)?;
@@ -227,9 +312,35 @@ impl OrtSession {
             providers: vec![provider_name(id).to_string()],
             version: l.version.clone(),
             placement,
+            io: None,
         };
         let device = if id == RuntimeId::OrtCuda { (AllocationDevice::CUDA, opts.device_id as i32) } else { (AllocationDevice::CPU, 0) };
-        Ok(OrtSession { session, timing: opts.timing, device, bound: None, last: Vec::new(), run_options, output_names, info })
+        let mut info = info;
+        if opts.cuda_graph && id != RuntimeId::OrtCuda {
+            bail!("--cuda-graph is for ort-cuda only\n  fix: leave it out for {}", id);
+        }
+        let staging = if opts.pinned_io || opts.cuda_graph {
+            let (mover, device, what) = if id == RuntimeId::OrtCuda {
+                let rt = cudart::get()?;
+                let mem = MemoryInfo::new(AllocationDevice::CUDA, opts.device_id as i32, AllocatorType::Device, MemoryType::Default)?;
+                let device = Allocator::new(&session, mem).map_err(|e| anyhow!("cannot get ONNX Runtime's CUDA allocator: {e}"))?;
+                (Mover::Cuda(rt), device, format!("GPU buffers of their own; the copies are cudaMemcpy ({}), outputs into page-locked host memory", rt.name))
+            } else {
+                (Mover::Host, Allocator::default(), "host buffers of their own; the copies are plain memory copies".to_string())
+            };
+            info.io = Some(format!(
+                "inputs and outputs bound to {what}; {}{}",
+                match opts.timing {
+                    Timing::EndToEnd => "the timer covers copying the inputs in and the outputs out",
+                    Timing::DeviceResident => "no copies are timed",
+                },
+                if opts.cuda_graph { "; each shape's run is captured once in a CUDA graph and replayed" } else { "" }
+            ));
+            Some(Staging { mover, copies: opts.timing == Timing::EndToEnd, graph: opts.cuda_graph, device, graphs_captured: 0 })
+        } else {
+            None
+        };
+        Ok(OrtSession { staged: None, bound: None, last: Vec::new(), staging, session, timing: opts.timing, device, run_options, output_names, info })
     }
 }
 
@@ -293,6 +404,158 @@ impl OrtSession {
     }
 }
 
+/// An input's element type, host address and size in bytes.
+fn host_view(t: &HostTensor) -> (TensorElementType, *const std::ffi::c_void, usize) {
+    fn view<T>(a: &ndarray::ArrayD<T>) -> (*const std::ffi::c_void, usize) {
+        assert!(a.is_standard_layout(), "feeds are built in standard layout");
+        (a.as_ptr() as *const std::ffi::c_void, a.len() * std::mem::size_of::<T>())
+    }
+    match t {
+        HostTensor::I64(a) => (TensorElementType::Int64, view(a).0, view(a).1),
+        HostTensor::I32(a) => (TensorElementType::Int32, view(a).0, view(a).1),
+        HostTensor::F32(a) => (TensorElementType::Float32, view(a).0, view(a).1),
+    }
+}
+
+impl OrtSession {
+    /// Allocates and binds GPU buffers for `feed`'s shapes (untimed); with CUDA graphs, also
+    /// makes the runs ONNX Runtime needs before it captures, so that every later run replays.
+    fn stage(&mut self, feed: &Feed) -> Result<()> {
+        let shapes: Vec<Vec<usize>> = feed.tensors.iter().map(|(_, t)| t.shape().to_vec()).collect();
+        if self.staged.as_ref().is_some_and(|s| s.shapes == shapes) {
+            return Ok(());
+        }
+        self.staged = None;
+        let cfg = self.staging.as_mut().expect("staging is set for staged sessions");
+        let mover = cfg.mover;
+        let mut binding = self.session.create_binding()?;
+        let mut inputs = Vec::new();
+        for ((name, t), shape) in feed.tensors.iter().zip(&shapes) {
+            let (ty, ptr, bytes) = host_view(t);
+            let dev = DynTensor::new(&cfg.device, ty, shape.iter().map(|&d| d as i64).collect::<Vec<_>>())?;
+            // SAFETY: `dev` was just allocated with exactly this shape and element type.
+            unsafe { mover.copy(dev.data_ptr() as *mut _, ptr, bytes, Direction::HostToDevice)? };
+            binding.bind_input(name.as_str(), &dev)?;
+            inputs.push((dev, bytes));
+        }
+        // The outputs' shapes come from one run with outputs left to ONNX Runtime, outside any graph.
+        let mem = MemoryInfo::new(self.device.0.clone(), self.device.1, AllocatorType::Device, MemoryType::Default)?;
+        for name in &self.output_names {
+            binding.bind_output_to_device(name.as_str(), &mem)?;
+        }
+        let mut probe = RunOptions::new()?;
+        probe.set_log_level(LogLevel::Warning)?;
+        if cfg.graph {
+            probe.set("gpu_graph_id", "-1")?;
+        }
+        let learned: Vec<(TensorElementType, Vec<usize>)> = {
+            let outs = self.session.run_binding_with_options(&binding, &probe)?;
+            self.output_names
+                .iter()
+                .map(|n| match outs.get(n.as_str()).map(|v| v.dtype()) {
+                    Some(ValueType::Tensor { ty, shape, .. }) => Ok((*ty, shape.iter().map(|&d| d.max(0) as usize).collect())),
+                    Some(other) => bail!("output `{n}` is not a tensor ({other:?}); xbench reads tensor outputs only"),
+                    None => bail!("ONNX Runtime returned no output `{n}`"),
+                })
+                .collect::<Result<_>>()?
+        };
+        binding.clear_outputs();
+        let mut outputs = Vec::new();
+        for (name, (ty, shape)) in self.output_names.iter().zip(learned) {
+            let n: usize = shape.iter().product();
+            let bytes = ty.byte_size(n).with_context(|| format!("output `{name}` has element type {ty:?}, which has no fixed size"))?;
+            let mut device = DynTensor::new(&cfg.device, ty, shape.iter().map(|&d| d as i64).collect::<Vec<_>>())?;
+            binding.bind_output(name.as_str(), &mut device)?;
+            outputs.push(StagedOutput { device, host: mover.host_buf(bytes)?, bytes, ty, shape });
+        }
+        let mut run_options = RunOptions::new()?;
+        run_options.set_log_level(LogLevel::Warning)?;
+        if cfg.graph {
+            cfg.graphs_captured += 1;
+            run_options.set("gpu_graph_id", cfg.graphs_captured.to_string())?;
+        }
+        let graph = cfg.graph;
+        self.staged = Some(Staged { shapes, binding, inputs, outputs, run_options });
+        if graph {
+            // ONNX Runtime runs a graph id twice as usual and captures it on the third run.
+            for _ in 0..3 {
+                self.run_staged(feed)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn run_staged(&mut self, feed: &Feed) -> Result<()> {
+        let cfg = self.staging.as_ref().expect("staging is set for staged sessions");
+        let (mover, copies) = (cfg.mover, cfg.copies);
+        let st = self.staged.as_mut().context("no buffers bound for this shape")?;
+        if copies {
+            for ((_, t), (dev, bytes)) in feed.tensors.iter().zip(&st.inputs) {
+                let (_, ptr, _) = host_view(t);
+                // SAFETY: `dev` holds `bytes` bytes, allocated for this input's shape.
+                unsafe { mover.copy(dev.data_ptr() as *mut _, ptr, *bytes, Direction::HostToDevice)? };
+            }
+        }
+        let outs = self.session.run_binding_with_options(&st.binding, &st.run_options)?;
+        st.binding.synchronize_outputs()?;
+        drop(outs);
+        if copies {
+            for o in &mut st.outputs {
+                // SAFETY: both buffers hold `o.bytes` bytes: the bound output and its host copy.
+                unsafe { mover.copy(o.host.ptr(), o.device.data_ptr(), o.bytes, Direction::DeviceToHost)? };
+            }
+        }
+        Ok(())
+    }
+
+    /// The staged outputs as f32 arrays (device-resident runs copy them out first, untimed).
+    fn staged_outputs(&mut self) -> Result<Vec<Output>> {
+        let cfg = self.staging.as_ref().expect("staging is set for staged sessions");
+        let (mover, copies) = (cfg.mover, cfg.copies);
+        let st = self.staged.as_mut().context("no run has been made")?;
+        let mut out = Vec::new();
+        for (name, o) in self.output_names.iter().zip(&mut st.outputs) {
+            if !copies {
+                // SAFETY: as in `run_staged`.
+                unsafe { mover.copy(o.host.ptr(), o.device.data_ptr(), o.bytes, Direction::DeviceToHost)? };
+            }
+            out.push(Output { name: name.clone(), data: bytes_to_f32(name, o.ty, &o.shape, o.host.as_bytes())? });
+        }
+        Ok(out)
+    }
+}
+
+/// Host bytes of a tensor as f32.
+fn bytes_to_f32(name: &str, ty: TensorElementType, shape: &[usize], bytes: &[u8]) -> Result<ndarray::ArrayD<f32>> {
+    let data: Vec<f32> = match ty {
+        TensorElementType::Float32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        TensorElementType::Float16 => bytes.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        TensorElementType::Int64 => bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        TensorElementType::Int32 => bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(),
+        other => bail!("output `{name}` has a type xbench cannot read yet ({other:?})"),
+    };
+    Ok(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data)?)
+}
+
+/// IEEE 754 half precision to single precision.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        (0, f) => {
+            // Subnormal: value = f × 2^-24.
+            let v = f as f32 * (1.0 / 16_777_216.0);
+            return if sign != 0 { -v } else { v };
+        }
+        (0x1f, 0) => sign | 0x7f80_0000,
+        (0x1f, f) => sign | 0x7f80_0000 | (f << 13),
+        (e, f) => sign | ((e + 112) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
 /// An output value in host memory as f32.
 fn to_f32(name: &str, value: &DynValue) -> Result<ndarray::ArrayD<f32>> {
     Ok(if let Ok(a) = value.try_extract_array::<f32>() {
@@ -308,6 +571,9 @@ fn to_f32(name: &str, value: &DynValue) -> Result<ndarray::ArrayD<f32>> {
 
 impl Session for OrtSession {
     fn prepare(&mut self, feed: &Feed) -> Result<()> {
+        if self.staging.is_some() {
+            return self.stage(feed);
+        }
         if self.timing == Timing::DeviceResident {
             self.bind(feed)?;
         }
@@ -315,6 +581,10 @@ impl Session for OrtSession {
     }
 
     fn run(&mut self, feed: &Feed) -> Result<()> {
+        if self.staging.is_some() {
+            self.stage(feed)?;
+            return self.run_staged(feed);
+        }
         if self.timing == Timing::EndToEnd {
             return self.run_host(feed);
         }
@@ -328,6 +598,9 @@ impl Session for OrtSession {
     }
 
     fn outputs(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+        if self.staging.is_some() {
+            return self.staged_outputs();
+        }
         // Device-resident runs leave nothing on the host: one more run with host outputs.
         if self.timing == Timing::DeviceResident || self.last.is_empty() {
             self.run_host(feed)?;
@@ -339,6 +612,22 @@ impl Session for OrtSession {
         self.timing
     }
 
+    fn timer_label(&self) -> String {
+        match &self.staging {
+            None => self.timing.as_str().to_string(),
+            Some(s) => format!(
+                "{} ({}{})",
+                self.timing.as_str(),
+                match (s.copies, s.mover) {
+                    (true, Mover::Cuda(_)) => "pinned copies",
+                    (true, Mover::Host) => "bound-buffer copies",
+                    (false, _) => "bound buffers",
+                },
+                if s.graph { ", CUDA graph" } else { "" }
+            ),
+        }
+    }
+
     fn info(&self) -> SessionInfo {
         self.info.clone()
     }
@@ -347,7 +636,23 @@ impl Session for OrtSession {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_placement;
+    use super::{bytes_to_f32, f16_to_f32, parse_placement};
+    use ort::value::TensorElementType;
+
+    #[test]
+    fn half_precision_converts_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 5.960_464_5e-8);
+        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+        assert!(f16_to_f32(0x7c00).is_infinite() && f16_to_f32(0x7e00).is_nan());
+        let bytes: Vec<u8> = [0x3c00u16, 0x4000, 0xbc00].iter().flat_map(|h| h.to_le_bytes()).collect();
+        let a = bytes_to_f32("o", TensorElementType::Float16, &[1, 3], &bytes).unwrap();
+        assert_eq!(a.as_slice().unwrap(), &[1.0, 2.0, -1.0]);
+        assert!(bytes_to_f32("o", TensorElementType::Bool, &[1], &[1]).is_err());
+    }
 
     #[test]
     fn placement_lines_are_counted_per_provider() {

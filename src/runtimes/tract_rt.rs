@@ -50,6 +50,7 @@ impl TractSession {
                 providers: vec!["tract CPU".into()],
                 version: TRACT_VERSION.to_string(),
                 placement: vec![("tract CPU".into(), nodes)],
+                io: None,
             },
         })
     }

@@ -1,0 +1,117 @@
+//! The few CUDA runtime calls xbench makes itself: copies between host memory and the GPU
+//! buffers it binds to an ONNX Runtime session (`--pinned-io`, `--cuda-graph`). The library is
+//! the one ONNX Runtime's CUDA provider loads, found through the same library path.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, Result};
+
+/// `cudaMemcpyKind`.
+#[derive(Debug, Clone, Copy)]
+#[repr(i32)]
+pub enum Direction {
+    HostToDevice = 1,
+    DeviceToHost = 2,
+}
+
+type Memcpy = unsafe extern "C" fn(*mut c_void, *const c_void, usize, c_int) -> c_int;
+type ErrorString = unsafe extern "C" fn(c_int) -> *const c_char;
+type MallocHost = unsafe extern "C" fn(*mut *mut c_void, usize) -> c_int;
+type FreeHost = unsafe extern "C" fn(*mut c_void) -> c_int;
+
+pub struct CudaRt {
+    _lib: libloading::Library,
+    memcpy: Memcpy,
+    error_string: ErrorString,
+    malloc_host: MallocHost,
+    free_host: FreeHost,
+    pub name: &'static str,
+}
+
+const NAMES: [&str; 3] = ["libcudart.so.13", "libcudart.so.12", "libcudart.so"];
+
+static CUDART: OnceLock<std::result::Result<CudaRt, String>> = OnceLock::new();
+
+/// The CUDA runtime library, loaded once per process.
+pub fn get() -> Result<&'static CudaRt> {
+    CUDART
+        .get_or_init(|| {
+            let mut tried = Vec::new();
+            for name in NAMES {
+                // SAFETY: loading the CUDA runtime runs its initialisers only; the symbols are
+                // looked up with their documented C signatures.
+                match unsafe { libloading::Library::new(name) } {
+                    Ok(lib) => unsafe {
+                        let memcpy = *lib.get::<Memcpy>(b"cudaMemcpy").map_err(|e| format!("{name}: {e}"))?;
+                        let error_string = *lib.get::<ErrorString>(b"cudaGetErrorString").map_err(|e| format!("{name}: {e}"))?;
+                        let malloc_host = *lib.get::<MallocHost>(b"cudaMallocHost").map_err(|e| format!("{name}: {e}"))?;
+                        let free_host = *lib.get::<FreeHost>(b"cudaFreeHost").map_err(|e| format!("{name}: {e}"))?;
+                        return Ok(CudaRt { _lib: lib, memcpy, error_string, malloc_host, free_host, name });
+                    },
+                    Err(e) => tried.push(format!("{name}: {e}")),
+                }
+            }
+            Err(format!(
+                "the CUDA runtime library could not be loaded ({})\n  fix: add the folder holding libcudart.so (the CUDA libraries ONNX Runtime's CUDA provider uses) to LD_LIBRARY_PATH",
+                tried.join("; ")
+            ))
+        })
+        .as_ref()
+        .map_err(|e| anyhow!("{e}"))
+}
+
+impl CudaRt {
+    fn check(&self, code: c_int, what: &str) -> Result<()> {
+        if code == 0 {
+            return Ok(());
+        }
+        // SAFETY: cudaGetErrorString returns a static C string for any code.
+        let msg = unsafe { CStr::from_ptr((self.error_string)(code)).to_string_lossy().into_owned() };
+        Err(anyhow!("{what} failed: {msg} (CUDA error {code})"))
+    }
+
+    /// Page-locked host memory of `bytes` bytes, which the GPU copies to and from at full speed.
+    pub fn pinned(&'static self, bytes: usize) -> Result<PinnedBuf> {
+        let mut ptr = std::ptr::null_mut();
+        // SAFETY: cudaMallocHost writes a pointer to `bytes` bytes (or fails and writes nothing).
+        self.check(unsafe { (self.malloc_host)(&mut ptr, bytes.max(1)) }, &format!("cudaMallocHost ({bytes} bytes)"))?;
+        Ok(PinnedBuf { rt: self, ptr, bytes })
+    }
+
+    /// A synchronous copy of `bytes` bytes (`cudaMemcpy`): it returns once the data has arrived.
+    ///
+    /// # Safety
+    /// `dst` and `src` must be valid for `bytes` bytes on the sides `dir` names.
+    pub unsafe fn copy(&self, dst: *mut c_void, src: *const c_void, bytes: usize, dir: Direction) -> Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        self.check((self.memcpy)(dst, src, bytes, dir as c_int), &format!("cudaMemcpy ({dir:?}, {bytes} bytes)"))
+    }
+}
+
+/// Page-locked host memory, freed on drop.
+pub struct PinnedBuf {
+    rt: &'static CudaRt,
+    ptr: *mut c_void,
+    pub bytes: usize,
+}
+
+impl PinnedBuf {
+    pub fn ptr(&self) -> *mut c_void {
+        self.ptr
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` holds `bytes` bytes of host memory owned by this buffer.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.bytes) }
+    }
+}
+
+impl Drop for PinnedBuf {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from cudaMallocHost and is freed once.
+        unsafe { (self.rt.free_host)(self.ptr) };
+    }
+}

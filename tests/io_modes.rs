@@ -1,0 +1,86 @@
+//! The ways inputs and outputs can reach ONNX Runtime (`--pinned-io`, `--cuda-graph`) and the
+//! parallel loading of sessions (`--parallel-loads`), through the real binary on the CPU. The
+//! CUDA side of `--pinned-io` and `--cuda-graph` needs a GPU; here the same code path runs with
+//! host buffers, and its outputs must still agree with tract's.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use xbench::results::{read_results, RunResults, Status};
+use xbench::runtimes::RuntimeId;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("xbench-io-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run(name: &str, args: &[&str]) -> (RunResults, String) {
+    let out = temp_dir(name);
+    let r = Command::new(env!("CARGO_BIN_EXE_xbench")).args(["scenario", "--quiet", "--out"]).arg(&out).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr).into_owned();
+    assert!(r.status.success(), "xbench {args:?} failed: {stderr}");
+    let results = read_results(&out.join("results.json")).unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    (results, stderr)
+}
+
+#[test]
+fn bound_buffers_with_copies_in_the_timer_agree_with_tract() {
+    for (timing, label) in [("end-to-end", "end-to-end (bound-buffer copies)"), ("device-resident", "device-resident (bound buffers)")] {
+        let (r, _) = run(&format!("pinned-{timing}"), &["--pinned-io", "--timing", timing]);
+        assert!(r.complete);
+        let ort: Vec<_> = r.cells.iter().filter(|c| c.runtime == RuntimeId::OrtCpu).collect();
+        assert_eq!(ort.len(), 12);
+        for c in ort {
+            assert_eq!(c.status, Status::Ok, "{c:?}");
+            assert_eq!(c.timer, label);
+            let a = c.agreement.as_ref().expect("compared with tract");
+            assert!(a.within_tolerance && a.max_abs < 1e-4, "{a:?}");
+        }
+        // tract has no such mode: its cells keep the plain timer.
+        assert!(r.cells.iter().filter(|c| c.runtime == RuntimeId::TractCpu).all(|c| c.timer == "end-to-end"));
+        let g = r.groups.iter().find(|g| g.runtime == RuntimeId::OrtCpu).unwrap();
+        let io = g.session.as_ref().unwrap().io.as_deref().unwrap();
+        assert!(io.contains("bound to host buffers"), "{io}");
+        assert!(r.timer.contains("buffer") && r.timer.contains("of their own") || r.timer.contains("its own buffer"), "{}", r.timer);
+    }
+}
+
+#[test]
+fn cuda_graphs_on_another_provider_fail_the_cells_with_the_fix() {
+    let (r, _) = run("graph-cpu", &["--cuda-graph", "--runtimes", "ort-cpu"]);
+    assert!(r.cells.iter().all(|c| c.status == Status::Failed));
+    let err = r.groups[0].error.as_deref().unwrap();
+    assert!(err.contains("--cuda-graph is for ort-cuda only") && err.contains("fix:"), "{err}");
+}
+
+#[test]
+fn parallel_loads_load_every_session_before_any_cell_and_lose_nothing() {
+    let (r, stderr) = run("parallel", &["--parallel-loads"]);
+    assert!(r.complete);
+    assert!(r.cells.iter().all(|c| c.status == Status::Ok), "{:?}", r.cells.iter().map(|c| &c.error).collect::<Vec<_>>());
+    assert!(stderr.is_empty() || !stderr.contains("error"), "{stderr}");
+    let wall = r.wall.as_ref().expect("wall time is recorded");
+    assert!(wall.parallel_loads);
+    let loads = wall.loads_ms.expect("the loading phase is timed");
+    for g in &r.groups {
+        let ready = g.ready_ms.expect("each group's ready time is recorded");
+        assert!(ready >= g.load_ms.unwrap() && ready <= loads + 1.0, "{g:?} vs {loads}");
+    }
+    assert!(wall.total_ms >= wall.setup_ms + loads + wall.groups_ms + wall.report_ms - 1.0, "{wall:?}");
+    // Agreement still runs across the workers.
+    assert!(r.cells.iter().filter(|c| c.runtime == RuntimeId::OrtCpu).all(|c| c.agreement.as_ref().is_some_and(|a| a.within_tolerance)));
+}
+
+#[test]
+fn without_parallel_loads_the_wall_time_is_still_accounted() {
+    let (r, _) = run("serial", &[]);
+    let wall = r.wall.as_ref().unwrap();
+    assert!(!wall.parallel_loads && wall.loads_ms.is_none());
+    assert!(wall.groups_ms > 0.0 && wall.total_ms >= wall.groups_ms);
+    for c in r.cells.iter().filter(|c| c.status == Status::Ok) {
+        let (wall_ms, warm) = (c.wall_ms.unwrap(), c.warmup_ms.unwrap());
+        assert!(wall_ms >= warm + c.samples_ms.iter().sum::<f64>(), "{c:?}");
+    }
+}
