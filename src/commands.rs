@@ -40,6 +40,12 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
                     (f, p, origin)
                 }
             };
+            if cuda_graph && !plan.runtimes.contains(&xbench::runtimes::RuntimeId::OrtCuda) {
+                bail!(
+                    "--cuda-graph applies to ort-cuda, which this run does not use (runtimes: {})\n  fix: add ort-cuda to the runtimes (--runtimes ...,ort-cuda) or leave --cuda-graph out",
+                    plan.runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
             let isolation = if in_process {
                 Isolation::InProcess
             } else {
@@ -246,12 +252,12 @@ fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
     for m in &plan.models {
         let io = read_io(&m.onnx)?;
         let Some(tok_path) = &m.tokenizer else { continue };
-        let tok = inputs::load_tokenizer(tok_path)?;
+        let mut tok = inputs::load_tokenizer(tok_path)?;
         let max_positions = m.max_positions(Some(&io));
         for &chars in &plan.input_chars {
             for &batch in &plan.batch_sizes {
                 let texts = inputs::passages(&text, chars, batch)?;
-                let feed = Feed::from_texts(&tok, &texts, m, &io.inputs, max_positions)?;
+                let feed = Feed::from_texts(&mut tok, &texts, m, &io.inputs, max_positions)?;
                 let tensors: Vec<serde_json::Value> = feed
                     .tensors
                     .iter()

@@ -48,11 +48,17 @@ fn bound_buffers_with_copies_in_the_timer_agree_with_tract() {
 }
 
 #[test]
-fn cuda_graphs_on_another_provider_fail_the_cells_with_the_fix() {
-    let (r, _) = run("graph-cpu", &["--cuda-graph", "--runtimes", "ort-cpu"]);
-    assert!(r.cells.iter().all(|c| c.status == Status::Failed));
-    let err = r.groups[0].error.as_deref().unwrap();
-    assert!(err.contains("--cuda-graph is for ort-cuda only") && err.contains("fix:"), "{err}");
+fn cuda_graphs_without_ort_cuda_are_refused_before_anything_runs() {
+    let out = temp_dir("graph-cpu");
+    let r = Command::new(env!("CARGO_BIN_EXE_xbench"))
+        .args(["scenario", "--quiet", "--cuda-graph", "--runtimes", "tract-cpu,ort-cpu", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(stderr.contains("--cuda-graph applies to ort-cuda") && stderr.contains("tract-cpu, ort-cpu") && stderr.contains("fix:"), "{stderr}");
+    assert!(!out.join("results.json").exists(), "nothing ran");
 }
 
 #[test]

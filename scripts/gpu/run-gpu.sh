@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The GPU report: run on the GPU machine from the project root, after ONNX Runtime's CUDA build
 # has been unpacked into /root/ort (../shared/gpu/README.md) and the xbench binary copied to .devbin/.
-#   scripts/gpu/run-gpu.sh OUT_DIR
-# Exports the paper's models (random weights, fp32 and fp16), runs the paper grid on ort-cuda end to
-# end and device-resident, fuses BERT-base with ONNX Runtime's transformer optimizer, and times
-# Python onnxruntime and PyTorch eager on the same token ids. Every step logs its exit code and the
-# next step runs regardless.
+#   scripts/gpu/run-gpu.sh OUT_DIR [prepare|measure|all]
+# prepare: exports the paper's models (random weights, fp32 and fp16) and the fused BERT-base
+#          variants (ONNX Runtime's transformer optimizer on the dynamo and TorchScript exports);
+# measure: runs the paper grid on ort-cuda in each timing and I/O mode, the BERT-base batch-32
+#          variants, and Python onnxruntime and PyTorch eager on the same token ids.
+# Every step logs its exit code and wall time, and the next step runs regardless.
 set -u
-out=${1:?usage: run-gpu.sh OUT_DIR}
+out=${1:?usage: run-gpu.sh OUT_DIR [prepare|measure|all]}
+phase=${2:-all}
 mkdir -p "$out"
 work=/tmp/xbench-gpu && mkdir -p "$work"
 export ORT_DYLIB_PATH=/root/ort/libonnxruntime.so.1.31.1
@@ -19,24 +21,39 @@ xb=.devbin/xbench
 step() { local name=$1; shift; local t=$(date +%s%N); "$@"; local rc=$?; echo "== $name: rc=$rc, $(( ($(date +%s%N) - t) / 1000000 )) ms wall"; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+if [ "$phase" != measure ]; then
 $py -c "import onnxscript, tokenizers" 2>/dev/null || step "install onnxscript/tokenizers" $py -m pip install -q --no-index --find-links .gpuwheels --target /root/pylib onnxscript onnx_ir ml_dtypes tokenizers
 $py -c "import torch, transformers, onnx, onnxruntime; print('torch', torch.__version__, 'transformers', transformers.__version__, 'onnx', onnx.__version__, 'onnxruntime', onnxruntime.__version__, onnxruntime.get_available_providers())"
 step "export fp32 + fp16" $py scripts/export_models.py --random --fp16
-step "fuse bert-base (fp16)" $py -m onnxruntime.transformers.optimizer --input models/bert-base-uncased/model.onnx \
+step "fuse bert-base (dynamo export, fp16)" $py -m onnxruntime.transformers.optimizer --input models/bert-base-uncased/model.onnx \
   --output models/bert-base-uncased-fused-fp16/model.onnx --model_type bert --num_heads 12 --hidden_size 768 --float16 --use_gpu
 cp models/bert-base-uncased/tokenizer.json models/bert-base-uncased-fused-fp16/ 2>/dev/null
-printf 'architecture: bert\nonnx: model.onnx\ntokenizer: tokenizer.json\nmax_positions: 512\nweights: random\ndescription: bert-base-uncased fp16 with ONNX Runtime transformer fusions (onnxruntime.transformers.optimizer)\n' > models/bert-base-uncased-fused-fp16/model.yaml
+printf 'architecture: bert\nonnx: model.onnx\ntokenizer: tokenizer.json\nmax_positions: 512\nweights: random\ndescription: bert-base-uncased fp16 with ONNX Runtime transformer fusions (onnxruntime.transformers.optimizer)\ncompare_with: bert-base-uncased\n' > models/bert-base-uncased-fused-fp16/model.yaml
+step "TorchScript export + fusions (fp16)" $py scripts/gpu/fuse_variants.py
+# model.yaml keys this binary does not know yet would stop it: keep them only if it reads them.
+$xb models 2>&1 | grep -q "unknown field" && sed -i '/^compare_with:/d' models/*/model.yaml
+$xb models 2>&1 | tail -20
+fi
+[ "$phase" = prepare ] && exit 0
+
 $xb runtimes
-step "paper grid, ort-cuda, end-to-end" $xb scenario scenarios/paper.yaml --runtimes ort-cuda --out "$work/paper-cuda"
-step "paper grid, ort-cuda, device-resident" $xb scenario scenarios/paper.yaml --runtimes ort-cuda --timing device-resident --out "$work/paper-cuda-device"
-step "paper grid fp16, end-to-end" $xb scenario scenarios/paper-fp16.yaml --out "$work/paper-fp16"
-step "bert-base b32 variants, end-to-end" $xb scenario scenarios/bert-base-b32.yaml --out "$work/b32"
-step "bert-base b32 variants, device-resident" $xb scenario scenarios/bert-base-b32.yaml --timing device-resident --out "$work/b32-device"
-step "paper grid, ort-cuda, in one process" $xb scenario scenarios/paper.yaml --runtimes ort-cuda --in-process --quiet --out "$work/paper-cuda-inprocess"
-step "feeds" $xb feeds scenarios/paper.yaml --out "$work/feeds.json"
-step "baselines" $py scripts/gpu_compare.py --feeds "$work/feeds.json" --xbench "$work/paper-cuda/results.json" "$work/paper-cuda-device/results.json" "$work/paper-cuda-inprocess/results.json" --out "$work/compare.md"
-$xb feeds scenarios/bert-base-b32.yaml --out "$work/feeds-b32.json" && \
-  step "baselines b32" $py scripts/gpu_compare.py --feeds "$work/feeds-b32.json" --xbench "$work/b32/results.json" "$work/b32-device/results.json" --iterations 50 --warmup 10 --out "$work/compare-b32.md"
+p=scenarios/paper.yaml
+step "paper, end-to-end" $xb scenario $p --runtimes ort-cuda --out "$work/paper-cuda"
+step "paper, end-to-end, parallel loads" $xb scenario $p --runtimes ort-cuda --parallel-loads --out "$work/paper-cuda-parallel"
+step "paper, end-to-end, pinned I/O" $xb scenario $p --runtimes ort-cuda --pinned-io --out "$work/paper-cuda-pinned"
+step "paper, end-to-end, CUDA graphs, parallel loads" $xb scenario $p --runtimes ort-cuda --cuda-graph --parallel-loads --out "$work/paper-cuda-graph"
+step "paper, device-resident" $xb scenario $p --runtimes ort-cuda --timing device-resident --out "$work/paper-cuda-device"
+step "paper, device-resident, CUDA graphs" $xb scenario $p --runtimes ort-cuda --timing device-resident --cuda-graph --out "$work/paper-cuda-device-graph"
+step "paper fp16, end-to-end" $xb scenario scenarios/paper-fp16.yaml --out "$work/paper-fp16"
+b=scenarios/bert-base-b32.yaml
+step "b32 variants, end-to-end" $xb scenario $b --out "$work/b32"
+step "b32 variants, device-resident" $xb scenario $b --timing device-resident --out "$work/b32-device"
+step "b32 variants, device-resident, CUDA graphs" $xb scenario $b --timing device-resident --cuda-graph --out "$work/b32-device-graph"
+step "b32 variants, end-to-end, CUDA graphs" $xb scenario $b --cuda-graph --out "$work/b32-graph"
+step "feeds" $xb feeds $p --out "$work/feeds.json"
+step "baselines" $py scripts/gpu_compare.py --feeds "$work/feeds.json" --xbench "$work/paper-cuda/results.json" "$work/paper-cuda-pinned/results.json" "$work/paper-cuda-graph/results.json" "$work/paper-cuda-device/results.json" "$work/paper-cuda-device-graph/results.json" --out "$work/compare.md"
+$xb feeds $b --out "$work/feeds-b32.json" && \
+  step "baselines b32" $py scripts/gpu_compare.py --feeds "$work/feeds-b32.json" --xbench "$work/b32/results.json" "$work/b32-graph/results.json" "$work/b32-device/results.json" "$work/b32-device-graph/results.json" --iterations 50 --warmup 10 --out "$work/compare-b32.md"
 rm -f "$work"/feeds*.json
 tar czf "$out/gpu-reports.tgz" -C "$work" .
 ls -la "$out"

@@ -87,11 +87,11 @@ fn pad_token(tok: &Tokenizer) -> Option<(String, u32)> {
 }
 
 impl Feed {
-    /// Tokenizes `texts` (one row each) and builds the tensors `inputs` declare.
-    pub fn from_texts(tok: &Tokenizer, texts: &[String], model: &ModelSpec, inputs: &[IoInfo], max_positions: Option<usize>) -> Result<Feed> {
+    /// Tokenizes `texts` (one row each) and builds the tensors `inputs` declare. The tokenizer's
+    /// padding and truncation are set here (setting them is cheap; cloning a large vocabulary is not).
+    pub fn from_texts(tok: &mut Tokenizer, texts: &[String], model: &ModelSpec, inputs: &[IoInfo], max_positions: Option<usize>) -> Result<Feed> {
         let started = std::time::Instant::now();
-        let mut tok = tok.clone();
-        if let Some((pad_token, pad_id)) = pad_token(&tok) {
+        if let Some((pad_token, pad_id)) = pad_token(tok) {
             tok.with_padding(Some(PaddingParams {
                 strategy: PaddingStrategy::BatchLongest,
                 direction: PaddingDirection::Right,

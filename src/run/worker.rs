@@ -87,7 +87,7 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
 
     // Text models get prose and their tokenizer; other models get generated tensors.
     let text_inputs = inputs::takes_tokens(&job.io.inputs);
-    let prepared = (|| -> anyhow::Result<Option<(String, tokenizers::Tokenizer)>> {
+    let mut prepared = (|| -> anyhow::Result<Option<(String, tokenizers::Tokenizer)>> {
         if !text_inputs {
             return Ok(None);
         }
@@ -130,10 +130,10 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
         if stop() {
             break;
         }
-        let record = match &prepared {
+        let record = match &mut prepared {
             Err(e) => empty_record(plan, cell, Status::Failed, Some(format!("{e:#}"))),
             Ok(text) => {
-                run_cell(job, cell, session.as_mut(), text.as_ref(), max_positions, gpu.as_ref()).unwrap_or_else(|e| {
+                run_cell(job, cell, session.as_mut(), text.as_mut(), max_positions, gpu.as_ref()).unwrap_or_else(|e| {
                     empty_record(plan, cell, Status::Failed, Some(format!("{e:#}")))
                 })
             }
@@ -153,7 +153,7 @@ fn run_cell(
     job: &GroupJob,
     cell: &Cell,
     session: &mut dyn runtimes::Session,
-    text: Option<&(String, tokenizers::Tokenizer)>,
+    text: Option<&mut (String, tokenizers::Tokenizer)>,
     max_positions: Option<usize>,
     gpu: Option<&crate::gpu::Gpu>,
 ) -> anyhow::Result<CellRecord> {

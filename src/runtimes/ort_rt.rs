@@ -316,10 +316,9 @@ impl OrtSession {
         };
         let device = if id == RuntimeId::OrtCuda { (AllocationDevice::CUDA, opts.device_id as i32) } else { (AllocationDevice::CPU, 0) };
         let mut info = info;
-        if opts.cuda_graph && id != RuntimeId::OrtCuda {
-            bail!("--cuda-graph is for ort-cuda only\n  fix: leave it out for {}", id);
-        }
-        let staging = if opts.pinned_io || opts.cuda_graph {
+        // CUDA graphs are an ort-cuda setting; other providers run as they would without it.
+        let graph = opts.cuda_graph && id == RuntimeId::OrtCuda;
+        let staging = if opts.pinned_io || graph {
             let (mover, device, what) = if id == RuntimeId::OrtCuda {
                 let rt = cudart::get()?;
                 let mem = MemoryInfo::new(AllocationDevice::CUDA, opts.device_id as i32, AllocatorType::Device, MemoryType::Default)?;
@@ -334,9 +333,9 @@ impl OrtSession {
                     Timing::EndToEnd => "the timer covers copying the inputs in and the outputs out",
                     Timing::DeviceResident => "no copies are timed",
                 },
-                if opts.cuda_graph { "; each shape's run is captured once in a CUDA graph and replayed" } else { "" }
+                if graph { "; each shape's run is captured once in a CUDA graph and replayed" } else { "" }
             ));
-            Some(Staging { mover, copies: opts.timing == Timing::EndToEnd, graph: opts.cuda_graph, device, graphs_captured: 0 })
+            Some(Staging { mover, copies: opts.timing == Timing::EndToEnd, graph, device, graphs_captured: 0 })
         } else {
             None
         };
