@@ -13,6 +13,7 @@ Random weights from the embedded configuration (seed 0), as scripts/export_model
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -49,7 +50,7 @@ def write_yaml(folder: Path, description: str, compare_with: str | None) -> None
         "tokenizer: tokenizer.json",
         "max_positions: 512",
         "weights: random",
-        f"description: {description}",
+        f"description: {json.dumps(description)}",
     ]
     if compare_with:
         lines.append(f"compare_with: {compare_with}")

@@ -30,6 +30,7 @@ step "fuse bert-base (dynamo export, fp16)" $py -m onnxruntime.transformers.opti
 cp models/bert-base-uncased/tokenizer.json models/bert-base-uncased-fused-fp16/ 2>/dev/null
 printf 'architecture: bert\nonnx: model.onnx\ntokenizer: tokenizer.json\nmax_positions: 512\nweights: random\ndescription: bert-base-uncased fp16 with ONNX Runtime transformer fusions (onnxruntime.transformers.optimizer)\ncompare_with: bert-base-uncased\n' > models/bert-base-uncased-fused-fp16/model.yaml
 step "TorchScript export + fusions (fp16)" $py scripts/gpu/fuse_variants.py
+ls -la models/bert-base-uncased-ts-fp32 models/bert-base-uncased-ts-fused-fp16
 # model.yaml keys this binary does not know yet would stop it: keep them only if it reads them.
 $xb models 2>&1 | grep -q "unknown field" && sed -i '/^compare_with:/d' models/*/model.yaml
 $xb models 2>&1 | tail -20
@@ -42,6 +43,8 @@ step "paper, end-to-end" $xb scenario $p --runtimes ort-cuda --out "$work/paper-
 step "paper, end-to-end, parallel loads" $xb scenario $p --runtimes ort-cuda --parallel-loads --out "$work/paper-cuda-parallel"
 step "paper, end-to-end, pinned I/O" $xb scenario $p --runtimes ort-cuda --pinned-io --out "$work/paper-cuda-pinned"
 step "paper, end-to-end, CUDA graphs, parallel loads" $xb scenario $p --runtimes ort-cuda --cuda-graph --parallel-loads --out "$work/paper-cuda-graph"
+step "agreement with ort-cpu: end-to-end, CUDA graphs" $xb scenario scenarios/cuda-agreement.yaml --cuda-graph --out "$work/cuda-agreement-graph"
+step "agreement with ort-cpu: device-resident, CUDA graphs" $xb scenario scenarios/cuda-agreement.yaml --timing device-resident --cuda-graph --out "$work/cuda-agreement-device-graph"
 step "paper, device-resident" $xb scenario $p --runtimes ort-cuda --timing device-resident --out "$work/paper-cuda-device"
 step "paper, device-resident, CUDA graphs" $xb scenario $p --runtimes ort-cuda --timing device-resident --cuda-graph --out "$work/paper-cuda-device-graph"
 step "paper fp16, end-to-end" $xb scenario scenarios/paper-fp16.yaml --out "$work/paper-fp16"
