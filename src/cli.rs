@@ -117,6 +117,12 @@ pub enum Cmd {
     MakeTinyBert {
         #[arg(long, default_value = "models/tiny-bert")]
         out: PathBuf,
+        /// Store the weights as float16 (read through casts to float: fp32 arithmetic).
+        #[arg(long)]
+        fp16: bool,
+        /// Seed of the weights (42 gives the committed model).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
     /// Internal: run one group of a scenario (started by `xbench scenario`).
     #[command(hide = true)]

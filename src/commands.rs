@@ -150,8 +150,10 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Report { results, out, name_as, paper } => report(&results, out, name_as, paper),
-        Cmd::MakeTinyBert { out } => {
-            let path = xbench::onnx::tiny_bert::write(&xbench::onnx::tiny_bert::TinyBertConfig::default(), &out)?;
+        Cmd::MakeTinyBert { out, fp16, seed } => {
+            use xbench::onnx::tiny_bert;
+            let cfg = tiny_bert::TinyBertConfig { seed, ..Default::default() };
+            let path = if fp16 { tiny_bert::write_fp16(&cfg, &out)? } else { tiny_bert::write(&cfg, &out)? };
             println!("{}", path.display());
             Ok(())
         }

@@ -220,3 +220,12 @@ pub fn write(cfg: &TinyBertConfig, dir: &Path) -> Result<PathBuf> {
     builder::write(&build(cfg)?, &path)?;
     Ok(path)
 }
+
+/// The same model with float16 weights (see `fp16::weights_to_fp16`), written to `dir/model.onnx`.
+pub fn write_fp16(cfg: &TinyBertConfig, dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let path = dir.join("model.onnx");
+    builder::write(&super::fp16::weights_to_fp16(&build(cfg)?)?, &path)?;
+    Ok(path)
+}
