@@ -38,6 +38,10 @@ pub struct ModelMeta {
     /// Free text shown by `xbench models`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The model this one was made from (an fp16 copy names its fp32 model): when a scenario runs
+    /// both, each cell's outputs are compared with the sibling's on the same inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_with: Option<String>,
 }
 
 /// A model resolved on disk.
@@ -59,6 +63,11 @@ impl ModelSpec {
         self.meta.max_positions.or_else(|| {
             io.and_then(|io| io.position_table_rows).map(|rows| rows.saturating_sub(self.position_offset().max(0) as usize))
         })
+    }
+
+    /// The name of the model `compare_with` names, as scenarios and results name models.
+    pub fn sibling(&self) -> Option<String> {
+        self.meta.compare_with.as_deref().map(model_name)
     }
 
     /// First position id for `position_ids` inputs.
@@ -100,7 +109,7 @@ pub fn resolve(entry: &str, root: &Path, _scenario_dir: &Path) -> Result<ModelSp
         );
     }
     check_inside(&path, root)?;
-    let name = entry.trim_end_matches('/').trim_end_matches(".onnx").to_string();
+    let name = model_name(entry);
     if path.is_dir() {
         from_dir(&name, &path, root)
     } else {
@@ -109,6 +118,11 @@ pub fn resolve(entry: &str, root: &Path, _scenario_dir: &Path) -> Result<ModelSp
         }
         Ok(ModelSpec { name, onnx: path, tokenizer: None, meta: ModelMeta::default() })
     }
+}
+
+/// The name a model entry (`bert-base-uncased`, `bert-base-uncased/`, `fixed.onnx`) goes by.
+fn model_name(entry: &str) -> String {
+    entry.trim_end_matches('/').trim_end_matches(".onnx").to_string()
 }
 
 /// Refuses paths whose real location (symlinks followed) lies outside the models root.
@@ -132,13 +146,16 @@ fn from_dir(name: &str, dir: &Path, root: &Path) -> Result<ModelSpec> {
         let text = std::fs::read_to_string(&meta_path).with_context(|| format!("cannot read {}", meta_path.display()))?;
         serde_yaml::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
-                "{}: {e}\n  fix: the keys a model.yaml takes are hub_id, architecture, onnx, tokenizer, max_positions, position_offset, weights, description",
+                "{}: {e}\n  fix: the keys a model.yaml takes are hub_id, architecture, onnx, tokenizer, max_positions, position_offset, weights, description, compare_with",
                 meta_path.display()
             )
         })?
     } else {
         ModelMeta::default()
     };
+    if let Some(sibling) = &meta.compare_with {
+        check_sibling(name, sibling, root, &meta_path)?;
+    }
     let onnx = match &meta.onnx {
         Some(file) => dir.join(file),
         None => {
@@ -183,9 +200,33 @@ fn from_dir(name: &str, dir: &Path, root: &Path) -> Result<ModelSpec> {
     Ok(ModelSpec { name: name.to_string(), onnx, tokenizer, meta })
 }
 
-/// Every model under `root`, sorted by name: folders holding an ONNX file, and loose `.onnx` files.
-/// Entries that fail to resolve are returned as errors so that a listing can show why.
-pub fn discover(root: &Path) -> Vec<Result<ModelSpec>> {
+/// A `compare_with` must name another model under the models root, as a scenario would.
+fn check_sibling(name: &str, sibling: &str, root: &Path, meta_path: &Path) -> Result<()> {
+    let rel = Path::new(sibling);
+    let fix = |what: String| {
+        let known: Vec<String> = entry_names(root).iter().map(|e| model_name(e)).filter(|n| n != name).collect();
+        anyhow::anyhow!(
+            "model `{name}`: {}: `compare_with: {sibling}` {what}\n  fix: name the model this one was made from by its folder under {} (one of [{}]), or remove `compare_with`",
+            meta_path.display(),
+            root.display(),
+            known.join(", ")
+        )
+    };
+    if sibling.trim().is_empty() || rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(fix("is not a model name".into()));
+    }
+    if model_name(sibling) == name {
+        return Err(fix("names the model itself".into()));
+    }
+    if !entry_names(root).iter().any(|e| model_name(e) == model_name(sibling)) {
+        return Err(fix(format!("names no model under {}", root.display())));
+    }
+    Ok(())
+}
+
+/// Names of the entries under `root` that look like models: folders holding an ONNX file or a
+/// model.yaml, and loose `.onnx` files.
+fn entry_names(root: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
@@ -206,5 +247,11 @@ pub fn discover(root: &Path) -> Vec<Result<ModelSpec>> {
         })
         .collect();
     names.sort();
-    names.iter().map(|n| resolve(n, root, root).with_context(|| format!("model `{n}`"))).collect()
+    names
+}
+
+/// Every model under `root`, sorted by name: folders holding an ONNX file, and loose `.onnx` files.
+/// Entries that fail to resolve are returned as errors so that a listing can show why.
+pub fn discover(root: &Path) -> Vec<Result<ModelSpec>> {
+    entry_names(root).iter().map(|n| resolve(n, root, root).with_context(|| format!("model `{n}`"))).collect()
 }

@@ -266,6 +266,18 @@ impl Plan {
     pub fn group_cells(&self, g: &Group) -> &[Cell] {
         &self.cells[g.first_cell..g.first_cell + g.cell_count]
     }
+
+    /// The model that model `m` is compared with (its `compare_with`), when this plan runs it.
+    pub fn sibling_of(&self, m: usize) -> Option<usize> {
+        let name = self.models[m].sibling()?;
+        self.models.iter().position(|x| x.name == name)
+    }
+
+    /// Whether the outputs of model `m`'s cells are saved: another runtime, or a sibling model's
+    /// cells, will be compared with them.
+    pub fn keeps_outputs(&self, m: usize) -> bool {
+        self.runtimes.len() > 1 || self.sibling_of(m).is_some() || (0..self.models.len()).any(|d| self.sibling_of(d) == Some(m))
+    }
 }
 
 fn one_size(v: i64, min: i64, max: i64, example: &str) -> std::result::Result<usize, String> {
