@@ -118,6 +118,7 @@ mod tests {
                 samples_ms: samples.to_vec(),
                 summary: Some(summarize(samples, *batch, batch * len)),
                 agreement: None,
+                sibling_agreement: None,
                 flags: vec![],
                 timer: "end-to-end".into(),
                 gpu_memory_mib: None,

@@ -5,7 +5,10 @@ mod write;
 
 use serde::{Deserialize, Serialize};
 
-pub use agreement::{compare_outputs, read_outputs, write_outputs, Agreement, OutputDiff, Tolerance, Tolerances};
+pub use agreement::{
+    compare_outputs, feed_difference, missing_sibling_note, read_outputs, read_saved, save_outputs, write_outputs, Agreement, OutputDiff, SavedOutputs, SiblingAgreement,
+    Tolerance, Tolerances,
+};
 pub use write::{read_results, write_csv, write_json};
 
 use crate::inputs::TextBatch;
@@ -59,6 +62,9 @@ pub struct ModelRecord {
     #[serde(default)]
     pub flops_per_token: u64,
     pub max_positions: Option<usize>,
+    /// The model this one is compared with (`compare_with` in its model.yaml), e.g. an fp16 copy's fp32 model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_with: Option<String>,
 }
 
 fn default_timer() -> String {
@@ -109,6 +115,9 @@ pub struct CellRecord {
     pub summary: Option<Summary>,
     /// Outputs compared with the reference runtime's on the same inputs.
     pub agreement: Option<Agreement>,
+    /// Outputs compared with the same cell of the model's sibling (`compare_with`): fp16 against fp32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sibling_agreement: Option<SiblingAgreement>,
     /// Warnings about this cell (too short for the timer, disagreement, …).
     pub flags: Vec<String>,
     /// What the timer covered: `end-to-end` or `device-resident`.

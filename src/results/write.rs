@@ -51,7 +51,7 @@ fn csv_field(s: &str) -> String {
 /// One row per cell: its coordinates, status, tokens and summary.
 pub fn write_csv(path: &Path, results: &RunResults) -> Result<()> {
     let mut out = String::from(
-        "model,runtime,chars,batch,status,padded_len,real_tokens,iterations,mean_ms,mean_ci95_lo_ms,mean_ci95_hi_ms,median_ms,p90_ms,p99_ms,std_ms,min_ms,max_ms,outliers,sequences_per_s,tokens_per_s,max_abs_diff,agrees,flags,error\n",
+        "model,runtime,chars,batch,status,padded_len,real_tokens,iterations,mean_ms,mean_ci95_lo_ms,mean_ci95_hi_ms,median_ms,p90_ms,p99_ms,std_ms,min_ms,max_ms,outliers,sequences_per_s,tokens_per_s,max_abs_diff,agrees,flags,error,sibling,sibling_runtime,sibling_max_abs_diff,sibling_agrees\n",
     );
     let f = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
     for c in &results.cells {
@@ -87,6 +87,10 @@ pub fn write_csv(path: &Path, results: &RunResults) -> Result<()> {
             c.agreement.as_ref().map(|a| a.within_tolerance.to_string()).unwrap_or_default(),
             csv_field(&c.flags.join("; ")),
             csv_field(c.error.as_deref().unwrap_or("")),
+            csv_field(c.sibling_agreement.as_ref().map(|a| a.sibling.as_str()).unwrap_or("")),
+            c.sibling_agreement.as_ref().map(|a| a.runtime.to_string()).unwrap_or_default(),
+            f(c.sibling_agreement.as_ref().and_then(|a| a.max_abs)),
+            c.sibling_agreement.as_ref().and_then(|a| a.within_tolerance).map(|ok| ok.to_string()).unwrap_or_default(),
         ];
         out.push_str(&row.join(","));
         out.push('\n');

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::inputs::{self, Feed};
 use crate::measure::{measure, MeasureSpec};
 use crate::models::ModelIo;
-use crate::results::{write_outputs, CellRecord, Status};
+use crate::results::{save_outputs, CellRecord, Status};
 use crate::runtimes::{self, RuntimeOptions, SessionInfo};
 use crate::scenario::{Cell, Plan};
 use crate::stats::summarize;
@@ -66,6 +66,7 @@ pub fn empty_record(plan: &Plan, cell: &Cell, status: Status, error: Option<Stri
         samples_ms: Vec::new(),
         summary: None,
         agreement: None,
+        sibling_agreement: None,
         flags: Vec::new(),
         timer: "end-to-end".into(),
         gpu_memory_mib: None,
@@ -200,9 +201,9 @@ fn run_cell(
             plan.ci_warn_share * 100.0
         ));
     }
-    // Outputs are saved only when another runtime will be compared with them.
-    if plan.runtimes.len() > 1 {
-        write_outputs(&outputs_path(&job.outputs_dir, cell.index), &samples.outputs, feed.batch, feed.seq_len, &feed.mask)?;
+    // Outputs are saved only when another runtime, or a sibling model, will be compared with them.
+    if plan.keeps_outputs(plan.groups[job.group].model) {
+        save_outputs(&outputs_path(&job.outputs_dir, cell.index), &samples.outputs, &feed)?;
     }
     record.tokens = Some(feed.text.clone());
     record.prepare_ms = Some(samples.prepare_ms);
