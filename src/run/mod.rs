@@ -2,6 +2,7 @@
 //! results written after every cell, outputs compared across runtimes, progress on stderr.
 
 mod resume;
+mod siblings;
 pub mod stop;
 mod worker;
 
@@ -105,6 +106,9 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
     std::fs::create_dir_all(&outputs_dir).with_context(|| format!("cannot create {}", outputs_dir.display()))?;
 
     let availability = check_runtimes(plan, opts);
+    for note in siblings::missing_notes(plan) {
+        say(opts, format!("note: {note}"));
+    }
     for a in &availability {
         let state = if a.usable { "ok" } else { "not usable, its cells are skipped" };
         say(opts, format!("{:<11} {state}: {}", a.runtime.as_str(), a.detail.replace('\n', "\n            ")));
@@ -123,6 +127,7 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
             precision: io.as_ref().map(|io| io.precision()).unwrap_or("fp32").to_string(),
             flops_per_token: io.as_ref().map(|io| io.flops_per_token).unwrap_or(0),
             max_positions: m.max_positions(io.as_ref().ok()),
+            compare_with: m.sibling(),
         });
         ios.push(io);
     }
@@ -363,9 +368,8 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
             for g in plan.groups.iter().filter(|g| g.model == group.model && g.runtime != reference) {
                 agree(plan, g.index, &outputs_dir, &mut results);
             }
-            for c in plan.cells.iter().filter(|c| c.model == plan.models[group.model].name) {
-                let _ = std::fs::remove_file(outputs_path(&outputs_dir, c.index));
-            }
+            // Models against their sibling (`compare_with`) once both have run; saved outputs go when nothing needs them.
+            siblings::compare_and_release(plan, group.index, &outputs_dir, &mut results);
         }
         save(&results)?;
         // The tables only: figures are drawn once, at the end.
