@@ -104,8 +104,15 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             let disagree = r.cells.iter().filter(|c| c.agreement.as_ref().is_some_and(|a| !a.within_tolerance)).count();
             let suspicious = r.cells.iter().filter(|c| c.flags.iter().any(|f| f.starts_with(xbench::verdict::SUSPICIOUS))).count();
             let warned = r.cells.iter().filter(|c| !c.flags.is_empty()).count();
+            // Models with a sibling (`compare_with`): how many of their compared cells disagree with it.
+            let judged: Vec<bool> = r.cells.iter().filter_map(|c| c.sibling_agreement.as_ref()?.within_tolerance).collect();
+            let siblings = if judged.is_empty() {
+                String::new()
+            } else {
+                format!("{} of {} compared with their sibling model disagree with it; ", judged.iter().filter(|ok| !**ok).count(), judged.len())
+            };
             println!(
-                "{} cells: {} ok, {} failed, {} skipped; {} disagree with {}; {} suspicious; {} with warnings (listed in the report)",
+                "{} cells: {} ok, {} failed, {} skipped; {} disagree with {}; {siblings}{} suspicious; {} with warnings (listed in the report)",
                 r.cells.len(),
                 count(Status::Ok),
                 count(Status::Failed),
@@ -225,6 +232,9 @@ fn list_models(root: &Path) -> Result<()> {
                 }
                 if let Some(w) = &m.meta.weights {
                     println!("  weights:   {w}");
+                }
+                if let Some(s) = m.sibling() {
+                    println!("  compared with: {s} (compare_with)");
                 }
                 match read_io(&m.onnx) {
                     Err(e) => println!("  unreadable: {e:#}"),

@@ -22,10 +22,14 @@ fn unique<T: PartialEq + Clone>(items: impl Iterator<Item = T>) -> Vec<T> {
 const STATISTIC: &str = "Statistic: mean latency in ms, with its 95% bootstrap confidence interval in brackets. `A vs B` = mean(B) / mean(A) − 1: positive when A is faster (the paper's speedup).";
 
 fn agreement_text(r: &RunResults) -> String {
-    format!(
+    let mut t = format!(
         "outputs compared with {} on the same inputs (real token positions), tolerance |a − r| ≤ abs + rel·|r| with fp32 {:e} + {:e}, fp16 {:e} + {:e}",
         r.reference_runtime, r.tolerances.fp32.abs, r.tolerances.fp32.rel, r.tolerances.fp16.abs, r.tolerances.fp16.rel
-    )
+    );
+    if r.models.iter().any(|m| m.compare_with.is_some()) {
+        t.push_str("; models with a sibling (`compare_with`: fp16 vs its fp32 model) are also compared with the sibling's cell on the same runtime, see below");
+    }
+    t
 }
 
 fn run_span(r: &RunResults) -> String {
@@ -134,6 +138,10 @@ pub fn header_blocks(m: &Merged) -> Vec<Block> {
     out.push(Block::Heading("Models".into()));
     let mut head = lead("machine");
     head.extend(["model", "ONNX size (MB)", "weights", "max positions", "runtime", "graph nodes per provider", "load (ms)", "peak RSS (MiB)"].map(String::from));
+    let with_siblings = super::siblings::any(m);
+    if with_siblings {
+        head.push("vs sibling (`compare_with`)".into());
+    }
     let mut rows = vec![];
     for s in &m.sources {
         let r = s.results;
@@ -154,6 +162,9 @@ pub fn header_blocks(m: &Merged) -> Vec<Block> {
                 fmt_opt(g.load_ms),
                 fmt_opt(g.peak_rss_mib),
             ]);
+            if with_siblings {
+                row.push(super::siblings::group_cell(r, &g.model, g.runtime));
+            }
             rows.push(row);
         }
     }

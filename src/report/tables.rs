@@ -11,7 +11,7 @@ fn cell_text(c: Option<&CellRecord>) -> String {
     match (c.status, &c.summary) {
         (Status::Ok, Some(s)) => {
             let mut t = format!("{:.2} [{:.2}, {:.2}]", s.mean_ms, s.mean_ci95_ms[0], s.mean_ci95_ms[1]);
-            if c.agreement.as_ref().is_some_and(|a| !a.within_tolerance) {
+            if c.agreement.as_ref().is_some_and(|a| !a.within_tolerance) || c.sibling_agreement.as_ref().is_some_and(|a| a.disagrees()) {
                 t.push_str(" ✗");
             }
             if c.flags.iter().any(|f| f.starts_with(crate::verdict::SUSPICIOUS)) {
@@ -126,6 +126,7 @@ pub fn latency_blocks(m: &Merged) -> Vec<Block> {
     if !m.model_names().is_empty() {
         out.extend(model_blocks(m));
     }
+    out.extend(super::siblings::blocks(m));
     out.extend(warning_blocks(m));
     out
 }
@@ -184,6 +185,10 @@ fn warning_blocks(m: &Merged) -> Vec<Block> {
                 notes.push(format!("{prefix}{} operation cases on {}: skipped — {}", skipped.len(), g.runtime, g.error.as_deref().unwrap_or("").replace('\n', " ")));
             }
         }
+    }
+    for s in &m.sources {
+        let prefix = if m.multi() { format!("{}: ", s.label) } else { String::new() };
+        notes.extend(super::siblings::notes(s.results).into_iter().map(|n| format!("{prefix}{n}")));
     }
     for s in &m.sources {
         let prefix = if m.multi() { format!("{}: ", s.label) } else { String::new() };
