@@ -87,6 +87,9 @@ const CASES: &[Case] = &[
     case("truncated ONNX file", truncated_onnx, Scenario("broken-model.yaml"), Refused, &["broken-model.yaml", "`models[0]` = `broken`", "model.onnx", "truncated or not ONNX"]),
     case("ONNX file that is not ONNX", text_as_onnx, Scenario("broken-model.yaml"), Refused, &["broken-model.yaml", "`models[0]` = `broken`", "model.onnx", "truncated or not ONNX"]),
     case("model.yaml with an unknown key", model_yaml_unknown_key, Scenario("broken-model.yaml"), Refused, &["broken-model.yaml", "model.yaml", "unknown field `colour`", "hub_id"]),
+    case("model.yaml compare_with names no model", compare_with_missing, Scenario("broken-model.yaml"), Refused, &["broken-model.yaml", "`broken`", "model.yaml", "`compare_with: bert-huge` names no model", "one of [tiny-bert]", "remove `compare_with`"]),
+    case("model.yaml compare_with names the model itself", compare_with_itself, Scenario("broken-model.yaml"), Refused, &["broken-model.yaml", "`compare_with: broken` names the model itself"]),
+    case("model.yaml compare_with leaves the models root", compare_with_outside, Scenario("broken-model.yaml"), Refused, &["broken-model.yaml", "`compare_with: ../tiny-bert` is not a model name"]),
     case("model.yaml names a missing tokenizer", tokenizer_named_missing, Scenario("broken-model.yaml"), Refused, &["broken-model.yaml", "`broken`", "vocab.json is missing", "tokenizer:"]),
     // Models: what a cell cannot feed (recorded per cell; the run goes on).
     case("text input xbench cannot fill", unfillable_text_input, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "input `pixel_mask`", "is not one xbench can fill from text", "export the model"]),
@@ -269,6 +272,18 @@ fn text_as_onnx(root: &Path) {
 
 fn model_yaml_unknown_key(root: &Path) {
     std::fs::copy(root.join("model-yaml-unknown-key.yaml"), broken(root).join("model.yaml")).unwrap();
+}
+
+fn compare_with_missing(root: &Path) {
+    std::fs::write(broken(root).join("model.yaml"), "architecture: bert\ncompare_with: bert-huge\n").unwrap();
+}
+
+fn compare_with_itself(root: &Path) {
+    std::fs::write(broken(root).join("model.yaml"), "compare_with: broken\n").unwrap();
+}
+
+fn compare_with_outside(root: &Path) {
+    std::fs::write(broken(root).join("model.yaml"), "compare_with: ../tiny-bert\n").unwrap();
 }
 
 fn tokenizer_named_missing(root: &Path) {

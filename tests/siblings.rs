@@ -1,0 +1,179 @@
+//! An fp16 copy of the tiny BERT beside the fp32 model it was made from (`compare_with` in its
+//! model.yaml), through the real binary: each fp16 cell is compared with the fp32 cell of the same
+//! runtime, input length and batch size, with the fp16 tolerance, with one runtime or several.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use xbench::results::{read_results, RunResults, Status, Tolerance};
+use xbench::runtimes::RuntimeId;
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A models folder with `tiny-bert` (the committed fp32 model) and `tiny-bert-fp16`, made by
+/// `xbench make-tiny-bert --fp16 --seed SEED` (seed 42: the same weights, rounded to fp16), whose
+/// model.yaml names `tiny-bert` and holds `extra_yaml`.
+fn setup(name: &str, seed: u64, extra_yaml: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("siblings-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let fp32 = root.join("models/tiny-bert");
+    std::fs::create_dir_all(&fp32).unwrap();
+    for f in ["model.onnx", "model.yaml", "tokenizer.json"] {
+        std::fs::copy(repo("models/tiny-bert").join(f), fp32.join(f)).unwrap();
+    }
+    let fp16 = root.join("models/tiny-bert-fp16");
+    let made = Command::new(env!("CARGO_BIN_EXE_xbench"))
+        .args(["make-tiny-bert", "--fp16", "--seed", &seed.to_string(), "--out"])
+        .arg(&fp16)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    std::fs::copy(fp32.join("tokenizer.json"), fp16.join("tokenizer.json")).unwrap();
+    std::fs::write(fp16.join("model.yaml"), format!("architecture: bert\nweights: random\ncompare_with: tiny-bert\n{extra_yaml}")).unwrap();
+    root
+}
+
+struct Run {
+    results: RunResults,
+    report: String,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(root: &Path, scenario: &str) -> Run {
+    std::fs::write(root.join("s.yaml"), scenario).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xbench"))
+        .current_dir(root)
+        .args(["scenario", "s.yaml", "--out", "out"])
+        .env("XBENCH_HOME", repo(".xbench"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let run = Run {
+        results: read_results(&root.join("out/results.json")).unwrap(),
+        report: std::fs::read_to_string(root.join("out/report.md")).unwrap(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    };
+    assert!(!root.join("out/.outputs").exists(), "saved outputs are removed at the end");
+    run
+}
+
+fn fp16_cells(r: &RunResults) -> Vec<&xbench::results::CellRecord> {
+    r.cells.iter().filter(|c| c.model == "tiny-bert-fp16").collect()
+}
+
+#[test]
+fn an_fp16_copy_agrees_with_its_fp32_model_within_the_fp16_tolerance_on_both_cpu_runtimes() {
+    let root = setup("agree", 42, "");
+    // The fp16 model is listed first: its outputs wait for the fp32 model's.
+    let run = run(
+        &root,
+        "name: fp16\nmodels: [tiny-bert-fp16, tiny-bert]\nruntimes: [tract-cpu, ort-cpu]\ninput_chars: [50, 200]\nbatch_sizes: [1, 4]\niterations: 3\nwarmup: 1\n",
+    );
+    let r = &run.results;
+    let half = r.models.iter().find(|m| m.name == "tiny-bert-fp16").unwrap();
+    assert_eq!((half.precision.as_str(), half.compare_with.as_deref()), ("fp16", Some("tiny-bert")));
+    assert!(r.models.iter().find(|m| m.name == "tiny-bert").unwrap().compare_with.is_none());
+    assert_eq!(fp16_cells(r).len(), 8);
+    for c in fp16_cells(r) {
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        let a = c.sibling_agreement.as_ref().expect("every fp16 cell is compared with its fp32 sibling");
+        assert_eq!((a.sibling.as_str(), a.runtime, a.fallback.as_deref()), ("tiny-bert", c.runtime, None));
+        assert_eq!(a.tolerance, Tolerance::FP16);
+        assert_eq!(a.within_tolerance, Some(true), "{a:?}");
+        // fp16 weights do change the outputs, by much less than the tolerance.
+        let max = a.max_abs.unwrap();
+        assert!(max > 1e-5 && max < 1e-2, "max abs diff {max}");
+        assert_eq!(a.outputs.len(), 2);
+        let real: usize = c.tokens.as_ref().unwrap().tokens_per_row.iter().sum();
+        assert_eq!(a.outputs.iter().find(|o| o.name == "last_hidden_state").unwrap().compared, real * 32, "real token positions only");
+        assert!(a.problems.is_empty() && !c.flags.iter().any(|f| f.contains("sibling")), "{:?}", c.flags);
+        // The runtime agreement is kept apart.
+        assert_eq!(c.agreement.is_some(), c.runtime == RuntimeId::OrtCpu);
+    }
+    assert!(r.cells.iter().filter(|c| c.model == "tiny-bert").all(|c| c.sibling_agreement.is_none()));
+    assert!(run.stdout.contains("0 of 8 compared with their sibling model disagree with it"), "{}", run.stdout);
+    for needle in ["## Agreement with sibling models", "| tiny-bert-fp16 / ort-cpu / 200 / 4 | `tiny-bert` on ort-cpu |", "vs fp32 `tiny-bert`: max \\|diff\\|", "4/4 within", "| agree |"] {
+        assert!(run.report.contains(needle), "report.md lacks {needle:?}:\n{}", run.report);
+    }
+    assert!(!run.report.contains("✗ differ"));
+    let csv = std::fs::read_to_string(root.join("out/results.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().ends_with(",sibling,sibling_runtime,sibling_max_abs_diff,sibling_agrees"));
+    assert!(csv.lines().any(|l| l.starts_with("tiny-bert-fp16,tract-cpu,50,1,") && l.contains(",tiny-bert,tract-cpu,") && l.ends_with(",true")), "{csv}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_sibling_with_other_weights_is_flagged_in_results_tables_and_summary() {
+    // Seed 7: other weights, so the "fp16 copy" computes something else.
+    let root = setup("differ", 7, "");
+    let run = run(&root, "name: differ\nmodels: [tiny-bert, tiny-bert-fp16]\nruntimes: [tract-cpu]\ninput_chars: [50]\nbatch_sizes: [1, 2]\niterations: 2\nwarmup: 0\n");
+    for c in fp16_cells(&run.results) {
+        let a = c.sibling_agreement.as_ref().unwrap();
+        assert!(a.disagrees() && a.max_abs.unwrap() > 0.1, "{a:?}");
+        let flag = c.flags.iter().find(|f| f.starts_with("outputs differ from the fp32 sibling `tiny-bert` (fp16 vs fp32, tract-cpu cell)")).expect("flagged");
+        assert!(flag.contains("tolerance 1e-2 + 1e-2·|r|"), "{flag}");
+        // The runtime comparison has nothing to say with one runtime.
+        assert!(c.agreement.is_none());
+    }
+    assert!(run.stdout.contains("2 of 2 compared with their sibling model disagree with it"), "{}", run.stdout);
+    let row = run.report.lines().find(|l| l.starts_with("| tiny-bert-fp16 / 50 / 1 | 17 (1×17) | ")).expect("a detailed latency row");
+    assert!(row.contains("] ✗"), "the latency table marks the cell: {row}");
+    let fp32_row = run.report.lines().find(|l| l.starts_with("| tiny-bert / 50 / 1 | ")).unwrap();
+    assert!(!fp32_row.contains('✗'), "{fp32_row}");
+    assert!(run.report.contains("| ✗ differ |") && run.report.contains("0/2 within ✗"), "{}", run.report);
+    assert!(run.report.contains("outputs differ from the fp32 sibling"), "the warnings list says why");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_single_runtime_scenario_still_compares_siblings() {
+    // As on the GPU machine, where one runtime runs the fp32 and fp16 models.
+    let root = setup("single", 42, "");
+    let run = run(&root, "name: single\nmodels: [tiny-bert, tiny-bert-fp16]\nruntimes: [ort-cpu]\ninput_chars: [100]\nbatch_sizes: [1, 3]\niterations: 2\nwarmup: 0\n");
+    let cells = fp16_cells(&run.results);
+    assert_eq!(cells.len(), 2);
+    for c in cells {
+        let a = c.sibling_agreement.as_ref().expect("compared although no other runtime ran");
+        assert_eq!((a.runtime, a.within_tolerance), (RuntimeId::OrtCpu, Some(true)), "{a:?}");
+    }
+    assert!(run.stdout.contains("0 of 2 compared with their sibling model disagree"), "{}", run.stdout);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_sibling_the_scenario_does_not_run_is_noted_once() {
+    let root = setup("alone", 42, "");
+    let run = run(&root, "name: alone\nmodels: [tiny-bert-fp16]\nruntimes: [tract-cpu]\ninput_chars: [50]\nbatch_sizes: [1, 2]\niterations: 2\nwarmup: 0\n");
+    let note = "`tiny-bert-fp16` is compared with `tiny-bert` (`compare_with` in its model.yaml), which this scenario does not run";
+    assert_eq!(run.stderr.matches(note).count(), 1, "{}", run.stderr);
+    assert_eq!(run.report.matches(note).count(), 1, "{}", run.report);
+    assert!(run.report.contains("`tiny-bert` not run") && run.report.contains("No cell was compared"), "{}", run.report);
+    assert!(fp16_cells(&run.results).iter().all(|c| c.status == Status::Ok && c.sibling_agreement.is_none()));
+    assert!(!run.stdout.contains("sibling"), "nothing to count: {}", run.stdout);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn cells_fed_other_tokens_are_reported_as_not_compared_rather_than_judged() {
+    // The fp16 copy truncates at 20 positions: at 200 characters (52 tokens) it is fed other inputs.
+    let root = setup("feeds", 42, "max_positions: 20\n");
+    let run = run(&root, "name: feeds\nmodels: [tiny-bert, tiny-bert-fp16]\nruntimes: [tract-cpu]\ninput_chars: [50, 200]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n");
+    for c in fp16_cells(&run.results) {
+        let a = c.sibling_agreement.as_ref().unwrap();
+        if c.chars == 50 {
+            assert_eq!(a.within_tolerance, Some(true), "{a:?}");
+        } else {
+            assert_eq!((a.within_tolerance, a.max_abs), (None, None), "{a:?}");
+            assert!(a.problems[0].contains("the inputs differ (1×20 tokens against the sibling's 1×52)"), "{:?}", a.problems);
+            assert!(c.flags.iter().any(|f| f.starts_with("not compared with the fp32 sibling `tiny-bert`")), "{:?}", c.flags);
+        }
+    }
+    assert!(run.stdout.contains("0 of 1 compared with their sibling model disagree"), "{}", run.stdout);
+    assert!(run.report.contains("| not compared |") && !run.report.contains("✗ differ"), "{}", run.report);
+    std::fs::remove_dir_all(&root).unwrap();
+}
