@@ -435,10 +435,12 @@ def write_model_yaml(folder: Path, name: str, loaded: LoadedModel, hub_id: str |
 
 
 def write_fp16_yaml(fp32_folder: Path, fp16_folder: Path, name: str) -> None:
-    """The fp16 folder's model.yaml: the fp32 one's, with its own header and description."""
+    """The fp16 folder's model.yaml: the fp32 one's, with its own header and description, and
+    `compare_with` naming the fp32 model, so that xbench compares the two when a scenario runs both."""
     fp32_yaml = (fp32_folder / "model.yaml").read_text()
-    body = [line for line in fp32_yaml.splitlines() if not line.startswith("#")]
+    body = [line for line in fp32_yaml.splitlines() if not line.startswith("#") and not line.startswith("compare_with:")]
     body = [f"description: {name} in fp16 (weights and arithmetic; outputs fp32), exported by scripts/export_models.py" if line.startswith("description:") else line for line in body]
+    body.append(f"compare_with: {fp32_folder.name}")
     header = f"# Written by scripts/export_models.py --fp16 from {fp32_folder.name}/: same weights, cast to fp16.\n"
     (fp16_folder / "model.yaml").write_text(header + "\n".join(body) + "\n")
 
