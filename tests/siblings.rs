@@ -177,3 +177,51 @@ fn cells_fed_other_tokens_are_reported_as_not_compared_rather_than_judged() {
     assert!(run.report.contains("| not compared |") && !run.report.contains("✗ differ"), "{}", run.report);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a_run_stopped_after_the_fp32_model_keeps_its_outputs_and_the_resumed_run_compares_every_cell() {
+    let root = setup("resume", 42, "");
+    let yaml = "name: resume\nmodels: [tiny-bert, tiny-bert-fp16]\nruntimes: [tract-cpu]\ninput_chars: [50, 100]\nbatch_sizes: [1, 2]\niterations: 2\nwarmup: 0\nmin_time_s: 0.3\n";
+    std::fs::write(root.join("s.yaml"), yaml).unwrap();
+    let xbench = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_xbench"));
+        c.current_dir(&root).args(["scenario", "s.yaml", "--quiet"]).env("XBENCH_HOME", repo(".xbench"));
+        c
+    };
+    let child = xbench().args(["--out", "out"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // Wait for the fp32 model's 4 cells and the first fp16 cell, then stop with Ctrl-C.
+    let results = root.join("out/results.json");
+    let started = std::time::Instant::now();
+    let ok = |r: &RunResults| r.cells.iter().filter(|c| c.status == Status::Ok).count();
+    while read_results(&results).map(|r| ok(&r)).unwrap_or(0) < 5 {
+        assert!(started.elapsed().as_secs() < 60, "the run did not reach 5 cells");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: sending SIGINT to the child this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "stopped, not finished");
+    let cut = read_results(&results).unwrap();
+    let stopped_after: Vec<usize> = fp16_cells(&cut).iter().filter(|c| c.status == Status::Ok).map(|c| c.index).collect();
+    assert!(!stopped_after.is_empty() && stopped_after.len() < 4, "{} fp16 cells ran before the stop", stopped_after.len());
+    assert!(fp16_cells(&cut).iter().all(|c| c.sibling_agreement.is_none()), "nothing is compared before the fp16 model has run");
+    let saved = std::fs::read_dir(root.join("out/.outputs")).unwrap().count();
+    assert_eq!(saved, 4 + stopped_after.len(), "the outputs of both models are kept for the resumed run");
+
+    let resumed = xbench().args(["--resume", "out"]).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let done = read_results(&results).unwrap();
+    assert!(done.complete);
+    for c in fp16_cells(&done) {
+        let a = c.sibling_agreement.as_ref().unwrap_or_else(|| panic!("cell {} is compared", c.index));
+        assert_eq!(a.within_tolerance, Some(true), "{a:?}");
+    }
+    // Cells measured before the stop kept their samples and were compared after the resume.
+    for i in stopped_after {
+        assert_eq!(done.cells[i].samples_ms, cut.cells[i].samples_ms);
+    }
+    assert!(!root.join("out/.outputs").exists());
+    std::fs::remove_dir_all(&root).unwrap();
+}
