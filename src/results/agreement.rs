@@ -55,12 +55,20 @@ impl Tolerances {
     }
 }
 
+/// JSON has no infinity or NaN: serde_json writes them as null. A difference that was not finite
+/// (a NaN or infinite output) reads back as infinity, so such results files stay readable.
+fn non_finite_as_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+}
+
 /// Differences in one output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputDiff {
     pub name: String,
+    #[serde(deserialize_with = "non_finite_as_null")]
     pub max_abs: f64,
     /// Largest |a − r| / |r| over elements with |r| > the absolute tolerance.
+    #[serde(deserialize_with = "non_finite_as_null")]
     pub max_rel: f64,
     pub compared: usize,
     pub within_tolerance: bool,
@@ -70,7 +78,9 @@ pub struct OutputDiff {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agreement {
     pub reference: RuntimeId,
+    #[serde(deserialize_with = "non_finite_as_null")]
     pub max_abs: f64,
+    #[serde(deserialize_with = "non_finite_as_null")]
     pub max_rel: f64,
     pub within_tolerance: bool,
     pub outputs: Vec<OutputDiff>,
@@ -387,6 +397,17 @@ mod tests {
         write_outputs(&dir.join("e"), &o, 1, 3, &[1, 1, 0]).unwrap();
         assert_eq!(feed_difference(&a, &read_saved(&dir.join("e")).unwrap()), None);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_non_finite_difference_survives_a_json_round_trip() {
+        let r = [out("h", &[1, 1, 2], vec![1.0, 2.0])];
+        let g = [out("h", &[1, 1, 2], vec![f32::NAN, 2.0])];
+        let a = compare_outputs(&g, &r, RuntimeId::OrtCpu, 1, 1, &[1], Tolerance::default());
+        assert!(!a.within_tolerance && a.max_abs.is_infinite());
+        let back: Agreement = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert!(back.max_abs.is_infinite() && !back.within_tolerance);
+        assert!(back.outputs[0].max_abs.is_infinite());
     }
 
     #[test]
