@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub use onnx_meta::{parse_io, read_io, Dim, IoInfo, ModelIo};
+pub use onnx_meta::{parse_io, read_io, read_io_without_data, Dim, ExternalFile, IoInfo, ModelIo};
 
 /// The optional `model.yaml` beside a model's ONNX file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
