@@ -51,6 +51,12 @@ pub struct ModelRecord {
     #[serde(default)]
     pub flops_per_token: u64,
     pub max_positions: Option<usize>,
+    /// The Hub repository the model was fetched from, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_id: Option<String>,
+    /// The Hub commit it was fetched at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 fn default_timer() -> String {
