@@ -182,7 +182,7 @@ struct Snapshot {
 }
 
 enum Source {
-    Hub { api: ApiRepo, endpoint: String },
+    Hub { api: Box<ApiRepo>, endpoint: String },
     /// The snapshot folder in the cache.
     Cache(PathBuf),
 }
@@ -206,7 +206,7 @@ impl Snapshot {
         }
         // Files are downloaded at the commit the revision names now, so that all of them belong together.
         let api = api.repo(Repo::with_revision(hub.repo.clone(), RepoType::Model, info.sha.clone()));
-        Ok(Snapshot { files: info.siblings.into_iter().map(|s| s.rfilename).collect(), sha: info.sha, source: Source::Hub { api, endpoint } })
+        Ok(Snapshot { files: info.siblings.into_iter().map(|s| s.rfilename).collect(), sha: info.sha, source: Source::Hub { api: Box::new(api), endpoint } })
     }
 
     fn offline(hub: &HubRef) -> Result<Snapshot> {
