@@ -70,6 +70,30 @@ pub enum Cmd {
         #[arg(long, default_value = "models")]
         models_dir: PathBuf,
     },
+    /// Download a model from the Hugging Face Hub into models/<name>/: its ONNX file with any
+    /// external data files, tokenizer.json and config.json, and a model.yaml recording the
+    /// repository and the commit fetched.
+    #[command(after_help = FETCH_HELP)]
+    Fetch {
+        /// Hub repository, `owner/name` (as in the model's Hub address); `owner/name@REV` also works.
+        repo: String,
+        /// Branch, tag or commit to fetch (default: the default branch, main); the commit it names is recorded.
+        #[arg(long, value_name = "REV")]
+        revision: Option<String>,
+        /// The ONNX file to take, as a path in the repository (default: model.onnx or onnx/model.onnx,
+        /// or the only .onnx file).
+        #[arg(long, value_name = "PATH_IN_REPO")]
+        file: Option<String>,
+        /// Folder name under the models folder (default: the repository's name without its owner).
+        #[arg(long)]
+        name: Option<String>,
+        /// Folder holding the models.
+        #[arg(long, default_value = "models")]
+        models_dir: PathBuf,
+        /// Print nothing but errors and the files placed.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Write the exact inputs a scenario feeds (token ids and masks per model, length and batch) as
     /// JSON, so that other tools can be timed on the same inputs.
     Feeds {
@@ -128,6 +152,23 @@ pub enum Cmd {
     #[command(hide = true)]
     Worker { job: PathBuf },
 }
+
+const FETCH_HELP: &str = "\
+Environment:
+  HF_ENDPOINT     the Hub's address (default https://huggingface.co), e.g. a mirror
+  HF_HOME         where the Hub cache lives: $HF_HOME/hub (default ~/.cache/huggingface/hub)
+  HF_HUB_OFFLINE  1: make no request; take the files from the Hub cache, or fail saying so
+  HF_TOKEN        a token for private or gated repositories (else $HF_HOME/token, if present)
+
+Files are downloaded into the Hub cache once and hard-linked (or copied) into the model's folder.
+A folder that already holds the same repository is replaced; one that holds another model is
+left alone (choose another --name). A scenario can name `hf:owner/name` or `hf:owner/name@REV`
+in `models:` instead; it is fetched into models/<name>/ the first time it is used.
+
+Examples:
+  xbench fetch Xenova/bert-base-uncased
+  xbench fetch Xenova/bert-base-uncased --file onnx/model_quantized.onnx --name bert-base-q8
+  HF_HUB_OFFLINE=1 xbench fetch Xenova/bert-base-uncased --revision main";
 
 #[derive(Debug, Subcommand)]
 pub enum SetupCmd {

@@ -27,6 +27,7 @@ impl std::error::Error for Interrupted {}
 pub fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads } => {
+            xbench::hub::set_quiet(quiet);
             let runtimes_flag = runtimes.as_ref().map(|r| format!(" --runtimes {}", r.join(","))).unwrap_or_default();
             let (scenario, plan, origin) = match &file {
                 Some(path) => {
@@ -184,8 +185,29 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Feeds { file, out, models_dir } => write_feeds(&file, &out, &models_dir),
+        Cmd::Fetch { repo, revision, file, name, models_dir, quiet } => fetch(&repo, revision, file, name, models_dir, quiet),
         Cmd::Worker { job } => run::worker_main(&job),
     }
+}
+
+fn fetch(repo: &str, revision: Option<String>, file: Option<String>, name: Option<String>, models_dir: PathBuf, quiet: bool) -> Result<()> {
+    xbench::hub::set_quiet(quiet);
+    let mut hub = xbench::hub::HubRef::parse(repo)?;
+    if let Some(rev) = revision {
+        if let Some(given) = &hub.revision {
+            bail!("`{repo}` names revision {given} and --revision names {rev}\n  fix: give the revision once");
+        }
+        hub = xbench::hub::HubRef::new(&hub.repo, Some(&rev))?;
+    }
+    let fetched = xbench::hub::fetch(&xbench::hub::FetchRequest { hub: hub.clone(), file, name, models_root: models_dir })?;
+    let rev = fetched.meta.revision.as_deref().unwrap_or("?");
+    let from = if fetched.offline { " from the Hub cache (HF_HUB_OFFLINE)" } else { "" };
+    println!("{} at commit {rev}{from} -> {}", hub.repo, fetched.dir.display());
+    for (f, bytes) in &fetched.files {
+        println!("  {f:<24} {:>12} bytes", bytes);
+    }
+    println!("name it in a scenario as `{}` (or `hf:{hub}`); `xbench models` shows what it takes", fetched.name);
+    Ok(())
 }
 
 fn report(files: &[PathBuf], out: Option<PathBuf>, names: Vec<String>, paper: bool) -> Result<()> {
@@ -230,6 +252,9 @@ fn list_models(root: &Path) -> Result<()> {
                 if let Some(h) = &m.meta.hub_id {
                     println!("  hub id:    {h}");
                 }
+                if let Some(r) = &m.meta.revision {
+                    println!("  revision:  {r}");
+                }
                 if let Some(w) = &m.meta.weights {
                     println!("  weights:   {w}");
                 }
@@ -262,6 +287,9 @@ fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
     let text = inputs::load_text(&plan.text)?;
     let mut feeds = Vec::new();
     for m in &plan.models {
+        if let Some(why) = &m.unavailable {
+            bail!("model `{}` cannot be read: {why}", m.name);
+        }
         let io = read_io(&m.onnx)?;
         let Some(tok_path) = &m.tokenizer else { continue };
         let mut tok = inputs::load_tokenizer(tok_path)?;

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod gpu;
+pub mod hub;
 pub mod inputs;
 pub mod machine;
 pub mod measure;

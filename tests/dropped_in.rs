@@ -77,3 +77,96 @@ fn a_dim_xbench_cannot_fill_fails_the_cells_naming_input_and_dim() {
     assert!(e.contains("`pixel_values`") && e.contains("`height`") && e.contains("dims:"), "{e}");
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// `models/ext/`: the tiny BERT with its weights in `weights/tiny.bin` beside the graph, and the committed tokenizer.
+fn external_model(root: &Path) -> PathBuf {
+    let dir = root.join("models/ext");
+    xbench::onnx::tiny_bert::write_external(&Default::default(), &dir, "weights/tiny.bin").unwrap();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-bert/tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    dir
+}
+
+#[test]
+fn a_model_with_external_data_reads_as_the_same_graph_and_both_runtimes_agree() {
+    let root = setup("external");
+    let dir = external_model(&root);
+    assert!(std::fs::metadata(dir.join("model.onnx")).unwrap().len() < 64 * 1024, "the graph holds no weights");
+
+    // What xbench reads from the graph does not depend on where the weights are stored.
+    let inline = xbench::models::read_io(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-bert/model.onnx")).unwrap();
+    let ext = xbench::models::read_io(&dir.join("model.onnx")).unwrap();
+    assert!(ext.external_data && !inline.external_data);
+    assert_eq!(ext.external_files.len(), 1);
+    assert_eq!(ext.external_files[0].location, "weights/tiny.bin");
+    assert_eq!(ext.external_files[0].min_bytes, std::fs::metadata(dir.join("weights/tiny.bin")).unwrap().len());
+    assert_eq!((ext.word_embedding_rows, ext.position_table_rows), (Some(30522), Some(512)));
+    assert_eq!((&ext.inputs, &ext.outputs), (&inline.inputs, &inline.outputs));
+    assert_eq!((ext.flops_per_token, ext.precision()), (inline.flops_per_token, "fp32"));
+
+    let r = run(
+        &root,
+        "name: ext\nmodels: [ext]\nruntimes: [tract-cpu, ort-cpu]\ninput_chars: [30, 120]\nbatch_sizes: [1, 3]\niterations: 2\nwarmup: 1\n",
+    );
+    assert_eq!(r.cells.len(), 8);
+    for c in &r.cells {
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        if c.runtime == RuntimeId::OrtCpu {
+            let a = c.agreement.as_ref().unwrap();
+            assert!(a.within_tolerance && a.max_abs < 1e-4 && a.outputs.len() == 2, "{a:?}");
+        }
+    }
+    assert_eq!(r.models[0].max_positions, Some(512));
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn fp16_weights_in_an_external_data_file_are_read_as_fp16() {
+    let root = setup("external-fp16");
+    let mut g = GraphBuilder::new("half");
+    let x = g.input("x", DataType::Float, &[Dim::sym("batch"), Dim::Fixed(64)]);
+    // 64×64 weights of 1.0 in float16 (0x3c00), stored externally, cast up before the product.
+    let w = g.init_raw("w", &[64, 64], DataType::Float16, [0x00u8, 0x3c].repeat(64 * 64)).unwrap();
+    let w = g.node("Cast", &[&w], vec![attr_int("to", DataType::Float as i64)]);
+    g.node_named("MatMul", &[&x, &w], vec![], &["y"]);
+    g.output("y", DataType::Float, &[Dim::sym("batch"), Dim::Fixed(64)]);
+    std::fs::create_dir_all(root.join("models/half")).unwrap();
+    builder::write_external(&g.finish(17).unwrap(), &root.join("models/half/model.onnx"), "model.onnx.data", 1024).unwrap();
+    let io = xbench::models::read_io(&root.join("models/half/model.onnx")).unwrap();
+    assert_eq!((io.weights_precision.as_str(), io.precision(), io.flops_per_token), ("fp16", "fp16", 2 * 64 * 64));
+    let r = run(&root, "name: half\nmodels: [half]\nruntimes: [tract-cpu, ort-cpu]\ninput_chars: [4]\nbatch_sizes: [2]\niterations: 2\nwarmup: 1\n");
+    assert!(r.cells.iter().all(|c| c.status == Status::Ok), "{:?}", r.cells);
+    assert_eq!(r.models[0].precision, "fp16");
+    assert!(r.cells[1].agreement.as_ref().unwrap().within_tolerance);
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn a_missing_or_short_external_data_file_is_named() {
+    let root = setup("external-missing");
+    let dir = external_model(&root);
+    let scenario = "name: ext\nmodels: [ext]\nruntimes: [tract-cpu, ort-cpu]\ninput_chars: [30]\nbatch_sizes: [1]\niterations: 2\n";
+    std::fs::write(root.join("s.yaml"), scenario).unwrap();
+    let refused = |says: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xbench"))
+            .current_dir(&root)
+            .args(["scenario", "s.yaml", "--quiet", "--no-setup", "--out", "out"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && !root.join("out/results.json").exists(), "{stderr}");
+        for s in says.iter().chain(&["`models[0]` = `ext`", "\n  fix: "]) {
+            assert!(stderr.contains(s), "stderr lacks {s:?}: {stderr}");
+        }
+    };
+    let data = dir.join("weights/tiny.bin");
+    let bytes = std::fs::read(&data).unwrap();
+    std::fs::write(&data, &bytes[..bytes.len() / 2]).unwrap();
+    refused(&["weights/tiny.bin", &format!("holds {} bytes", bytes.len() / 2), &format!("need {}", bytes.len()), "truncated"]);
+    std::fs::remove_file(&data).unwrap();
+    refused(&["external data file `weights/tiny.bin`", "is missing: no file models/ext/weights/tiny.bin", "beside model.onnx"]);
+    // `xbench models` lists the model with the same reason.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(&root).arg("models").output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("unreadable") && listing.contains("weights/tiny.bin"), "{listing}");
+    std::fs::remove_dir_all(root).unwrap();
+}

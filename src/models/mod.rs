@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub use onnx_meta::{parse_io, read_io, Dim, IoInfo, ModelIo};
+pub use onnx_meta::{parse_io, read_io, read_io_without_data, Dim, ExternalFile, IoInfo, ModelIo};
 
 /// The optional `model.yaml` beside a model's ONNX file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -17,6 +17,9 @@ pub struct ModelMeta {
     /// Where the weights come from on the Hub, e.g. `bert-base-uncased`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub_id: Option<String>,
+    /// The Hub commit the files were fetched at (`xbench fetch` writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
     /// Architecture family: `bert`, `roberta`, `xlm-roberta`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
@@ -54,6 +57,9 @@ pub struct ModelSpec {
     /// The tokenizer.json for text models.
     pub tokenizer: Option<PathBuf>,
     pub meta: ModelMeta,
+    /// Why the model is not there to run (a Hub fetch that failed): its cells fail with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 impl ModelSpec {
@@ -72,10 +78,15 @@ impl ModelSpec {
 
     /// First position id for `position_ids` inputs.
     pub fn position_offset(&self) -> i64 {
-        self.meta.position_offset.unwrap_or(match self.meta.architecture.as_deref() {
-            Some("roberta") | Some("xlm-roberta") => 2,
-            _ => 0,
-        })
+        self.meta.position_offset.unwrap_or(default_position_offset(self.meta.architecture.as_deref()))
+    }
+}
+
+/// First position id of an architecture: 2 for RoBERTa-style models (padding_idx + 1), else 0.
+pub fn default_position_offset(architecture: Option<&str>) -> i64 {
+    match architecture {
+        Some("roberta") | Some("xlm-roberta") => 2,
+        _ => 0,
     }
 }
 
@@ -116,7 +127,7 @@ pub fn resolve(entry: &str, root: &Path, _scenario_dir: &Path) -> Result<ModelSp
         if path.extension().and_then(|e| e.to_str()) != Some("onnx") {
             bail!("{} is not an .onnx file\n  fix: name a model folder or an .onnx file", path.display());
         }
-        Ok(ModelSpec { name, onnx: path, tokenizer: None, meta: ModelMeta::default() })
+        Ok(ModelSpec { name, onnx: path, tokenizer: None, meta: ModelMeta::default(), unavailable: None })
     }
 }
 
@@ -146,7 +157,7 @@ fn from_dir(name: &str, dir: &Path, root: &Path) -> Result<ModelSpec> {
         let text = std::fs::read_to_string(&meta_path).with_context(|| format!("cannot read {}", meta_path.display()))?;
         serde_yaml::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
-                "{}: {e}\n  fix: the keys a model.yaml takes are hub_id, architecture, onnx, tokenizer, max_positions, position_offset, weights, description, compare_with",
+                "{}: {e}\n  fix: the keys a model.yaml takes are hub_id, revision, architecture, onnx, tokenizer, max_positions, position_offset, weights, description, compare_with",
                 meta_path.display()
             )
         })?
@@ -197,7 +208,7 @@ fn from_dir(name: &str, dir: &Path, root: &Path) -> Result<ModelSpec> {
         }
         None => Some(dir.join("tokenizer.json")).filter(|p| p.is_file()),
     };
-    Ok(ModelSpec { name: name.to_string(), onnx, tokenizer, meta })
+    Ok(ModelSpec { name: name.to_string(), onnx, tokenizer, meta, unavailable: None })
 }
 
 /// A `compare_with` must name another model under the models root, as a scenario would.

@@ -58,6 +58,9 @@ pub struct ModelIo {
     pub word_embedding_rows: Option<usize>,
     /// Whether initializers live in external data files beside the graph.
     pub external_data: bool,
+    /// Those files, in the order the initializers first name them.
+    #[serde(default)]
+    pub external_files: Vec<ExternalFile>,
     /// `fp16` when most floating-point weights are float16 (whatever the outputs), else `fp32`.
     pub weights_precision: String,
     /// 2·K·N summed over matrix products with a weight matrix [K, N] (MatMul, Gemm): the FLOPs
@@ -74,6 +77,17 @@ impl ModelIo {
             "fp32"
         }
     }
+}
+
+/// An external data file a graph's initializers are stored in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalFile {
+    /// The path the graph gives, relative to the ONNX file's folder.
+    pub location: String,
+    /// The least size the file must have: the end of the furthest payload stored in it.
+    pub min_bytes: u64,
+    /// The first initializer stored in it, to name in errors.
+    pub initializer: String,
 }
 
 // Light messages: the same field numbers as onnx.proto, with tensor payloads left out so that
@@ -116,17 +130,65 @@ struct LiteTensor {
     data_type: i32,
     #[prost(string, tag = "8")]
     name: String,
+    #[prost(message, repeated, tag = "13")]
+    external_data: Vec<LiteEntry>,
     #[prost(int32, optional, tag = "14")]
     data_location: Option<i32>,
 }
 
-/// Reads the declared inputs and outputs of the ONNX file at `path`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct LiteEntry {
+    #[prost(string, tag = "1")]
+    key: String,
+    #[prost(string, tag = "2")]
+    value: String,
+}
+
+/// Reads the declared inputs and outputs of the ONNX file at `path`, and checks that the external
+/// data files it names are there beside it.
 pub fn read_io(path: &Path) -> Result<ModelIo> {
+    let io = read_io_without_data(path)?;
+    check_external_files(path, &io.external_files)?;
+    Ok(io)
+}
+
+/// Like [`read_io`], without looking for the external data files (e.g. before they are downloaded).
+pub fn read_io_without_data(path: &Path) -> Result<ModelIo> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     // Mapped, not read: the decode skips the weights, so they are never paged in.
     // SAFETY: the file is only read; a concurrent writer could change what is parsed, not memory safety of xbench's own data.
     let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("cannot read {}", path.display()))?;
     parse_io(&map).with_context(|| format!("{} is not a readable ONNX model", path.display()))
+}
+
+/// Checks that the external data files a graph names lie beside it and are long enough.
+fn check_external_files(onnx: &Path, files: &[ExternalFile]) -> Result<()> {
+    let dir = onnx.parent().unwrap_or(Path::new(""));
+    let name = onnx.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    for f in files {
+        let data = dir.join(&f.location);
+        let len = match std::fs::metadata(&data) {
+            Ok(md) if md.is_file() => md.len(),
+            _ => anyhow::bail!(
+                "{} keeps its weights in the external data file `{}` (first used by initializer `{}`), which is missing: no file {}\n  fix: put `{}` beside {name}, as it was exported (an ONNX file with external data is several files; copy or fetch them all)",
+                onnx.display(),
+                f.location,
+                f.initializer,
+                data.display(),
+                f.location
+            ),
+        };
+        if len < f.min_bytes {
+            anyhow::bail!(
+                "{}: its external data file {} holds {len} bytes, but its initializers need {} (the file is truncated or from another export)\n  fix: copy `{}` again from the export or the Hub, together with {name}",
+                onnx.display(),
+                data.display(),
+                f.min_bytes,
+                f.location
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Parses the declared inputs and outputs from ONNX bytes.
@@ -156,6 +218,7 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         .find(|t| t.name.contains("word_embeddings") && t.dims.len() == 2)
         .map(|t| t.dims[0].max(0) as usize);
     let external_data = graph.initializer.iter().any(|t| t.data_location == Some(1));
+    let external_files = external_files(&graph)?;
     let flops_per_token = weight_flops_per_token(&graph);
     let float_elems = |ty: i32| -> u64 {
         graph.initializer.iter().filter(|t| t.data_type == ty).map(|t| t.dims.iter().map(|&d| d.max(0) as u64).product::<u64>()).sum()
@@ -169,9 +232,40 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         position_table_rows,
         word_embedding_rows,
         external_data,
+        external_files,
         weights_precision,
         flops_per_token,
     })
+}
+
+/// The external data files the initializers name, each with the end of its furthest payload.
+fn external_files(graph: &LiteGraph) -> Result<Vec<ExternalFile>> {
+    let mut files: Vec<ExternalFile> = Vec::new();
+    for t in graph.initializer.iter().filter(|t| t.data_location == Some(1)) {
+        let get = |key: &str| t.external_data.iter().find(|e| e.key == key).map(|e| e.value.as_str());
+        let fix = "re-export the model (its external data entries are damaged)";
+        let Some(location) = get("location").filter(|l| !l.is_empty()) else {
+            anyhow::bail!("initializer `{}` is stored externally but names no file (no `location`)\n  fix: {fix}", t.name);
+        };
+        let rel = Path::new(location);
+        if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+            anyhow::bail!(
+                "initializer `{}` is stored in `{location}`, outside the ONNX file's folder; runtimes only read external data beside the model\n  fix: {fix}",
+                t.name
+            );
+        }
+        let number = |key: &str| -> Result<u64> {
+            get(key).map_or(Ok(0), |v| {
+                v.trim().parse::<u64>().map_err(|_| anyhow::anyhow!("initializer `{}`: external data `{key}` = `{v}` is not a byte count\n  fix: {fix}", t.name))
+            })
+        };
+        let end = number("offset")?.checked_add(number("length")?).ok_or_else(|| anyhow::anyhow!("initializer `{}`: external data offset + length overflow\n  fix: {fix}", t.name))?;
+        match files.iter_mut().find(|f| f.location == location) {
+            Some(f) => f.min_bytes = f.min_bytes.max(end),
+            None => files.push(ExternalFile { location: location.to_string(), min_bytes: end, initializer: t.name.clone() }),
+        }
+    }
+    Ok(files)
 }
 
 fn weight_flops_per_token(graph: &LiteGraph) -> u64 {

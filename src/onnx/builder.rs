@@ -9,9 +9,10 @@ use prost::Message;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_shape_proto::{dimension::Value, Dimension};
 use tract_onnx::pb::{
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
+use tract_onnx::pb::tensor_proto::DataLocation;
 
 pub use tract_onnx::pb::tensor_proto::DataType;
 
@@ -78,6 +79,11 @@ impl GraphBuilder {
         check_len(name, dims, data.len())?;
         let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.push_init(name, dims, DataType::Int64, raw)
+    }
+
+    /// Adds an initializer of any element type from its little-endian bytes (e.g. float16 weights).
+    pub fn init_raw(&mut self, name: &str, dims: &[i64], dtype: DataType, raw: Vec<u8>) -> Result<String> {
+        self.push_init(name, dims, dtype, raw)
     }
 
     fn push_init(
@@ -273,6 +279,42 @@ pub fn to_bytes(model: &ModelProto) -> Vec<u8> {
 pub fn write(model: &ModelProto, path: &Path) -> Result<()> {
     std::fs::write(path, to_bytes(model))
         .with_context(|| format!("cannot write ONNX model to {}", path.display()))
+}
+
+/// Writes a model to `path` with the payloads of its large initializers (`min_bytes` or more of
+/// raw data) moved into `data_file`, a file beside it: each such tensor keeps its name, type and
+/// dims, and says where its bytes are (`data_location` EXTERNAL, `location`, `offset`, `length`).
+/// This is how exporters store models over protobuf's 2 GB limit. Returns the data file's path.
+pub fn write_external(model: &ModelProto, path: &Path, data_file: &str, min_bytes: usize) -> Result<std::path::PathBuf> {
+    let location = Path::new(data_file);
+    ensure!(
+        location.components().count() > 0 && location.components().all(|c| matches!(c, std::path::Component::Normal(_))),
+        "external data file `{data_file}` must be a relative path inside the model's folder"
+    );
+    let mut model = model.clone();
+    let mut data = Vec::new();
+    if let Some(graph) = model.graph.as_mut() {
+        for t in graph.initializer.iter_mut().filter(|t| !t.raw_data.is_empty() && t.raw_data.len() >= min_bytes) {
+            // Each payload starts on a 64-byte boundary, as ONNX's own writer aligns them.
+            data.resize(data.len().next_multiple_of(64), 0);
+            let offset = data.len();
+            data.append(&mut t.raw_data);
+            let entry = |key: &str, value: String| StringStringEntryProto { key: key.to_string(), value };
+            t.external_data = vec![
+                entry("location", data_file.to_string()),
+                entry("offset", offset.to_string()),
+                entry("length", (data.len() - offset).to_string()),
+            ];
+            t.data_location = Some(DataLocation::External as i32);
+        }
+    }
+    let data_path = path.parent().unwrap_or(Path::new("")).join(location);
+    if let Some(dir) = data_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&data_path, &data).with_context(|| format!("cannot write external data to {}", data_path.display()))?;
+    write(&model, path)?;
+    Ok(data_path)
 }
 
 /// Deterministic pseudo-random generator (SplitMix64) for synthetic weights and inputs.

@@ -229,3 +229,13 @@ pub fn write_fp16(cfg: &TinyBertConfig, dir: &Path) -> Result<PathBuf> {
     builder::write(&super::fp16::weights_to_fp16(&build(cfg)?)?, &path)?;
     Ok(path)
 }
+
+/// Like [`write`], with every weight of 1 KiB or more stored in `dir/<data_file>` beside
+/// `dir/model.onnx` (ONNX external data); returns the ONNX file's path.
+pub fn write_external(cfg: &TinyBertConfig, dir: &Path, data_file: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let path = dir.join("model.onnx");
+    builder::write_external(&build(cfg)?, &path, data_file, 1024)?;
+    Ok(path)
+}

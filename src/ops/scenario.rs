@@ -165,6 +165,7 @@ pub fn spec(case: &OpCase) -> ModelSpec {
             description: Some(description(case)),
             ..Default::default()
         },
+        unavailable: None,
     }
 }
 

@@ -148,8 +148,15 @@ pub fn header_blocks(m: &Merged) -> Vec<Block> {
         for g in &r.groups {
             let mr = r.models.iter().find(|x| x.name == g.model);
             let mut row = lead(&s.label);
+            // A model fetched from the Hub says from which repository and commit.
+            let hub = mr.and_then(|x| x.hub_id.as_ref().map(|h| (h, x.revision.as_deref())));
+            let model = match hub {
+                Some((h, Some(rev))) => format!("{} (Hub: {h} at {})", g.model, rev.chars().take(12).collect::<String>()),
+                Some((h, None)) => format!("{} (Hub: {h})", g.model),
+                None => g.model.clone(),
+            };
             row.extend([
-                g.model.clone(),
+                model,
                 mr.map(|x| format!("{:.1}", x.onnx_bytes as f64 / 1e6)).unwrap_or_default(),
                 mr.map(|x| x.weights.clone()).unwrap_or_default(),
                 mr.and_then(|x| x.max_positions).map(|p| p.to_string()).unwrap_or_else(|| "—".into()),

@@ -65,6 +65,12 @@ pub struct ModelRecord {
     /// The model this one is compared with (`compare_with` in its model.yaml), e.g. an fp16 copy's fp32 model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare_with: Option<String>,
+    /// The Hub repository the model was fetched from, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_id: Option<String>,
+    /// The Hub commit it was fetched at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 fn default_timer() -> String {

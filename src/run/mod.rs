@@ -117,17 +117,22 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
     let mut ios: Vec<std::result::Result<ModelIo, String>> = Vec::new();
     let mut models = Vec::new();
     for m in &plan.models {
-        let io = read_io(&m.onnx).map_err(|e| format!("{e:#}"));
+        let io = match &m.unavailable {
+            Some(why) => Err(why.clone()),
+            None => read_io(&m.onnx).map_err(|e| format!("{e:#}")),
+        };
         models.push(ModelRecord {
             name: m.name.clone(),
             onnx: m.onnx.display().to_string(),
-            onnx_bytes: std::fs::metadata(&m.onnx).map(|md| md.len()).unwrap_or(0),
+            onnx_bytes: std::fs::metadata(&m.onnx).ok().filter(|md| md.is_file()).map(|md| md.len()).unwrap_or(0),
             tokenizer: m.tokenizer.as_ref().map(|p| p.display().to_string()),
             weights: m.meta.weights.clone().unwrap_or_else(|| "unknown".into()),
             precision: io.as_ref().map(|io| io.precision()).unwrap_or("fp32").to_string(),
             flops_per_token: io.as_ref().map(|io| io.flops_per_token).unwrap_or(0),
             max_positions: m.max_positions(io.as_ref().ok()),
             compare_with: m.sibling(),
+            hub_id: m.meta.hub_id.clone(),
+            revision: m.meta.revision.clone(),
         });
         ios.push(io);
     }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct ScenarioFile {
     /// A short name for the run; used in report titles and folder names.
     pub name: String,
-    /// Model names (folders under the models root) or paths to `.onnx` files.
+    /// Model names (folders under the models root), paths to `.onnx` files, or Hub repositories
+    /// (`hf:owner/name` or `hf:owner/name@revision`, fetched into the models root on first use).
     #[serde(default)]
     pub models: Vec<String>,
     /// Runtime names, e.g. `tract-cpu`, `ort-cpu`, `ort-cuda`, `ort-coreml`.

@@ -134,11 +134,30 @@ impl Plan {
         }
         let mut model_specs: Vec<ModelSpec> = op_specs.unwrap_or_default();
         for (i, name) in file.models.iter().enumerate() {
-            let spec = models::resolve(name, &opts.models_root, &opts.scenario_dir)
-                .with_context(|| format!("{origin}: `models[{i}]` = `{name}`"))?;
+            let at = || format!("{origin}: `models[{i}]` = `{name}`");
+            let twice = |specs: &[ModelSpec], model: &str| specs.iter().any(|m| m.name == model);
+            let spec = match crate::hub::HubRef::from_entry(name) {
+                None => models::resolve(name, &opts.models_root, &opts.scenario_dir).with_context(at)?,
+                // `hf:owner/name[@revision]`: the folder models/<name>/, fetched on first use. A fetch
+                // that fails fails this model's cells only; the other models still run.
+                Some(hub) => {
+                    let hub = hub.with_context(at)?;
+                    if twice(&model_specs, hub.default_name()) {
+                        return Err(err(&format!("models[{i}]"), format!("lists `{name}`, whose folder `{}` is already listed\n  fix: list each model once", hub.default_name())));
+                    }
+                    match crate::hub::ensure(&hub, &opts.models_root, &opts.scenario_dir).with_context(at)? {
+                        Ok(spec) => spec,
+                        Err(why) => {
+                            eprintln!("xbench: warning: the cells of `{name}` will fail, the other models run: {why}");
+                            model_specs.push(crate::hub::unavailable(&hub, &opts.models_root, why));
+                            continue;
+                        }
+                    }
+                }
+            };
             // An unreadable ONNX file fails every cell of the model: refuse it before anything runs.
-            models::read_io(&spec.onnx).with_context(|| format!("{origin}: `models[{i}]` = `{name}`"))?;
-            if model_specs.iter().any(|m| m.name == spec.name) {
+            models::read_io(&spec.onnx).with_context(at)?;
+            if twice(&model_specs, &spec.name) {
                 return Err(err(&format!("models[{i}]"), format!("lists `{name}` twice\n  fix: list each model once")));
             }
             model_specs.push(spec);
