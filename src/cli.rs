@@ -52,6 +52,10 @@ pub enum Cmd {
         /// ort-cuda: capture each shape's run in a CUDA graph and replay it (uses --pinned-io's buffers).
         #[arg(long)]
         cuda_graph: bool,
+        /// ort-cuda: fp32 matrix products in full fp32, not TF32 (ONNX Runtime's default on GPUs
+        /// that have it, which rounds their inputs to 10 mantissa bits).
+        #[arg(long)]
+        no_tf32: bool,
         /// Start every group's worker at once so that model loads overlap; timed runs still go one
         /// group at a time, after all loads (memory for all models is held at once).
         #[arg(long, conflicts_with = "in_process")]

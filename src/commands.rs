@@ -26,7 +26,7 @@ impl std::error::Error for Interrupted {}
 
 pub fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
-        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads } => {
+        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads, no_tf32 } => {
             xbench::hub::set_quiet(quiet);
             let runtimes_flag = runtimes.as_ref().map(|r| format!(" --runtimes {}", r.join(","))).unwrap_or_default();
             let (scenario, plan, origin) = match &file {
@@ -80,6 +80,7 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
                     },
                     pinned_io,
                     cuda_graph,
+                    no_tf32,
                 },
                 parallel_loads,
                 isolation,

@@ -124,6 +124,10 @@ pub struct RuntimeOptions {
     /// ort-cuda: capture each shape's run in a CUDA graph and replay it (implies `pinned_io`'s buffers).
     #[serde(default)]
     pub cuda_graph: bool,
+    /// ort-cuda: compute fp32 matrix products in full fp32 instead of TF32 (ONNX Runtime's default
+    /// on GPUs that have it).
+    #[serde(default)]
+    pub no_tf32: bool,
 }
 
 /// Whether a runtime can run on this machine, and what it is.

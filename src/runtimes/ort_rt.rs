@@ -111,7 +111,12 @@ fn library_version(path: &std::path::Path) -> Option<String> {
 
 fn provider(id: RuntimeId, opts: &RuntimeOptions) -> ep::ExecutionProviderDispatch {
     match id {
-        RuntimeId::OrtCuda => ep::CUDA::default().with_device_id(opts.device_id as i32).with_cuda_graph(opts.cuda_graph).build().error_on_failure(),
+        RuntimeId::OrtCuda => ep::CUDA::default()
+            .with_device_id(opts.device_id as i32)
+            .with_cuda_graph(opts.cuda_graph)
+            .with_tf32(!opts.no_tf32)
+            .build()
+            .error_on_failure(),
         RuntimeId::OrtCoreml => ep::CoreML::default().build().error_on_failure(),
         _ => ep::CPU::default().build().error_on_failure(),
     }
@@ -308,7 +313,12 @@ impl OrtSession {
         run_options.set_log_level(LogLevel::Warning)?;
         let output_names = session.outputs().iter().map(|o| o.name().to_string()).collect();
         let info = SessionInfo {
-            threads: format!("intra-op {threads}, inter-op 1, spinning on"),
+            threads: if id == RuntimeId::OrtCuda {
+                // Which arithmetic fp32 matrix products use is part of what the numbers mean.
+                format!("intra-op {threads}, inter-op 1, spinning on; fp32 matrix products in {}", if opts.no_tf32 { "fp32 (TF32 off)" } else { "TF32 (ONNX Runtime's default)" })
+            } else {
+                format!("intra-op {threads}, inter-op 1, spinning on")
+            },
             providers: vec![provider_name(id).to_string()],
             version: l.version.clone(),
             placement,
