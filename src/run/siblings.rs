@@ -197,6 +197,8 @@ mod tests {
                 flops_per_token: 0,
                 max_positions: None,
                 compare_with: m.sibling(),
+                hub_id: None,
+                revision: None,
             })
             .collect();
         results.cells = plan.cells.iter().map(|c| empty_record(&plan, c, Status::Ok, None)).collect();
