@@ -95,7 +95,7 @@ fn a_model_with_external_data_reads_as_the_same_graph_and_both_runtimes_agree() 
     // What xbench reads from the graph does not depend on where the weights are stored.
     let inline = xbench::models::read_io(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-bert/model.onnx")).unwrap();
     let ext = xbench::models::read_io(&dir.join("model.onnx")).unwrap();
-    assert!(ext.external_data && !inline.external_data);
+    assert!(ext.external_data() && !inline.external_data());
     assert_eq!(ext.external_files.len(), 1);
     assert_eq!(ext.external_files[0].location, "weights/tiny.bin");
     assert_eq!(ext.external_files[0].min_bytes, std::fs::metadata(dir.join("weights/tiny.bin")).unwrap().len());

@@ -56,9 +56,8 @@ pub struct ModelIo {
     /// Rows of a `*word_embeddings*` table, when the graph holds one (token ids must stay below it).
     #[serde(default)]
     pub word_embedding_rows: Option<usize>,
-    /// Whether initializers live in external data files beside the graph.
-    pub external_data: bool,
-    /// Those files, in the order the initializers first name them.
+    /// The external data files beside the graph that hold initializers, in the order the
+    /// initializers first name them (none when every weight is inside the ONNX file).
     #[serde(default)]
     pub external_files: Vec<ExternalFile>,
     /// `fp16` when most floating-point weights are float16 (whatever the outputs), else `fp32`.
@@ -69,6 +68,11 @@ pub struct ModelIo {
 }
 
 impl ModelIo {
+    /// Whether initializers live in external data files beside the graph.
+    pub fn external_data(&self) -> bool {
+        !self.external_files.is_empty()
+    }
+
     /// `fp16` when its weights or an output are float16, else `fp32`.
     pub fn precision(&self) -> &'static str {
         if self.weights_precision == "fp16" || self.outputs.iter().any(|o| o.elem_type == "float16") {
@@ -217,7 +221,6 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         .iter()
         .find(|t| t.name.contains("word_embeddings") && t.dims.len() == 2)
         .map(|t| t.dims[0].max(0) as usize);
-    let external_data = graph.initializer.iter().any(|t| t.data_location == Some(1));
     let external_files = external_files(&graph)?;
     let flops_per_token = weight_flops_per_token(&graph);
     let float_elems = |ty: i32| -> u64 {
@@ -231,7 +234,6 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         opsets: model.opset_import.iter().map(|o| (if o.domain.is_empty() { "ai.onnx".into() } else { o.domain.clone() }, o.version)).collect(),
         position_table_rows,
         word_embedding_rows,
-        external_data,
         external_files,
         weights_precision,
         flops_per_token,

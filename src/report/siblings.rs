@@ -11,10 +11,6 @@ pub fn any(m: &Merged) -> bool {
     m.sources.iter().any(|s| s.results.models.iter().any(|x| x.compare_with.is_some()))
 }
 
-fn precision(r: &RunResults, model: &str) -> String {
-    r.models.iter().find(|m| m.name == model).map(|m| m.precision.clone()).unwrap_or_else(|| "fp32".into())
-}
-
 /// Whether the run measured the model named by `compare_with`.
 fn runs(r: &RunResults, model: &str) -> bool {
     r.models.iter().any(|m| m.name == model)
@@ -46,12 +42,12 @@ pub fn group_cell(r: &RunResults, model: &str, runtime: RuntimeId) -> String {
         r.cells.iter().filter(|c| c.model == model && c.runtime == runtime).filter_map(|c| c.sibling_agreement.as_ref()).collect();
     let judged: Vec<bool> = compared.iter().filter_map(|a| a.within_tolerance).collect();
     if judged.is_empty() {
-        return format!("vs {} `{sibling}`: not compared", precision(r, &sibling));
+        return format!("vs {} `{sibling}`: not compared", r.precision(&sibling));
     }
     let max = compared.iter().filter_map(|a| a.max_abs).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
     let within = judged.iter().filter(|ok| **ok).count();
     let mark = if within < judged.len() { " ✗" } else { "" };
-    format!("vs {} `{sibling}`: max \\|diff\\| {}, {within}/{} within{mark}", precision(r, &sibling), fmt(max), judged.len())
+    format!("vs {} `{sibling}`: max \\|diff\\| {}, {within}/{} within{mark}", r.precision(&sibling), fmt(max), judged.len())
 }
 
 /// A row of the section's table: one compared cell.

@@ -198,6 +198,11 @@ impl RunResults {
     pub fn cell(&self, model: &str, runtime: RuntimeId, chars: usize, batch: usize) -> Option<&CellRecord> {
         self.cells.iter().find(|c| c.model == model && c.runtime == runtime && c.chars == chars && c.batch == batch)
     }
+
+    /// The precision recorded for `model` (`fp32` when the run has no record of it).
+    pub fn precision(&self, model: &str) -> &str {
+        self.models.iter().find(|m| m.name == model).map_or("fp32", |m| m.precision.as_str())
+    }
 }
 
 /// Current UTC time as RFC 3339 (seconds).

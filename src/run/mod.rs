@@ -213,7 +213,7 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
     let mut wall = results::WallTime { parallel_loads: opts.parallel_loads, ..Default::default() };
 
     // What each group still has to do: its cells left to measure, and its job unless it cannot run.
-    let mut todo: Vec<(Vec<&crate::scenario::Cell>, std::result::Result<GroupJob, (Status, String)>)> = Vec::new();
+    let mut todo: Vec<GroupTodo> = Vec::new();
     for group in &plan.groups {
         let avail = &availability[plan.runtimes.iter().position(|r| *r == group.runtime).unwrap()];
         // Cells still to measure (all of them, unless a resumed run finished some).
@@ -232,15 +232,15 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
                 gated: false,
             }),
         };
-        todo.push((gcells, job));
+        todo.push(GroupTodo { cells: gcells, job });
     }
 
     // Parallel loads: every worker starts now and loads its session, then waits for its turn.
     let mut preloaded: HashMap<usize, Spawned> = HashMap::new();
     if let (true, Isolation::Process { exe }) = (opts.parallel_loads, &opts.isolation) {
         let t = Instant::now();
-        for (g, (gcells, job)) in todo.iter().enumerate() {
-            if let (false, Ok(job)) = (gcells.is_empty(), job) {
+        for (g, t) in todo.iter().enumerate() {
+            if let (false, Ok(job)) = (t.cells.is_empty(), &t.job) {
                 let job = GroupJob { gated: true, ..job.clone() };
                 preloaded.insert(g, spawn_child(exe, &job, &dir)?);
             }
@@ -258,7 +258,7 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
     wall.setup_ms = run_clock.elapsed().as_secs_f64() * 1e3 - wall.loads_ms.unwrap_or(0.0);
 
     let run_started = Instant::now();
-    for (group, (gcells, job)) in plan.groups.iter().zip(todo) {
+    for (group, GroupTodo { cells: gcells, job }) in plan.groups.iter().zip(todo) {
         if stop::requested() {
             stopped = true;
             break;
@@ -405,8 +405,7 @@ pub fn run_plan(plan: &Plan, file: &ScenarioFile, origin: &str, opts: &RunOption
 /// Compares the outputs of group `g`'s cells with the reference runtime's cells on the same inputs.
 fn agree(plan: &Plan, g: usize, outputs_dir: &Path, results: &mut RunResults) {
     let reference = results.reference_runtime;
-    let precision = results.models.iter().find(|m| m.name == plan.cells[plan.groups[g].first_cell].model).map(|m| m.precision.clone()).unwrap_or_default();
-    let tol = results.tolerances.for_precision(&precision);
+    let tol = results.tolerances.for_precision(results.precision(&plan.cells[plan.groups[g].first_cell].model));
     for c in plan.group_cells(&plan.groups[g]) {
         if results.cells[c.index].status != Status::Ok || results.cells[c.index].agreement.is_some() {
             continue;
@@ -469,6 +468,13 @@ fn fmt_secs(s: f64) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
+/// A group's share of a run: the cells it still has to measure, and the job that measures them,
+/// or the status and reason its cells get when it cannot run.
+struct GroupTodo<'a> {
+    cells: Vec<&'a crate::scenario::Cell>,
+    job: std::result::Result<GroupJob, (Status, String)>,
+}
+
 /// Where the run's wall time went, one line.
 fn wall_line(w: &results::WallTime, r: &RunResults) -> String {
     let ok = r.cells.iter().filter(|c| c.status == Status::Ok);
@@ -504,26 +510,33 @@ struct Spawned {
 }
 
 impl Spawned {
-    /// Reads messages until the session has loaded or failed to (or the worker is gone).
-    fn read_until_loaded(&mut self) {
-        loop {
+    /// The worker's next message; other lines it prints (a native library's) go to stderr. `None`
+    /// once its output has ended.
+    fn next_msg(&mut self) -> Option<WorkerMsg> {
+        while !self.ended {
             let Some(Ok(line)) = self.lines.next() else {
                 self.ended = true;
-                return;
+                break;
             };
             match line.strip_prefix(MSG_PREFIX) {
                 Some(msg) => match serde_json::from_str::<WorkerMsg>(msg) {
-                    Ok(m) => {
-                        let loaded = matches!(m, WorkerMsg::Loaded { .. } | WorkerMsg::LoadFailed { .. });
-                        self.early.push(m);
-                        if loaded {
-                            self.ready_ms = Some(self.started.elapsed().as_secs_f64() * 1e3);
-                            return;
-                        }
-                    }
+                    Ok(m) => return Some(m),
                     Err(e) => eprintln!("xbench: unreadable worker message ({e})"),
                 },
                 None => eprintln!("{line}"),
+            }
+        }
+        None
+    }
+
+    /// Reads messages until the session has loaded or failed to (or the worker is gone).
+    fn read_until_loaded(&mut self) {
+        while let Some(m) = self.next_msg() {
+            let loaded = matches!(m, WorkerMsg::Loaded { .. } | WorkerMsg::LoadFailed { .. });
+            self.early.push(m);
+            if loaded {
+                self.ready_ms = Some(self.started.elapsed().as_secs_f64() * 1e3);
+                return;
             }
         }
     }
@@ -585,24 +598,16 @@ fn drive_child(mut s: Spawned, on_msg: &mut dyn FnMut(WorkerMsg) -> Result<()>) 
     if let Some(mut stdin) = s.stdin.take() {
         let _ = stdin.write_all(b"go\n").and_then(|_| stdin.flush());
     }
-    while outcome.is_ok() && !s.ended {
-        let Some(Ok(line)) = s.lines.next() else { break };
-        match line.strip_prefix(MSG_PREFIX) {
-            Some(msg) => match serde_json::from_str::<WorkerMsg>(msg) {
-                Ok(m) => {
-                    let was_cell = matches!(m, WorkerMsg::Cell(_));
-                    if let Err(e) = on_msg(m) {
-                        outcome = Err(e);
-                        break;
-                    }
-                    if was_cell && stop::requested() {
-                        stopped = true;
-                        break;
-                    }
-                }
-                Err(e) => eprintln!("xbench: unreadable worker message ({e})"),
-            },
-            None => eprintln!("{line}"),
+    while outcome.is_ok() {
+        let Some(m) = s.next_msg() else { break };
+        let was_cell = matches!(m, WorkerMsg::Cell(_));
+        if let Err(e) = on_msg(m) {
+            outcome = Err(e);
+            break;
+        }
+        if was_cell && stop::requested() {
+            stopped = true;
+            break;
         }
     }
     if stopped || outcome.is_err() {

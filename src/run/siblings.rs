@@ -57,10 +57,6 @@ pub fn compare_and_release(plan: &Plan, group: usize, outputs_dir: &Path, result
     }
 }
 
-fn precision(results: &RunResults, model: &str) -> String {
-    results.models.iter().find(|m| m.name == model).map(|m| m.precision.clone()).unwrap_or_else(|| "fp32".into())
-}
-
 /// The sibling's cell to compare a cell on `runtime` with: the one on the same runtime, else the
 /// one on the reference runtime (with why). `Err` says why neither can be used.
 fn sibling_cell(
@@ -94,7 +90,7 @@ fn sibling_cell(
 /// Compares each measured cell of model `m` with its sibling `s`'s, once.
 fn compare_model(plan: &Plan, m: usize, s: usize, outputs_dir: &Path, results: &mut RunResults) {
     let (name, sibling) = (&plan.models[m].name, &plan.models[s].name);
-    let (pm, ps) = (precision(results, name), precision(results, sibling));
+    let (pm, ps) = (results.precision(name).to_string(), results.precision(sibling).to_string());
     let tol = if pm == "fp16" || ps == "fp16" { results.tolerances.fp16 } else { results.tolerances.fp32 };
     for c in plan.cells.iter().filter(|c| c.model == *name) {
         if results.cells[c.index].status != Status::Ok || results.cells[c.index].sibling_agreement.is_some() {

@@ -183,10 +183,10 @@ struct Bound {
     _inputs: Vec<DynValue>,
 }
 
-/// `--pinned-io` / `--cuda-graph` on ort-cuda: every input and output has a buffer of its own on
-/// the GPU, bound once per shape, and xbench makes the host copies itself (`cudaMemcpy`): inputs
-/// from the feed's arrays, outputs into page-locked host memory. End to end, both copies are
-/// inside the timer; device-resident, neither is.
+/// `--pinned-io` / `--cuda-graph`: every input and output has a buffer of its own (on the GPU for
+/// ort-cuda), bound once per shape, and xbench makes the copies itself (see `Mover`): inputs from
+/// the feed's arrays, outputs into host memory (page-locked for ort-cuda). End to end, both copies
+/// are inside the timer; device-resident, neither is.
 struct Staging {
     /// How bytes move between the feed, the bound buffers and host memory.
     mover: Mover,
