@@ -8,11 +8,12 @@ use std::time::Instant;
 
 use ort::session::Session;
 use ort::value::TensorRef;
-use xbench::inputs::{Feed, HostTensor};
+use xbench::inputs::Feed;
 use xbench::measure::{measure, MeasureSpec};
-use xbench::models::{read_io, resolve};
+use xbench::models::{find, read_io};
 use xbench::onnx::builder::{self, DataType, Dim, GraphBuilder};
-use xbench::runtimes::{self, ort_rt, RuntimeId, RuntimeOptions};
+use xbench::runtimes::{self, RuntimeId, RuntimeOptions};
+use xbench::tensor::Tensor;
 
 const N: usize = 20_000;
 const REPEATS: usize = 7;
@@ -36,15 +37,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let root = std::env::temp_dir().join(format!("xbench-overhead-{}", std::process::id()));
     trivial_model(&root.join("trivial"));
-    let model = resolve("trivial", &root, &root).unwrap();
+    let model = find("trivial", &root).unwrap();
     let io = read_io(&model.onnx).unwrap();
     let opts = RuntimeOptions { threads: Some(1), ..Default::default() };
     let feed = Feed::generated("trivial", &io.inputs, 4, 16, &BTreeMap::new()).unwrap();
-    let HostTensor::F32(x) = &feed.tensors[0].1 else { panic!("float input expected") };
+    let Tensor::F32(x) = &feed.tensors[0].1 else { panic!("float input expected") };
 
-    let env = ort_rt::environment(&opts).expect("ONNX Runtime library (run `xbench setup ort`)");
+    let env = runtimes::ort::environment(&opts).expect("ONNX Runtime library (run `xbench setup ort`)");
     let mut bare = Session::builder(env).unwrap().with_intra_threads(1).unwrap().commit_from_file(&model.onnx).unwrap();
-    let mut session = runtimes::load(RuntimeId::OrtCpu, &model, &opts).unwrap();
+    let mut session = runtimes::load(RuntimeId::ORT_CPU, &model.onnx, &opts).unwrap();
 
     let (mut bare_us, mut xbench_us) = (Vec::new(), Vec::new());
     for _ in 0..REPEATS {

@@ -20,7 +20,7 @@ fn run(order: &str, in_process: bool) -> Vec<(RuntimeId, f64)> {
     assert!(status.success(), "xbench failed");
     let r = read_results(&out.join("results.json")).expect("results");
     let _ = std::fs::remove_dir_all(&out);
-    [RuntimeId::TractCpu, RuntimeId::OrtCpu]
+    [RuntimeId::TRACT_CPU, RuntimeId::ORT_CPU]
         .iter()
         .map(|&rt| {
             let means: Vec<f64> = r

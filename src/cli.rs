@@ -11,6 +11,13 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+impl Cmd {
+    /// Whether the command was asked to print nothing but errors and its results.
+    pub fn quiet(&self) -> bool {
+        matches!(self, Cmd::Scenario { quiet: true, .. } | Cmd::Fetch { quiet: true, .. })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run a scenario's grid and write results and a report under reports/.
@@ -152,9 +159,9 @@ pub enum Cmd {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
-    /// Internal: run one group of a scenario (started by `xbench scenario`).
+    /// Internal: run one group of a scenario, its job read from standard input (started by `xbench scenario`).
     #[command(hide = true)]
-    Worker { job: PathBuf },
+    Worker,
 }
 
 const FETCH_HELP: &str = "\

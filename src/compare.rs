@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::results::{RunResults, Status};
-use crate::runtimes::RuntimeId;
+use crate::scenario::RuntimeId;
 use crate::stats::{bootstrap_ratio_ci, mean};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

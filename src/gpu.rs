@@ -3,18 +3,8 @@
 
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
-use serde::{Deserialize, Serialize};
 
-/// The GPU a run used, as recorded in results.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GpuInfo {
-    pub index: u32,
-    pub name: String,
-    pub driver: String,
-    /// CUDA version the driver supports, e.g. "13.0".
-    pub cuda_driver_version: String,
-    pub memory_total_mib: f64,
-}
+use crate::results::GpuInfo;
 
 pub struct Gpu {
     nvml: Nvml,

@@ -1,62 +1,57 @@
-//! What machine a run happened on, for the results metadata.
+//! The machine a run happens on (sysinfo: CPU, cores, memory, OS, on Linux and macOS alike) and
+//! the peak memory of this process.
 
-use serde::{Deserialize, Serialize};
+use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Machine {
-    /// Host name; reports use it to name the machine unless overridden.
-    pub name: String,
-    pub cpu: String,
-    /// Logical cores the process may use.
-    pub cores: usize,
-    pub memory_gib: f64,
-    pub os: String,
-    pub arch: String,
-}
+use crate::results::Machine;
 
-fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok()
-}
-
-impl Machine {
-    pub fn detect() -> Machine {
-        let cpu = read("/proc/cpuinfo")
-            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
-            .unwrap_or_else(|| "unknown".into());
-        let memory_gib = read("/proc/meminfo")
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("MemTotal:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-            .map(|kb| (kb / 1024.0 / 1024.0 * 10.0).round() / 10.0)
-            .unwrap_or(0.0);
-        let os = read("/etc/os-release")
-            .and_then(|s| s.lines().find(|l| l.starts_with("PRETTY_NAME=")).map(|l| l[12..].trim_matches('"').to_string()))
-            .unwrap_or_else(|| std::env::consts::OS.to_string());
-        let kernel = read("/proc/sys/kernel/osrelease").map(|s| format!(", kernel {}", s.trim())).unwrap_or_default();
-        let name = read("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "unknown".into());
-        Machine {
-            name,
-            cpu,
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            memory_gib,
-            os: format!("{os}{kernel}"),
-            arch: std::env::consts::ARCH.to_string(),
-        }
+/// What this machine is.
+pub fn detect() -> Machine {
+    let sys = System::new_with_specifics(RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()).with_memory(MemoryRefreshKind::nothing().with_ram())).ok();
+    let cpu = sys
+        .as_ref()
+        .and_then(|s| s.cpus().first().map(|c| c.brand().trim().to_string()))
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let memory_gib = sys.as_ref().map(|s| (s.total_memory() as f64 / (1u64 << 30) as f64 * 10.0).round() / 10.0).unwrap_or(0.0);
+    let os = System::long_os_version().unwrap_or_else(|_| std::env::consts::OS.to_string());
+    let kernel = System::kernel_version().map(|k| format!(", kernel {k}")).unwrap_or_default();
+    Machine {
+        name: System::host_name().ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "unknown".into()),
+        cpu,
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        memory_gib,
+        os: format!("{os}{kernel}"),
+        arch: std::env::consts::ARCH.to_string(),
     }
 }
 
-/// Peak resident memory of this process so far, in MiB (Linux; `None` elsewhere).
+/// Peak resident memory of this process so far, in MiB (`getrusage`; `None` where it is not available).
 pub fn peak_rss_mib() -> Option<f64> {
-    read("/proc/self/status")?
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
+    #[cfg(unix)]
+    {
+        // SAFETY: getrusage fills the struct it is given and touches nothing else.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+            return None;
+        }
+        let max = usage.ru_maxrss as f64;
+        // Linux counts kilobytes, macOS bytes.
+        Some(if cfg!(target_os = "macos") { max / (1024.0 * 1024.0) } else { max / 1024.0 })
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_machine_is_described_and_this_process_has_a_peak() {
+        let m = super::detect();
+        assert!(m.cores >= 1 && m.memory_gib > 0.0 && m.cpu != "unknown" && !m.os.is_empty(), "{m:?}");
+        let _grow = vec![1u8; 64 << 20];
+        assert!(super::peak_rss_mib().unwrap() >= 1.0);
+    }
 }

@@ -1,13 +1,17 @@
-//! The `xbench` binary: parses arguments, calls the library, prints errors, picks the exit code.
+//! The `xbench` binary: parses arguments, sets up the output, calls the library, prints errors,
+//! picks the exit code.
 
 mod cli;
 mod commands;
+mod output;
 
 use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    output::init(cli.command.quiet());
     if let Err(e) = commands::dispatch(cli.command) {
+        output::finish();
         if e.is::<commands::Interrupted>() {
             eprintln!("xbench: {e}");
             std::process::exit(130);

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use xbench::onnx::builder::{self, DataType, Dim, GraphBuilder};
 use xbench::onnx::tiny_bert::{self, TinyBertConfig};
-use xbench::results::{read_results, Status};
+use xbench::results::{read_results, Status, FORMAT_VERSION};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Outcome {
@@ -105,7 +105,7 @@ const CASES: &[Case] = &[
     case("text file not UTF-8", nothing, Scenario("text-latin1.yaml"), Refused, &["text-latin1.yaml", "`text_file` = `latin1.txt`", "not UTF-8", "offset 3", "iconv"]),
     case("text shorter than the input length", nothing, Scenario("text-short.yaml"), CellsFail, &["10 characters, fewer than the 50", "longer text"]),
     // Results files and output folders.
-    case("newer results format given to report", nothing, Args(&["report", "results-v99.json", "--out", "rep"]), Refused, &["results-v99.json", "format version 99", "newer than this xbench reads (1)", "newer xbench"]),
+    case("newer results format given to report", nothing, Args(&["report", "results-v99.json", "--out", "rep"]), Refused, &["results-v99.json", "format version 99", "newer than this xbench reads ({FORMAT_VERSION})", "newer xbench"]),
     case("newer results format given to compare", nothing, Args(&["compare", "minimal-results.json", "results-v99.json"]), Refused, &["results-v99.json", "format version 99", "newer xbench"]),
     case("results file that is not JSON", nothing, Args(&["report", "short.txt", "--out", "rep"]), Refused, &["short.txt", "not a JSON results file", "results.json"]),
     case("results file that does not exist", nothing, Args(&["compare", "minimal-results.json", "no-such-results.json"]), Refused, &["no-such-results.json", "No such file"]),
@@ -151,7 +151,10 @@ fn check(c: &Case, root: &Path) -> Result<(), String> {
     if stderr.contains("panicked") || stdout.contains("panicked") {
         return Err(format!("xbench panicked\n{shown}"));
     }
-    let missing = |text: &str| -> Vec<&str> { c.says.iter().chain(&["fix:"]).copied().filter(|f| !text.contains(f)).collect() };
+    // `{FORMAT_VERSION}` in a fragment stands for the results format this xbench writes.
+    let missing = |text: &str| -> Vec<&str> {
+        c.says.iter().chain(&["fix:"]).copied().filter(|f| !text.contains(&f.replace("{FORMAT_VERSION}", &FORMAT_VERSION.to_string()))).collect()
+    };
     match c.outcome {
         Refused => {
             if out.status.success() || out.status.code().is_none() {

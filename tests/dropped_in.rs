@@ -58,7 +58,7 @@ fn non_text_and_fixed_dim_models_run_on_both_runtimes_and_agree() {
     assert_eq!(r.cells.len(), 2 * 2 * 2);
     for c in &r.cells {
         assert_eq!(c.status, Status::Ok, "{c:?}");
-        if c.runtime == RuntimeId::OrtCpu {
+        if c.runtime == RuntimeId::ORT_CPU {
             let a = c.agreement.as_ref().unwrap();
             assert!(a.within_tolerance && a.outputs[0].compared > 0, "{a:?}");
         }
@@ -110,7 +110,7 @@ fn a_model_with_external_data_reads_as_the_same_graph_and_both_runtimes_agree() 
     assert_eq!(r.cells.len(), 8);
     for c in &r.cells {
         assert_eq!(c.status, Status::Ok, "{c:?}");
-        if c.runtime == RuntimeId::OrtCpu {
+        if c.runtime == RuntimeId::ORT_CPU {
             let a = c.agreement.as_ref().unwrap();
             assert!(a.within_tolerance && a.max_abs < 1e-4 && a.outputs.len() == 2, "{a:?}");
         }

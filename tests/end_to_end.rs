@@ -29,7 +29,7 @@ fn quick_scenario_runs_on_both_cpu_runtimes_and_they_agree() {
     assert_eq!(r.format_version, xbench::results::FORMAT_VERSION);
     assert_eq!(r.cells.len(), 1 * 2 * 4 * 3, "every cell of the grid is in the results");
     assert!(r.runtimes.iter().all(|a| a.usable), "{:?}", r.runtimes);
-    assert!(r.runtimes.iter().any(|a| a.runtime == RuntimeId::OrtCpu && a.version.as_deref() == Some("1.31.1")));
+    assert!(r.runtimes.iter().any(|a| a.runtime == RuntimeId::ORT_CPU && a.version.as_deref() == Some("1.31.1")));
     assert!(r.machine.cores >= 1 && !r.machine.cpu.is_empty());
     for g in &r.groups {
         assert_eq!(g.status, Status::Ok, "{g:?}");
@@ -49,9 +49,9 @@ fn quick_scenario_runs_on_both_cpu_runtimes_and_they_agree() {
         assert!(t.tokenize_ms >= 0.0);
         // Every passage of N characters yields at least [CLS] + one token + [SEP].
         assert!(t.tokens_per_row.iter().all(|&n| n >= 3));
-        if c.runtime == RuntimeId::OrtCpu {
+        if c.runtime == RuntimeId::ORT_CPU {
             let a = c.agreement.as_ref().expect("ort cells are compared with tract");
-            assert_eq!(a.reference, RuntimeId::TractCpu);
+            assert_eq!(a.reference, RuntimeId::TRACT_CPU);
             assert!(a.within_tolerance && a.max_abs < 1e-4, "tract and ONNX Runtime disagree: {a:?}");
             assert_eq!(a.outputs.len(), 2);
         } else {
@@ -59,8 +59,8 @@ fn quick_scenario_runs_on_both_cpu_runtimes_and_they_agree() {
         }
     }
     // Same inputs on both runtimes: identical token counts cell by cell.
-    for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::OrtCpu) {
-        let t = r.cell(&c.model, RuntimeId::TractCpu, c.chars, c.batch).unwrap();
+    for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::ORT_CPU) {
+        let t = r.cell(&c.model, RuntimeId::TRACT_CPU, c.chars, c.batch).unwrap();
         assert_eq!(c.tokens.as_ref().unwrap().tokens_per_row, t.tokens.as_ref().unwrap().tokens_per_row);
     }
 
@@ -86,7 +86,7 @@ fn an_unusable_runtime_is_skipped_with_its_reason_and_the_rest_runs() {
     let r = read_results(&out.join("results.json")).unwrap();
     for c in &r.cells {
         match c.runtime {
-            RuntimeId::TractCpu => assert_eq!(c.status, Status::Ok),
+            RuntimeId::TRACT_CPU => assert_eq!(c.status, Status::Ok),
             _ => {
                 assert_eq!(c.status, Status::Skipped);
                 assert!(c.error.as_deref().unwrap().contains("CoreML"), "{:?}", c.error);

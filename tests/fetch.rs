@@ -502,7 +502,7 @@ fn a_repository_whose_onnx_file_keeps_its_weights_in_an_external_data_file() {
     let r = read_results(&dir.join("out/results.json")).unwrap();
     for c in &r.cells {
         assert_eq!(c.status, Status::Ok, "{c:?}");
-        if c.runtime == RuntimeId::OrtCpu {
+        if c.runtime == RuntimeId::ORT_CPU {
             let a = c.agreement.as_ref().unwrap();
             assert!(a.within_tolerance && a.max_abs < 1e-4, "{a:?}");
         }

@@ -14,19 +14,21 @@ use serde_yaml::{Mapping, Value};
 
 use xbench::inputs::Feed;
 use xbench::models::{parse_io, Dim, IoInfo};
-use xbench::scenario::{Plan, PlanOptions, ScenarioFile};
+use xbench::resolve::{resolve, ResolveOptions};
+use xbench::scenario::{validate, Overrides, ScenarioFile};
 
 const ORIGIN: &str = "fuzz.yaml";
 
 /// Parses and validates `yaml`; an error must name the file and carry a `fix:` line.
 fn check_scenario(yaml: &str) -> Result<(), TestCaseError> {
-    let opts = PlanOptions { models_root: "models".into(), scenario_dir: ".".into(), runtimes_override: None };
-    let result = ScenarioFile::parse(yaml, ORIGIN).and_then(|f| Plan::new(&f, ORIGIN, &opts));
+    let opts = ResolveOptions { models_root: "models".into(), ops_dir: None };
+    let result = ScenarioFile::parse(yaml, ORIGIN).and_then(|f| validate(&f, ORIGIN, ".".as_ref(), &Overrides::default())).and_then(|p| resolve(p, &opts));
     match result {
         Ok(p) => {
+            let p = p.plan;
             let n = p.models.len() * p.runtimes.len() * p.input_chars.len() * p.batch_sizes.len();
             prop_assert_eq!(p.cells.len(), n);
-            prop_assert!(n > 0 && p.iterations > 0);
+            prop_assert!(n > 0 && p.settings.iterations > 0);
         }
         Err(e) => {
             let msg = format!("{e:#}");

@@ -32,13 +32,13 @@ fn a_runtime_computing_something_else_is_flagged_in_results_tables_and_summary()
         "wrong",
         "name: w\nmodels: [tiny-bert]\nruntimes: [fake-exact, fake-wrong]\ninput_chars: [50, 200]\nbatch_sizes: [1, 4]\niterations: 3\nwarmup: 1\n",
     );
-    for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::FakeWrong) {
+    for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::new("fake-wrong")) {
         let a = c.agreement.as_ref().unwrap();
         assert!(!a.within_tolerance && (a.max_abs - 0.5).abs() < 1e-6, "{a:?}");
-        assert!(c.flags.iter().any(|f| f.contains("outputs differ from fake-exact")));
+        assert!(c.flags.iter().any(|f| f.to_string().contains("outputs differ from fake-exact")));
     }
-    for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::FakeExact) {
-        assert!(c.agreement.is_none() && !c.flags.iter().any(|f| f.contains("outputs differ")), "{c:?}");
+    for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::new("fake-exact")) {
+        assert!(c.agreement.is_none() && !c.flags.iter().any(|f| f.to_string().contains("outputs differ")), "{c:?}");
     }
     assert!(text.contains(" ✗"), "the table marks disagreeing cells");
     assert!(text.contains("4 disagree with fake-exact"), "the terminal summary counts them:\n{text}");
@@ -50,9 +50,9 @@ fn the_reference_runtime_can_be_chosen() {
         "reference",
         "name: r\nmodels: [tiny-bert]\nruntimes: [fake-exact, fake-wrong]\nreference: fake-wrong\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n",
     );
-    assert_eq!(r.reference_runtime, RuntimeId::FakeWrong);
-    let exact = r.cells.iter().find(|c| c.runtime == RuntimeId::FakeExact).unwrap();
-    assert_eq!(exact.agreement.as_ref().unwrap().reference, RuntimeId::FakeWrong);
+    assert_eq!(r.reference_runtime, RuntimeId::new("fake-wrong"));
+    let exact = r.cells.iter().find(|c| c.runtime == RuntimeId::new("fake-exact")).unwrap();
+    assert_eq!(exact.agreement.as_ref().unwrap().reference, RuntimeId::new("fake-wrong"));
 }
 
 #[test]
@@ -61,14 +61,14 @@ fn latency_that_does_not_grow_with_work_is_suspicious() {
         "flat",
         "name: f\nmodels: [tiny-bert]\nruntimes: [fake-exact, fake-flat]\ninput_chars: [50, 500]\nbatch_sizes: [1, 32]\niterations: 10\nwarmup: 1\n",
     );
-    let flagged = |rt| r.cells.iter().filter(|c| c.runtime == rt && c.flags.iter().any(|f| f.starts_with(xbench::verdict::SUSPICIOUS))).count();
-    assert!(flagged(RuntimeId::FakeFlat) >= 1, "{:?}", r.cells.iter().map(|c| (&c.runtime, &c.flags)).collect::<Vec<_>>());
-    assert_eq!(flagged(RuntimeId::FakeExact), 0);
+    let flagged = |rt| r.cells.iter().filter(|c| c.runtime == rt && c.has_flag(xbench::results::FlagKind::Suspicious)).count();
+    assert!(flagged(RuntimeId::new("fake-flat")) >= 1, "{:?}", r.cells.iter().map(|c| (&c.runtime, &c.flags)).collect::<Vec<_>>());
+    assert_eq!(flagged(RuntimeId::new("fake-exact")), 0);
     assert!(text.contains(" ?"));
 }
 
-fn tiny_bert() -> xbench::models::ModelSpec {
-    xbench::models::resolve("tiny-bert", &PathBuf::from("models"), &PathBuf::from(".")).unwrap()
+fn tiny_bert() -> PathBuf {
+    xbench::models::find("tiny-bert", &PathBuf::from("models")).unwrap().onnx
 }
 
 #[test]
@@ -76,16 +76,16 @@ fn providers_that_cannot_register_fail_with_a_clear_message_never_falling_back()
     // The project copy of the CPU build of ONNX Runtime (fetched by the end-to-end tests if missing).
     let _ = runtimes::setup_ort(false);
     let opts = RuntimeOptions::default();
-    let cuda = runtimes::check(RuntimeId::OrtCuda, &opts);
+    let cuda = runtimes::check(RuntimeId::ORT_CUDA, &opts);
     assert!(!cuda.usable && cuda.detail.contains("CUDAExecutionProvider"), "{cuda:?}");
-    let e = runtimes::load(RuntimeId::OrtCuda, &tiny_bert(), &opts).err().expect("CUDA must not load on the CPU build");
+    let e = runtimes::load(RuntimeId::ORT_CUDA, &tiny_bert(), &opts).err().expect("CUDA must not load on the CPU build");
     assert!(format!("{e:#}").contains("CUDAExecutionProvider"), "{e:#}");
-    let coreml = runtimes::check(RuntimeId::OrtCoreml, &opts);
+    let coreml = runtimes::check(RuntimeId::ORT_COREML, &opts);
     assert!(!coreml.usable && coreml.detail.contains("macOS only"), "{coreml:?}");
-    let e = runtimes::load(RuntimeId::OrtCoreml, &tiny_bert(), &opts).err().expect("CoreML must not load here");
+    let e = runtimes::load(RuntimeId::ORT_COREML, &tiny_bert(), &opts).err().expect("CoreML must not load here");
     assert!(format!("{e:#}").contains("CoreML"), "{e:#}");
     // The CPU provider does register, and the placement shows it took the graph's nodes.
-    let s = runtimes::load(RuntimeId::OrtCpu, &tiny_bert(), &opts).unwrap();
+    let s = runtimes::load(RuntimeId::ORT_CPU, &tiny_bert(), &opts).unwrap();
     let info = s.info();
     assert!(info.placement.iter().any(|(ep, n)| ep == "CPUExecutionProvider" && *n > 0), "{info:?}");
 }
@@ -98,8 +98,8 @@ fn scenario_cells_of_unusable_providers_are_skipped_with_the_reason() {
     );
     for c in &r.cells {
         match c.runtime {
-            RuntimeId::TractCpu => assert_eq!(c.status, Status::Ok),
-            RuntimeId::OrtCuda => assert!(c.status == Status::Skipped && c.error.as_deref().unwrap().contains("CUDA"), "{c:?}"),
+            RuntimeId::TRACT_CPU => assert_eq!(c.status, Status::Ok),
+            RuntimeId::ORT_CUDA => assert!(c.status == Status::Skipped && c.error.as_deref().unwrap().contains("CUDA"), "{c:?}"),
             _ => assert!(c.status == Status::Skipped && c.error.as_deref().unwrap().contains("CoreML"), "{c:?}"),
         }
     }

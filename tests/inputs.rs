@@ -2,7 +2,7 @@
 //! checked against counts from the Python `tokenizers` library on the same tokenizer.json.
 
 use xbench::inputs::{load_tokenizer, passages, Feed, BUILTIN_TEXTS};
-use xbench::models::{read_io, resolve};
+use xbench::models::{find, read_io};
 
 fn botchan() -> &'static str {
     BUILTIN_TEXTS[0].1
@@ -49,34 +49,34 @@ fn too_short_text_is_a_clear_error() {
 
 #[test]
 fn token_counts_match_the_reference_tokenizer() {
-    let model = resolve("tiny-bert", "models".as_ref(), ".".as_ref()).unwrap();
+    let model = find("tiny-bert", "models".as_ref()).unwrap();
     let io = read_io(&model.onnx).unwrap();
     let mut tok = load_tokenizer(model.tokenizer.as_ref().unwrap()).unwrap();
     // Counts from Python `tokenizers` on the same tokenizer.json, [CLS] and [SEP] included.
     for (chars, expected) in [(50usize, 17usize), (500, 113)] {
         let texts = passages(botchan(), chars, 1).unwrap();
-        let feed = Feed::from_texts(&mut tok, &texts, &model, &io.inputs, Some(512)).unwrap();
+        let feed = Feed::from_texts(&mut tok, &texts, &model.name, model.position_offset(), &io.inputs, Some(512)).unwrap();
         assert_eq!(feed.text.tokens_per_row, vec![expected], "{chars} chars");
         assert_eq!(feed.text.padded_len, expected);
         assert_eq!(feed.text.truncated_rows, 0);
     }
-    let feed = Feed::from_texts(&mut tok, &["Hello, world!".to_string()], &model, &io.inputs, None).unwrap();
+    let feed = Feed::from_texts(&mut tok, &["Hello, world!".to_string()], &model.name, model.position_offset(), &io.inputs, None).unwrap();
     assert_eq!(feed.text.tokens_per_row, vec![6]);
 }
 
 #[test]
 fn batches_are_padded_to_the_longest_row_with_the_pad_token() {
-    let model = resolve("tiny-bert", "models".as_ref(), ".".as_ref()).unwrap();
+    let model = find("tiny-bert", "models".as_ref()).unwrap();
     let io = read_io(&model.onnx).unwrap();
     let mut tok = load_tokenizer(model.tokenizer.as_ref().unwrap()).unwrap();
     let texts = vec!["Hello, world!".to_string(), "a much longer sentence than the first one is".to_string()];
-    let feed = Feed::from_texts(&mut tok, &texts, &model, &io.inputs, None).unwrap();
+    let feed = Feed::from_texts(&mut tok, &texts, &model.name, model.position_offset(), &io.inputs, None).unwrap();
     let longest = *feed.text.tokens_per_row.iter().max().unwrap();
     assert_eq!(feed.seq_len, longest);
     assert_eq!(feed.text.tokens_per_row[0], 6);
     // Row 0 is padded with [PAD] (id 0 in bert-base-uncased) and masked out.
     let ids = match &feed.tensors[0].1 {
-        xbench::inputs::HostTensor::I64(a) => a.clone(),
+        xbench::tensor::Tensor::I64(a) => a.clone(),
         _ => panic!("input_ids should be int64"),
     };
     assert_eq!(feed.tensors[0].0, "input_ids");
@@ -88,11 +88,11 @@ fn batches_are_padded_to_the_longest_row_with_the_pad_token() {
 
 #[test]
 fn long_inputs_are_truncated_at_the_model_maximum_and_counted() {
-    let model = resolve("tiny-bert", "models".as_ref(), ".".as_ref()).unwrap();
+    let model = find("tiny-bert", "models".as_ref()).unwrap();
     let io = read_io(&model.onnx).unwrap();
     let mut tok = load_tokenizer(model.tokenizer.as_ref().unwrap()).unwrap();
     let texts = passages(botchan(), 500, 2).unwrap();
-    let feed = Feed::from_texts(&mut tok, &texts, &model, &io.inputs, Some(32)).unwrap();
+    let feed = Feed::from_texts(&mut tok, &texts, &model.name, model.position_offset(), &io.inputs, Some(32)).unwrap();
     assert_eq!(feed.seq_len, 32);
     assert_eq!(feed.text.tokens_per_row, vec![32, 32]);
     assert_eq!(feed.text.truncated_rows, 2);

@@ -30,7 +30,7 @@ fn bound_buffers_with_copies_in_the_timer_agree_with_tract() {
     for (timing, label) in [("end-to-end", "end-to-end (bound-buffer copies)"), ("device-resident", "device-resident (bound buffers)")] {
         let (r, _) = run(&format!("pinned-{timing}"), &["--pinned-io", "--timing", timing]);
         assert!(r.complete);
-        let ort: Vec<_> = r.cells.iter().filter(|c| c.runtime == RuntimeId::OrtCpu).collect();
+        let ort: Vec<_> = r.cells.iter().filter(|c| c.runtime == RuntimeId::ORT_CPU).collect();
         assert_eq!(ort.len(), 12);
         for c in ort {
             assert_eq!(c.status, Status::Ok, "{c:?}");
@@ -39,8 +39,8 @@ fn bound_buffers_with_copies_in_the_timer_agree_with_tract() {
             assert!(a.within_tolerance && a.max_abs < 1e-4, "{a:?}");
         }
         // tract has no such mode: its cells keep the plain timer.
-        assert!(r.cells.iter().filter(|c| c.runtime == RuntimeId::TractCpu).all(|c| c.timer == "end-to-end"));
-        let g = r.groups.iter().find(|g| g.runtime == RuntimeId::OrtCpu).unwrap();
+        assert!(r.cells.iter().filter(|c| c.runtime == RuntimeId::TRACT_CPU).all(|c| c.timer == "end-to-end"));
+        let g = r.groups.iter().find(|g| g.runtime == RuntimeId::ORT_CPU).unwrap();
         let io = g.session.as_ref().unwrap().io.as_deref().unwrap();
         assert!(io.contains("bound to host buffers"), "{io}");
         assert!(r.timer.contains("buffer") && r.timer.contains("of their own") || r.timer.contains("its own buffer"), "{}", r.timer);
@@ -76,7 +76,7 @@ fn parallel_loads_load_every_session_before_any_cell_and_lose_nothing() {
     }
     assert!(wall.total_ms >= wall.setup_ms + loads + wall.groups_ms + wall.report_ms - 1.0, "{wall:?}");
     // Agreement still runs across the workers.
-    assert!(r.cells.iter().filter(|c| c.runtime == RuntimeId::OrtCpu).all(|c| c.agreement.as_ref().is_some_and(|a| a.within_tolerance)));
+    assert!(r.cells.iter().filter(|c| c.runtime == RuntimeId::ORT_CPU).all(|c| c.agreement.as_ref().is_some_and(|a| a.within_tolerance)));
 }
 
 #[test]

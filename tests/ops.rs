@@ -9,7 +9,8 @@ use tract_onnx::prelude::*;
 use xbench::ops::{self, OpCase};
 use xbench::results::{read_results, Status};
 use xbench::runtimes::RuntimeId;
-use xbench::scenario::{Plan, PlanOptions, ScenarioFile};
+use xbench::resolve::{resolve, ResolveOptions, ResolvedPlan};
+use xbench::scenario::{validate, Overrides, ScenarioFile};
 
 fn case(text: &str) -> OpCase {
     OpCase::parse(text).unwrap()
@@ -161,9 +162,15 @@ fn bad_shapes_are_rejected_naming_the_case_and_the_fix() {
     }
 }
 
-fn plan(yaml: &str) -> anyhow::Result<Plan> {
-    let f = ScenarioFile::parse(yaml, "ops.yaml")?;
-    Plan::new(&f, "ops.yaml", &PlanOptions { models_root: "models".into(), scenario_dir: ".".into(), runtimes_override: None })
+/// The plan of `file` (from `origin`, in `dir`), resolved with its graphs written to a temporary folder.
+fn resolved(f: &ScenarioFile, origin: &str, dir: &str) -> anyhow::Result<ResolvedPlan> {
+    let ops = tempfile::tempdir()?;
+    let p = validate(f, origin, dir.as_ref(), &Overrides::default())?;
+    resolve(p, &ResolveOptions { models_root: "models".into(), ops_dir: Some(ops.path().to_path_buf()) })
+}
+
+fn plan(yaml: &str) -> anyhow::Result<ResolvedPlan> {
+    resolved(&ScenarioFile::parse(yaml, "ops.yaml")?, "ops.yaml", ".")
 }
 
 const HEAD: &str = "name: o\nruntimes: [tract-cpu, ort-cpu]\niterations: 2\n";
@@ -172,11 +179,11 @@ const HEAD: &str = "name: o\nruntimes: [tract-cpu, ort-cpu]\niterations: 2\n";
 fn ops_scenarios_expand_to_one_cell_per_case_and_runtime() {
     let p = plan(&format!("{HEAD}ops: paper\n")).unwrap();
     assert_eq!(p.models.len(), 85);
-    assert_eq!(p.cells.len(), 170);
-    assert!(p.cells.iter().all(|c| c.chars == 0 && c.batch == 1 && ops::is_op(&c.model)));
+    assert_eq!(p.plan.cells.len(), 170);
+    assert!(p.plan.cells.iter().all(|c| c.chars == 0 && c.batch == 1 && ops::is_op(&c.model)));
     let names: Vec<String> = ops::paper_cases().iter().map(|c| c.case.name()).collect();
     assert_eq!(p.models.iter().map(|m| m.name.clone()).collect::<Vec<_>>(), names);
-    assert!(p.models.iter().all(|m| m.tokenizer.is_none() && m.meta.description.is_some()));
+    assert!(p.models.iter().all(|m| m.tokenizer().is_none() && m.meta().description.is_some()));
 
     let p = plan(&format!("{HEAD}ops:\n  - paper: MatMul\n  - {{op: softmax, dims: [64, 1000], axis: 1}}\n  - \"Sort dim=8x4\"\n  - {{op: Gather, dims: [[64, 256], [10]]}}\n")).unwrap();
     let names: Vec<&str> = p.models.iter().map(|m| m.name.as_str()).collect();
@@ -184,8 +191,8 @@ fn ops_scenarios_expand_to_one_cell_per_case_and_runtime() {
     assert_eq!(names[6..], ["op:Softmax dim=64x1000 axis=1", "op:Sort dim=8x4 axis=-1", "op:Gather dim=64x256 dim=10"]);
 
     let f = ScenarioFile::parse(&std::fs::read_to_string("scenarios/ops.yaml").unwrap(), "scenarios/ops.yaml").unwrap();
-    let p = Plan::new(&f, "scenarios/ops.yaml", &PlanOptions { models_root: "models".into(), scenario_dir: "scenarios".into(), runtimes_override: None }).unwrap();
-    assert_eq!((p.models.len(), p.runtimes.len(), p.iterations), (85, 4, 5));
+    let p = resolved(&f, "scenarios/ops.yaml", "scenarios").unwrap();
+    assert_eq!((p.models.len(), p.runtimes.len(), p.plan.settings.iterations), (85, 4, 5));
 }
 
 #[test]
@@ -235,21 +242,21 @@ fn a_small_ops_scenario_runs_end_to_end_on_both_cpu_runtimes_and_they_agree() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = read_results(&dir.join("out/results.json")).unwrap();
     assert_eq!(r.cells.len(), 9);
-    let coreml_usable = r.runtimes.iter().any(|a| a.runtime == RuntimeId::OrtCoreml && a.usable);
-    for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::OrtCoreml && !coreml_usable) {
+    let coreml_usable = r.runtimes.iter().any(|a| a.runtime == RuntimeId::ORT_COREML && a.usable);
+    for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::ORT_COREML && !coreml_usable) {
         assert_eq!(c.status, Status::Skipped, "an unusable runtime's cases are skipped with the reason: {c:?}");
         assert!(c.error.as_deref().is_some_and(|e| e.contains("CoreML")), "{c:?}");
     }
-    for c in r.cells.iter().filter(|c| c.runtime != RuntimeId::OrtCoreml) {
+    for c in r.cells.iter().filter(|c| c.runtime != RuntimeId::ORT_COREML) {
         assert_eq!(c.status, Status::Ok, "{c:?}");
         assert!(ops::is_op(&c.model) && c.chars == 0 && c.batch == 1);
         assert_eq!(c.samples_ms.len(), 3);
-        if c.runtime == RuntimeId::OrtCpu {
+        if c.runtime == RuntimeId::ORT_CPU {
             let a = c.agreement.as_ref().expect("ort cells are compared with tract");
             assert!(a.within_tolerance && a.outputs[0].compared > 0, "{}: {a:?}", c.model);
         }
     }
-    let sort = r.cells.iter().find(|c| c.model.starts_with("op:Sort") && c.runtime == RuntimeId::OrtCpu).unwrap();
+    let sort = r.cells.iter().find(|c| c.model.starts_with("op:Sort") && c.runtime == RuntimeId::ORT_CPU).unwrap();
     assert_eq!(sort.agreement.as_ref().unwrap().outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), ["y"], "Sort compares its values only");
     assert_eq!(std::fs::read_dir(dir.join("out/.ops")).unwrap().count(), 3);
     let md = std::fs::read_to_string(dir.join("out/report.md")).unwrap();

@@ -67,14 +67,14 @@ fn a_crashing_runtime_fails_its_group_and_the_run_finishes() {
     let r = read_results(&dir.join("out/results.json")).unwrap();
     assert!(r.complete);
     for c in &r.cells {
-        if c.runtime == RuntimeId::FakeCrash {
+        if c.runtime == RuntimeId::new("fake-crash") {
             assert_eq!(c.status, Status::Failed);
             assert!(c.error.as_deref().unwrap().contains("signal 6 (SIGABRT)"), "{:?}", c.error);
         } else {
             assert_eq!(c.status, Status::Ok, "{c:?}");
         }
     }
-    let g = r.groups.iter().find(|g| g.runtime == RuntimeId::FakeCrash).unwrap();
+    let g = r.groups.iter().find(|g| g.runtime == RuntimeId::new("fake-crash")).unwrap();
     assert_eq!(g.status, Status::Failed);
     std::fs::remove_dir_all(dir).unwrap();
 }

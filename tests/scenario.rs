@@ -1,8 +1,9 @@
 //! Scenario files: every bad case gets an error naming the key, the value and the fix; the
 //! plan's cell order is fixed.
 
-use xbench::runtimes::RuntimeId;
-use xbench::scenario::{Plan, PlanOptions, ScenarioFile};
+use xbench::resolve::{resolve, ResolveOptions, ResolvedPlan};
+use xbench::runtimes::{self, RuntimeId};
+use xbench::scenario::{validate, Overrides, ScenarioFile};
 
 const GOOD: &str = "
 name: t
@@ -14,13 +15,14 @@ iterations: 5
 warmup: 1
 ";
 
-fn opts() -> PlanOptions {
-    PlanOptions { models_root: "models".into(), scenario_dir: ".".into(), runtimes_override: None }
+/// Validates and resolves `f` (from `origin`), with the runtimes replaced when `runtimes` is given.
+fn resolved(f: &ScenarioFile, origin: &str, runtimes: Option<Vec<String>>) -> anyhow::Result<ResolvedPlan> {
+    let p = validate(f, origin, ".".as_ref(), &Overrides { runtimes })?;
+    resolve(p, &ResolveOptions { models_root: "models".into(), ops_dir: None })
 }
 
-fn plan(yaml: &str) -> anyhow::Result<Plan> {
-    let f = ScenarioFile::parse(yaml, "test.yaml")?;
-    Plan::new(&f, "test.yaml", &opts())
+fn plan(yaml: &str) -> anyhow::Result<ResolvedPlan> {
+    resolved(&ScenarioFile::parse(yaml, "test.yaml")?, "test.yaml", None)
 }
 
 /// The error for `yaml`, as printed (`{:#}` joins the context chain).
@@ -34,16 +36,16 @@ fn with(key: &str, value: &str) -> String {
 
 #[test]
 fn grid_order_is_model_runtime_chars_batch_as_listed() {
-    let p = plan(GOOD).unwrap();
+    let p = plan(GOOD).unwrap().plan;
     let order: Vec<(RuntimeId, usize, usize)> = p.cells.iter().map(|c| (c.runtime, c.chars, c.batch)).collect();
-    use RuntimeId::*;
+    let (tract, ort) = (RuntimeId::TRACT_CPU, RuntimeId::ORT_CPU);
     assert_eq!(
         order,
         vec![
-            (TractCpu, 50, 1), (TractCpu, 50, 4), (TractCpu, 50, 2),
-            (TractCpu, 200, 1), (TractCpu, 200, 4), (TractCpu, 200, 2),
-            (OrtCpu, 50, 1), (OrtCpu, 50, 4), (OrtCpu, 50, 2),
-            (OrtCpu, 200, 1), (OrtCpu, 200, 4), (OrtCpu, 200, 2),
+            (tract, 50, 1), (tract, 50, 4), (tract, 50, 2),
+            (tract, 200, 1), (tract, 200, 4), (tract, 200, 2),
+            (ort, 50, 1), (ort, 50, 4), (ort, 50, 2),
+            (ort, 200, 1), (ort, 200, 4), (ort, 200, 2),
         ]
     );
     assert!(p.cells.iter().enumerate().all(|(i, c)| c.index == i));
@@ -55,12 +57,9 @@ fn grid_order_is_model_runtime_chars_batch_as_listed() {
 #[test]
 fn runtimes_from_the_command_line_replace_the_files() {
     let f = ScenarioFile::parse(GOOD, "t").unwrap();
-    let mut o = opts();
-    o.runtimes_override = Some(vec!["ort-cpu".into()]);
-    let p = Plan::new(&f, "t", &o).unwrap();
-    assert_eq!(p.runtimes, vec![RuntimeId::OrtCpu]);
-    o.runtimes_override = Some(vec!["onnx".into()]);
-    let e = format!("{:#}", Plan::new(&f, "t", &o).unwrap_err());
+    let p = resolved(&f, "t", Some(vec!["ort-cpu".into()])).unwrap();
+    assert_eq!(p.plan.runtimes, vec![RuntimeId::ORT_CPU]);
+    let e = format!("{:#}", resolved(&f, "t", Some(vec!["onnx".into()])).unwrap_err());
     assert!(e.contains("`--runtimes[0]`") && e.contains("`onnx`") && e.contains("tract-cpu"), "{e}");
 }
 
@@ -156,7 +155,7 @@ fn the_committed_scenarios_are_valid() {
         let f = ScenarioFile::parse(&text, &path.display().to_string()).unwrap();
         // Models may not be exported on this machine; the file itself must parse and name known runtimes.
         for r in &f.runtimes {
-            r.parse::<RuntimeId>().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            runtimes::lookup(RuntimeId::new(r)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
     }
     assert_eq!(ScenarioFile::parse(xbench::scenario::EMBEDDED_DEFAULT, "embedded").unwrap().name, "quick");

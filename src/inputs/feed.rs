@@ -5,41 +5,11 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use ndarray::{ArrayD, IxDyn};
-use serde::{Deserialize, Serialize};
 use tokenizers::{PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-use crate::models::{IoInfo, ModelSpec};
-
-/// A tensor in host memory, in one of the element types xbench feeds.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HostTensor {
-    I64(ArrayD<i64>),
-    I32(ArrayD<i32>),
-    F32(ArrayD<f32>),
-}
-
-impl HostTensor {
-    pub fn shape(&self) -> &[usize] {
-        match self {
-            HostTensor::I64(a) => a.shape(),
-            HostTensor::I32(a) => a.shape(),
-            HostTensor::F32(a) => a.shape(),
-        }
-    }
-}
-
-/// Token counts of one batch, as recorded in results.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TextBatch {
-    /// Real (non-padding) tokens of each row, special tokens included.
-    pub tokens_per_row: Vec<usize>,
-    /// Sequence length after padding to the longest row.
-    pub padded_len: usize,
-    /// Rows cut at the model's maximum positions.
-    pub truncated_rows: usize,
-    /// Time spent tokenizing (never inside a timed region).
-    pub tokenize_ms: f64,
-}
+use crate::models::IoInfo;
+use crate::results::TextBatch;
+use crate::tensor::Tensor;
 
 /// Everything fed to a model for one cell.
 #[derive(Debug, Clone)]
@@ -47,7 +17,7 @@ pub struct Feed {
     pub batch: usize,
     pub seq_len: usize,
     /// Named input tensors, in the graph's input order.
-    pub tensors: Vec<(String, HostTensor)>,
+    pub tensors: Vec<(String, Tensor)>,
     /// Row-major [batch, seq_len] mask of real tokens (1) and padding (0).
     pub mask: Vec<u8>,
     pub text: TextBatch,
@@ -89,7 +59,8 @@ fn pad_token(tok: &Tokenizer) -> Option<(String, u32)> {
 impl Feed {
     /// Tokenizes `texts` (one row each) and builds the tensors `inputs` declare. The tokenizer's
     /// padding and truncation are set here (setting them is cheap; cloning a large vocabulary is not).
-    pub fn from_texts(tok: &mut Tokenizer, texts: &[String], model: &ModelSpec, inputs: &[IoInfo], max_positions: Option<usize>) -> Result<Feed> {
+    /// `model` names the model in errors; `position_offset` is its first position id.
+    pub fn from_texts(tok: &mut Tokenizer, texts: &[String], model: &str, position_offset: i64, inputs: &[IoInfo], max_positions: Option<usize>) -> Result<Feed> {
         let started = std::time::Instant::now();
         if let Some((pad_token, pad_id)) = pad_token(tok) {
             tok.with_padding(Some(PaddingParams {
@@ -107,7 +78,7 @@ impl Feed {
         tok.with_truncation(trunc).map_err(|e| anyhow::anyhow!("cannot set truncation: {e}"))?;
         let encodings = tok
             .encode_batch(texts.to_vec(), true)
-            .map_err(|e| anyhow::anyhow!("tokenizing failed for model `{}`: {e}", model.name))?;
+            .map_err(|e| anyhow::anyhow!("tokenizing failed for model `{}`: {e}", model))?;
         let tokenize_ms = started.elapsed().as_secs_f64() * 1e3;
 
         let batch = encodings.len();
@@ -115,7 +86,7 @@ impl Feed {
         if encodings.iter().any(|e| e.len() != seq_len) {
             bail!(
                 "model `{}`: its tokenizer has no padding token ([PAD] or <pad>), so rows of different lengths cannot be batched\n  fix: use batch size 1, or a tokenizer.json with a pad token",
-                model.name
+                model
             );
         }
         let truncated_rows = encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count();
@@ -128,7 +99,7 @@ impl Feed {
             types.extend(e.get_type_ids().iter().map(|&v| v as i64));
         }
         let tokens_per_row = encodings.iter().map(|e| e.get_attention_mask().iter().filter(|&&m| m == 1).count()).collect();
-        let offset = model.position_offset();
+        let offset = position_offset;
         let positions: Vec<i64> = (0..batch).flat_map(|_| (0..seq_len as i64).map(move |p| p + offset)).collect();
 
         let mut tensors = Vec::new();
@@ -140,12 +111,12 @@ impl Feed {
                 "position_ids" => &positions,
                 other => bail!(
                     "model `{}`: input `{other}` ({} {}) is not one xbench can fill from text (input_ids, attention_mask, token_type_ids, position_ids)\n  fix: export the model with those input names",
-                    model.name,
+                    model,
                     input.elem_type,
                     input.shape_string()
                 ),
             };
-            tensors.push((input.name.clone(), int_tensor(data, batch, seq_len, input, &model.name)?));
+            tensors.push((input.name.clone(), int_tensor(data, batch, seq_len, input, model)?));
         }
         Ok(Feed {
             batch,
@@ -162,7 +133,7 @@ impl Feed {
     }
 }
 
-fn int_tensor(data: &[i64], batch: usize, seq: usize, input: &IoInfo, model: &str) -> Result<HostTensor> {
+fn int_tensor(data: &[i64], batch: usize, seq: usize, input: &IoInfo, model: &str) -> Result<Tensor> {
     if let Some(dims) = &input.dims {
         if dims.len() != 2 {
             bail!("model `{model}`: input `{}` has shape {}, expected [batch, sequence]", input.name, input.shape_string());
@@ -181,9 +152,9 @@ fn int_tensor(data: &[i64], batch: usize, seq: usize, input: &IoInfo, model: &st
     }
     let shape = IxDyn(&[batch, seq]);
     Ok(match input.elem_type.as_str() {
-        "int64" => HostTensor::I64(ArrayD::from_shape_vec(shape, data.to_vec())?),
-        "int32" => HostTensor::I32(ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as i32).collect())?),
-        "float32" => HostTensor::F32(ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as f32).collect())?),
+        "int64" => Tensor::I64(ArrayD::from_shape_vec(shape, data.to_vec())?),
+        "int32" => Tensor::I32(ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as i32).collect())?),
+        "float32" => Tensor::F32(ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as f32).collect())?),
         other => bail!("model `{model}`: input `{}` has element type {other}; token inputs must be int64 or int32", input.name),
     })
 }

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use ndarray::{ArrayD, IxDyn};
 
-use super::{Feed, HostTensor, TextBatch};
+use super::Feed;
+use crate::results::TextBatch;
+use crate::tensor::Tensor;
 use crate::models::{Dim, IoInfo};
-use crate::onnx::builder::Rng;
+use crate::stats::Rng;
 
 /// Names of symbolic dims taken to mean the batch size or the sequence length.
 const BATCH_NAMES: &[&str] = &["batch", "batch_size", "batchsize", "n", "b", "N"];
@@ -65,9 +67,9 @@ impl Feed {
             let mut g = Rng::new(0x5EED_0000 + k as u64);
             let ix = IxDyn(&shape);
             let t = match input.elem_type.as_str() {
-                "float32" => HostTensor::F32(ArrayD::from_shape_vec(ix, (0..n).map(|_| g.next_f32_uniform() * 2.0 - 1.0).collect())?),
-                "int64" => HostTensor::I64(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next_u64() & 1) as i64).collect())?),
-                "int32" => HostTensor::I32(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next_u64() & 1) as i32).collect())?),
+                "float32" => Tensor::F32(ArrayD::from_shape_vec(ix, (0..n).map(|_| g.next_f32_uniform() * 2.0 - 1.0).collect())?),
+                "int64" => Tensor::I64(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next_u64() & 1) as i64).collect())?),
+                "int32" => Tensor::I32(ArrayD::from_shape_vec(ix, (0..n).map(|_| (g.next_u64() & 1) as i32).collect())?),
                 other => bail!(
                     "model `{model}`: input `{}` has element type {other}, which xbench cannot generate yet (float32, int64, int32)\n  fix: export the model with inputs of those types (cast inside the graph where needed)",
                     input.name
@@ -112,11 +114,11 @@ mod tests {
         assert_eq!(f1.tensors, f2.tensors);
         assert_eq!(f1.tensors[0].1.shape(), &[2, 3]);
         match &f1.tensors[1].1 {
-            HostTensor::I64(a) => assert!(a.iter().all(|&v| v == 0 || v == 1)),
+            Tensor::I64(a) => assert!(a.iter().all(|&v| v == 0 || v == 1)),
             _ => panic!("int64 expected"),
         }
         match &f1.tensors[0].1 {
-            HostTensor::F32(a) => assert!(a.iter().all(|v| (-1.0..1.0).contains(v))),
+            Tensor::F32(a) => assert!(a.iter().all(|v| (-1.0..1.0).contains(v))),
             _ => panic!("float32 expected"),
         }
         let bad = [input("s", "string", vec![Dim::Fixed(1)])];

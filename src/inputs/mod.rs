@@ -1,14 +1,12 @@
 //! Benchmark inputs, built outside any timed region: prose cut to exact lengths (`text`),
-//! tokenized with the model's own tokenizer and turned into the tensors its graph declares (`feed`).
+//! tokenized with the model's own tokenizer and turned into the tensors its graph declares
+//! (`feed`), or tensors generated for models that take no text (`generated`).
 
-
+mod feed;
 mod generated;
 mod text;
 
-pub mod feed;
-pub use feed::{load_tokenizer, Feed, HostTensor, TextBatch};
+pub use crate::scenario::texts::BUILTIN_TEXTS;
+pub use feed::{check_vocab, load_tokenizer, Feed};
 pub use generated::{concrete_shape, takes_tokens};
 pub use text::{load_text, passages};
-
-/// Prose shipped inside the binary, by name.
-pub const BUILTIN_TEXTS: &[(&str, &str)] = &[("botchan", include_str!("corpus/botchan.txt"))];

@@ -7,11 +7,7 @@ use crate::scenario::TextSource;
 /// The whole text of a source, checked to be usable prose.
 pub fn load_text(source: &TextSource) -> Result<String> {
     match source {
-        TextSource::Builtin(name) => super::BUILTIN_TEXTS
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t.to_string())
-            .with_context(|| format!("no built-in text `{name}`")),
+        TextSource::Builtin(name) => crate::scenario::texts::builtin(name).map(str::to_string).with_context(|| format!("no built-in text `{name}`")),
         TextSource::File(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read text file {}", path.display()))?;
             let text = String::from_utf8(bytes).map_err(|e| {

@@ -5,8 +5,7 @@
 use anyhow::{Context, Result};
 use tract_onnx::pb::ModelProto;
 
-use super::cases::OpCase;
-use super::family::Family;
+use crate::scenario::ops::{Family, OpCase, OP_PREFIX};
 use crate::onnx::builder::{attr_float, attr_int, attr_ints, attr_string, DataType, Dim, GraphBuilder, Rng};
 
 /// The opset every operation graph imports (ScatterND's `max` reduction needs 18).
@@ -158,11 +157,6 @@ pub fn row_indices(rng: &mut Rng, rows: i64, count: i64, distinct: bool) -> Vec<
     }
 }
 
-/// Whether `case` writes some row more than once without a reduction (its result is then undefined).
-pub fn has_undefined_writes(case: &OpCase) -> bool {
-    case.family == Family::Scatter && case.shapes.get(1).zip(case.shapes.first()).is_some_and(|(e, d)| e[0] > d[0])
-}
-
 fn count(shape: &[i64]) -> i64 {
     shape.iter().product()
 }
@@ -175,6 +169,15 @@ fn seed(case: &OpCase) -> u64 {
 /// Writes the graph of `case` to `path`.
 pub fn write(case: &OpCase, path: &std::path::Path) -> Result<()> {
     crate::onnx::builder::write(&build(case)?, path)
+}
+
+/// Writes the graph of `case` into `dir` under a file name made from the case, and returns its path.
+pub fn write_into(case: &OpCase, dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let slug: String = case.name()[OP_PREFIX.len()..].chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let path = dir.join(format!("{slug}.onnx"));
+    write(case, &path)?;
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -190,14 +193,14 @@ mod tests {
         assert_eq!(sorted, (0..64).collect::<Vec<_>>());
         let idx = row_indices(&mut rng, 16, 1000, true);
         assert!(idx.iter().all(|&i| (0..16).contains(&i)));
-        assert!(has_undefined_writes(&OpCase::parse("Scatter dim=64x16 dim=1000").unwrap()));
-        assert!(!has_undefined_writes(&OpCase::parse("Scatter dim=1024x32 dim=1000").unwrap()));
-        assert!(!has_undefined_writes(&OpCase::parse("ScatterSum dim=64x16 dim=1000").unwrap()));
+        assert!(OpCase::parse("Scatter dim=64x16 dim=1000").unwrap().has_undefined_writes());
+        assert!(!OpCase::parse("Scatter dim=1024x32 dim=1000").unwrap().has_undefined_writes());
+        assert!(!OpCase::parse("ScatterSum dim=64x16 dim=1000").unwrap().has_undefined_writes());
     }
 
     #[test]
     fn every_paper_case_builds_with_fixed_input_dims() {
-        for p in super::super::cases::paper_cases() {
+        for p in crate::scenario::ops::paper_cases() {
             let m = build(&p.case).unwrap_or_else(|e| panic!("{e:#}"));
             let graph = m.graph.as_ref().unwrap();
             assert_eq!(graph.output.len(), 1, "{}", p.case.name());

@@ -3,7 +3,7 @@
 //! and averages over that grid that refuse partial data.
 
 use crate::results::{CellRecord, RunResults, Status};
-use crate::runtimes::RuntimeId;
+use crate::scenario::RuntimeId;
 
 /// A results file and the name its machine goes by in the report.
 pub struct Source<'a> {
@@ -107,7 +107,7 @@ impl<'a> Merged<'a> {
                 push_new(&mut runtimes, c.runtime);
                 push_new(&mut m.models, c.model.clone());
                 // Operation cells (chars 0, batch 1) are not points of the models' length and batch axes.
-                if !crate::ops::is_op(&c.model) {
+                if !crate::scenario::ops::is_op(&c.model) {
                     push_new(&mut m.chars, c.chars);
                     push_new(&mut m.batches, c.batch);
                 }
@@ -123,7 +123,7 @@ impl<'a> Merged<'a> {
 
     /// The models that are not operation cases (those have their own tables and figure 1).
     pub fn model_names(&self) -> Vec<String> {
-        self.models.iter().filter(|x| !crate::ops::is_op(x)).cloned().collect()
+        self.models.iter().filter(|x| !crate::scenario::ops::is_op(x)).cloned().collect()
     }
 
     pub fn multi(&self) -> bool {
@@ -191,7 +191,7 @@ mod tests {
 
     fn results(cells: &[(&str, RuntimeId, usize, usize, Option<f64>)]) -> RunResults {
         let text = include_str!("../../tests/data/machine-a.json");
-        let mut r: RunResults = serde_json::from_str(text).unwrap();
+        let mut r = crate::results::parse_results(text, "machine-a.json").unwrap();
         let template = r.cells[0].clone();
         r.cells = cells
             .iter()
@@ -220,12 +220,12 @@ mod tests {
 
     #[test]
     fn averages_refuse_partial_data_and_average_ci_bounds() {
-        use RuntimeId::*;
+        let (tract, ort) = (RuntimeId::TRACT_CPU, RuntimeId::ORT_CPU);
         let r = results(&[
-            ("m", TractCpu, 50, 1, Some(10.0)),
-            ("m", TractCpu, 100, 1, Some(20.0)),
-            ("m", OrtCpu, 50, 1, Some(4.0)),
-            ("m", OrtCpu, 100, 1, None),
+            ("m", tract, 50, 1, Some(10.0)),
+            ("m", tract, 100, 1, Some(20.0)),
+            ("m", ort, 50, 1, Some(4.0)),
+            ("m", ort, 100, 1, None),
         ]);
         let m = Merged::new(vec![Source { label: "a".into(), results: &r }]);
         assert_eq!(m.series.iter().map(|s| s.label.as_str()).collect::<Vec<_>>(), ["tract-cpu", "ort-cpu"]);
@@ -237,9 +237,9 @@ mod tests {
 
     #[test]
     fn a_cell_missing_on_one_machine_makes_its_average_partial() {
-        use RuntimeId::*;
-        let a = results(&[("m", OrtCpu, 50, 1, Some(1.0)), ("m", OrtCpu, 100, 1, Some(3.0))]);
-        let b = results(&[("m", OrtCpu, 50, 1, Some(2.0))]);
+        let ort = RuntimeId::ORT_CPU;
+        let a = results(&[("m", ort, 50, 1, Some(1.0)), ("m", ort, 100, 1, Some(3.0))]);
+        let b = results(&[("m", ort, 50, 1, Some(2.0))]);
         let m = Merged::new(vec![Source { label: "a".into(), results: &a }, Source { label: "b".into(), results: &b }]);
         assert_eq!(m.series[1].label, "b · ort-cpu");
         assert_eq!(m.coverage(0, |_, _, _| true).estimate().unwrap().mean_ms, 2.0);

@@ -14,42 +14,6 @@ pub enum Block {
     Figure { png: String, alt: String, svg: String, caption: String },
 }
 
-/// Blocks from simple Markdown as xbench writes it: `## ` headings, `|` tables (head, rule, rows),
-/// `- ` bullet lines, and paragraphs.
-pub fn blocks_from_markdown(md: &str) -> Vec<Block> {
-    let cells = |l: &str| l.trim().trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect::<Vec<_>>();
-    let mut out = Vec::new();
-    let mut lines = md.lines().peekable();
-    while let Some(line) = lines.next() {
-        let t = line.trim();
-        if t.is_empty() {
-            continue;
-        } else if let Some(h) = t.strip_prefix("## ") {
-            out.push(Block::Heading(h.to_string()));
-        } else if t.starts_with('|') {
-            let head = cells(t);
-            let mut rows = Vec::new();
-            while let Some(next) = lines.peek().map(|l| l.trim()).filter(|l| l.starts_with('|')) {
-                if !next.contains("---") {
-                    rows.push(cells(next));
-                }
-                lines.next();
-            }
-            out.push(Block::Table { head, rows });
-        } else if t.starts_with("- ") {
-            let mut items = vec![t[2..].to_string()];
-            while let Some(next) = lines.peek().map(|l| l.trim()).filter(|l| l.starts_with("- ")) {
-                items.push(next[2..].to_string());
-                lines.next();
-            }
-            out.push(Block::Bullets(items));
-        } else {
-            out.push(Block::Para(t.to_string()));
-        }
-    }
-    out
-}
-
 fn md_row(out: &mut String, cols: &[String]) {
     let _ = writeln!(out, "| {} |", cols.join(" | "));
 }

@@ -27,11 +27,5 @@ pub fn markdown(r: &RunResults) -> String {
 
 /// The operation tables (paper appendices A and B) of each source that has operation cells.
 fn ops_blocks(m: &data::Merged) -> Vec<doc::Block> {
-    let mut blocks = Vec::new();
-    for s in &m.sources {
-        let mut md = String::new();
-        ops::markdown(s.results, &mut md);
-        blocks.extend(doc::blocks_from_markdown(&md));
-    }
-    blocks
+    m.sources.iter().flat_map(|s| ops::blocks(s.results)).collect()
 }

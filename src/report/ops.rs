@@ -1,12 +1,11 @@
 //! Tables of the operation benchmark, laid out like the paper's appendices A (every case) and B
 //! (averaged per operation), with the paper's published times beside xbench's; from results alone.
 
-use std::fmt::Write;
-
+use super::doc::Block;
 use super::speedup;
-use crate::ops::{self, Family, OpCase, PAPER_COLUMNS};
 use crate::results::{CellRecord, RunResults, Status};
-use crate::runtimes::RuntimeId;
+use crate::scenario::ops::{self, Family, OpCase, PAPER_COLUMNS};
+use crate::scenario::RuntimeId;
 
 /// A latency in ms with precision to match its size (the smallest operations take microseconds).
 /// Mean of the cells' means; `None` when any of them failed, was skipped or is missing.
@@ -48,13 +47,13 @@ fn mean_ms(c: Option<&CellRecord>) -> Option<f64> {
     c.filter(|c| c.status == Status::Ok).and_then(|c| c.summary.as_ref()).map(|s| s.mean_ms)
 }
 
-fn header(out: &mut String, label: &str, rts: &[RuntimeId], extra: &[&str]) {
+/// Column headings: the row label, one per runtime, speedups over the first, then `extra`.
+fn head(label: &str, rts: &[RuntimeId], extra: &[&str]) -> Vec<String> {
     let mut cols = vec![label.to_string()];
     cols.extend(rts.iter().map(|r| format!("{r} (ms)")));
     cols.extend(rts.iter().skip(1).map(|r| format!("{r} vs {}", rts[0])));
     cols.extend(extra.iter().map(|s| s.to_string()));
-    let _ = writeln!(out, "| {} |", cols.join(" | "));
-    let _ = writeln!(out, "|{}|", cols.iter().map(|_| " --- ").collect::<Vec<_>>().join("|"));
+    cols
 }
 
 fn speedups(means: &[Option<f64>]) -> Vec<String> {
@@ -69,11 +68,11 @@ fn published_text(p: Option<[f64; 4]>) -> String {
     p.map(|v| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" · ")).unwrap_or_else(|| "—".into())
 }
 
-/// Appends the operation tables when the run holds operation cases; otherwise appends nothing.
-pub(super) fn markdown(r: &RunResults, out: &mut String) {
+/// The operation tables when the run holds operation cases; nothing otherwise.
+pub(super) fn blocks(r: &RunResults) -> Vec<Block> {
     let cells: Vec<&CellRecord> = r.cells.iter().filter(|c| ops::is_op(&c.model)).collect();
     if cells.is_empty() {
-        return;
+        return Vec::new();
     }
     let mut names: Vec<&str> = Vec::new();
     let mut rts: Vec<RuntimeId> = Vec::new();
@@ -88,35 +87,30 @@ pub(super) fn markdown(r: &RunResults, out: &mut String) {
     let cases: Vec<(&str, Option<OpCase>)> = names.iter().map(|n| (*n, OpCase::parse(n).ok())).collect();
     let find = |name: &str, rt: RuntimeId| cells.iter().copied().find(|c| c.model == name && c.runtime == rt);
     let paper_head = format!("paper (ms): {}", PAPER_COLUMNS.join(" · "));
-
-    let _ = writeln!(out, "## Operations, every case (paper appendix A)\n");
-    let _ = writeln!(
-        out,
-        "Mean latency of one single-operation ONNX graph, end to end, with its 95% confidence interval; `A vs B` = mean(B) / mean(A) − 1. The paper's published times are shown for scale only: other hardware, other frameworks, and timers that did not always wait for the work (see the notes below the tables).\n"
-    );
-    header(out, "operation / shapes", &rts, &[&paper_head]);
+    let mut out = vec![
+        Block::Heading("Operations, every case (paper appendix A)".into()),
+        Block::Para("Mean latency of one single-operation ONNX graph, end to end, with its 95% confidence interval; `A vs B` = mean(B) / mean(A) − 1. The paper's published times are shown for scale only: other hardware, other frameworks, and timers that did not always wait for the work (see the notes below the tables).".into()),
+    ];
+    let mut rows = Vec::new();
     for (name, case) in &cases {
         let row: Vec<Option<&CellRecord>> = rts.iter().map(|rt| find(name, *rt)).collect();
         let mut cols = vec![name.trim_start_matches(ops::OP_PREFIX).to_string()];
         cols.extend(row.iter().map(|c| cell_text(*c)));
         cols.extend(speedups(&row.iter().map(|c| mean_ms(*c)).collect::<Vec<_>>()));
         cols.push(published_text(case.as_ref().and_then(ops::published)));
-        let _ = writeln!(out, "| {} |", cols.join(" | "));
+        rows.push(cols);
     }
-    out.push('\n');
+    out.push(Block::Table { head: head("operation / shapes", &rts, &[&paper_head]), rows });
 
-    let _ = writeln!(out, "## Operations, averaged per operation (paper appendix B)\n");
-    let _ = writeln!(out, "Means of the case means above; — where a case of the operation failed or was skipped on that runtime. The paper's column averages the same cases.\n");
-    header(out, "operation", &rts, &["cases", &paper_head]);
+    out.push(Block::Heading("Operations, averaged per operation (paper appendix B)".into()));
+    out.push(Block::Para("Means of the case means above; — where a case of the operation failed or was skipped on that runtime. The paper's column averages the same cases.".into()));
     let mut families: Vec<Family> = cases.iter().filter_map(|(_, c)| c.as_ref().map(|c| c.family)).collect();
     families.sort();
     families.dedup();
+    let mut rows = Vec::new();
     for f in &families {
         let members: Vec<&(&str, Option<OpCase>)> = cases.iter().filter(|(_, c)| c.as_ref().is_some_and(|c| c.family == *f)).collect();
-        let means: Vec<Option<f64>> = rts
-            .iter()
-            .map(|rt| mean_of(&members.iter().filter_map(|(n, _)| find(n, *rt)).collect::<Vec<_>>()))
-            .collect();
+        let means: Vec<Option<f64>> = rts.iter().map(|rt| mean_of(&members.iter().filter_map(|(n, _)| find(n, *rt)).collect::<Vec<_>>())).collect();
         let published: Vec<[f64; 4]> = members.iter().filter_map(|(_, c)| c.as_ref().and_then(ops::published)).collect();
         let paper_mean = (published.len() == members.len()).then(|| {
             let mut m = [0.0; 4];
@@ -132,34 +126,26 @@ pub(super) fn markdown(r: &RunResults, out: &mut String) {
         cols.extend(speedups(&means));
         cols.push(members.len().to_string());
         cols.push(published_text(paper_mean));
-        let _ = writeln!(out, "| {} |", cols.join(" | "));
+        rows.push(cols);
     }
-    out.push('\n');
+    out.push(Block::Table { head: head("operation", &rts, &["cases", &paper_head]), rows });
 
-    let _ = writeln!(out, "## How each operation is built\n");
-    let _ = writeln!(out, "Single-operation graphs at opset {}; float data tensors are graph inputs (generated uniform in [−1, 1) with a fixed seed, the same on every runtime, and timed as host inputs); weights and indices are initializers.\n", ops::OPSET);
-    let _ = writeln!(out, "| operation | ONNX graph | shapes read as |\n| --- | --- | --- |");
-    for f in &families {
-        let _ = writeln!(out, "| {} | {} | {} |", f.name(), f.graph(), f.reading());
-    }
-    out.push('\n');
+    out.push(Block::Heading("How each operation is built".into()));
+    out.push(Block::Para(format!("Single-operation graphs at opset {}; float data tensors are graph inputs (generated uniform in [−1, 1) with a fixed seed, the same on every runtime, and timed as host inputs); weights and indices are initializers.", crate::ops::OPSET)));
+    let rows = families.iter().map(|f| vec![f.name().to_string(), f.graph().to_string(), f.reading().to_string()]).collect();
+    out.push(Block::Table { head: vec!["operation".into(), "ONNX graph".into(), "shapes read as".into()], rows });
     let notes: Vec<String> = cases
         .iter()
         .flat_map(|(name, case)| rts.iter().filter_map(move |rt| Some((name, case.as_ref()?, find(name, *rt)?))))
         .filter(|(_, _, c)| c.agreement.as_ref().is_some_and(|a| !a.within_tolerance))
-        .map(|(name, case, c)| format!("- `{}` on {}: {}", name.trim_start_matches(ops::OP_PREFIX), c.runtime, why_disagree(case, c.runtime)))
+        .map(|(name, case, c)| format!("`{}` on {}: {}", name.trim_start_matches(ops::OP_PREFIX), c.runtime, why_disagree(case, c.runtime)))
         .collect();
     if !notes.is_empty() {
-        let _ = writeln!(out, "Cases marked ✗, and the likely cause:\n");
-        for n in &notes {
-            let _ = writeln!(out, "{n}");
-        }
-        out.push('\n');
+        out.push(Block::Para("Cases marked ✗, and the likely cause:".into()));
+        out.push(Block::Bullets(notes));
     }
-    let _ = writeln!(
-        out,
-        "On the published columns: in the benchmark code the paper used (mlx-benchmark), torch waits for the CUDA GPU in some operations only, and for ScatterSum and ScatterMax torch reduced one column while MLX timed an unchanged array (see their rows above).\n"
-    );
+    out.push(Block::Para("On the published columns: in the benchmark code the paper used (mlx-benchmark), torch waits for the CUDA GPU in some operations only, and for ScatterSum and ScatterMax torch reduced one column while MLX timed an unchanged array (see their rows above).".into()));
+    out
 }
 
 /// The likely cause of a disagreement, from what the case computes.
@@ -169,9 +155,9 @@ fn why_disagree(case: &OpCase, runtime: RuntimeId) -> &'static str {
         Family::Linear => case.shapes[1][0],
         _ => 0,
     };
-    if ops::has_undefined_writes(case) {
+    if case.has_undefined_writes() {
         "more rows are written than the data holds, without a reduction, so some row is written twice and ONNX leaves which write wins undefined; a difference says the runtimes picked different writes."
-    } else if matches!(case.family, Family::ScatterSum | Family::ScatterMax) && runtime.is_ort() {
+    } else if matches!(case.family, Family::ScatterSum | Family::ScatterMax) && runtime.as_str().starts_with("ort-") {
         "rows repeat among the indices, and ONNX Runtime's CPU ScatterND applies updates from several threads without synchronisation, so updates to one row can be lost (onnxruntime issue #18048); with `threads: 1` it computes the defined result."
     } else if inner >= 100_000 {
         "each output sums a very long product in fp32; the runtimes add in different orders, and the rounding difference exceeds the elementwise tolerance on outputs near zero."

@@ -1,12 +1,10 @@
-//! The paper's published model latencies (appendix C, embedded from `paper/model-latency.tsv`)
+//! The paper's published model latencies (appendix C, `crate::paper`)
 //! and their matching to measured cells, as extra series labelled as published.
 
 use super::data::{Key, PublishedCell, Series, SeriesKind};
 
 /// Every published series label starts with this.
 pub const PUBLISHED_PREFIX: &str = "paper: ";
-
-const MODEL_LATENCY_TSV: &str = include_str!("paper/model-latency.tsv");
 
 /// One row of the paper's appendix C.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,31 +19,12 @@ pub fn series_label(device: &str, backend: &str) -> String {
     format!("{PUBLISHED_PREFIX}{device} {backend} (published)")
 }
 
-/// Parses the embedded table (header line first; columns device, backend, model, input_chars, batch, mean_ms).
+/// The embedded table's rows (`crate::paper`).
 pub fn rows() -> Vec<PublishedRow> {
-    parse(MODEL_LATENCY_TSV).expect("the embedded paper/model-latency.tsv is well formed (checked by a test)")
-}
-
-fn parse(text: &str) -> Result<Vec<PublishedRow>, String> {
-    let mut out = vec![];
-    for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.split('\t').collect();
-        let bad = || format!("line {}: `{line}` is not device, backend, model, input_chars, batch, mean_ms", i + 1);
-        if f.len() != 6 {
-            return Err(bad());
-        }
-        out.push(PublishedRow {
-            device: f[0].to_string(),
-            backend: f[1].to_string(),
-            cell: PublishedCell {
-                model: f[2].to_string(),
-                chars: f[3].parse().map_err(|_| bad())?,
-                batch: f[4].parse().map_err(|_| bad())?,
-                mean_ms: f[5].parse().map_err(|_| bad())?,
-            },
-        });
-    }
-    Ok(out)
+    crate::paper::model_latency_rows()
+        .into_iter()
+        .map(|r| PublishedRow { device: r.device, backend: r.backend, cell: PublishedCell { model: r.model, chars: r.input_chars, batch: r.batch, mean_ms: r.mean_ms } })
+        .collect()
 }
 
 /// Published series restricted to the cells of `grid` (model name, length and batch size all equal),
@@ -125,7 +104,7 @@ mod tests {
 
     #[test]
     fn malformed_rows_are_refused_with_their_line() {
-        let e = parse("h\nnvidia\ttorch\tbert\tfifty\t1\t2.0\n").unwrap_err();
-        assert!(e.starts_with("line 2:"), "{e}");
+        let e = crate::paper::parse_tsv::<crate::paper::ModelLatencyRow>("device\tbackend\tmodel\tinput_chars\tbatch\tmean_ms\nnvidia\ttorch\tbert\tfifty\t1\t2.0\n", "t.tsv").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
     }
 }

@@ -4,7 +4,7 @@
 use super::data::Merged;
 use super::doc::Block;
 use crate::results::{CellRecord, RunResults, SiblingAgreement};
-use crate::runtimes::RuntimeId;
+use crate::scenario::RuntimeId;
 
 /// Whether any of the runs has a model with a sibling.
 pub fn any(m: &Merged) -> bool {

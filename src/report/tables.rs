@@ -3,7 +3,7 @@
 
 use super::data::{Merged, Value};
 use super::doc::Block;
-use crate::results::{CellRecord, Status};
+use crate::results::{CellRecord, FlagKind, Status};
 
 /// Mean latency of a measured cell as shown in tables, with its marks.
 fn cell_text(c: Option<&CellRecord>) -> String {
@@ -14,9 +14,9 @@ fn cell_text(c: Option<&CellRecord>) -> String {
             if c.agreement.as_ref().is_some_and(|a| !a.within_tolerance) || c.sibling_agreement.as_ref().is_some_and(|a| a.disagrees()) {
                 t.push_str(" ✗");
             }
-            if c.flags.iter().any(|f| f.starts_with(crate::verdict::SUSPICIOUS)) {
+            if c.has_flag(FlagKind::Suspicious) {
                 t.push_str(" ?");
-            } else if c.flags.iter().any(|f| !f.starts_with("outputs differ")) {
+            } else if c.flags.iter().any(|f| !f.kind.is_disagreement()) {
                 t.push_str(" ⚠");
             }
             t
@@ -175,12 +175,12 @@ fn warning_blocks(m: &Merged) -> Vec<Block> {
     for s in &m.sources {
         let prefix = if m.multi() { format!("{}: ", s.label) } else { String::new() };
         let r = s.results;
-        for g in r.groups.iter().filter(|g| g.status == Status::Skipped && !crate::ops::is_op(&g.model)) {
+        for g in r.groups.iter().filter(|g| g.status == Status::Skipped && !crate::scenario::ops::is_op(&g.model)) {
             notes.push(format!("{prefix}{} on {}: skipped — {}", g.model, g.runtime, g.error.as_deref().unwrap_or("").replace('\n', " ")));
         }
         // Operation cases skipped on a runtime: one line per runtime, not one per case.
         for av in &r.runtimes {
-            let skipped: Vec<_> = r.groups.iter().filter(|g| g.runtime == av.runtime && g.status == Status::Skipped && crate::ops::is_op(&g.model)).collect();
+            let skipped: Vec<_> = r.groups.iter().filter(|g| g.runtime == av.runtime && g.status == Status::Skipped && crate::scenario::ops::is_op(&g.model)).collect();
             if let Some(g) = skipped.first() {
                 notes.push(format!("{prefix}{} operation cases on {}: skipped — {}", skipped.len(), g.runtime, g.error.as_deref().unwrap_or("").replace('\n', " ")));
             }
@@ -193,13 +193,13 @@ fn warning_blocks(m: &Merged) -> Vec<Block> {
     for s in &m.sources {
         let prefix = if m.multi() { format!("{}: ", s.label) } else { String::new() };
         for c in s.results.cells.iter().filter(|c| !c.flags.is_empty() || c.status == Status::Failed) {
-            let mut items = c.flags.clone();
+            let mut items: Vec<String> = c.flags.iter().map(|f| f.to_string()).collect();
             if let Some(e) = &c.error {
                 if c.status == Status::Failed {
                     items.push(format!("failed: {}", e.replace('\n', " ")));
                 }
             }
-            if crate::ops::is_op(&c.model) {
+            if crate::scenario::ops::is_op(&c.model) {
                 notes.push(format!("{prefix}{} / {}: {}", c.model, c.runtime, items.join("; ")));
             } else {
                 notes.push(format!("{prefix}{} / {} / {} chars / batch {}: {}", c.model, c.runtime, c.chars, c.batch, items.join("; ")));

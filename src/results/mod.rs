@@ -1,24 +1,46 @@
-//! The serializable record of a run, written after every cell, and its JSON and CSV files.
+//! The serializable record of a run — what ran, on what, with which inputs and outputs, and how it
+//! was judged — written after every cell (`store`), with its JSON and CSV files (`files`), the
+//! outputs saved for comparisons (`outputs`), and typed flags (`flags`). Reports, comparisons and
+//! resumed runs read nothing else.
 
 mod agreement;
-mod write;
+mod compat;
+mod files;
+mod flags;
+mod machine;
+mod outputs;
+mod runtime;
+mod store;
 
 use serde::{Deserialize, Serialize};
 
-pub use agreement::{
-    compare_outputs, feed_difference, missing_sibling_note, read_outputs, read_saved, save_outputs, write_outputs, Agreement, OutputDiff, SavedOutputs, SiblingAgreement,
-    Tolerance, Tolerances,
-};
-pub use write::{read_results, write_csv, write_json};
+pub use agreement::{missing_sibling_note, Agreement, OutputDiff, SiblingAgreement};
+pub use files::{parse_results, read_results, write_atomic, write_csv, write_json};
+pub use flags::{Flag, FlagKind};
+pub use machine::{GpuInfo, Machine};
+pub use outputs::SavedOutputs;
+pub use runtime::{Availability, DeviceClass, SessionInfo};
+pub use store::{ResultsStore, RunEvent};
 
-use crate::inputs::TextBatch;
-use crate::machine::Machine;
-use crate::runtimes::{Availability, RuntimeId, SessionInfo};
-use crate::scenario::ScenarioFile;
+pub use crate::scenario::{Tolerance, Tolerances};
+use crate::scenario::{RuntimeId, ScenarioFile};
 use crate::stats::Summary;
 
-/// Version of the results format; readers refuse newer ones.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the results format written; version 1 files are read too (their flags are typed on reading).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Token counts of one batch, as recorded in results.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TextBatch {
+    /// Real (non-padding) tokens of each row, special tokens included.
+    pub tokens_per_row: Vec<usize>,
+    /// Sequence length after padding to the longest row.
+    pub padded_len: usize,
+    /// Rows cut at the model's maximum positions.
+    pub truncated_rows: usize,
+    /// Time spent tokenizing (never inside a timed region).
+    pub tokenize_ms: f64,
+}
 
 /// What the timer of every cell covers.
 pub const TIMER_END_TO_END: &str =
@@ -124,8 +146,8 @@ pub struct CellRecord {
     /// Outputs compared with the same cell of the model's sibling (`compare_with`): fp16 against fp32.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sibling_agreement: Option<SiblingAgreement>,
-    /// Warnings about this cell (too short for the timer, disagreement, …).
-    pub flags: Vec<String>,
+    /// Warnings about this cell (too short for the timer, disagreement, …), typed.
+    pub flags: Vec<Flag>,
     /// What the timer covered: `end-to-end` or `device-resident`.
     #[serde(default = "default_timer")]
     pub timer: String,
@@ -185,7 +207,7 @@ pub struct RunResults {
     pub cells: Vec<CellRecord>,
     /// The GPU used, when a CUDA runtime ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gpu: Option<crate::gpu::GpuInfo>,
+    pub gpu: Option<GpuInfo>,
     /// When an interrupted run was resumed (`--resume`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed_at: Vec<String>,
@@ -205,35 +227,42 @@ impl RunResults {
     }
 }
 
-/// Current UTC time as RFC 3339 (seconds).
+/// Current UTC time as RFC 3339 (seconds), e.g. `2026-11-28T08:00:00Z`.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    rfc3339(secs)
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-/// Seconds since the Unix epoch → `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
+impl CellRecord {
+    /// A record of `cell` with nothing measured yet.
+    pub fn empty(cell: &crate::scenario::Cell, warmup: usize, iterations: usize, status: Status, error: Option<String>) -> CellRecord {
+        CellRecord {
+            index: cell.index,
+            model: cell.model.clone(),
+            runtime: cell.runtime,
+            chars: cell.chars,
+            batch: cell.batch,
+            status,
+            error,
+            tokens: None,
+            warmup,
+            iterations,
+            prepare_ms: None,
+            timer_resolution_ms: None,
+            samples_ms: Vec::new(),
+            summary: None,
+            agreement: None,
+            sibling_agreement: None,
+            flags: Vec::new(),
+            timer: "end-to-end".into(),
+            gpu_memory_mib: None,
+            energy_mj_per_inference: None,
+            warmup_ms: None,
+            wall_ms: None,
+        }
+    }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_known_dates() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::rfc3339(1_795_219_200 + 3661), "2026-11-21T01:01:01Z");
+    /// Whether the cell carries a flag of `kind`.
+    pub fn has_flag(&self, kind: FlagKind) -> bool {
+        self.flags.iter().any(|f| f.kind == kind)
     }
 }

@@ -14,7 +14,7 @@ pub fn install() {
     ONCE.call_once(|| {
         let _ = ctrlc::set_handler(|| {
             if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
-                eprintln!("\nxbench: stopping after the current cell (press Ctrl-C again to stop at once)");
+                tracing::warn!("stopping after the current cell (press Ctrl-C again to stop at once)");
             } else {
                 let pid = CHILD.load(Ordering::SeqCst);
                 if pid > 0 {
@@ -23,7 +23,7 @@ pub fn install() {
                         libc::kill(pid, libc::SIGKILL);
                     }
                 }
-                eprintln!("\nxbench: stopped at once; finished cells are in the results file");
+                tracing::warn!("stopped at once; finished cells are in the results file");
                 std::process::exit(130);
             }
         });

@@ -1,5 +1,5 @@
 //! Test doubles: runtimes that misbehave on purpose, so that every guard can be shown to catch
-//! its failure. Only accepted when `XBENCH_FAKE_RUNTIMES=1` is set.
+//! its failure. Registered only when `XBENCH_FAKE_RUNTIMES=1` is set.
 //!
 //! - `fake-exact`: outputs computed from the token ids; latency grows with batch × length.
 //! - `fake-wrong`: like `fake-exact`, but its outputs are off by 0.5.
@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use ndarray::{ArrayD, IxDyn};
 
-use super::{Availability, Output, RuntimeId, Session, SessionInfo};
-use crate::inputs::{Feed, HostTensor};
+use super::{Availability, DeviceClass, Output, Runtime, RuntimeId, RuntimeOptions, Session, SessionInfo};
+use crate::inputs::Feed;
+use crate::tensor::Tensor;
 
 /// The environment variable that enables the test doubles.
 pub const ENABLE_VAR: &str = "XBENCH_FAKE_RUNTIMES";
@@ -21,19 +22,35 @@ pub fn enabled() -> bool {
     std::env::var(ENABLE_VAR).is_ok_and(|v| v == "1")
 }
 
-pub fn check(id: RuntimeId) -> Availability {
-    Availability { runtime: id, usable: true, version: Some("test".into()), detail: "test double".into() }
+/// How a test double misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    Exact,
+    Wrong,
+    Flat,
+    Crash,
 }
 
-pub struct FakeSession {
-    id: RuntimeId,
-    last: Vec<Output>,
-}
+/// A test double.
+pub struct Fake(pub Behaviour);
 
-impl FakeSession {
-    pub fn new(id: RuntimeId) -> FakeSession {
-        FakeSession { id, last: Vec::new() }
+impl Runtime for Fake {
+    fn check(&self, id: RuntimeId, _opts: &RuntimeOptions) -> Availability {
+        Availability { runtime: id, usable: true, version: Some("test".into()), detail: "test double".into(), device: None }
     }
+
+    fn load(&self, _onnx: &std::path::Path, _opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
+        Ok(Box::new(FakeSession { behaviour: self.0, last: Vec::new() }))
+    }
+
+    fn device(&self) -> DeviceClass {
+        DeviceClass::Cpu
+    }
+}
+
+struct FakeSession {
+    behaviour: Behaviour,
+    last: Vec<Output>,
 }
 
 fn spin(d: Duration) {
@@ -46,18 +63,18 @@ fn spin(d: Duration) {
 impl Session for FakeSession {
     fn run(&mut self, feed: &Feed) -> Result<()> {
         let (b, l) = (feed.batch, feed.seq_len);
-        match self.id {
-            RuntimeId::FakeCrash => std::process::abort(),
-            RuntimeId::FakeFlat => spin(Duration::from_micros(300)),
+        match self.behaviour {
+            Behaviour::Crash => std::process::abort(),
+            Behaviour::Flat => spin(Duration::from_micros(300)),
             _ => spin(Duration::from_micros(20 + 2 * (b * l) as u64)),
         }
         let ids: Vec<f32> = match feed.tensors.first().map(|(_, t)| t) {
-            Some(HostTensor::I64(a)) => a.iter().map(|&v| v as f32).collect(),
-            Some(HostTensor::I32(a)) => a.iter().map(|&v| v as f32).collect(),
-            Some(HostTensor::F32(a)) => a.iter().copied().collect(),
-            None => vec![0.0; b * l],
+            Some(Tensor::I64(a)) => a.iter().map(|&v| v as f32).collect(),
+            Some(Tensor::I32(a)) => a.iter().map(|&v| v as f32).collect(),
+            Some(Tensor::F32(a)) => a.iter().copied().collect(),
+            _ => vec![0.0; b * l],
         };
-        let offset = if self.id == RuntimeId::FakeWrong { 0.5 } else { 0.0 };
+        let offset = if self.behaviour == Behaviour::Wrong { 0.5 } else { 0.0 };
         let mut hidden = Vec::with_capacity(b * l * 2);
         for (k, id) in ids.iter().enumerate().take(b * l) {
             hidden.push(id * 1e-3 + offset);
@@ -65,8 +82,8 @@ impl Session for FakeSession {
         }
         let pooled: Vec<f32> = (0..b).flat_map(|r| [hidden[r * l * 2], offset]).collect();
         self.last = vec![
-            Output { name: "last_hidden_state".into(), data: ArrayD::from_shape_vec(IxDyn(&[b, l, 2]), hidden)? },
-            Output { name: "pooler_output".into(), data: ArrayD::from_shape_vec(IxDyn(&[b, 2]), pooled)? },
+            Output { name: "last_hidden_state".into(), data: Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[b, l, 2]), hidden)?) },
+            Output { name: "pooler_output".into(), data: Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[b, 2]), pooled)?) },
         ];
         Ok(())
     }
@@ -76,6 +93,7 @@ impl Session for FakeSession {
     }
 
     fn info(&self) -> SessionInfo {
-        SessionInfo { threads: "1 thread".into(), providers: vec![self.id.to_string()], version: "test".into(), placement: vec![], io: None }
+        let name = format!("fake-{:?}", self.behaviour).to_lowercase();
+        SessionInfo { threads: "1 thread".into(), providers: vec![name], version: "test".into(), placement: vec![], io: None }
     }
 }

@@ -101,3 +101,16 @@ impl ScenarioFile {
         })
     }
 }
+
+impl ScenarioFile {
+    /// Reads and parses the scenario file at `path`.
+    pub fn read(path: &std::path::Path) -> anyhow::Result<ScenarioFile> {
+        use anyhow::Context;
+        let origin = path.display().to_string();
+        let bytes = std::fs::read(path).with_context(|| {
+            format!("cannot read scenario file {origin}\n  fix: check the path; `xbench scenario` with no file runs the built-in quick scenario")
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{origin}: not UTF-8 text\n  fix: save the scenario as UTF-8"))?;
+        ScenarioFile::parse(&text, &origin)
+    }
+}

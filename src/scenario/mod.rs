@@ -1,10 +1,30 @@
-//! Scenario files: the YAML a user writes (`file`) and the validated grid of cells it expands to (`plan`).
+//! Scenarios: the YAML a user writes (`file`), validated into a typed `Plan` (`validate`, pure),
+//! and the notations a scenario holds — runtime names, Hub repositories, operation cases,
+//! tolerances, built-in texts.
 
 mod file;
+mod hub_ref;
+pub mod ops;
 mod plan;
+mod runtime_id;
+pub mod texts;
+mod tolerance;
+mod validate;
 
 pub use file::{ScenarioFile, ToleranceFile, TolerancesFile};
-pub use plan::{Cell, Group, Plan, PlanOptions, TextSource};
+pub use hub_ref::{HubRef, ENTRY_PREFIX};
+pub use plan::{model_name, Cell, Group, ModelEntry, Plan, Settings, TextSource};
+pub use runtime_id::RuntimeId;
+pub use tolerance::{Tolerance, Tolerances};
+pub use validate::{validate, Overrides};
 
 /// The scenario used when `xbench scenario` is given no file: the quick grid on the committed tiny model.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../scenarios/quick.yaml");
+
+/// Where a scenario comes from: its path, or the built-in quick scenario.
+pub fn origin_of(path: Option<&std::path::Path>) -> String {
+    match path {
+        Some(p) => p.display().to_string(),
+        None => "built-in scenario (scenarios/quick.yaml)".to_string(),
+    }
+}

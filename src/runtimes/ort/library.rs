@@ -98,7 +98,7 @@ pub fn setup_ort(gpu: bool) -> Result<PathBuf> {
     // Per-process folders, so that two xbench processes setting up at once do not collide.
     let download = xbench_home().join(format!("downloads-{}", std::process::id()));
     std::fs::create_dir_all(&download).with_context(|| format!("cannot create {}", download.display()))?;
-    eprintln!("xbench: fetching {package}=={ORT_VERSION} from PyPI with pip into {}", download.display());
+    tracing::info!("fetching {package}=={ORT_VERSION} from PyPI with pip into {}", download.display());
     let status = Command::new("python3")
         .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d"])
         .arg(&download)
@@ -135,7 +135,7 @@ pub fn setup_ort(gpu: bool) -> Result<PathBuf> {
     }
     let lib = library_in(&dest).context("the unpacked library vanished")?;
     let lib = lib.canonicalize().unwrap_or(lib);
-    eprintln!("xbench: ONNX Runtime {ORT_VERSION} is at {}", lib.display());
+    tracing::info!("ONNX Runtime {ORT_VERSION} is at {}", lib.display());
     Ok(lib)
 }
 

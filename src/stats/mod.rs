@@ -1,9 +1,10 @@
-//! Statistics of latency samples: pure functions, no I/O.
+//! Statistics of latency samples: pure functions, no I/O, nothing else of the project.
+
+mod rng;
 
 use serde::{Deserialize, Serialize};
 
-// The project's one deterministic generator (SplitMix64), so that intervals are reproducible.
-use crate::onnx::builder::Rng;
+pub use rng::Rng;
 
 /// Summary of one cell's samples (milliseconds unless named otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

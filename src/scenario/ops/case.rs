@@ -1,6 +1,6 @@
 //! Operation cases: one family at given shapes (and axis), written as the paper writes them
 //! (`Softmax dim=64x1000000 axis=-1`), the paper's 85 cases with their published times, and the
-//! shape rules every case must pass before a graph is built.
+//! shape rules every case must pass before a graph is built. Pure: no files, no graphs.
 
 use std::sync::OnceLock;
 
@@ -34,22 +34,16 @@ pub struct PaperCase {
 /// Column names of `PaperCase::published_ms`.
 pub const PAPER_COLUMNS: [&str; 4] = ["torch-cpu (A10 host)", "torch-cuda (A10)", "mlx-gpu (M1)", "mlx-cpu (M1)"];
 
-const PAPER_TSV: &str = include_str!("paper-ops.tsv");
-
 /// The paper's 85 cases (appendix A), in its order.
 pub fn paper_cases() -> &'static [PaperCase] {
     static CASES: OnceLock<Vec<PaperCase>> = OnceLock::new();
     CASES.get_or_init(|| {
-        PAPER_TSV
-            .lines()
-            .skip(1)
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| {
-                let cols: Vec<&str> = line.split('\t').collect();
-                let case = OpCase::parse(&format!("{} {}", cols[0], cols[1]))
-                    .unwrap_or_else(|e| panic!("paper-ops.tsv: `{line}`: {e:#}"));
-                let ms = |i: usize| cols[i].trim().parse::<f64>().unwrap_or(f64::NAN);
-                PaperCase { case, published_ms: [ms(2), ms(3), ms(4), ms(5)] }
+        crate::paper::op_rows()
+            .iter()
+            .map(|row| {
+                let case = OpCase::parse(&format!("{} {}", row.op, row.dims))
+                    .unwrap_or_else(|e| panic!("the embedded ops.tsv: `{} {}`: {e:#}", row.op, row.dims));
+                PaperCase { case, published_ms: row.published_ms() }
             })
             .collect()
     })
@@ -109,6 +103,11 @@ impl OpCase {
     /// The model name used in plans, results and reports: `op:Softmax dim=64x1000000 axis=-1`.
     pub fn name(&self) -> String {
         format!("{OP_PREFIX}{} {}", self.family, self.dims_text())
+    }
+
+    /// Whether the case writes some row more than once without a reduction (its result is then undefined).
+    pub fn has_undefined_writes(&self) -> bool {
+        self.family == Family::Scatter && self.shapes.get(1).zip(self.shapes.first()).is_some_and(|(e, d)| e[0] > d[0])
     }
 
     /// The axis as a non-negative index into `rank` dims.
@@ -305,12 +304,11 @@ mod tests {
         let mut families: Vec<Family> = cases.iter().map(|c| c.case.family).collect();
         families.dedup();
         assert_eq!(families, Family::ALL.to_vec(), "the tsv lists the families in the paper's order");
-        for (p, line) in cases.iter().zip(PAPER_TSV.lines().skip(1)) {
-            let cols: Vec<&str> = line.split('\t').collect();
-            assert_eq!(p.case.dims_text(), cols[1], "{line}");
+        for (p, row) in cases.iter().zip(crate::paper::op_rows()) {
+            assert_eq!(p.case.dims_text(), row.dims, "{row:?}");
             assert_eq!(OpCase::parse(&p.case.name()).unwrap(), p.case);
             p.case.check().unwrap_or_else(|e| panic!("{e:#}"));
-            assert!(p.published_ms.iter().all(|v| v.is_finite() && *v > 0.0), "{line}");
+            assert!(p.published_ms.iter().all(|v| v.is_finite() && *v > 0.0), "{row:?}");
         }
     }
 

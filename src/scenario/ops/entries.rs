@@ -1,43 +1,16 @@
-//! A scenario's `ops:` key → the operation cases it names, as models of a plan; and, when a run
-//! starts, their graphs written to the run's `.ops/` folder.
+//! A scenario's `ops:` key → the operation cases it names (validated, distinct, in order).
 //!
 //! Forms: `ops: paper` (all 85 cases), or a list whose entries are `paper: MatMul` (the paper's
 //! cases of a family), `paper: all`, `paper: "MatMul dim=…"` (one paper case),
 //! `{op: Softmax, dims: [64, 1000], axis: 1}` (a new case; `dims` is one shape or a list of
 //! shapes) or a case in the paper's notation, `"Softmax dim=64x1000 axis=1"`.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{bail, Context, Result};
 use serde_yaml::Value;
 
-use super::cases::{paper_cases, OpCase, OP_PREFIX};
+use super::case::{paper_cases, OpCase};
 use super::family::Family;
-use super::graphs;
-use crate::models::{ModelMeta, ModelSpec};
-use crate::scenario::{Plan, ScenarioFile};
 
 const FORMS: &str = "`ops: paper`, or a list of entries such as `- paper: MatMul`, `- paper: \"Softmax dim=64x1000000 axis=-1\"`, `- {op: Softmax, dims: [64, 1000], axis: 1}` or `- \"Softmax dim=64x1000 axis=1\"`";
-
-/// The operation cases of a scenario, as model specs (their ONNX files are written when a run
-/// starts, by [`write_graphs`]); `None` when the scenario has no `ops:` key.
-pub fn scenario_specs(file: &ScenarioFile, origin: &str) -> Result<Option<Vec<ModelSpec>>> {
-    let Some(ops) = &file.ops else { return Ok(None) };
-    for (key, given) in [
-        ("models", !file.models.is_empty()),
-        ("input_chars", !file.input_chars.is_empty()),
-        ("batch_sizes", !file.batch_sizes.is_empty()),
-        ("text", file.text.is_some()),
-        ("text_file", file.text_file.is_some()),
-        ("dims", !file.dims.is_empty()),
-    ] {
-        if given {
-            bail!("{origin}: `{key}` is given together with `ops`; an operation scenario takes its shapes from `ops` alone\n  fix: remove `{key}`, or put model runs in a scenario of their own");
-        }
-    }
-    let cases = cases_of(ops).map_err(|(key, msg)| anyhow::anyhow!("{origin}: `{key}` {msg}"))?;
-    Ok(Some(cases.iter().map(spec).collect()))
-}
 
 /// Expands the `ops:` value into checked, distinct cases; an error carries the key and the message.
 pub fn cases_of(ops: &Value) -> std::result::Result<Vec<OpCase>, (String, String)> {
@@ -152,43 +125,4 @@ fn dims_example(f: Family) -> &'static str {
 
 fn show(v: &Value) -> String {
     serde_yaml::to_string(v).map(|s| s.trim().replace('\n', " ")).unwrap_or_else(|_| "?".into())
-}
-
-/// The model spec of a case; its ONNX path is a bare file name until [`write_graphs`] places it.
-pub fn spec(case: &OpCase) -> ModelSpec {
-    ModelSpec {
-        name: case.name(),
-        onnx: PathBuf::from(file_name(case)),
-        tokenizer: None,
-        meta: ModelMeta {
-            weights: Some("random".into()),
-            description: Some(description(case)),
-            ..Default::default()
-        },
-        unavailable: None,
-    }
-}
-
-/// What the graph of `case` is and how its shapes are read.
-pub fn description(case: &OpCase) -> String {
-    format!("{}: {}. {}", case.name(), case.family.graph(), case.family.reading())
-}
-
-fn file_name(case: &OpCase) -> String {
-    let slug: String = case.name()[OP_PREFIX.len()..].chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    format!("{slug}.onnx")
-}
-
-/// A copy of `plan` whose operation cases have their graphs written under `dir`, each model's
-/// ONNX path pointing there. Plans without operation cases come back unchanged.
-pub fn write_graphs(plan: &Plan, dir: &Path) -> Result<Plan> {
-    let mut plan = plan.clone();
-    for model in plan.models.iter_mut().filter(|m| m.name.starts_with(OP_PREFIX)) {
-        let case = OpCase::parse(&model.name)?;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join(file_name(&case));
-        graphs::write(&case, &path)?;
-        model.onnx = path;
-    }
-    Ok(plan)
 }

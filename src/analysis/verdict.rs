@@ -1,30 +1,13 @@
 //! Sanity verdicts across a (model, runtime) grid: latency must grow with work, and no cell may
 //! run faster than the device could possibly compute it. A cell that breaks either rule is
-//! flagged "suspicious" with the reason; nothing is dropped.
+//! flagged suspicious with the reason; nothing is dropped.
 
-use crate::results::{CellRecord, RunResults, Status};
-use crate::runtimes::RuntimeId;
-
-/// Prefix of the flags this module sets.
-pub const SUSPICIOUS: &str = "suspicious:";
+use crate::results::{CellRecord, Flag, FlagKind, RunResults, Status};
+use crate::scenario::RuntimeId;
 
 /// Work a cell fed: sequences × padded length (tokens processed, padding included).
 fn work(c: &CellRecord) -> Option<f64> {
     c.tokens.as_ref().map(|t| (t.tokens_per_row.len() * t.padded_len) as f64).filter(|w| *w > 0.0)
-}
-
-/// An upper bound on the FLOP rate a runtime's device can reach, for `cores` CPU cores.
-pub fn plausible_flops_per_s(runtime: RuntimeId, cores: usize) -> f64 {
-    match runtime {
-        // Two 512-bit FMA units at 4 GHz: 256 GFLOP/s per core, above any current CPU core's fp32 peak.
-        RuntimeId::TractCpu | RuntimeId::OrtCpu => cores.max(1) as f64 * 256e9,
-        // Above the fp16 tensor-core peak (with sparsity) of the fastest current data-centre GPUs.
-        RuntimeId::OrtCuda => 4e15,
-        // Above the Neural Engine and GPU peaks of current Apple chips.
-        RuntimeId::OrtCoreml => 100e12,
-        // Test doubles run on the CPU.
-        RuntimeId::FakeExact | RuntimeId::FakeWrong | RuntimeId::FakeFlat | RuntimeId::FakeCrash => cores.max(1) as f64 * 256e9,
-    }
 }
 
 fn describe(c: &CellRecord) -> String {
@@ -34,10 +17,11 @@ fn describe(c: &CellRecord) -> String {
 /// Recomputes the suspicious flags of the cells of `model` on `runtime`.
 pub fn check_group(r: &mut RunResults, model: &str, runtime: RuntimeId) {
     let flops_per_token = r.models.iter().find(|m| m.name == model).map(|m| m.flops_per_token).unwrap_or(0) as f64;
-    let limit = plausible_flops_per_s(runtime, r.machine.cores);
+    let device = r.runtimes.iter().find(|a| a.runtime == runtime).map_or_else(|| crate::results::DeviceClass::of_builtin(runtime), |a| a.device());
+    let limit = device.plausible_flops_per_s(r.machine.cores);
     let idx: Vec<usize> = (0..r.cells.len()).filter(|&i| r.cells[i].model == model && r.cells[i].runtime == runtime).collect();
     for &i in &idx {
-        r.cells[i].flags.retain(|f| !f.starts_with(SUSPICIOUS));
+        r.cells[i].flags.retain(|f| f.kind != FlagKind::Suspicious);
     }
     let ok: Vec<usize> = idx.iter().copied().filter(|&i| r.cells[i].status == Status::Ok && r.cells[i].summary.is_some() && work(&r.cells[i]).is_some()).collect();
     let mut new_flags: Vec<(usize, String)> = Vec::new();
@@ -51,7 +35,7 @@ pub fn check_group(r: &mut RunResults, model: &str, runtime: RuntimeId) {
             // More than 10% faster and beyond both intervals: launch-bound cells of equal time differ by noise.
             if wj >= 2.0 * wi && sj.mean_ci95_ms[1] < si.mean_ci95_ms[0] && sj.mean_ms < 0.9 * si.mean_ms {
                 new_flags.push((j, format!(
-                    "{SUSPICIOUS} faster ({:.3} ms) than {} ({:.3} ms), which has {:.1}× less work",
+                    "faster ({:.3} ms) than {} ({:.3} ms), which has {:.1}× less work",
                     sj.mean_ms, describe(ci), si.mean_ms, wj / wi
                 )));
                 break;
@@ -62,7 +46,7 @@ pub fn check_group(r: &mut RunResults, model: &str, runtime: RuntimeId) {
             let rate = flops_per_token * wj / (sj.min_ms / 1e3);
             if rate > limit {
                 new_flags.push((j, format!(
-                    "{SUSPICIOUS} implies {:.1} TFLOP/s ({:.2e} FLOPs in {:.4} ms), above the {:.1} TFLOP/s this device could plausibly reach",
+                    "implies {:.1} TFLOP/s ({:.2e} FLOPs in {:.4} ms), above the {:.1} TFLOP/s this device could plausibly reach",
                     rate / 1e12, flops_per_token * wj, sj.min_ms, limit / 1e12
                 )));
             }
@@ -78,25 +62,25 @@ pub fn check_group(r: &mut RunResults, model: &str, runtime: RuntimeId) {
         let (ss, sl) = (cs.summary.as_ref().unwrap(), cl.summary.as_ref().unwrap());
         if ratio >= 32.0 && sl.mean_ms < 1.1 * ss.mean_ms {
             new_flags.push((large, format!(
-                "{SUSPICIOUS} latency does not grow with work: {:.0}× the tokens of {} in {:.2}× its time (bound by fixed overhead, or is the work not done?)",
+                "latency does not grow with work: {:.0}× the tokens of {} in {:.2}× its time (bound by fixed overhead, or is the work not done?)",
                 ratio, describe(cs), sl.mean_ms / ss.mean_ms
             )));
         }
     }
     for (i, f) in new_flags {
-        r.cells[i].flags.push(f);
+        super::add_flag(&mut r.cells[i], Flag::new(FlagKind::Suspicious, f));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inputs::TextBatch;
+    use crate::results::TextBatch;
     use crate::stats::summarize;
 
     fn results(cells: &[(usize, usize, &[f64])], flops_per_token: u64) -> RunResults {
-        let json = include_str!("../tests/data/minimal-results.json");
-        let mut r: RunResults = serde_json::from_str(json).unwrap();
+        let json = include_str!("../../tests/data/minimal-results.json");
+        let mut r = crate::results::parse_results(json, "minimal-results.json").unwrap();
         r.models[0].flops_per_token = flops_per_token;
         r.machine.cores = 2;
         r.cells = cells
@@ -105,7 +89,7 @@ mod tests {
             .map(|(k, (batch, len, samples))| CellRecord {
                 index: k,
                 model: "m".into(),
-                runtime: RuntimeId::OrtCpu,
+                runtime: RuntimeId::ORT_CPU,
                 chars: *len,
                 batch: *batch,
                 status: Status::Ok,
@@ -131,41 +115,41 @@ mod tests {
     }
 
     fn suspicious(r: &RunResults) -> Vec<usize> {
-        r.cells.iter().filter(|c| c.flags.iter().any(|f| f.starts_with(SUSPICIOUS))).map(|c| c.index).collect()
+        r.cells.iter().filter(|c| c.has_flag(FlagKind::Suspicious)).map(|c| c.index).collect()
     }
 
     #[test]
     fn growing_latency_is_not_flagged() {
         let mut r = results(&[(1, 10, &[1.0, 1.1, 0.9]), (4, 10, &[3.0, 3.1, 2.9]), (32, 100, &[90.0, 91.0, 92.0])], 1000);
-        check_group(&mut r, "m", RuntimeId::OrtCpu);
+        check_group(&mut r, "m", RuntimeId::ORT_CPU);
         assert!(suspicious(&r).is_empty(), "{:?}", r.cells.iter().map(|c| &c.flags).collect::<Vec<_>>());
     }
 
     #[test]
     fn more_work_in_less_time_is_flagged() {
         let mut r = results(&[(1, 10, &[5.0, 5.1, 4.9]), (4, 10, &[1.0, 1.1, 0.9])], 0);
-        check_group(&mut r, "m", RuntimeId::OrtCpu);
+        check_group(&mut r, "m", RuntimeId::ORT_CPU);
         assert_eq!(suspicious(&r), vec![1]);
     }
 
     #[test]
     fn flat_latency_over_a_large_span_is_flagged() {
         let mut r = results(&[(1, 10, &[1.0, 1.02, 0.98]), (32, 100, &[1.01, 0.99, 1.0])], 0);
-        check_group(&mut r, "m", RuntimeId::OrtCpu);
+        check_group(&mut r, "m", RuntimeId::ORT_CPU);
         assert_eq!(suspicious(&r), vec![1]);
-        let f = &r.cells[1].flags[0];
-        assert!(f.contains("does not grow") && f.contains("320×"), "{f}");
+        let f = r.cells[1].flags[0].to_string();
+        assert!(f.starts_with("suspicious: latency does not grow") && f.contains("320×"), "{f}");
     }
 
     #[test]
     fn impossible_flop_rates_are_flagged() {
         // bert-base-like: 170 MFLOP per token, 32 × 128 tokens in 0.41 ms on a 2-core CPU.
         let mut r = results(&[(32, 128, &[0.41, 0.42, 0.40])], 170_000_000);
-        check_group(&mut r, "m", RuntimeId::OrtCpu);
+        check_group(&mut r, "m", RuntimeId::ORT_CPU);
         assert_eq!(suspicious(&r), vec![0]);
-        assert!(r.cells[0].flags[0].contains("TFLOP/s"));
+        assert!(r.cells[0].flags[0].detail.contains("TFLOP/s"));
         // The check is recomputed, not appended twice.
-        check_group(&mut r, "m", RuntimeId::OrtCpu);
+        check_group(&mut r, "m", RuntimeId::ORT_CPU);
         assert_eq!(r.cells[0].flags.len(), 1);
     }
 }

@@ -1,0 +1,125 @@
+//! Judging a run from its record: one pass, shared by `xbench scenario` (after each group and at
+//! the end), `--resume` and `xbench report`. Warnings from the recorded numbers (`warnings`) and
+//! sanity verdicts across each grid (`verdict`) are recomputed every time; outputs are compared
+//! across runtimes (`agreement`) and against sibling models (`siblings`) once, when the saved
+//! outputs of both sides are there. Flags are typed and kept in one order.
+
+mod agreement;
+pub mod siblings;
+mod verdict;
+mod warnings;
+
+use std::path::{Path, PathBuf};
+
+pub use agreement::{compare_outputs, compare_siblings, feed_difference};
+pub use verdict::check_group;
+
+use crate::results::{CellRecord, Flag, FlagKind, RunResults, SavedOutputs, Status};
+
+/// Where a cell's saved outputs are, in a run's outputs folder.
+pub fn outputs_path(outputs_dir: &Path, cell: usize) -> PathBuf {
+    outputs_dir.join(format!("cell-{cell}.safetensors"))
+}
+
+/// The order flags are kept in, whatever step added them.
+const ORDER: [FlagKind; 9] = [
+    FlagKind::Truncated,
+    FlagKind::TimerResolution,
+    FlagKind::NoisyInterval,
+    FlagKind::Suspicious,
+    FlagKind::Disagrees,
+    FlagKind::NotCompared,
+    FlagKind::SiblingDisagrees,
+    FlagKind::SiblingNotCompared,
+    FlagKind::Other,
+];
+
+fn rank(k: FlagKind) -> usize {
+    ORDER.iter().position(|o| *o == k).unwrap_or(ORDER.len())
+}
+
+/// Adds `flag` to `c` in its place among the kinds.
+pub(crate) fn add_flag(c: &mut CellRecord, flag: Flag) {
+    let at = c.flags.iter().position(|f| rank(f.kind) > rank(flag.kind)).unwrap_or(c.flags.len());
+    c.flags.insert(at, flag);
+}
+
+/// Whether every cell of `model` has run (or ended without running).
+pub(crate) fn done(r: &RunResults, model: &str) -> bool {
+    r.cells.iter().filter(|c| c.model == model).all(|c| c.status != Status::Pending)
+}
+
+/// The whole pass. `outputs_dir` holds the saved outputs of the run, when they are still there.
+pub fn analyze(r: &mut RunResults, outputs_dir: Option<&Path>) {
+    let share = r.scenario.ci_warn_share.unwrap_or(0.10);
+    for i in 0..r.cells.len() {
+        let max_positions = r.models.iter().find(|m| m.name == r.cells[i].model).and_then(|m| m.max_positions);
+        warnings::check_cell(&mut r.cells[i], max_positions, share);
+    }
+    let mut groups: Vec<(String, crate::scenario::RuntimeId)> = Vec::new();
+    for c in &r.cells {
+        if !groups.iter().any(|(m, rt)| *m == c.model && *rt == c.runtime) {
+            groups.push((c.model.clone(), c.runtime));
+        }
+    }
+    for (model, runtime) in &groups {
+        verdict::check_group(r, model, *runtime);
+    }
+    if let Some(dir) = outputs_dir {
+        compare_runtimes(r, dir);
+        siblings::compare(r, dir);
+    }
+}
+
+/// Compares each runtime's cells with the reference runtime's on the same inputs, for every model
+/// whose cells have all run. A cell is compared once; saved outputs that cannot be read leave a
+/// flag saying so.
+fn compare_runtimes(r: &mut RunResults, dir: &Path) {
+    let reference = r.reference_runtime;
+    let todo: Vec<usize> = r
+        .cells
+        .iter()
+        .filter(|c| c.runtime != reference && c.status == Status::Ok && c.agreement.is_none() && !c.has_flag(FlagKind::NotCompared))
+        .filter(|c| done(r, &c.model))
+        .map(|c| c.index)
+        .collect();
+    for i in todo {
+        let c = &r.cells[i];
+        let Some(ref_cell) = r.cell(&c.model, reference, c.chars, c.batch).filter(|rc| rc.status == Status::Ok) else { continue };
+        let tol = r.tolerances.for_precision(r.precision(&c.model));
+        let read = SavedOutputs::read(&outputs_path(dir, i)).and_then(|got| Ok((got, SavedOutputs::read(&outputs_path(dir, ref_cell.index))?)));
+        let cell = &mut r.cells[i];
+        match read {
+            Ok((got, want)) => {
+                let a = compare_outputs(&got.outputs, &want.outputs, reference, got.batch, got.seq_len, &got.mask, tol);
+                if !a.within_tolerance {
+                    let mut why = format!("outputs differ from {reference}: max abs diff {:.3e}", a.max_abs);
+                    for p in &a.problems {
+                        why.push_str("; ");
+                        why.push_str(p);
+                    }
+                    add_flag(cell, Flag::new(FlagKind::Disagrees, why));
+                }
+                cell.agreement = Some(a);
+            }
+            Err(e) => add_flag(cell, Flag::new(FlagKind::NotCompared, format!("outputs not compared with {reference}: {e:#}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_keep_one_order_whatever_adds_them() {
+        let r: RunResults = crate::results::parse_results(include_str!("../../tests/data/minimal-results.json"), "minimal-results.json").unwrap();
+        let mut c = r.cells[0].clone();
+        c.flags.clear();
+        for k in [FlagKind::Disagrees, FlagKind::Truncated, FlagKind::Suspicious, FlagKind::NoisyInterval] {
+            add_flag(&mut c, Flag::new(k, "x"));
+        }
+        let kinds: Vec<FlagKind> = c.flags.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FlagKind::Truncated, FlagKind::NoisyInterval, FlagKind::Suspicious, FlagKind::Disagrees]);
+    }
+}

@@ -1,0 +1,112 @@
+//! One function per subcommand; each prints its own output.
+
+mod scenario;
+mod tools;
+
+use std::path::Path;
+
+use anyhow::Result;
+use xbench::models::{self, read_io};
+use xbench::runtimes::{self, RuntimeOptions};
+
+use crate::cli::{Cmd, SetupCmd};
+
+/// A run stopped by Ctrl-C (exit code 130, as shells expect).
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+pub fn dispatch(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads, no_tf32 } => {
+            scenario::run(scenario::Args { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, no_tf32, parallel_loads })
+        }
+        Cmd::Runtimes { ort_lib } => {
+            let opts = RuntimeOptions { threads: None, ort_lib, ..Default::default() };
+            println!("{:<11} {:<7} {:<8} detail", "runtime", "usable", "version");
+            for spec in runtimes::all() {
+                let (id, a) = (spec.id, spec.check(&opts));
+                println!(
+                    "{:<11} {:<7} {:<8} {}",
+                    id.as_str(),
+                    if a.usable { "yes" } else { "no" },
+                    a.version.as_deref().unwrap_or("-"),
+                    a.detail.replace('\n', "\n                             ")
+                );
+            }
+            Ok(())
+        }
+        Cmd::Models { models_dir } => list_models(&models_dir),
+        Cmd::Setup { what: SetupCmd::Ort { gpu } } => {
+            let lib = runtimes::setup_ort(gpu)?;
+            println!("{}", lib.display());
+            Ok(())
+        }
+        Cmd::Report { results, out, name_as, paper } => tools::report(&results, out, name_as, paper),
+        Cmd::MakeTinyBert { out, fp16, seed } => {
+            use xbench::onnx::tiny_bert;
+            let cfg = tiny_bert::TinyBertConfig { seed, ..Default::default() };
+            let path = if fp16 { tiny_bert::write_fp16(&cfg, &out)? } else { tiny_bert::write(&cfg, &out)? };
+            println!("{}", path.display());
+            Ok(())
+        }
+        Cmd::Compare { a, b, level, fail_above } => tools::compare(&a, &b, level, fail_above),
+        Cmd::Feeds { file, out, models_dir } => tools::write_feeds(&file, &out, &models_dir),
+        Cmd::Fetch { repo, revision, file, name, models_dir, quiet: _ } => tools::fetch(&repo, revision, file, name, models_dir),
+        Cmd::Worker => xbench::run::worker_main(),
+    }
+}
+
+fn list_models(root: &Path) -> Result<()> {
+    let found = models::discover(root);
+    if found.is_empty() {
+        println!("no models under {} (a model is a folder with an .onnx file and its tokenizer.json)", root.display());
+        return Ok(());
+    }
+    for m in found {
+        match m {
+            Err(e) => println!("{e:#}\n"),
+            Ok(m) => {
+                println!("{}  ({})", m.name, m.onnx.display());
+                match &m.tokenizer {
+                    Some(t) => println!("  tokenizer: {}", t.display()),
+                    None => println!("  tokenizer: none"),
+                }
+                if let Some(h) = &m.meta.hub_id {
+                    println!("  hub id:    {h}");
+                }
+                if let Some(r) = &m.meta.revision {
+                    println!("  revision:  {r}");
+                }
+                if let Some(w) = &m.meta.weights {
+                    println!("  weights:   {w}");
+                }
+                if let Some(s) = m.sibling() {
+                    println!("  compared with: {s} (compare_with)");
+                }
+                match read_io(&m.onnx) {
+                    Err(e) => println!("  unreadable: {e:#}"),
+                    Ok(io) => {
+                        for i in &io.inputs {
+                            println!("  input  {:<16} {:<8} {}", i.name, i.elem_type, i.shape_string());
+                        }
+                        for o in &io.outputs {
+                            println!("  output {:<16} {:<8} {}", o.name, o.elem_type, o.shape_string());
+                        }
+                        let opsets: Vec<String> = io.opsets.iter().map(|(d, v)| format!("{d} {v}")).collect();
+                        println!("  opsets:    {}", opsets.join(", "));
+                    }
+                }
+                println!();
+            }
+        }
+    }
+    Ok(())
+}

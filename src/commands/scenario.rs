@@ -1,0 +1,218 @@
+//! `xbench scenario`: validate, resolve, run, analyse, report — and the summary line.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use xbench::resolve::{resolve, ResolveOptions, ResolvedPlan};
+use xbench::results::{self, FlagKind, ResultsStore, RunResults, Status, WallTime};
+use xbench::run::{self, Isolation, Observer, Progress, RunOptions};
+use xbench::runtimes::{RuntimeId, RuntimeOptions, Timing};
+use xbench::scenario::{self, Overrides, ScenarioFile, EMBEDDED_DEFAULT};
+
+use super::Interrupted;
+use crate::cli::TimingArg;
+use crate::output::{self, Display};
+
+/// The options of `xbench scenario`, as given.
+pub struct Args {
+    pub file: Option<PathBuf>,
+    pub runtimes: Option<Vec<String>>,
+    pub out: Option<PathBuf>,
+    pub models_dir: PathBuf,
+    pub ort_lib: Option<PathBuf>,
+    pub in_process: bool,
+    pub no_setup: bool,
+    pub quiet: bool,
+    pub resume: Option<PathBuf>,
+    pub timing: TimingArg,
+    pub device: u32,
+    pub pinned_io: bool,
+    pub cuda_graph: bool,
+    pub no_tf32: bool,
+    pub parallel_loads: bool,
+}
+
+/// The display, and report.md's tables rewritten after every group.
+struct Watch<'a> {
+    display: Display,
+    report: &'a Path,
+}
+
+impl Observer for Watch<'_> {
+    fn note(&mut self, text: &str) {
+        self.display.note(text)
+    }
+    fn runtimes(&mut self, a: &[results::Availability]) {
+        self.display.runtimes(a)
+    }
+    fn cell(&mut self, r: &results::CellRecord, p: Progress) {
+        self.display.cell(r, p)
+    }
+    fn group_failed(&mut self, model: &str, runtime: &str, why: &str) {
+        self.display.group_failed(model, runtime, why)
+    }
+    fn group_done(&mut self, r: &RunResults) {
+        // The tables only: figures are drawn once, at the end.
+        if let Err(e) = std::fs::write(self.report, xbench::report::markdown(r)) {
+            tracing::warn!("cannot write {}: {e}", self.report.display());
+        }
+    }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let clock = Instant::now();
+    let origin = scenario::origin_of(a.file.as_deref());
+    let file = match &a.file {
+        Some(path) => ScenarioFile::read(path)?,
+        None => ScenarioFile::parse(EMBEDDED_DEFAULT, &origin)?,
+    };
+    let scenario_dir = a.file.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let plan = scenario::validate(&file, &origin, &scenario_dir, &Overrides { runtimes: a.runtimes.clone() })?;
+    if a.cuda_graph && !plan.runtimes.contains(&RuntimeId::ORT_CUDA) {
+        bail!(
+            "--cuda-graph applies to ort-cuda, which this run does not use (runtimes: {})\n  fix: add ort-cuda to the runtimes (--runtimes ...,ort-cuda) or leave --cuda-graph out",
+            plan.runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let Some(dir) = a.out.as_ref().filter(|d| d.is_file()) {
+        bail!("--out `{}` is a file; it takes the folder where results and the report go\n  fix: name a new or existing folder", dir.display());
+    }
+    let previous = match &a.resume {
+        None => None,
+        Some(dir) => Some(results::read_results(&dir.join("results.json"))?),
+    };
+    let dir = a.resume.clone().or(a.out.clone()).unwrap_or_else(|| run::default_out_dir(&plan.name));
+    let plan = resolve(plan, &ResolveOptions { models_root: a.models_dir.clone(), ops_dir: Some(dir.join(".ops")) })?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the output folder {}\n  fix: choose a writable folder with --out", dir.display()))?;
+    if let (Some(prev), Some(rdir)) = (&previous, &a.resume) {
+        run::record::check_resumable(prev, &plan, &file, rdir)?;
+        let left = prev.cells.iter().filter(|c| c.status == Status::Pending).count();
+        tracing::info!("resuming {}: {left} of {} cells left", rdir.display(), prev.cells.len());
+    }
+    run::stop::install();
+    let opts = RunOptions {
+        runtime: RuntimeOptions {
+            threads: plan.plan.settings.threads,
+            ort_lib: a.ort_lib.clone(),
+            device_id: a.device,
+            timing: match a.timing {
+                TimingArg::EndToEnd => Timing::EndToEnd,
+                TimingArg::DeviceResident => Timing::DeviceResident,
+            },
+            pinned_io: a.pinned_io,
+            cuda_graph: a.cuda_graph,
+            no_tf32: a.no_tf32,
+        },
+        isolation: if a.in_process {
+            Isolation::InProcess
+        } else {
+            Isolation::Process { exe: std::env::current_exe().context("cannot find the xbench executable to start workers")? }
+        },
+        auto_setup: !a.no_setup,
+        parallel_loads: a.parallel_loads,
+    };
+    let p = &plan.plan;
+    tracing::info!(
+        "scenario `{}`: {} models × {} runtimes × {} lengths × {} batch sizes = {} cells",
+        p.name,
+        p.models.len(),
+        p.runtimes.len(),
+        p.input_chars.len(),
+        p.batch_sizes.len(),
+        p.cells.len()
+    );
+    let availability = run::check_runtimes(&plan, &opts);
+    let gpu = availability
+        .iter()
+        .any(|x| x.usable && x.runtime == RuntimeId::ORT_CUDA)
+        .then(|| xbench::gpu::Gpu::open(a.device).ok().and_then(|g| g.info()))
+        .flatten();
+    let fresh = run::record::fresh(&plan, &file, availability, gpu, &opts);
+    let record = match previous {
+        Some(prev) => run::record::resumed(prev, fresh),
+        None => fresh,
+    };
+    let mut store = ResultsStore::create(record, &dir)?;
+    let report = dir.join("report.md");
+    let display = Display::new(a.quiet);
+    let done = store.results().cells.iter().filter(|c| c.status != Status::Pending).count();
+    display.start(p.cells.len(), done);
+    let mut watch = Watch { display, report: &report };
+    let end = run::run(&plan, &opts, &mut store, &dir.join(".outputs"), &mut watch, clock);
+    output::finish();
+    let end = end?;
+    let mut wall = end.wall;
+    let report_clock = Instant::now();
+    xbench::report::write_all(std::slice::from_ref(store.results()), &xbench::report::ReportOptions::default(), &dir)?;
+    wall.report_ms = report_clock.elapsed().as_secs_f64() * 1e3;
+    wall.total_ms = clock.elapsed().as_secs_f64() * 1e3;
+    tracing::info!("{}", wall_line(&wall, store.results()));
+    store.update(|r| r.wall = Some(wall))?;
+    summary(store.results());
+    println!("report:  {} and {}", report.display(), dir.join("index.html").display());
+    println!("results: {} and {}", store.json_path().display(), store.csv_path().display());
+    if end.stopped {
+        let runtimes_flag = a.runtimes.as_ref().map(|r| format!(" --runtimes {}", r.join(","))).unwrap_or_default();
+        return Err(Interrupted(format!(
+            "stopped before the grid was finished; the finished cells are saved\n  resume with: xbench scenario {}--resume {}{}",
+            a.file.as_ref().map(|f| format!("{} ", f.display())).unwrap_or_default(),
+            dir.display(),
+            runtimes_flag
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The terminal summary: each outcome counted.
+fn summary(r: &RunResults) {
+    let count = |s| r.cells.iter().filter(|c| c.status == s).count();
+    let disagree = r.cells.iter().filter(|c| c.agreement.as_ref().is_some_and(|a| !a.within_tolerance)).count();
+    let suspicious = r.cells.iter().filter(|c| c.has_flag(FlagKind::Suspicious)).count();
+    let warned = r.cells.iter().filter(|c| !c.flags.is_empty()).count();
+    // Models with a sibling (`compare_with`): how many of their compared cells disagree with it.
+    let judged: Vec<bool> = r.cells.iter().filter_map(|c| c.sibling_agreement.as_ref()?.within_tolerance).collect();
+    let siblings = if judged.is_empty() {
+        String::new()
+    } else {
+        format!("{} of {} compared with their sibling model disagree with it; ", judged.iter().filter(|ok| !**ok).count(), judged.len())
+    };
+    println!(
+        "{} cells: {} ok, {} failed, {} skipped; {} disagree with {}; {siblings}{} suspicious; {} with warnings (listed in the report)",
+        r.cells.len(),
+        count(Status::Ok),
+        count(Status::Failed),
+        count(Status::Skipped),
+        disagree,
+        r.reference_runtime,
+        suspicious,
+        warned
+    );
+}
+
+/// Where the run's wall time went, one line.
+fn wall_line(w: &WallTime, r: &RunResults) -> String {
+    let ok = r.cells.iter().filter(|c| c.status == Status::Ok);
+    let timed: f64 = ok.clone().map(|c| c.samples_ms.iter().sum::<f64>()).sum::<f64>() / 1e3;
+    let warm: f64 = ok.map(|c| c.warmup_ms.unwrap_or(0.0) + c.prepare_ms.unwrap_or(0.0)).sum::<f64>() / 1e3;
+    let loads: f64 = r.groups.iter().filter_map(|g| g.load_ms).sum::<f64>() / 1e3;
+    let loads = match w.loads_ms {
+        Some(ms) => format!("session loads {loads:.1} s, overlapped in {:.1} s", ms / 1e3),
+        None => format!("session loads {loads:.1} s"),
+    };
+    format!(
+        "time: {:.1} s in all; set-up {:.1} s, {loads}, cell preparation and warm-ups {warm:.1} s, timed runs {timed:.1} s, report {:.1} s",
+        w.total_ms / 1e3,
+        w.setup_ms / 1e3,
+        w.report_ms / 1e3
+    )
+}
+
+/// Resolves a scenario file for commands that only read it (`xbench feeds`).
+pub fn resolve_file(path: &Path, models_dir: &Path) -> Result<(ScenarioFile, ResolvedPlan)> {
+    let file = ScenarioFile::read(path)?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let plan = scenario::validate(&file, &path.display().to_string(), &dir, &Overrides::default())?;
+    Ok((file, resolve(plan, &ResolveOptions { models_root: models_dir.to_path_buf(), ops_dir: None })?))
+}

@@ -1,0 +1,171 @@
+//! The binary's one output channel on stderr: the library's diagnostics through `tracing`
+//! (`RUST_LOG` sets what is shown; by default xbench's own messages, nothing with `--quiet`), and a
+//! run's progress — an `indicatif` bar with ETA on a terminal, plain lines otherwise.
+
+use std::fmt;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::EnvFilter;
+use xbench::results::{Availability, CellRecord, Status};
+use xbench::run::{Observer, Progress};
+
+/// The progress bar, while a run shows one; diagnostics are printed above it.
+static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Prints `line` on stderr, above the progress bar when there is one.
+pub fn line(text: &str) {
+    match BAR.lock().ok().and_then(|b| b.clone()) {
+        Some(bar) => bar.println(text),
+        None => eprintln!("{text}"),
+    }
+}
+
+/// Writes diagnostics to stderr, suspending the bar while they are written.
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match BAR.lock().ok().and_then(|b| b.clone()) {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf)).map(|_| buf.len()),
+            None => std::io::stderr().write_all(buf).map(|_| buf.len()),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for Stderr {
+    type Writer = Stderr;
+    fn make_writer(&'a self) -> Stderr {
+        Stderr
+    }
+}
+
+/// `xbench: message`, `warning: message`, `error: message`; lines a worker's native library
+/// printed pass unchanged.
+struct Plain;
+
+impl<S, N> FormatEvent<S, N> for Plain
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let prefix = match *event.metadata().level() {
+            Level::ERROR => "error: ",
+            Level::WARN => "warning: ",
+            _ if event.metadata().target() == "xbench::worker" => "",
+            _ => "xbench: ",
+        };
+        w.write_str(prefix)?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+/// Sets up diagnostics: `RUST_LOG` when set, else xbench's own messages (errors only when `quiet`).
+pub fn init(quiet: bool) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new(if quiet { "xbench=error" } else { "xbench=info" }),
+    };
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).event_format(Plain).with_writer(Stderr).try_init();
+}
+
+/// Removes the progress bar, if one is shown.
+pub fn finish() {
+    if let Some(bar) = BAR.lock().ok().and_then(|mut b| b.take()) {
+        bar.finish_and_clear();
+    }
+}
+
+/// Shows a run's progress on stderr.
+pub struct Display {
+    quiet: bool,
+}
+
+impl Display {
+    pub fn new(quiet: bool) -> Display {
+        Display { quiet }
+    }
+
+    /// Starts the bar for `total` cells when stderr is a terminal.
+    pub fn start(&self, total: usize, done: usize) {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let bar = ProgressBar::new(total as u64).with_position(done as u64);
+        bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cells · {elapsed_precise} · ETA {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        if let Ok(mut b) = BAR.lock() {
+            *b = Some(bar);
+        }
+    }
+}
+
+fn fmt_secs(s: f64) -> String {
+    let s = s.round() as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// A finished cell in one line, as plain output shows it.
+pub fn cell_line(r: &CellRecord, p: Progress) -> String {
+    let width = p.total.to_string().len();
+    let op = xbench::scenario::ops::is_op(&r.model);
+    // Operation cases have no text: their line names the case and the runtime only.
+    let what = if op { format!("{} · {}", r.model, r.runtime) } else { format!("{} · {} · {} chars × batch {}", r.model, r.runtime, r.chars, r.batch) };
+    let result = match (&r.status, &r.summary) {
+        (Status::Ok, Some(s)) if op => format!("mean {:.4} ms [{:.4}, {:.4}]", s.mean_ms, s.mean_ci95_ms[0], s.mean_ci95_ms[1]),
+        (Status::Ok, Some(s)) => format!(
+            "mean {:.3} ms [{:.3}, {:.3}] ({} tokens padded to {})",
+            s.mean_ms,
+            s.mean_ci95_ms[0],
+            s.mean_ci95_ms[1],
+            r.tokens.as_ref().map(|t| t.tokens_per_row.iter().sum::<usize>()).unwrap_or(0),
+            r.tokens.as_ref().map(|t| t.padded_len).unwrap_or(0)
+        ),
+        _ => format!("FAILED: {}", r.error.as_deref().unwrap_or("").lines().next().unwrap_or("")),
+    };
+    let eta = p.eta_s.map(|s| format!(" — ETA {}", fmt_secs(s))).unwrap_or_default();
+    format!("[{:>width$}/{}] {what}: {result}{eta}", p.done, p.total)
+}
+
+impl Observer for Display {
+    fn note(&mut self, text: &str) {
+        if !self.quiet {
+            line(&format!("note: {text}"));
+        }
+    }
+
+    fn runtimes(&mut self, availability: &[Availability]) {
+        if self.quiet {
+            return;
+        }
+        for a in availability {
+            let state = if a.usable { "ok" } else { "not usable, its cells are skipped" };
+            line(&format!("{:<11} {state}: {}", a.runtime.as_str(), a.detail.replace('\n', "\n            ")));
+        }
+    }
+
+    fn cell(&mut self, record: &CellRecord, progress: Progress) {
+        if self.quiet {
+            return;
+        }
+        line(&cell_line(record, progress));
+        if let Some(bar) = BAR.lock().ok().and_then(|b| b.clone()) {
+            bar.set_position(progress.done as u64);
+        }
+    }
+
+    fn group_failed(&mut self, model: &str, runtime: &str, why: &str) {
+        if !self.quiet {
+            line(&format!("error: {model} on {runtime}: {why}"));
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Executors: where a group's worker runs — a child process per group (started when its turn
+//! comes, or all loaded ahead with `--parallel-loads`), or this process — and the events its
+//! messages become.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::job::{GroupJob, WorkerMsg};
+use super::process::{ChildEnd, Spawned};
+use super::stop;
+use crate::results::{RunEvent, Status};
+
+/// How groups are kept apart.
+#[derive(Debug, Clone)]
+pub enum Isolation {
+    /// Each group in a child process started from this executable (`xbench worker`): a crash
+    /// loses one group, and no runtime's threads disturb another's timings.
+    Process { exe: PathBuf },
+    /// Every group in this process (for tests and debugging).
+    InProcess,
+}
+
+/// How a group's run ended, as far as the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupEnd {
+    Finished,
+    /// A stop was asked for: the run ends after this group.
+    Stopped,
+}
+
+pub struct Executor<'a> {
+    isolation: &'a Isolation,
+    /// Workers started ahead of their turn (`--parallel-loads`), by group.
+    preloaded: HashMap<usize, Spawned>,
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(isolation: &'a Isolation) -> Executor<'a> {
+        Executor { isolation, preloaded: HashMap::new() }
+    }
+
+    /// Starts a worker for every job at once and waits until each has loaded its session (or
+    /// failed to); they then wait for their turn. Only with process isolation.
+    pub fn preload(&mut self, jobs: &[&GroupJob]) -> Result<()> {
+        let Isolation::Process { exe } = self.isolation else { return Ok(()) };
+        for job in jobs.iter().filter(|j| !j.cells.is_empty()) {
+            let job = GroupJob { gated: true, ..(*job).clone() };
+            self.preloaded.insert(job.group, Spawned::start(exe, &job)?);
+        }
+        // Read each worker's load report as it comes, so that each one's ready time is its own.
+        std::thread::scope(|scope| {
+            for s in self.preloaded.values_mut() {
+                scope.spawn(move || s.read_until_loaded());
+            }
+        });
+        Ok(())
+    }
+
+    /// Runs `job`'s cells, passing each event to `sink` as it happens.
+    pub fn run(&mut self, job: &GroupJob, sink: &mut dyn FnMut(RunEvent) -> Result<()>) -> Result<GroupEnd> {
+        let g = job.group;
+        match self.isolation {
+            Isolation::InProcess => {
+                let clock = Instant::now();
+                let mut err = None;
+                let session = super::worker::run_group(
+                    job,
+                    &mut |m| {
+                        if err.is_none() {
+                            if let Err(e) = sink(event(g, m, clock.elapsed().as_secs_f64() * 1e3)) {
+                                err = Some(e);
+                            }
+                        }
+                    },
+                    &stop::requested,
+                );
+                drop(session);
+                if let Some(e) = err {
+                    return Err(e);
+                }
+                Ok(if stop::requested() { GroupEnd::Stopped } else { GroupEnd::Finished })
+            }
+            Isolation::Process { exe } => {
+                let started = Instant::now();
+                let child = match self.preloaded.remove(&g) {
+                    Some(s) => s,
+                    None => Spawned::start(exe, job)?,
+                };
+                // Loaded while the run was being set up, its ready time is its own; else it is from its start.
+                let ready = child.ready_ms;
+                let end = child.drive(&mut |m| sink(event(g, m, ready.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1e3))))?;
+                match end {
+                    ChildEnd::Finished => Ok(GroupEnd::Finished),
+                    ChildEnd::Stopped => Ok(GroupEnd::Stopped),
+                    ChildEnd::Died(why) => {
+                        // Whatever the worker had not reported is lost with it, and only that.
+                        sink(RunEvent::GroupEnded { group: g, status: Status::Failed, why })?;
+                        Ok(GroupEnd::Finished)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The event a worker's message makes; `ready_ms` is from the worker's start to now.
+fn event(group: usize, m: WorkerMsg, ready_ms: f64) -> RunEvent {
+    match m {
+        WorkerMsg::Loaded { load_ms, session } => RunEvent::Loaded { group, load_ms, ready_ms, session },
+        WorkerMsg::LoadFailed { error } => RunEvent::LoadFailed { group, error },
+        WorkerMsg::Cell(record) => RunEvent::Cell(record),
+        WorkerMsg::Done { peak_rss_mib } => RunEvent::GroupDone { group, peak_rss_mib },
+    }
+}

@@ -1,0 +1,105 @@
+//! An ONNX Runtime session with one execution provider: created with ONNX Runtime's log captured
+//! so that node placement is known (a provider that takes no node fails the load), then run
+//! through the I/O mode the run asked for.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+use ort::logging::LogLevel;
+use ort::memory::AllocationDevice;
+use ort::session::{RunOptions, Session as OrtInner};
+
+use super::env::{loaded, parse_placement, with_captured_log};
+use super::io::{Bound, Core, Host, IoMode, Staged, Staging};
+use super::Provider;
+use crate::inputs::Feed;
+use crate::runtimes::{default_threads, Output, RuntimeOptions, Session, SessionInfo, Timing};
+
+/// Fields drop in order: the I/O mode's bound values before the session that made them.
+pub(super) struct OrtSession {
+    io: Box<dyn IoMode>,
+    core: Core,
+    info: SessionInfo,
+}
+
+impl OrtSession {
+    pub fn load(provider: Provider, onnx: &Path, opts: &RuntimeOptions) -> Result<OrtSession> {
+        let l = loaded(opts).map_err(|e| anyhow!(e))?;
+        let threads = opts.threads.unwrap_or_else(default_threads);
+        let mut builder = OrtInner::builder(&l.env)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_intra_threads(threads)
+            .map_err(ort::Error::<()>::from)?
+            .with_execution_providers([provider.dispatch(opts)])
+            .map_err(|e| anyhow!("{} provider failed to register: {}", provider.name(), ort::Error::<()>::from(e)))?
+            .with_log_level(LogLevel::Verbose)
+            .map_err(ort::Error::<()>::from)?;
+        let (committed, log) = with_captured_log(|| builder.commit_from_file(onnx));
+        let session = committed.map_err(|e| anyhow!("ONNX Runtime cannot load {}: {e}", onnx.display()))?;
+        let placement = parse_placement(&log);
+        let wanted = provider.name();
+        let total: usize = placement.iter().map(|(_, n)| n).sum();
+        if placement.is_empty() {
+            bail!("ONNX Runtime did not report where the graph's nodes were placed, so {wanted} cannot be confirmed to run them");
+        }
+        if !placement.iter().any(|(ep, n)| ep == wanted && *n > 0) {
+            bail!(
+                "{wanted} was asked for but took none of the graph's {total} nodes (placement: {})\n  fix: the model's operators are not supported by this provider; use another runtime",
+                placement.iter().map(|(ep, n)| format!("{ep} {n}")).collect::<Vec<_>>().join(", ")
+            );
+        }
+        let mut run_options = RunOptions::new()?;
+        run_options.set_log_level(LogLevel::Warning)?;
+        let output_names = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        let cuda = provider == Provider::Cuda;
+        let mut info = SessionInfo {
+            threads: if cuda {
+                // Which arithmetic fp32 matrix products use is part of what the numbers mean.
+                format!("intra-op {threads}, inter-op 1, spinning on; fp32 matrix products in {}", if opts.no_tf32 { "fp32 (TF32 off)" } else { "TF32 (ONNX Runtime's default)" })
+            } else {
+                format!("intra-op {threads}, inter-op 1, spinning on")
+            },
+            providers: vec![wanted.to_string()],
+            version: l.version.clone(),
+            placement,
+            io: None,
+        };
+        let device = if cuda { (AllocationDevice::CUDA, opts.device_id as i32) } else { (AllocationDevice::CPU, 0) };
+        let core = Core { session, run_options, output_names, device };
+        // CUDA graphs are an ort-cuda setting; other providers run as they would without it.
+        let graph = opts.cuda_graph && cuda;
+        let io: Box<dyn IoMode> = if opts.pinned_io || graph {
+            let (staging, described) = Staging::new(&core, cuda, opts.timing, graph)?;
+            info.io = Some(described);
+            Box::new(Staged::new(staging))
+        } else {
+            match opts.timing {
+                Timing::EndToEnd => Box::<Host>::default(),
+                Timing::DeviceResident => Box::<Bound>::default(),
+            }
+        };
+        Ok(OrtSession { io, core, info })
+    }
+}
+
+impl Session for OrtSession {
+    fn prepare(&mut self, feed: &Feed) -> Result<()> {
+        self.io.prepare(&mut self.core, feed)
+    }
+
+    fn run(&mut self, feed: &Feed) -> Result<()> {
+        self.io.run(&mut self.core, feed)
+    }
+
+    fn outputs(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+        self.io.outputs(&mut self.core, feed)
+    }
+
+    fn timer_label(&self) -> String {
+        self.io.label()
+    }
+
+    fn info(&self) -> SessionInfo {
+        self.info.clone()
+    }
+}

@@ -1,0 +1,184 @@
+//! tract on CPU: pure Rust, always available. The graph is concretized to each cell's shapes and
+//! optimized once per shape (untimed, in `prepare`); the plan's state is reused across iterations.
+
+use anyhow::{anyhow, bail, Context, Result};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::model::typed::TypedSimpleState;
+
+use super::{Availability, DeviceClass, Output, Runtime, RuntimeId, RuntimeOptions, Session, SessionInfo, TRACT_VERSION};
+use crate::inputs::Feed;
+use crate::tensor::{ElemType, Tensor as HostTensor};
+
+/// tract on the CPU: built in, always usable.
+pub struct Tract;
+
+impl Runtime for Tract {
+    fn check(&self, id: RuntimeId, _opts: &RuntimeOptions) -> Availability {
+        Availability { runtime: id, usable: true, version: Some(TRACT_VERSION.to_string()), detail: "built in (pure Rust, CPU)".into(), device: None }
+    }
+
+    fn load(&self, onnx: &std::path::Path, opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
+        Ok(Box::new(TractSession::load(onnx, opts)?))
+    }
+
+    fn device(&self) -> DeviceClass {
+        DeviceClass::Cpu
+    }
+}
+
+pub struct TractSession {
+    model: InferenceModel,
+    /// Shapes of the current plan's inputs, and the state reused across runs.
+    current: Option<(Vec<Vec<usize>>, TypedSimpleState)>,
+    /// Outputs of the last run, as tract returned them.
+    last: TVec<TValue>,
+    info: SessionInfo,
+}
+
+impl TractSession {
+    pub fn load(onnx: &std::path::Path, opts: &RuntimeOptions) -> Result<TractSession> {
+        let threads = opts.threads.unwrap_or_else(super::default_threads);
+        if threads > 1 {
+            tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::multithread(threads));
+        }
+        // value_info (intermediate shapes) is ignored: exporters write it with the graph's symbolic
+        // dims (`batch`, `sequence`), which clash with the concrete input shapes set in `prepare`.
+        // tract infers those shapes itself.
+        let inference = tract_onnx::onnx()
+            .with_ignore_value_info(true)
+            .model_for_path(onnx)
+            .map_err(|e| anyhow!("tract cannot load {}: {e:#}", onnx.display()))?;
+        let nodes = inference.nodes().len();
+        Ok(TractSession {
+            model: inference,
+            current: None,
+            last: tvec!(),
+            info: SessionInfo {
+                threads: if threads > 1 { format!("matrix products on {threads} threads") } else { "1 thread".into() },
+                providers: vec!["tract CPU".into()],
+                version: TRACT_VERSION.to_string(),
+                placement: vec![("tract CPU".into(), nodes)],
+                io: None,
+            },
+        })
+    }
+}
+
+/// tract's type for an element type.
+fn datum_type(t: ElemType) -> Result<DatumType> {
+    Ok(match t {
+        ElemType::Float32 => DatumType::F32,
+        ElemType::Float16 => DatumType::F16,
+        ElemType::Float64 => DatumType::F64,
+        ElemType::Int8 => DatumType::I8,
+        ElemType::Int16 => DatumType::I16,
+        ElemType::Int32 => DatumType::I32,
+        ElemType::Int64 => DatumType::I64,
+        ElemType::Uint8 => DatumType::U8,
+        ElemType::Uint16 => DatumType::U16,
+        ElemType::Uint32 => DatumType::U32,
+        ElemType::Uint64 => DatumType::U64,
+        ElemType::Bool => DatumType::Bool,
+        ElemType::String => DatumType::String,
+        ElemType::Bfloat16 => bail!("tract has no bfloat16 type, so it cannot take bfloat16 inputs\n  fix: run this model on ONNX Runtime (ort-cpu)"),
+    })
+}
+
+/// A host tensor as tract's own (a copy, made per run inside the timer as ONNX Runtime's is not).
+fn to_tract(t: &HostTensor) -> Result<Tensor> {
+    Ok(match t {
+        HostTensor::F32(a) => Tensor::from(a.clone()),
+        HostTensor::F16(a) => Tensor::from(a.clone()),
+        HostTensor::F64(a) => Tensor::from(a.clone()),
+        HostTensor::I8(a) => Tensor::from(a.clone()),
+        HostTensor::I16(a) => Tensor::from(a.clone()),
+        HostTensor::I32(a) => Tensor::from(a.clone()),
+        HostTensor::I64(a) => Tensor::from(a.clone()),
+        HostTensor::U8(a) => Tensor::from(a.clone()),
+        HostTensor::U16(a) => Tensor::from(a.clone()),
+        HostTensor::U32(a) => Tensor::from(a.clone()),
+        HostTensor::U64(a) => Tensor::from(a.clone()),
+        HostTensor::Bool(a) => Tensor::from(a.clone()),
+        HostTensor::Str(a) => Tensor::from(a.clone()),
+        HostTensor::BF16(_) => bail!("tract has no bfloat16 type, so it cannot take bfloat16 inputs\n  fix: run this model on ONNX Runtime (ort-cpu)"),
+    })
+}
+
+/// tract's output as a host tensor of the same element type.
+fn from_tract(v: &TValue) -> Result<HostTensor> {
+    fn arr<T: Datum + Clone>(v: &TValue) -> Result<ndarray::ArrayD<T>> {
+        Ok(v.to_plain_array_view::<T>()?.to_owned())
+    }
+    Ok(match v.datum_type() {
+        DatumType::F32 => HostTensor::F32(arr(v)?),
+        DatumType::F16 => HostTensor::F16(arr(v)?),
+        DatumType::F64 => HostTensor::F64(arr(v)?),
+        DatumType::I8 => HostTensor::I8(arr(v)?),
+        DatumType::I16 => HostTensor::I16(arr(v)?),
+        DatumType::I32 => HostTensor::I32(arr(v)?),
+        DatumType::I64 => HostTensor::I64(arr(v)?),
+        DatumType::U8 => HostTensor::U8(arr(v)?),
+        DatumType::U16 => HostTensor::U16(arr(v)?),
+        DatumType::U32 => HostTensor::U32(arr(v)?),
+        DatumType::U64 => HostTensor::U64(arr(v)?),
+        DatumType::Bool => HostTensor::Bool(arr(v)?),
+        DatumType::String => HostTensor::Str(arr(v)?),
+        other => bail!("tract gave an output of type {other:?}, which xbench does not read"),
+    })
+}
+
+impl Session for TractSession {
+    fn prepare(&mut self, feed: &Feed) -> Result<()> {
+        let shapes: Vec<Vec<usize>> = feed.tensors.iter().map(|(_, t)| t.shape().to_vec()).collect();
+        if self.current.as_ref().is_some_and(|(s, _)| *s == shapes) {
+            return Ok(());
+        }
+        // Drop the previous plan first: its packed weights would otherwise double the memory.
+        self.current = None;
+        self.last.clear();
+        let mut model = self.model.clone();
+        let input_outlets = model.input_outlets()?.to_vec();
+        if input_outlets.len() != feed.tensors.len() {
+            return Err(anyhow!("tract sees {} graph inputs but {} are fed", input_outlets.len(), feed.tensors.len()));
+        }
+        for (ix, (_, t)) in feed.tensors.iter().enumerate() {
+            model.set_input_fact(ix, InferenceFact::dt_shape(datum_type(t.elem_type())?, t.shape()))?;
+        }
+        let plan = model
+            .into_optimized()
+            .map_err(|e| anyhow!("tract cannot optimize the graph for shapes {shapes:?}: {e:#}"))?
+            .into_runnable()
+            .context("tract cannot build a plan")?;
+        let state = TypedSimpleState::new(&plan).context("tract cannot start a plan state")?;
+        self.current = Some((shapes, state));
+        Ok(())
+    }
+
+    fn run(&mut self, feed: &Feed) -> Result<()> {
+        if self.current.is_none() {
+            self.prepare(feed)?;
+        }
+        let (_, state) = self.current.as_mut().expect("prepared above");
+        let inputs: TVec<TValue> = feed.tensors.iter().map(|(_, t)| to_tract(t).map(TValue::from)).collect::<Result<_>>()?;
+        self.last = state.run(inputs).map_err(|e| anyhow!("tract run failed: {e:#}"))?;
+        Ok(())
+    }
+
+    fn outputs(&mut self, feed: &Feed) -> Result<Vec<Output>> {
+        if self.last.is_empty() {
+            self.run(feed)?;
+        }
+        let (_, state) = self.current.as_ref().expect("run prepares a plan");
+        let m = state.model();
+        let names = m.outputs.iter().map(|o| m.outlet_label(*o).map(str::to_string).unwrap_or_else(|| m.node(o.node).name.clone()));
+        self.last
+            .iter()
+            .zip(names)
+            .map(|(v, name)| Ok(Output { name, data: from_tract(v)? }))
+            .collect()
+    }
+
+    fn info(&self) -> SessionInfo {
+        self.info.clone()
+    }
+}

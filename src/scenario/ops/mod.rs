@@ -1,0 +1,20 @@
+//! Operation cases, as a scenario names them: the paper's 21 operations at its 85 shapes (or new
+//! ones), written in the paper's notation. Building each case's graph is `crate::ops`' work.
+
+mod case;
+mod entries;
+mod family;
+
+pub use case::{paper_cases, published, OpCase, PaperCase, OP_PREFIX, PAPER_COLUMNS};
+pub use entries::cases_of;
+pub use family::{AxisRule, Family};
+
+/// True for the model name of an operation case (`op:Softmax dim=…`).
+pub fn is_op(model: &str) -> bool {
+    model.starts_with(OP_PREFIX)
+}
+
+/// What the graph of `case` is and how its shapes are read.
+pub fn description(case: &OpCase) -> String {
+    format!("{}: {}. {}", case.name(), case.family.graph(), case.family.reading())
+}

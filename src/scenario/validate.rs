@@ -1,0 +1,234 @@
+//! `validate`: a parsed scenario file into a typed `Plan`. Pure: it reads no file, asks no
+//! network and prints nothing; models, runtimes and texts are looked up when the plan is resolved.
+//! Every error names the file, the key, the value and the fix.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{anyhow, Result};
+
+use super::hub_ref::HubRef;
+use super::plan::{grid, ModelEntry, Plan, Settings, TextSource};
+use super::{ops, texts, RuntimeId, ScenarioFile, Tolerance, Tolerances};
+
+/// Largest values accepted; beyond them a value is taken for a typo.
+const MAX_CHARS: i64 = 100_000;
+const MAX_BATCH: i64 = 4_096;
+const MAX_ITERATIONS: i64 = 1_000_000;
+const MAX_WARMUP: i64 = 100_000;
+const MAX_THREADS: i64 = 1_024;
+
+/// What the command line changes in a scenario.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Runtimes chosen on the command line (`--runtimes`), replacing the file's list.
+    pub runtimes: Option<Vec<String>>,
+}
+
+/// Validates `file`, read from `origin` in the folder `scenario_dir`, into a plan.
+pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, overrides: &Overrides) -> Result<Plan> {
+    let err = |key: &str, msg: String| anyhow!("{origin}: `{key}` {msg}");
+    if file.name.trim().is_empty() {
+        return Err(err("name", "is empty\n  fix: give the scenario a short name, e.g. `name: quick`".into()));
+    }
+    // Operation cases (`ops:`) replace models, input lengths and batch sizes: one cell each per runtime.
+    let op_cases = match &file.ops {
+        None => None,
+        Some(value) => {
+            for (key, given) in [
+                ("models", !file.models.is_empty()),
+                ("input_chars", !file.input_chars.is_empty()),
+                ("batch_sizes", !file.batch_sizes.is_empty()),
+                ("text", file.text.is_some()),
+                ("text_file", file.text_file.is_some()),
+                ("dims", !file.dims.is_empty()),
+            ] {
+                if given {
+                    return Err(anyhow!("{origin}: `{key}` is given together with `ops`; an operation scenario takes its shapes from `ops` alone\n  fix: remove `{key}`, or put model runs in a scenario of their own"));
+                }
+            }
+            Some(ops::cases_of(value).map_err(|(key, msg)| err(&key, msg))?)
+        }
+    };
+    let (input_chars, batch_sizes) = match &op_cases {
+        Some(_) => (vec![0], vec![1]),
+        None => (
+            sizes(&file.input_chars, "input_chars", 1, MAX_CHARS, "[50, 100, 200, 500]").map_err(|(k, m)| err(&k, m))?,
+            sizes(&file.batch_sizes, "batch_sizes", 1, MAX_BATCH, "[1, 16, 32]").map_err(|(k, m)| err(&k, m))?,
+        ),
+    };
+    let iterations = one_size(file.iterations, 1, MAX_ITERATIONS, "`iterations: 10`").map_err(|m| err("iterations", m))?;
+    let warmup = one_size(file.warmup, 0, MAX_WARMUP, "`warmup: 3`").map_err(|m| err("warmup", m))?;
+    let threads = match file.threads {
+        None => None,
+        Some(t) => Some(one_size(t, 1, MAX_THREADS, "`threads: 4`").map_err(|m| err("threads", m))?),
+    };
+
+    let (names, runtimes_key) = match &overrides.runtimes {
+        Some(list) => (list.clone(), "--runtimes"),
+        None => (file.runtimes.clone(), "runtimes"),
+    };
+    if names.is_empty() {
+        return Err(err(runtimes_key, "is empty\n  fix: list at least one runtime; `xbench runtimes` shows them".into()));
+    }
+    let mut runtimes: Vec<RuntimeId> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let key = format!("{runtimes_key}[{i}]");
+        let name = name.trim();
+        RuntimeId::check_name(name).map_err(|m| err(&key, format!("= `{name}`: {m}\n  fix: use a runtime `xbench runtimes` lists")))?;
+        let id = RuntimeId::new(name);
+        if runtimes.contains(&id) {
+            return Err(err(&key, format!("lists `{name}` twice\n  fix: list each runtime once")));
+        }
+        runtimes.push(id);
+    }
+
+    if file.models.is_empty() && op_cases.is_none() {
+        return Err(err("models", "is empty\n  fix: list at least one model; `xbench models` shows those found (or list operation cases under `ops:`)".into()));
+    }
+    let mut models: Vec<ModelEntry> = op_cases.unwrap_or_default().into_iter().map(ModelEntry::Op).collect();
+    for (i, written) in file.models.iter().enumerate() {
+        let at = |msg: String| anyhow!("{origin}: `models[{i}]` = `{written}`: {msg}");
+        let entry = match HubRef::from_entry(written) {
+            Some(hub) => ModelEntry::Hub(hub.map_err(|e| at(format!("{e:#}")))?),
+            None => ModelEntry::Local(local_entry(written).map_err(at)?),
+        };
+        let name = entry.name();
+        if let Some(before) = models.iter().find(|m| m.name() == name) {
+            let what = match (before, &entry) {
+                (ModelEntry::Local(_), ModelEntry::Local(_)) => format!("lists `{written}` twice"),
+                _ => format!("lists `{written}`, whose folder `{name}` is already listed"),
+            };
+            return Err(err(&format!("models[{i}]"), format!("{what}\n  fix: list each model once")));
+        }
+        models.push(entry);
+    }
+
+    let reference = match &file.reference {
+        None => runtimes[0],
+        Some(name) => {
+            let id = RuntimeId::new(name.trim());
+            if !runtimes.contains(&id) {
+                return Err(err(
+                    "reference",
+                    format!("= `{name}` is not among the runtimes run\n  fix: name one of: {}", runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")),
+                ));
+            }
+            id
+        }
+    };
+    let mut tolerances = Tolerances::default();
+    if let Some(t) = &file.tolerance {
+        for (key, given, slot) in [("tolerance.fp32", &t.fp32, &mut tolerances.fp32), ("tolerance.fp16", &t.fp16, &mut tolerances.fp16)] {
+            if let Some(g) = given {
+                if !(g.abs.is_finite() && g.abs >= 0.0 && g.rel.is_finite() && g.rel >= 0.0) {
+                    return Err(err(key, format!("= {{abs: {}, rel: {}}} must be finite and not negative\n  fix: e.g. `{{abs: 1e-4, rel: 1e-3}}`", g.abs, g.rel)));
+                }
+                *slot = Tolerance { abs: g.abs, rel: g.rel };
+            }
+        }
+    }
+    let min_time_s = match file.min_time_s {
+        None => None,
+        Some(t) if t.is_finite() && t > 0.0 && t <= 3600.0 => Some(t),
+        Some(t) => return Err(err("min_time_s", format!("is {t}: it must be more than 0 and at most 3600 seconds\n  fix: e.g. `min_time_s: 1.0`"))),
+    };
+    let ci_warn_share = match file.ci_warn_share {
+        None => 0.10,
+        Some(s) if s.is_finite() && s > 0.0 => s,
+        Some(s) => return Err(err("ci_warn_share", format!("is {s}: it must be a positive share of the mean\n  fix: e.g. `ci_warn_share: 0.1` (10%)"))),
+    };
+    let mut dims = BTreeMap::new();
+    for (name, &v) in &file.dims {
+        dims.insert(name.clone(), one_size(v, 1, 1 << 24, &format!("`dims: {{{name}: 224}}`")).map_err(|m| err(&format!("dims.{name}"), m))?);
+    }
+    let text = match (&file.text, &file.text_file) {
+        (Some(_), Some(_)) => return Err(err("text_file", "is given together with `text`\n  fix: keep one of the two".into())),
+        (_, Some(path)) => TextSource::File(scenario_dir.join(path)),
+        (Some(name), None) => {
+            if texts::builtin(name).is_none() {
+                return Err(err("text", format!("= `{name}` is not a built-in text\n  fix: use one of: {}, or `text_file: path/to/prose.txt`", texts::names().join(", "))));
+            }
+            TextSource::Builtin(name.clone())
+        }
+        (None, None) => TextSource::Builtin(texts::BUILTIN_TEXTS[0].0.to_string()),
+    };
+
+    let (groups, cells) = grid(&models, &runtimes, &input_chars, &batch_sizes);
+    Ok(Plan {
+        name: file.name.clone(),
+        origin: origin.to_string(),
+        scenario_dir: scenario_dir.to_path_buf(),
+        models,
+        runtimes,
+        runtimes_key,
+        input_chars,
+        batch_sizes,
+        settings: Settings { iterations, warmup, text, threads, reference, tolerances, min_time_s, ci_warn_share, dims },
+        groups,
+        cells,
+    })
+}
+
+/// A local model entry, normalised (`./m`, `m/`, `m/.` are all `m`); paths that leave the models
+/// root are refused.
+fn local_entry(written: &str) -> std::result::Result<String, String> {
+    let path = Path::new(written.trim());
+    let mut parts = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err("the model path leaves the models root (it is absolute or climbs out with `..`)\n  fix: put the model under the models folder (--models-dir) and name it by its folder there".into())
+            }
+        }
+    }
+    let normal = parts.to_string_lossy().into_owned();
+    if normal.is_empty() {
+        return Err("names no model\n  fix: name a model folder under the models folder; `xbench models` lists them".into());
+    }
+    Ok(normal)
+}
+
+fn one_size(v: i64, min: i64, max: i64, example: &str) -> std::result::Result<usize, String> {
+    if v < min {
+        let what = if v < 0 { "negative" } else if v == 0 { "zero" } else { "too small" };
+        return Err(format!("is {v}: {what}; it must be at least {min}\n  fix: e.g. {example}"));
+    }
+    if v > max {
+        return Err(format!("is {v}: larger than the limit of {max}\n  fix: e.g. {example}"));
+    }
+    Ok(v as usize)
+}
+
+/// Validates a list of sizes; an error carries the key (with the index) and the message.
+fn sizes(list: &[i64], key: &str, min: i64, max: i64, example: &str) -> std::result::Result<Vec<usize>, (String, String)> {
+    if list.is_empty() {
+        return Err((key.into(), format!("is empty\n  fix: list at least one value, e.g. `{key}: {example}`")));
+    }
+    let mut out = Vec::new();
+    for (i, &v) in list.iter().enumerate() {
+        let s = one_size(v, min, max, &format!("`{key}: {example}`")).map_err(|m| (format!("{key}[{i}]"), m))?;
+        if out.contains(&s) {
+            return Err((format!("{key}[{i}]"), format!("lists {v} twice\n  fix: list each value once")));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_entry;
+
+    #[test]
+    fn local_entries_are_normalised_and_kept_inside_the_root() {
+        for (written, want) in [("tiny-bert", "tiny-bert"), ("./tiny-bert", "tiny-bert"), ("tiny-bert/.", "tiny-bert"), ("tiny-bert/", "tiny-bert"), ("a/./b", "a/b")] {
+            assert_eq!(local_entry(written).unwrap(), want, "{written}");
+        }
+        for bad in ["../x", "/etc", "a/../../b", ".", ""] {
+            assert!(local_entry(bad).is_err(), "{bad}");
+        }
+    }
+}
