@@ -120,20 +120,22 @@ fn every_bad_input_gets_a_clear_error_and_no_panic() {
     let mut names = std::collections::HashSet::new();
     assert!(CASES.iter().all(|c| names.insert(c.name)), "case names are distinct");
     let mut failures = Vec::new();
+    let parent = tempfile::Builder::new().prefix("bad-inputs-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     for (i, c) in CASES.iter().enumerate() {
-        let root = case_dir(i);
+        let root = case_dir(parent.path(), i);
         (c.given)(&root);
         let started = std::time::Instant::now();
         if let Err(why) = check(c, &root) {
             failures.push(format!("case {i} `{}`: {why}", c.name));
         } else if started.elapsed().as_secs() > 60 {
             failures.push(format!("case {i} `{}`: took {:?}", c.name, started.elapsed()));
-        } else {
-            let _ = std::fs::remove_dir_all(&root);
         }
     }
-    let _ = std::fs::remove_dir(case_dir_parent());
-    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), CASES.len(), failures.join("\n\n"));
+    if !failures.is_empty() {
+        // The failing cases' folders stay for a look.
+        let kept = parent.keep();
+        panic!("{} of {} cases failed (their folders are in {}):\n\n{}", failures.len(), CASES.len(), kept.display(), failures.join("\n\n"));
+    }
 }
 
 /// Runs one case in `root` and checks what xbench said; `Err` explains what was wrong.
@@ -201,17 +203,12 @@ fn check(c: &Case, root: &Path) -> Result<(), String> {
 }
 
 /// A fresh folder for case `i`, holding the committed tiny model and the bad-input data files.
-fn case_dir(i: usize) -> PathBuf {
-    let root = case_dir_parent().join(format!("case-{i:02}"));
-    let _ = std::fs::remove_dir_all(&root);
+fn case_dir(parent: &Path, i: usize) -> PathBuf {
+    let root = parent.join(format!("case-{i:02}"));
     copy_dir(&repo("models/tiny-bert"), &root.join("models/tiny-bert"));
     copy_dir(&repo("tests/data/bad"), &root);
     std::fs::copy(repo("tests/data/minimal-results.json"), root.join("minimal-results.json")).unwrap();
     root
-}
-
-fn case_dir_parent() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bad-inputs-{}", std::process::id()))
 }
 
 fn repo(rel: &str) -> PathBuf {

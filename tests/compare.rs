@@ -37,8 +37,8 @@ fn verdicts_follow_the_interval_and_unmatched_cells_are_listed() {
 
 #[test]
 fn the_command_fails_on_a_regression_when_asked_to() {
-    let dir = std::env::temp_dir().join(format!("xbench-compare-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let a = fixture();
     let mut b = a.clone();
     for s in b.cells[0].samples_ms.iter_mut() {
@@ -55,5 +55,4 @@ fn the_command_fails_on_a_regression_when_asked_to() {
     assert!(String::from_utf8_lossy(&strict.stderr).contains("1 cells are slower"));
     let lenient = run(&["--fail-above", "150"]);
     assert!(lenient.status.success());
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -27,13 +27,14 @@ fn fixed_model(path: &Path) {
     builder::write(&g.finish(17).unwrap(), path).unwrap();
 }
 
-fn setup(name: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("xbench-dropped-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+/// A folder holding `models/images` and `models/fixed.onnx`, removed when dropped.
+fn setup(name: &str) -> tempfile::TempDir {
+    let tmp = tempfile::Builder::new().prefix(&format!("xbench-dropped-{name}-")).tempdir().unwrap();
+    let root = tmp.path();
     std::fs::create_dir_all(root.join("models/images")).unwrap();
     image_model(&root.join("models/images/model.onnx"));
     fixed_model(&root.join("models/fixed.onnx"));
-    root
+    tmp
 }
 
 fn run(root: &Path, scenario: &str) -> xbench::results::RunResults {
@@ -50,9 +51,10 @@ fn run(root: &Path, scenario: &str) -> xbench::results::RunResults {
 
 #[test]
 fn non_text_and_fixed_dim_models_run_on_both_runtimes_and_agree() {
-    let root = setup("ok");
+    let tmp = setup("ok");
+    let root = tmp.path();
     let r = run(
-        &root,
+        root,
         "name: dropped\nmodels: [images, fixed.onnx]\nruntimes: [tract-cpu, ort-cpu]\ninput_chars: [4]\nbatch_sizes: [1, 2]\niterations: 3\nwarmup: 1\ndims: {height: 5, width: 6}\n",
     );
     assert_eq!(r.cells.len(), 2 * 2 * 2);
@@ -64,18 +66,17 @@ fn non_text_and_fixed_dim_models_run_on_both_runtimes_and_agree() {
         }
     }
     assert!(r.models.iter().any(|m| m.name == "fixed" && m.tokenizer.is_none()));
-    std::fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
 fn a_dim_xbench_cannot_fill_fails_the_cells_naming_input_and_dim() {
-    let root = setup("nodim");
-    let r = run(&root, "name: nodim\nmodels: [images]\nruntimes: [tract-cpu]\ninput_chars: [4]\nbatch_sizes: [1]\niterations: 2\n");
+    let tmp = setup("nodim");
+    let root = tmp.path();
+    let r = run(root, "name: nodim\nmodels: [images]\nruntimes: [tract-cpu]\ninput_chars: [4]\nbatch_sizes: [1]\niterations: 2\n");
     let c = &r.cells[0];
     assert_eq!(c.status, Status::Failed);
     let e = c.error.as_deref().unwrap();
     assert!(e.contains("`pixel_values`") && e.contains("`height`") && e.contains("dims:"), "{e}");
-    std::fs::remove_dir_all(root).unwrap();
 }
 
 /// `models/ext/`: the tiny BERT with its weights in `weights/tiny.bin` beside the graph, and the committed tokenizer.
@@ -88,8 +89,9 @@ fn external_model(root: &Path) -> PathBuf {
 
 #[test]
 fn a_model_with_external_data_reads_as_the_same_graph_and_both_runtimes_agree() {
-    let root = setup("external");
-    let dir = external_model(&root);
+    let tmp = setup("external");
+    let root = tmp.path();
+    let dir = external_model(root);
     assert!(std::fs::metadata(dir.join("model.onnx")).unwrap().len() < 64 * 1024, "the graph holds no weights");
 
     // What xbench reads from the graph does not depend on where the weights are stored.
@@ -104,7 +106,7 @@ fn a_model_with_external_data_reads_as_the_same_graph_and_both_runtimes_agree() 
     assert_eq!((ext.flops_per_token, ext.precision()), (inline.flops_per_token, "fp32"));
 
     let r = run(
-        &root,
+        root,
         "name: ext\nmodels: [ext]\nruntimes: [tract-cpu, ort-cpu]\ninput_chars: [30, 120]\nbatch_sizes: [1, 3]\niterations: 2\nwarmup: 1\n",
     );
     assert_eq!(r.cells.len(), 8);
@@ -116,12 +118,12 @@ fn a_model_with_external_data_reads_as_the_same_graph_and_both_runtimes_agree() 
         }
     }
     assert_eq!(r.models[0].max_positions, Some(512));
-    std::fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
 fn fp16_weights_in_an_external_data_file_are_read_as_fp16() {
-    let root = setup("external-fp16");
+    let tmp = setup("external-fp16");
+    let root = tmp.path();
     let mut g = GraphBuilder::new("half");
     let x = g.input("x", DataType::Float, &[Dim::sym("batch"), Dim::Fixed(64)]);
     // 64×64 weights of 1.0 in float16 (0x3c00), stored externally, cast up before the product.
@@ -133,17 +135,17 @@ fn fp16_weights_in_an_external_data_file_are_read_as_fp16() {
     builder::write_external(&g.finish(17).unwrap(), &root.join("models/half/model.onnx"), "model.onnx.data", 1024).unwrap();
     let io = xbench::models::read_io(&root.join("models/half/model.onnx")).unwrap();
     assert_eq!((io.weights_precision.as_str(), io.precision(), io.flops_per_token), ("fp16", "fp16", 2 * 64 * 64));
-    let r = run(&root, "name: half\nmodels: [half]\nruntimes: [tract-cpu, ort-cpu]\ninput_chars: [4]\nbatch_sizes: [2]\niterations: 2\nwarmup: 1\n");
+    let r = run(root, "name: half\nmodels: [half]\nruntimes: [tract-cpu, ort-cpu]\ninput_chars: [4]\nbatch_sizes: [2]\niterations: 2\nwarmup: 1\n");
     assert!(r.cells.iter().all(|c| c.status == Status::Ok), "{:?}", r.cells);
     assert_eq!(r.models[0].precision, "fp16");
     assert!(r.cells[1].agreement.as_ref().unwrap().within_tolerance);
-    std::fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
 fn a_missing_or_short_external_data_file_is_named() {
-    let root = setup("external-missing");
-    let dir = external_model(&root);
+    let tmp = setup("external-missing");
+    let root = tmp.path();
+    let dir = external_model(root);
     let scenario = "name: ext\nmodels: [ext]\nruntimes: [tract-cpu, ort-cpu]\ninput_chars: [30]\nbatch_sizes: [1]\niterations: 2\n";
     std::fs::write(root.join("s.yaml"), scenario).unwrap();
     let refused = |says: &[&str]| {
@@ -168,5 +170,4 @@ fn a_missing_or_short_external_data_file_is_named() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(&root).arg("models").output().unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains("unreadable") && listing.contains("weights/tiny.bin"), "{listing}");
-    std::fs::remove_dir_all(root).unwrap();
 }

@@ -215,12 +215,9 @@ fn tiny_repo(id: &str) -> HubRepo {
     )
 }
 
-/// A fresh folder for one test.
-fn case_dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fetch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder for one test, removed when dropped.
+fn case_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("fetch-{name}-")).tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
 }
 
 /// xbench in `dir`, with its own Hub cache (`dir/hf`) and `endpoint` as the Hub.
@@ -281,7 +278,8 @@ fn scenario(dir: &Path, models: &str, runtimes: &str) -> PathBuf {
 #[test]
 fn fetch_then_run_a_scenario_on_the_fetched_model() {
     let hub = FakeHub::start(vec![tiny_repo("acme/tiny-bert")]);
-    let dir = case_dir("run");
+    let dir_tmp = case_dir("run");
+    let dir = dir_tmp.path();
     let text = ok(xbench(&dir, &hub.addr).args(["fetch", "acme/tiny-bert"]));
     assert!(text.contains(MAIN_SHA) && text.contains("models/tiny-bert"), "{text}");
 
@@ -324,13 +322,13 @@ fn fetch_then_run_a_scenario_on_the_fetched_model() {
     assert_eq!(r.models[0].revision.as_deref(), Some(MAIN_SHA));
     let report = std::fs::read_to_string(dir.join("out/report.md")).unwrap();
     assert!(report.contains(&format!("tiny-bert (Hub: acme/tiny-bert at {})", &MAIN_SHA[..12])), "{report}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_pinned_revision_is_requested_and_recorded() {
     let hub = FakeHub::start(vec![tiny_repo("acme/tiny-bert")]);
-    let dir = case_dir("pinned");
+    let dir_tmp = case_dir("pinned");
+    let dir = dir_tmp.path();
     let text = ok(xbench(&dir, &hub.addr).args(["fetch", "acme/tiny-bert", "--revision", "v1.0", "--name", "tiny-v1"]));
     assert!(text.contains(V1_SHA), "{text}");
     let meta = model_yaml(&dir.join("models/tiny-v1"));
@@ -346,13 +344,13 @@ fn a_pinned_revision_is_requested_and_recorded() {
     ok(xbench(&dir, &hub.addr).args(["fetch", "acme/tiny-bert@v1.0", "--name", "tiny-v1b", "--quiet"]));
     assert_eq!(model_yaml(&dir.join("models/tiny-v1b")).revision.as_deref(), Some(V1_SHA));
     fails(xbench(&dir, &hub.addr).args(["fetch", "acme/tiny-bert@v1.0", "--revision", "main"]), &["v1.0", "main", "once"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn offline_fetch_takes_the_files_from_the_cache_without_a_request() {
     let hub = FakeHub::start(vec![tiny_repo("acme/tiny-bert")]);
-    let dir = case_dir("offline");
+    let dir_tmp = case_dir("offline");
+    let dir = dir_tmp.path();
     ok(xbench(&dir, &hub.addr).args(["fetch", "acme/tiny-bert", "--quiet"]));
     ok(xbench(&dir, &hub.addr).args(["fetch", "acme/tiny-bert", "--revision", "v1.0", "--name", "tiny-v1", "--quiet"]));
     hub.clear();
@@ -379,13 +377,13 @@ fn offline_fetch_takes_the_files_from_the_cache_without_a_request() {
     ok(cmd.env("HF_HUB_OFFLINE", "1").arg("scenario").arg(&s).args(["--quiet", "--no-setup", "--out", "out"]));
     assert!(read_results(&dir.join("out/results.json")).unwrap().cells.iter().all(|c| c.status == Status::Ok));
     assert_eq!(hub.requests(), Vec::<String>::new());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn offline_with_nothing_cached_is_a_clear_error() {
     let hub = FakeHub::start(vec![tiny_repo("acme/tiny-bert")]);
-    let dir = case_dir("offline-empty");
+    let dir_tmp = case_dir("offline-empty");
+    let dir = dir_tmp.path();
     let cache = dir.join("hf/hub/models--acme--tiny-bert");
     let stderr = fails(
         xbench(&dir, &hub.addr).env("HF_HUB_OFFLINE", "1").args(["fetch", "acme/tiny-bert"]),
@@ -400,13 +398,13 @@ fn offline_with_nothing_cached_is_a_clear_error() {
         &["HF_HUB_OFFLINE is set", "revision v1.0", "refs/v1.0"],
     );
     assert_eq!(hub.requests().iter().filter(|r| r.contains("v1.0") || r.contains(V1_SHA)).count(), 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn unknown_repositories_revisions_and_files_are_clear_errors() {
     let hub = FakeHub::start(vec![tiny_repo("acme/tiny-bert")]);
-    let dir = case_dir("unknown");
+    let dir_tmp = case_dir("unknown");
+    let dir = dir_tmp.path();
     fails(xbench(&dir, &hub.addr).args(["fetch", "acme/no-such-model"]), &["no repository acme/no-such-model", &hub.addr, "HTTP 401", "owner/name"]);
     fails(xbench(&dir, &hub.addr).args(["fetch", "acme/tiny-bert", "--revision", "v9"]), &["acme/tiny-bert has no revision `v9`", "branch, tag or commit"]);
     fails(
@@ -415,7 +413,6 @@ fn unknown_repositories_revisions_and_files_are_clear_errors() {
     );
     fails(xbench(&dir, &hub.addr).args(["fetch", "acme/../etc"]), &["`acme/../etc` is not a Hub repository id", "owner/name"]);
     assert!(!dir.join("models").join("tiny-bert").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -425,17 +422,18 @@ fn an_endpoint_that_does_not_listen_is_named() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let dir = case_dir("unreachable");
+    let dir_tmp = case_dir("unreachable");
+    let dir = dir_tmp.path();
     fails(xbench(&dir, &endpoint).args(["fetch", "acme/tiny-bert"]), &[&format!("cannot reach the Hub at {endpoint}"), "HF_ENDPOINT", "HF_HUB_OFFLINE=1"]);
     fails(xbench(&dir, "ftp://127.0.0.1").args(["fetch", "acme/tiny-bert"]), &["HF_ENDPOINT = `ftp://127.0.0.1` is not an http(s) address"]);
     assert!(!dir.join("models/tiny-bert").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_scenario_fetches_hf_entries_on_first_use_and_a_failed_fetch_fails_only_its_cells() {
     let hub = FakeHub::start(vec![tiny_repo("acme/tiny-bert")]);
-    let dir = case_dir("scenario");
+    let dir_tmp = case_dir("scenario");
+    let dir = dir_tmp.path();
     let s = scenario(&dir, "hf:acme/tiny-bert@v1.0, hf:acme/gone", "tract-cpu");
     let (out, text) = run(xbench(&dir, &hub.addr).arg("scenario").arg(&s).args(["--quiet", "--no-setup", "--out", "out"]));
     assert!(out.status.success(), "{text}");
@@ -470,12 +468,12 @@ fn a_scenario_fetches_hf_entries_on_first_use_and_a_failed_fetch_fails_only_its_
         xbench(&dir, &hub.addr).arg("scenario").arg(&s).args(["--quiet", "--no-setup", "--out", "out3"]),
         &["`models[1]` = `hf:acme/gone`", "already holds the Hub model someone/gone", "--name"],
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_repository_whose_onnx_file_keeps_its_weights_in_an_external_data_file() {
-    let staging = case_dir("external-build");
+    let staging_tmp = case_dir("external-build");
+    let staging = staging_tmp.path();
     xbench::onnx::tiny_bert::write_external(&Default::default(), &staging, "model.onnx_data").unwrap();
     let graph = std::fs::read(staging.join("model.onnx")).unwrap();
     let data = std::fs::read(staging.join("model.onnx_data")).unwrap();
@@ -492,7 +490,8 @@ fn a_repository_whose_onnx_file_keeps_its_weights_in_an_external_data_file() {
         f
     };
     let hub = FakeHub::start(vec![HubRepo::new("acme/tiny-ext", files(true)), HubRepo::new("acme/tiny-broken", files(false))]);
-    let dir = case_dir("external");
+    let dir_tmp = case_dir("external");
+    let dir = dir_tmp.path();
     ok(xbench(&dir, &hub.addr).args(["fetch", "acme/tiny-ext"]));
     let model = dir.join("models/tiny-ext");
     assert_eq!(std::fs::read(model.join("model.onnx_data")).unwrap(), data);
@@ -514,8 +513,6 @@ fn a_repository_whose_onnx_file_keeps_its_weights_in_an_external_data_file() {
         &["onnx/model.onnx of acme/tiny-broken keeps its weights in `model.onnx_data`", "the repository has no onnx/model.onnx_data", "--file"],
     );
     assert!(!dir.join("models/tiny-broken").exists());
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&staging);
 }
 
 #[test]
@@ -525,7 +522,8 @@ fn several_onnx_files_and_no_model_onnx_ask_for_file() {
         "acme/variants",
         vec![("onnx/encoder_fp32.onnx", tiny.clone()), ("onnx/encoder_int8.onnx", b"int8".to_vec()), ("tokenizer.json", repo_file("models/tiny-bert/tokenizer.json"))],
     )]);
-    let dir = case_dir("variants");
+    let dir_tmp = case_dir("variants");
+    let dir = dir_tmp.path();
     fails(
         xbench(&dir, &hub.addr).args(["fetch", "acme/variants"]),
         &["acme/variants holds several ONNX files and no model.onnx", "onnx/encoder_fp32.onnx, onnx/encoder_int8.onnx", "--file PATH_IN_REPO"],
@@ -537,7 +535,6 @@ fn several_onnx_files_and_no_model_onnx_ask_for_file() {
     assert_eq!(meta.architecture, None, "no config.json, no architecture");
     let listing = ok(xbench(&dir, &hub.addr).args(["models"]));
     assert!(listing.contains("enc  (models/enc/encoder_fp32.onnx)") && listing.contains("hub id:    acme/variants"), "{listing}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -8,9 +8,8 @@ use xbench::results::{read_results, RunResults, Status};
 use xbench::runtimes::{self, RuntimeId, RuntimeOptions};
 
 fn run(name: &str, yaml: &str) -> (RunResults, String) {
-    let dir = std::env::temp_dir().join(format!("xbench-guards-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new().prefix(&format!("xbench-guards-{name}-")).tempdir().unwrap();
+    let dir = tmp.path();
     let file = dir.join("s.yaml");
     std::fs::write(&file, yaml).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_xbench"))
@@ -22,7 +21,6 @@ fn run(name: &str, yaml: &str) -> (RunResults, String) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = read_results(&dir.join("out/results.json")).unwrap();
     let md = std::fs::read_to_string(dir.join("out/report.md")).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     (r, md + &String::from_utf8_lossy(&out.stdout))
 }
 

@@ -9,19 +9,19 @@ use std::process::Command;
 use xbench::results::{read_results, RunResults, Status};
 use xbench::runtimes::RuntimeId;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("xbench-io-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A fresh folder, removed when the guard is dropped; `out` inside it does not exist yet.
+fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::Builder::new().prefix(&format!("xbench-io-{name}-")).tempdir().unwrap();
+    let out = tmp.path().join("out");
+    (tmp, out)
 }
 
 fn run(name: &str, args: &[&str]) -> (RunResults, String) {
-    let out = temp_dir(name);
+    let (_tmp, out) = temp_dir(name);
     let r = Command::new(env!("CARGO_BIN_EXE_xbench")).args(["scenario", "--quiet", "--out"]).arg(&out).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr).into_owned();
     assert!(r.status.success(), "xbench {args:?} failed: {stderr}");
     let results = read_results(&out.join("results.json")).unwrap();
-    let _ = std::fs::remove_dir_all(&out);
     (results, stderr)
 }
 
@@ -49,7 +49,7 @@ fn bound_buffers_with_copies_in_the_timer_agree_with_tract() {
 
 #[test]
 fn cuda_graphs_without_ort_cuda_are_refused_before_anything_runs() {
-    let out = temp_dir("graph-cpu");
+    let (_tmp, out) = temp_dir("graph-cpu");
     let r = Command::new(env!("CARGO_BIN_EXE_xbench"))
         .args(["scenario", "--quiet", "--cuda-graph", "--runtimes", "tract-cpu,ort-cpu", "--out"])
         .arg(&out)

@@ -1,15 +1,11 @@
 //! The ONNX graph builder and the tiny BERT model: deterministic, valid, and runnable in tract.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use xbench::onnx::builder::{self, DataType, Dim, GraphBuilder, Rng};
 use xbench::onnx::tiny_bert::{self, TinyBertConfig};
 use tract_onnx::prelude::*;
 
-fn out_dir() -> PathBuf {
-    std::env::temp_dir().join("onnxdev_tiny_bert")
-}
 
 /// Deterministic test inputs: ids < vocab, mask with trailing zeros on row 1, types 0/1.
 fn inputs(b: usize, l: usize, seed: u64) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
@@ -60,7 +56,8 @@ fn builds_deterministically_and_runs_in_tract() -> anyhow::Result<()> {
         ..cfg.clone()
     })?);
     assert_ne!(bytes, other);
-    let path = tiny_bert::write(&cfg, &out_dir())?;
+    let dir = tempfile::tempdir()?;
+    let path = tiny_bert::write(&cfg, dir.path())?;
     assert_eq!(std::fs::read(&path)?, bytes);
     println!("model size: {} bytes", bytes.len());
 
@@ -245,10 +242,9 @@ fn rng_is_deterministic_and_sane() {
 
 #[test]
 fn committed_tiny_bert_is_what_the_generator_makes() {
-    let dir = std::env::temp_dir().join(format!("xbench-tiny-{}", std::process::id()));
-    let path = tiny_bert::write(&TinyBertConfig::default(), &dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_bert::write(&TinyBertConfig::default(), dir.path()).unwrap();
     let fresh = std::fs::read(&path).unwrap();
     let committed = std::fs::read("models/tiny-bert/model.onnx").unwrap();
     assert!(fresh == committed, "models/tiny-bert/model.onnx differs from `xbench make-tiny-bert` output; regenerate it");
-    std::fs::remove_dir_all(dir).unwrap();
 }

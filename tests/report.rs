@@ -18,12 +18,9 @@ fn snapshot(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name)).unwrap()
 }
 
-/// A fresh, empty folder under the system's temporary folder.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xbench-report-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty folder under the system's temporary folder, removed when dropped.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("xbench-report-{name}-")).tempdir().unwrap()
 }
 
 /// Machine A with its model renamed, so that its cells match the paper's grid.
@@ -83,7 +80,8 @@ fn merged_markdown_matches_its_snapshot() {
 
 #[test]
 fn every_figure_renders_to_png_and_svg_with_its_labels() {
-    let dir = scratch("all-figures");
+    let tmp = scratch("all-figures");
+    let dir = tmp.path();
     let results = [with_operations(load("machine-a.json"))];
     let files = report::write_all(&results, &ReportOptions::default(), &dir).unwrap();
     assert_eq!(files.figures.len(), 8);
@@ -124,7 +122,8 @@ fn every_figure_renders_to_png_and_svg_with_its_labels() {
 
 #[test]
 fn index_html_is_one_self_contained_page() {
-    let dir = scratch("html");
+    let tmp = scratch("html");
+    let dir = tmp.path();
     let files = report::write_all(&[load("machine-a.json")], &ReportOptions::default(), &dir).unwrap();
     let html = std::fs::read_to_string(&files.html).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -138,7 +137,8 @@ fn index_html_is_one_self_contained_page() {
 
 #[test]
 fn two_machines_become_two_sets_of_series() {
-    let dir = scratch("two-machines");
+    let tmp = scratch("two-machines");
+    let dir = tmp.path();
     let results = [load("machine-a.json"), load("machine-b.json")];
     let files = report::write_all(&results, &ReportOptions::default(), &dir).unwrap();
     let fig2 = std::fs::read_to_string(dir.join("fig2-models.svg")).unwrap();
@@ -158,7 +158,8 @@ fn two_machines_become_two_sets_of_series() {
 
 #[test]
 fn paper_mode_adds_labelled_published_series_where_cells_match() {
-    let dir = scratch("paper");
+    let tmp = scratch("paper");
+    let dir = tmp.path();
     let results = [as_bert_base(load("machine-a.json"))];
     let files = report::write_all(&results, &ReportOptions { names: vec![], paper: true }, &dir).unwrap();
     for stem in ["fig2-models", "fig3-length", "fig4-batch"] {
@@ -174,7 +175,8 @@ fn paper_mode_adds_labelled_published_series_where_cells_match() {
     assert!(row.ends_with("| 41.82 | 35.37 | 14.48 | 41.67 | 4.92 | +41% |"), "{row}");
 
     // Without matching cells: a note, and no published series anywhere.
-    let dir = scratch("paper-none");
+    let tmp = scratch("paper-none");
+    let dir = tmp.path();
     let files = report::write_all(&[load("machine-a.json")], &ReportOptions { names: vec![], paper: true }, &dir).unwrap();
     let md = std::fs::read_to_string(&files.markdown).unwrap();
     assert!(md.contains("No measured cell matches the paper's grid"));
@@ -193,7 +195,8 @@ fn machine_names_must_be_distinct_and_name_as_not_too_many() {
 
 #[test]
 fn an_unwritable_folder_is_a_clear_error() {
-    let dir = scratch("unwritable");
+    let tmp = scratch("unwritable");
+    let dir = tmp.path();
     let file = dir.join("a-file");
     std::fs::write(&file, "").unwrap();
     let e = format!("{:#}", report::write_all(&[load("machine-a.json")], &ReportOptions::default(), &file.join("out")).unwrap_err());
@@ -202,7 +205,8 @@ fn an_unwritable_folder_is_a_clear_error() {
 
 #[test]
 fn figures_of_an_earlier_report_that_are_not_redrawn_are_removed() {
-    let dir = scratch("stale");
+    let tmp = scratch("stale");
+    let dir = tmp.path();
     report::write_all(&[with_operations(load("machine-a.json"))], &ReportOptions::default(), &dir).unwrap();
     assert!(dir.join("fig1-operations.png").exists());
     report::write_all(&[load("machine-a.json")], &ReportOptions::default(), &dir).unwrap();
@@ -226,7 +230,8 @@ fn a_fully_failed_runtime_draws_no_bar_but_is_named() {
 #[test]
 fn report_command_merges_files_and_explains_its_errors() {
     let exe = env!("CARGO_BIN_EXE_xbench");
-    let dir = scratch("cli");
+    let tmp = scratch("cli");
+    let dir = tmp.path();
     let (a, b) = (data("machine-a.json"), data("machine-b.json"));
     let out = std::process::Command::new(exe).arg("report").args([&a, &b]).output().unwrap();
     assert!(!out.status.success());

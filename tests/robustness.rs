@@ -11,11 +11,8 @@ use xbench::runtimes::RuntimeId;
 
 const SCENARIO: &str = "name: robust\nmodels: [tiny-bert]\nruntimes: [fake-exact, tract-cpu]\ninput_chars: [50, 100, 200, 500]\nbatch_sizes: [1, 16, 32]\niterations: 30\nwarmup: 1\n";
 
-fn folder(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("xbench-robust-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn folder(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("xbench-robust-{name}-")).tempdir().unwrap()
 }
 
 /// The xbench binary, run from the project root with the test doubles enabled.
@@ -59,9 +56,10 @@ fn cell_set(r: &RunResults) -> Vec<(String, RuntimeId, usize, usize, Status)> {
 
 #[test]
 fn a_crashing_runtime_fails_its_group_and_the_run_finishes() {
-    let dir = folder("crash");
+    let tmp = folder("crash");
+    let dir = tmp.path();
     let yaml = "name: crash\nmodels: [tiny-bert]\nruntimes: [tract-cpu, fake-crash, fake-exact]\ninput_chars: [50]\nbatch_sizes: [1, 2]\niterations: 3\nwarmup: 1\n";
-    let file = write_scenario(&dir, yaml);
+    let file = write_scenario(dir, yaml);
     let out = xbench().args(scenario_args(&file)).arg("--out").arg(dir.join("out")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = read_results(&dir.join("out/results.json")).unwrap();
@@ -76,13 +74,13 @@ fn a_crashing_runtime_fails_its_group_and_the_run_finishes() {
     }
     let g = r.groups.iter().find(|g| g.runtime == RuntimeId::new("fake-crash")).unwrap();
     assert_eq!(g.status, Status::Failed);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn a_run_killed_mid_way_resumes_to_the_cells_of_an_uninterrupted_run() {
-    let dir = folder("kill");
-    let file = write_scenario(&dir, SCENARIO);
+    let tmp = folder("kill");
+    let dir = tmp.path();
+    let file = write_scenario(dir, SCENARIO);
 
     let whole = xbench().args(scenario_args(&file)).arg("--out").arg(dir.join("whole")).output().unwrap();
     assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
@@ -106,13 +104,13 @@ fn a_run_killed_mid_way_resumes_to_the_cells_of_an_uninterrupted_run() {
     for c in cut.cells.iter().filter(|c| c.status == Status::Ok) {
         assert_eq!(done.cells[c.index].samples_ms, c.samples_ms);
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn ctrl_c_stops_after_the_current_cell_and_says_how_to_resume() {
-    let dir = folder("sigint");
-    let file = write_scenario(&dir, SCENARIO);
+    let tmp = folder("sigint");
+    let dir = tmp.path();
+    let file = write_scenario(dir, SCENARIO);
     let child = xbench().args(scenario_args(&file)).arg("--out").arg(dir.join("out")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     wait_for_cells(&dir.join("out/results.json"), 2);
     // SAFETY: sending SIGINT to the child this test started.
@@ -128,22 +126,21 @@ fn ctrl_c_stops_after_the_current_cell_and_says_how_to_resume() {
     assert!(finished(&r) >= 2 && finished(&r) < r.cells.len());
     assert!(r.cells.iter().all(|c| c.status == Status::Ok || c.status == Status::Pending));
     assert!(dir.join("out/report.md").exists());
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn resume_refuses_a_changed_scenario() {
-    let dir = folder("changed");
-    let file = write_scenario(&dir, "name: c\nmodels: [tiny-bert]\nruntimes: [fake-exact]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n");
+    let tmp = folder("changed");
+    let dir = tmp.path();
+    let file = write_scenario(dir, "name: c\nmodels: [tiny-bert]\nruntimes: [fake-exact]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n");
     assert!(xbench().args(scenario_args(&file)).arg("--out").arg(dir.join("out")).output().unwrap().status.success());
     let mut r = read_results(&dir.join("out/results.json")).unwrap();
     r.complete = false;
     r.cells[0].status = Status::Pending;
     xbench::results::write_json(&dir.join("out/results.json"), &r).unwrap();
-    write_scenario(&dir, "name: c\nmodels: [tiny-bert]\nruntimes: [fake-exact]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 3\nwarmup: 0\n");
+    write_scenario(dir, "name: c\nmodels: [tiny-bert]\nruntimes: [fake-exact]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 3\nwarmup: 0\n");
     let out = xbench().args(scenario_args(&file)).arg("--resume").arg(dir.join("out")).output().unwrap();
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("different scenario") && e.contains("fix:"), "{e}");
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -15,9 +15,9 @@ fn repo(rel: &str) -> PathBuf {
 /// A models folder with `tiny-bert` (the committed fp32 model) and `tiny-bert-fp16`, made by
 /// `xbench make-tiny-bert --fp16 --seed SEED` (seed 42: the same weights, rounded to fp16), whose
 /// model.yaml names `tiny-bert` and holds `extra_yaml`.
-fn setup(name: &str, seed: u64, extra_yaml: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("siblings-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+fn setup(name: &str, seed: u64, extra_yaml: &str) -> tempfile::TempDir {
+    let tmp = tempfile::Builder::new().prefix(&format!("siblings-{name}-")).tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let root = tmp.path();
     let fp32 = root.join("models/tiny-bert");
     std::fs::create_dir_all(&fp32).unwrap();
     for f in ["model.onnx", "model.yaml", "tokenizer.json"] {
@@ -32,7 +32,7 @@ fn setup(name: &str, seed: u64, extra_yaml: &str) -> PathBuf {
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     std::fs::copy(fp32.join("tokenizer.json"), fp16.join("tokenizer.json")).unwrap();
     std::fs::write(fp16.join("model.yaml"), format!("architecture: bert\nweights: random\ncompare_with: tiny-bert\n{extra_yaml}")).unwrap();
-    root
+    tmp
 }
 
 struct Run {
@@ -68,7 +68,8 @@ fn fp16_cells(r: &RunResults) -> Vec<&xbench::results::CellRecord> {
 
 #[test]
 fn an_fp16_copy_agrees_with_its_fp32_model_within_the_fp16_tolerance_on_both_cpu_runtimes() {
-    let root = setup("agree", 42, "");
+    let tmp = setup("agree", 42, "");
+    let root = tmp.path();
     // The fp16 model is listed first: its outputs wait for the fp32 model's.
     let run = run(
         &root,
@@ -104,13 +105,13 @@ fn an_fp16_copy_agrees_with_its_fp32_model_within_the_fp16_tolerance_on_both_cpu
     let csv = std::fs::read_to_string(root.join("out/results.csv")).unwrap();
     assert!(csv.lines().next().unwrap().ends_with(",sibling,sibling_runtime,sibling_max_abs_diff,sibling_agrees"));
     assert!(csv.lines().any(|l| l.starts_with("tiny-bert-fp16,tract-cpu,50,1,") && l.contains(",tiny-bert,tract-cpu,") && l.ends_with(",true")), "{csv}");
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn a_sibling_with_other_weights_is_flagged_in_results_tables_and_summary() {
     // Seed 7: other weights, so the "fp16 copy" computes something else.
-    let root = setup("differ", 7, "");
+    let tmp = setup("differ", 7, "");
+    let root = tmp.path();
     let run = run(&root, "name: differ\nmodels: [tiny-bert, tiny-bert-fp16]\nruntimes: [tract-cpu]\ninput_chars: [50]\nbatch_sizes: [1, 2]\niterations: 2\nwarmup: 0\n");
     for c in fp16_cells(&run.results) {
         let a = c.sibling_agreement.as_ref().unwrap();
@@ -127,13 +128,13 @@ fn a_sibling_with_other_weights_is_flagged_in_results_tables_and_summary() {
     assert!(!fp32_row.contains('✗'), "{fp32_row}");
     assert!(run.report.contains("| ✗ differ |") && run.report.contains("0/2 within ✗"), "{}", run.report);
     assert!(run.report.contains("outputs differ from the fp32 sibling"), "the warnings list says why");
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn a_single_runtime_scenario_still_compares_siblings() {
     // As on the GPU machine, where one runtime runs the fp32 and fp16 models.
-    let root = setup("single", 42, "");
+    let tmp = setup("single", 42, "");
+    let root = tmp.path();
     let run = run(&root, "name: single\nmodels: [tiny-bert, tiny-bert-fp16]\nruntimes: [ort-cpu]\ninput_chars: [100]\nbatch_sizes: [1, 3]\niterations: 2\nwarmup: 0\n");
     let cells = fp16_cells(&run.results);
     assert_eq!(cells.len(), 2);
@@ -142,12 +143,12 @@ fn a_single_runtime_scenario_still_compares_siblings() {
         assert_eq!((a.runtime, a.within_tolerance), (RuntimeId::ORT_CPU, Some(true)), "{a:?}");
     }
     assert!(run.stdout.contains("0 of 2 compared with their sibling model disagree"), "{}", run.stdout);
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn a_sibling_the_scenario_does_not_run_is_noted_once() {
-    let root = setup("alone", 42, "");
+    let tmp = setup("alone", 42, "");
+    let root = tmp.path();
     let run = run(&root, "name: alone\nmodels: [tiny-bert-fp16]\nruntimes: [tract-cpu]\ninput_chars: [50]\nbatch_sizes: [1, 2]\niterations: 2\nwarmup: 0\n");
     let note = "`tiny-bert-fp16` is compared with `tiny-bert` (`compare_with` in its model.yaml), which this scenario does not run";
     assert_eq!(run.stderr.matches(note).count(), 1, "{}", run.stderr);
@@ -155,13 +156,13 @@ fn a_sibling_the_scenario_does_not_run_is_noted_once() {
     assert!(run.report.contains("`tiny-bert` not run") && run.report.contains("No cell was compared"), "{}", run.report);
     assert!(fp16_cells(&run.results).iter().all(|c| c.status == Status::Ok && c.sibling_agreement.is_none()));
     assert!(!run.stdout.contains("sibling"), "nothing to count: {}", run.stdout);
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn cells_fed_other_tokens_are_reported_as_not_compared_rather_than_judged() {
     // The fp16 copy truncates at 20 positions: at 200 characters (52 tokens) it is fed other inputs.
-    let root = setup("feeds", 42, "max_positions: 20\n");
+    let tmp = setup("feeds", 42, "max_positions: 20\n");
+    let root = tmp.path();
     let run = run(&root, "name: feeds\nmodels: [tiny-bert, tiny-bert-fp16]\nruntimes: [tract-cpu]\ninput_chars: [50, 200]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n");
     for c in fp16_cells(&run.results) {
         let a = c.sibling_agreement.as_ref().unwrap();
@@ -175,12 +176,12 @@ fn cells_fed_other_tokens_are_reported_as_not_compared_rather_than_judged() {
     }
     assert!(run.stdout.contains("0 of 1 compared with their sibling model disagree"), "{}", run.stdout);
     assert!(run.report.contains("| not compared |") && !run.report.contains("✗ differ"), "{}", run.report);
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn a_run_stopped_after_the_fp32_model_keeps_its_outputs_and_the_resumed_run_compares_every_cell() {
-    let root = setup("resume", 42, "");
+    let tmp = setup("resume", 42, "");
+    let root = tmp.path();
     let yaml = "name: resume\nmodels: [tiny-bert, tiny-bert-fp16]\nruntimes: [tract-cpu]\ninput_chars: [50, 100]\nbatch_sizes: [1, 2]\niterations: 2\nwarmup: 0\nmin_time_s: 0.3\n";
     std::fs::write(root.join("s.yaml"), yaml).unwrap();
     let xbench = || {
@@ -223,5 +224,4 @@ fn a_run_stopped_after_the_fp32_model_keeps_its_outputs_and_the_resumed_run_comp
         assert_eq!(done.cells[i].samples_ms, cut.cells[i].samples_ms);
     }
     assert!(!root.join("out/.outputs").exists());
-    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -111,6 +111,44 @@ fn compare_runtimes(r: &mut RunResults, dir: &Path) {
 mod tests {
     use super::*;
 
+    /// One model on tract-cpu (the reference) and ort-cpu, one cell each, both measured.
+    fn two_runtimes() -> RunResults {
+        let mut r = crate::results::parse_results(include_str!("../../tests/data/minimal-results.json"), "minimal-results.json").unwrap();
+        let cell = r.cells[0].clone();
+        r.reference_runtime = crate::scenario::RuntimeId::TRACT_CPU;
+        r.cells = vec![cell.clone(), CellRecord { index: 1, runtime: crate::scenario::RuntimeId::ORT_CPU, ..cell }];
+        r
+    }
+
+    fn save(dir: &Path, cell: usize, value: f32) {
+        let data = crate::tensor::Tensor::F32(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[1, 2, 3]), value));
+        let saved = SavedOutputs { outputs: vec![crate::tensor::Output { name: "h".into(), data }], batch: 1, seq_len: 2, mask: vec![1, 1], inputs: vec![] };
+        saved.write(&outputs_path(dir, cell)).unwrap();
+    }
+
+    #[test]
+    fn runtimes_are_compared_once_and_unreadable_outputs_leave_a_flag_not_silence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = two_runtimes();
+        save(dir.path(), 0, 1.0);
+        save(dir.path(), 1, 1.5);
+        analyze(&mut r, Some(dir.path()));
+        let a = r.cells[1].agreement.as_ref().expect("compared with the reference");
+        assert!(!a.within_tolerance && (a.max_abs - 0.5).abs() < 1e-9, "{a:?}");
+        assert_eq!(r.cells[1].flags.iter().filter(|f| f.kind == FlagKind::Disagrees).count(), 1);
+        assert!(r.cells[0].agreement.is_none(), "the reference is not compared with itself");
+        // A second pass judges nothing twice.
+        analyze(&mut r, Some(dir.path()));
+        assert_eq!(r.cells[1].flags.iter().filter(|f| f.kind == FlagKind::Disagrees).count(), 1);
+
+        let mut r = two_runtimes();
+        std::fs::write(outputs_path(dir.path(), 1), b"half a file").unwrap();
+        analyze(&mut r, Some(dir.path()));
+        assert!(r.cells[1].agreement.is_none());
+        let f = r.cells[1].flags.iter().find(|f| f.kind == FlagKind::NotCompared).expect("a flag says the cell was not compared");
+        assert!(f.detail.contains("cell-1.safetensors") && f.detail.contains("tract-cpu"), "{f:?}");
+    }
+
     #[test]
     fn flags_keep_one_order_whatever_adds_them() {
         let r: RunResults = crate::results::parse_results(include_str!("../../tests/data/minimal-results.json"), "minimal-results.json").unwrap();
