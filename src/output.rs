@@ -157,9 +157,13 @@ impl Observer for Display {
         if self.quiet {
             return;
         }
-        line(&cell_line(record, progress));
-        if let Some(bar) = BAR.lock().ok().and_then(|b| b.clone()) {
-            bar.set_position(progress.done as u64);
+        match BAR.lock().ok().and_then(|b| b.clone()) {
+            // The bar shows the ETA; the line above it need not.
+            Some(bar) => {
+                bar.println(cell_line(record, Progress { eta_s: None, ..progress }));
+                bar.set_position(progress.done as u64);
+            }
+            None => line(&cell_line(record, progress)),
         }
     }
 

@@ -19,7 +19,7 @@ pub use files::{parse_results, read_results, write_atomic, write_csv, write_json
 pub use flags::{Flag, FlagKind};
 pub use machine::{GpuInfo, Machine};
 pub use outputs::SavedOutputs;
-pub use runtime::{Availability, DeviceClass, SessionInfo};
+pub use runtime::{Availability, DeviceClass, Engine, SessionInfo};
 pub use store::{ResultsStore, RunEvent};
 
 pub use crate::scenario::{Tolerance, Tolerances};

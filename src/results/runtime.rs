@@ -41,6 +41,27 @@ impl DeviceClass {
     }
 }
 
+/// The engine behind a runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    Tract,
+    OnnxRuntime,
+    /// A test double.
+    Test,
+}
+
+impl Engine {
+    /// The engine of the runtimes of results written before the engine was recorded.
+    pub fn of_builtin(runtime: RuntimeId) -> Engine {
+        match runtime.as_str() {
+            "tract-cpu" => Engine::Tract,
+            name if name.starts_with("fake-") => Engine::Test,
+            _ => Engine::OnnxRuntime,
+        }
+    }
+}
+
 /// Whether a runtime can run on this machine, and what it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Availability {
@@ -53,11 +74,18 @@ pub struct Availability {
     /// What it computes on (absent in version 1 results: taken from the runtime's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceClass>,
+    /// The engine behind it (absent in version 1 results: taken from the runtime's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
 }
 
 impl Availability {
     pub fn device(&self) -> DeviceClass {
         self.device.unwrap_or_else(|| DeviceClass::of_builtin(self.runtime))
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine.unwrap_or_else(|| Engine::of_builtin(self.runtime))
     }
 }
 

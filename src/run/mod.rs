@@ -65,7 +65,7 @@ impl Observer for Silent {}
 
 /// Checks each runtime of the plan, fetching ONNX Runtime first when allowed and needed.
 pub fn check_runtimes(plan: &ResolvedPlan, opts: &RunOptions) -> Vec<Availability> {
-    let wants_ort = plan.plan.runtimes.iter().any(|r| r.as_str().starts_with("ort-"));
+    let wants_ort = plan.runtimes.iter().any(|r| r.engine() == runtimes::Engine::OnnxRuntime);
     if opts.auto_setup && opts.runtime.ort_lib.is_none() && wants_ort && runtimes::find_ort_library(None).is_err() {
         if let Err(e) = runtimes::setup_ort(false) {
             tracing::warn!("could not fetch ONNX Runtime: {e:#}");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use ndarray::{ArrayD, IxDyn};
 
-use super::{Availability, DeviceClass, Output, Runtime, RuntimeId, RuntimeOptions, Session, SessionInfo};
+use super::{Availability, DeviceClass, Engine, Output, Runtime, RuntimeId, RuntimeOptions, Session, SessionInfo};
 use crate::inputs::Feed;
 use crate::tensor::Tensor;
 
@@ -36,7 +36,7 @@ pub struct Fake(pub Behaviour);
 
 impl Runtime for Fake {
     fn check(&self, id: RuntimeId, _opts: &RuntimeOptions) -> Availability {
-        Availability { runtime: id, usable: true, version: Some("test".into()), detail: "test double".into(), device: None }
+        Availability { runtime: id, usable: true, version: Some("test".into()), detail: "test double".into(), device: None, engine: None }
     }
 
     fn load(&self, _onnx: &std::path::Path, _opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
@@ -45,6 +45,10 @@ impl Runtime for Fake {
 
     fn device(&self) -> DeviceClass {
         DeviceClass::Cpu
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::Test
     }
 }
 

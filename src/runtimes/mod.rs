@@ -14,7 +14,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::inputs::Feed;
-pub use crate::results::{Availability, DeviceClass, SessionInfo};
+pub use crate::results::{Availability, DeviceClass, Engine, SessionInfo};
 pub use crate::scenario::RuntimeId;
 pub use crate::tensor::Output;
 pub use registry::{all, check, load, lookup, names, Runtime, RuntimeSpec};

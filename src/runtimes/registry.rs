@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::{fake, ort, tract, Availability, DeviceClass, RuntimeId, RuntimeOptions, Session};
+use super::{fake, ort, tract, Availability, DeviceClass, Engine, RuntimeId, RuntimeOptions, Session};
 
 /// A runtime: an engine (and, for ONNX Runtime, an execution provider) that loads ONNX models.
 pub trait Runtime: Send + Sync {
@@ -16,6 +16,8 @@ pub trait Runtime: Send + Sync {
     fn load(&self, onnx: &Path, opts: &RuntimeOptions) -> Result<Box<dyn Session>>;
     /// What it computes on.
     fn device(&self) -> DeviceClass;
+    /// The engine it is.
+    fn engine(&self) -> Engine;
 }
 
 struct Registration {
@@ -61,7 +63,12 @@ impl RuntimeSpec {
     pub fn check(&self, opts: &RuntimeOptions) -> Availability {
         let mut a = self.runtime.check(self.id, opts);
         a.device = Some(self.runtime.device());
+        a.engine = Some(self.runtime.engine());
         a
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.runtime.engine()
     }
 
     pub fn load(&self, onnx: &Path, opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
@@ -100,7 +107,7 @@ pub fn lookup(id: RuntimeId) -> std::result::Result<RuntimeSpec, String> {
 pub fn check(id: RuntimeId, opts: &RuntimeOptions) -> Availability {
     match lookup(id) {
         Ok(spec) => spec.check(opts),
-        Err(why) => Availability { runtime: id, usable: false, version: None, detail: format!("`{id}` {why}"), device: None },
+        Err(why) => Availability { runtime: id, usable: false, version: None, detail: format!("`{id}` {why}"), device: None, engine: None },
     }
 }
 

@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::model::typed::TypedSimpleState;
 
-use super::{Availability, DeviceClass, Output, Runtime, RuntimeId, RuntimeOptions, Session, SessionInfo, TRACT_VERSION};
+use super::{Availability, DeviceClass, Engine, Output, Runtime, RuntimeId, RuntimeOptions, Session, SessionInfo, TRACT_VERSION};
 use crate::inputs::Feed;
 use crate::tensor::{ElemType, Tensor as HostTensor};
 
@@ -14,7 +14,7 @@ pub struct Tract;
 
 impl Runtime for Tract {
     fn check(&self, id: RuntimeId, _opts: &RuntimeOptions) -> Availability {
-        Availability { runtime: id, usable: true, version: Some(TRACT_VERSION.to_string()), detail: "built in (pure Rust, CPU)".into(), device: None }
+        Availability { runtime: id, usable: true, version: Some(TRACT_VERSION.to_string()), detail: "built in (pure Rust, CPU)".into(), device: None, engine: None }
     }
 
     fn load(&self, onnx: &std::path::Path, opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
@@ -23,6 +23,10 @@ impl Runtime for Tract {
 
     fn device(&self) -> DeviceClass {
         DeviceClass::Cpu
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::Tract
     }
 }
 

@@ -19,7 +19,7 @@ use ort::session::Session as OrtInner;
 pub use env::{environment, parse_placement};
 pub use library::{find_ort_library, setup_ort, xbench_home, OrtLibrary, ORT_VERSION};
 
-use super::{Availability, DeviceClass, Runtime, RuntimeId, RuntimeOptions, Session};
+use super::{Availability, DeviceClass, Engine, Runtime, RuntimeId, RuntimeOptions, Session};
 
 /// The execution provider of an ONNX Runtime runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub struct Ort(pub Provider);
 impl Runtime for Ort {
     fn check(&self, id: RuntimeId, opts: &RuntimeOptions) -> Availability {
         let provider = self.0;
-        let na = |detail: String, version: Option<String>| Availability { runtime: id, usable: false, version, detail, device: None };
+        let na = |detail: String, version: Option<String>| Availability { runtime: id, usable: false, version, detail, device: None, engine: None };
         if provider == Provider::CoreMl && !cfg!(target_os = "macos") {
             return na("CoreML: macOS only (this machine runs another OS)".into(), None);
         }
@@ -98,6 +98,7 @@ impl Runtime for Ort {
                 version,
                 detail: format!("{} via {} ({})", provider.name(), l.lib.path.display(), l.lib.found_by),
                 device: None,
+                engine: None,
             },
             Err(e) => na(format!("{} provider failed to register: {e}", provider.name()), version),
         }
@@ -113,5 +114,9 @@ impl Runtime for Ort {
             Provider::Cuda => DeviceClass::CudaGpu,
             Provider::CoreMl => DeviceClass::Apple,
         }
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::OnnxRuntime
     }
 }
