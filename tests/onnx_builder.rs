@@ -247,4 +247,7 @@ fn committed_tiny_bert_is_what_the_generator_makes() {
     let fresh = std::fs::read(&path).unwrap();
     let committed = std::fs::read("models/tiny-bert/model.onnx").unwrap();
     assert!(fresh == committed, "models/tiny-bert/model.onnx differs from `xbench make-tiny-bert` output; regenerate it");
+    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    assert_eq!(config, std::fs::read_to_string("models/tiny-bert/config.json").unwrap(), "models/tiny-bert/config.json differs; regenerate it");
+    assert!(config.contains("\"num_attention_heads\": 2") && config.contains("\"model_type\": \"bert\""), "{config}");
 }

@@ -212,10 +212,37 @@ pub fn build(cfg: &TinyBertConfig) -> Result<ModelProto> {
     c.b.finish(OPSET).context("building the tiny BERT graph")
 }
 
-/// Builds the model and writes it to `dir/model.onnx` (creating `dir`); returns that path.
+/// The model's configuration as a transformers `config.json` (a `BertModel`), so that other
+/// frameworks can rebuild the same architecture and take its weights from the ONNX file.
+pub fn config_json(cfg: &TinyBertConfig) -> String {
+    let config = serde_json::json!({
+        "model_type": "bert",
+        "architectures": ["BertModel"],
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.hidden,
+        "num_hidden_layers": cfg.layers,
+        "num_attention_heads": cfg.heads,
+        "intermediate_size": cfg.intermediate,
+        "hidden_act": "gelu",
+        "max_position_embeddings": cfg.max_positions,
+        "type_vocab_size": cfg.type_vocab,
+        "layer_norm_eps": 1e-12,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "pad_token_id": 0,
+    });
+    serde_json::to_string_pretty(&config).expect("a JSON value serializes") + "\n"
+}
+
+/// Creates `dir` and writes `config.json` into it.
+fn prepare_dir(cfg: &TinyBertConfig, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+    std::fs::write(dir.join("config.json"), config_json(cfg)).with_context(|| format!("cannot write {}", dir.join("config.json").display()))
+}
+
+/// Builds the model and writes it to `dir/model.onnx` (creating `dir`, with its `config.json`); returns that path.
 pub fn write(cfg: &TinyBertConfig, dir: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    prepare_dir(cfg, dir)?;
     let path = dir.join("model.onnx");
     builder::write(&build(cfg)?, &path)?;
     Ok(path)
@@ -223,8 +250,7 @@ pub fn write(cfg: &TinyBertConfig, dir: &Path) -> Result<PathBuf> {
 
 /// The same model with float16 weights (see `fp16::weights_to_fp16`), written to `dir/model.onnx`.
 pub fn write_fp16(cfg: &TinyBertConfig, dir: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    prepare_dir(cfg, dir)?;
     let path = dir.join("model.onnx");
     builder::write(&super::fp16::weights_to_fp16(&build(cfg)?)?, &path)?;
     Ok(path)
@@ -233,8 +259,7 @@ pub fn write_fp16(cfg: &TinyBertConfig, dir: &Path) -> Result<PathBuf> {
 /// Like [`write`], with every weight of 1 KiB or more stored in `dir/<data_file>` beside
 /// `dir/model.onnx` (ONNX external data); returns the ONNX file's path.
 pub fn write_external(cfg: &TinyBertConfig, dir: &Path, data_file: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    prepare_dir(cfg, dir)?;
     let path = dir.join("model.onnx");
     builder::write_external(&build(cfg)?, &path, data_file, 1024)?;
     Ok(path)
