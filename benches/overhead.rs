@@ -45,7 +45,7 @@ fn main() {
 
     let env = runtimes::ort::environment(&opts).expect("ONNX Runtime library (run `xbench setup ort`)");
     let mut bare = Session::builder(env).unwrap().with_intra_threads(1).unwrap().commit_from_file(&model.onnx).unwrap();
-    let mut session = runtimes::load(RuntimeId::ORT_CPU, &model.onnx, &opts).unwrap();
+    let mut session = runtimes::load(&xbench::scenario::RuntimeRequest::named(RuntimeId::ORT_CPU), &model.onnx, &opts).unwrap();
 
     let (mut bare_us, mut xbench_us) = (Vec::new(), Vec::new());
     for _ in 0..REPEATS {

@@ -36,6 +36,9 @@ pub enum Cmd {
         /// ONNX Runtime shared library to load.
         #[arg(long)]
         ort_lib: Option<PathBuf>,
+        /// A plugin execution provider's library, e.g. `openvino=/path/libonnxruntime_providers_openvino_plugin.so` (repeatable).
+        #[arg(long = "ep-lib", value_name = "NAME=PATH", value_parser = parse_ep_lib)]
+        ep_lib: Vec<(String, PathBuf)>,
         /// Run every group in this process instead of one child process per (model, runtime).
         #[arg(long)]
         in_process: bool,
@@ -75,6 +78,9 @@ pub enum Cmd {
     Runtimes {
         #[arg(long)]
         ort_lib: Option<PathBuf>,
+        /// A plugin execution provider's library (repeatable).
+        #[arg(long = "ep-lib", value_name = "NAME=PATH", value_parser = parse_ep_lib)]
+        ep_lib: Vec<(String, PathBuf)>,
     },
     /// List the models under the models folder with their inputs, outputs and tokenizer.
     Models {
@@ -189,6 +195,17 @@ pub enum SetupCmd {
         #[arg(long)]
         gpu: bool,
     },
+    /// Download a plugin execution provider's wheel from PyPI (pinned version) into .xbench/:
+    /// openvino, webgpu, mlx, tensorrt-rtx.
+    Ep { name: String },
+}
+
+/// `NAME=PATH` of `--ep-lib`.
+fn parse_ep_lib(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.trim().is_empty() && !path.trim().is_empty() => Ok((name.trim().to_string(), PathBuf::from(path.trim()))),
+        _ => Err(format!("`{s}` is not NAME=PATH (e.g. openvino=/opt/ov/libonnxruntime_providers_openvino_plugin.so)")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

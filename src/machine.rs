@@ -26,16 +26,18 @@ pub fn detect() -> Machine {
     }
 }
 
-/// Peak resident memory of this process so far, in MiB (`getrusage`; `None` where it is not available).
+/// Peak resident memory of this process, or of the largest of its children that have ended (an
+/// external runtime's program), whichever is larger, in MiB (`getrusage`; `None` where it is not
+/// available).
 pub fn peak_rss_mib() -> Option<f64> {
     #[cfg(unix)]
     {
-        // SAFETY: getrusage fills the struct it is given and touches nothing else.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-            return None;
-        }
-        let max = usage.ru_maxrss as f64;
+        let peak = |who| {
+            // SAFETY: getrusage fills the struct it is given and touches nothing else.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            (unsafe { libc::getrusage(who, &mut usage) } == 0).then_some(usage.ru_maxrss as f64)
+        };
+        let max = peak(libc::RUSAGE_SELF)?.max(peak(libc::RUSAGE_CHILDREN).unwrap_or(0.0));
         // Linux counts kilobytes, macOS bytes.
         Some(if cfg!(target_os = "macos") { max / (1024.0 * 1024.0) } else { max / 1024.0 })
     }

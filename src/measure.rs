@@ -42,6 +42,11 @@ pub struct Samples {
 /// `energy` reads a cumulative energy counter (millijoules); it is read just before and after the
 /// timed iterations, outside the timer.
 pub fn measure(session: &mut dyn Session, feed: &Feed, spec: MeasureSpec, energy: Option<&dyn Fn() -> Option<u64>>) -> Result<Samples> {
+    // A runtime with its own timed loop: its samples, and no energy (warm-ups would be in it).
+    if let Some(timed) = session.times_itself(feed, spec.warmup, spec.iterations, spec.min_time_s) {
+        let t = timed?;
+        return Ok(Samples { latency_ms: t.latency_ms, outputs: t.outputs, prepare_ms: t.prepare_ms, warmup_ms: t.warmup_ms, timer_resolution_ms: timer_resolution_ms(), energy_mj: None });
+    }
     let t = Instant::now();
     session.prepare(feed)?;
     let prepare_ms = ms(t.elapsed());

@@ -147,9 +147,11 @@ impl Observer for Display {
         if self.quiet {
             return;
         }
+        let w = availability.iter().map(|a| a.runtime.as_str().len()).max().unwrap_or(0).max(11);
+        let indent = format!("\n{}", " ".repeat(w + 1));
         for a in availability {
             let state = if a.usable { "ok" } else { "not usable, its cells are skipped" };
-            line(&format!("{:<11} {state}: {}", a.runtime.as_str(), a.detail.replace('\n', "\n            ")));
+            line(&format!("{:<w$} {state}: {}", a.runtime.as_str(), a.detail.replace('\n', &indent)));
         }
     }
 

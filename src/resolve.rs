@@ -33,7 +33,7 @@ pub struct ResolvedPlan {
 impl ResolvedPlan {
     /// The runtime of `id`.
     pub fn runtime(&self, id: crate::scenario::RuntimeId) -> &RuntimeSpec {
-        &self.runtimes[self.plan.runtimes.iter().position(|r| *r == id).expect("every cell's runtime is one of the plan's")]
+        self.runtimes.iter().find(|r| r.id == id).expect("every cell's runtime is one of the plan's")
     }
 
     /// The model that model `m` is compared with (its `compare_with`), when this plan runs it.
@@ -54,8 +54,8 @@ impl ResolvedPlan {
 pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
     let origin = plan.origin.clone();
     let mut runtimes = Vec::new();
-    for (i, id) in plan.runtimes.iter().enumerate() {
-        let spec = runtimes::lookup(*id).map_err(|m| anyhow!("{origin}: `{}[{i}]` {m}", plan.runtimes_key))?;
+    for (i, request) in plan.runtimes.iter().enumerate() {
+        let spec = runtimes::lookup(request).map_err(|m| anyhow!("{origin}: `{}[{i}]` {m}", plan.runtimes_key))?;
         runtimes.push(spec);
     }
     if let TextSource::File(path) = &plan.settings.text {

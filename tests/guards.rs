@@ -6,6 +6,7 @@ use std::process::Command;
 
 use xbench::results::{read_results, RunResults, Status};
 use xbench::runtimes::{self, RuntimeId, RuntimeOptions};
+use xbench::scenario::RuntimeRequest;
 
 fn run(name: &str, yaml: &str) -> (RunResults, String) {
     let tmp = tempfile::Builder::new().prefix(&format!("xbench-guards-{name}-")).tempdir().unwrap();
@@ -76,14 +77,14 @@ fn providers_that_cannot_register_fail_with_a_clear_message_never_falling_back()
     let opts = RuntimeOptions::default();
     let cuda = runtimes::check(RuntimeId::ORT_CUDA, &opts);
     assert!(!cuda.usable && cuda.detail.contains("CUDAExecutionProvider"), "{cuda:?}");
-    let e = runtimes::load(RuntimeId::ORT_CUDA, &tiny_bert(), &opts).err().expect("CUDA must not load on the CPU build");
+    let e = runtimes::load(&RuntimeRequest::named(RuntimeId::ORT_CUDA), &tiny_bert(), &opts).err().expect("CUDA must not load on the CPU build");
     assert!(format!("{e:#}").contains("CUDAExecutionProvider"), "{e:#}");
     let coreml = runtimes::check(RuntimeId::ORT_COREML, &opts);
     assert!(!coreml.usable && coreml.detail.contains("macOS only"), "{coreml:?}");
-    let e = runtimes::load(RuntimeId::ORT_COREML, &tiny_bert(), &opts).err().expect("CoreML must not load here");
+    let e = runtimes::load(&RuntimeRequest::named(RuntimeId::ORT_COREML), &tiny_bert(), &opts).err().expect("CoreML must not load here");
     assert!(format!("{e:#}").contains("CoreML"), "{e:#}");
     // The CPU provider does register, and the placement shows it took the graph's nodes.
-    let s = runtimes::load(RuntimeId::ORT_CPU, &tiny_bert(), &opts).unwrap();
+    let s = runtimes::load(&RuntimeRequest::named(RuntimeId::ORT_CPU), &tiny_bert(), &opts).unwrap();
     let info = s.info();
     assert!(info.placement.iter().any(|(ep, n)| ep == "CPUExecutionProvider" && *n > 0), "{info:?}");
 }

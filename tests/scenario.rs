@@ -58,7 +58,7 @@ fn grid_order_is_model_runtime_chars_batch_as_listed() {
 fn runtimes_from_the_command_line_replace_the_files() {
     let f = ScenarioFile::parse(GOOD, "t").unwrap();
     let p = resolved(&f, "t", Some(vec!["ort-cpu".into()])).unwrap();
-    assert_eq!(p.plan.runtimes, vec![RuntimeId::ORT_CPU]);
+    assert_eq!(p.plan.runtime_ids(), vec![RuntimeId::ORT_CPU]);
     let e = format!("{:#}", resolved(&f, "t", Some(vec!["onnx".into()])).unwrap_err());
     assert!(e.contains("`--runtimes[0]`") && e.contains("`onnx`") && e.contains("tract-cpu"), "{e}");
 }
@@ -155,7 +155,8 @@ fn the_committed_scenarios_are_valid() {
         let f = ScenarioFile::parse(&text, &path.display().to_string()).unwrap();
         // Models may not be exported on this machine; the file itself must parse and name known runtimes.
         for r in &f.runtimes {
-            runtimes::lookup(RuntimeId::new(r)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let request = r.request(".".as_ref()).unwrap_or_else(|(k, e)| panic!("{}: {k} {e}", path.display()));
+            runtimes::lookup(&request).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
     }
     assert_eq!(ScenarioFile::parse(xbench::scenario::EMBEDDED_DEFAULT, "embedded").unwrap().name, "quick");

@@ -25,27 +25,31 @@ impl std::error::Error for Interrupted {}
 
 pub fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
-        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads, no_tf32 } => {
-            scenario::run(scenario::Args { file, runtimes, out, models_dir, ort_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, no_tf32, parallel_loads })
+        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads, no_tf32 } => {
+            scenario::run(scenario::Args { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, no_tf32, parallel_loads })
         }
-        Cmd::Runtimes { ort_lib } => {
-            let opts = RuntimeOptions { threads: None, ort_lib, ..Default::default() };
-            println!("{:<11} {:<7} {:<8} detail", "runtime", "usable", "version");
-            for spec in runtimes::all() {
-                let (id, a) = (spec.id, spec.check(&opts));
-                println!(
-                    "{:<11} {:<7} {:<8} {}",
-                    id.as_str(),
-                    if a.usable { "yes" } else { "no" },
-                    a.version.as_deref().unwrap_or("-"),
-                    a.detail.replace('\n', "\n                             ")
-                );
+        Cmd::Runtimes { ort_lib, ep_lib } => {
+            let opts = RuntimeOptions { threads: None, ort_lib, ep_libs: ep_lib.into_iter().collect(), ..Default::default() };
+            let all = runtimes::all();
+            let w = all.iter().map(|s| s.id.as_str().len()).max().unwrap_or(7).max(7);
+            println!("{:<w$} {:<7} {:<8} detail", "runtime", "usable", "version");
+            let indent = format!("\n{}", " ".repeat(w + 18));
+            for spec in all {
+                let a = spec.check(&opts);
+                println!("{:<w$} {:<7} {:<8} {}", spec.id.as_str(), if a.usable { "yes" } else { "no" }, a.version.as_deref().unwrap_or("-"), a.detail.replace('\n', &indent));
             }
             Ok(())
         }
         Cmd::Models { models_dir } => list_models(&models_dir),
         Cmd::Setup { what: SetupCmd::Ort { gpu } } => {
             let lib = runtimes::setup_ort(gpu)?;
+            println!("{}", lib.display());
+            Ok(())
+        }
+        Cmd::Setup { what: SetupCmd::Ep { name } } => {
+            use xbench::runtimes::ort::plugins;
+            let p = plugins::plugin(&name).ok_or_else(|| anyhow::anyhow!("`{name}` is not a plugin execution provider xbench knows\n  fix: use one of: {}", plugins::names()))?;
+            let lib = plugins::setup(p)?;
             println!("{}", lib.display());
             Ok(())
         }

@@ -21,6 +21,7 @@ pub struct Args {
     pub out: Option<PathBuf>,
     pub models_dir: PathBuf,
     pub ort_lib: Option<PathBuf>,
+    pub ep_lib: Vec<(String, PathBuf)>,
     pub in_process: bool,
     pub no_setup: bool,
     pub quiet: bool,
@@ -69,12 +70,6 @@ pub fn run(a: Args) -> Result<()> {
     };
     let scenario_dir = a.file.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     let plan = scenario::validate(&file, &origin, &scenario_dir, &Overrides { runtimes: a.runtimes.clone() })?;
-    if a.cuda_graph && !plan.runtimes.contains(&RuntimeId::ORT_CUDA) {
-        bail!(
-            "--cuda-graph applies to ort-cuda, which this run does not use (runtimes: {})\n  fix: add ort-cuda to the runtimes (--runtimes ...,ort-cuda) or leave --cuda-graph out",
-            plan.runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
-        );
-    }
     if let Some(dir) = a.out.as_ref().filter(|d| d.is_file()) {
         bail!("--out `{}` is a file; it takes the folder where results and the report go\n  fix: name a new or existing folder", dir.display());
     }
@@ -84,6 +79,13 @@ pub fn run(a: Args) -> Result<()> {
     };
     let dir = a.resume.clone().or(a.out.clone()).unwrap_or_else(|| run::default_out_dir(&plan.name));
     let plan = resolve(plan, &ResolveOptions { models_root: a.models_dir.clone(), ops_dir: Some(dir.join(".ops")) })?;
+    let cuda = |r: &&xbench::runtimes::RuntimeSpec| r.engine() == xbench::runtimes::Engine::OnnxRuntime && r.device() == xbench::runtimes::DeviceClass::CudaGpu;
+    if a.cuda_graph && !plan.runtimes.iter().any(|r| cuda(&r)) {
+        bail!(
+            "--cuda-graph applies to ort-cuda, which this run does not use (runtimes: {})\n  fix: add ort-cuda to the runtimes (--runtimes ...,ort-cuda) or leave --cuda-graph out",
+            plan.plan.runtime_ids().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the output folder {}\n  fix: choose a writable folder with --out", dir.display()))?;
     if let (Some(prev), Some(rdir)) = (&previous, &a.resume) {
         run::record::check_resumable(prev, &plan, &file, rdir)?;
@@ -103,6 +105,8 @@ pub fn run(a: Args) -> Result<()> {
             pinned_io: a.pinned_io,
             cuda_graph: a.cuda_graph,
             no_tf32: a.no_tf32,
+            cell_timeout_s: Some(plan.plan.settings.cell_timeout_s),
+            ep_libs: a.ep_lib.iter().cloned().collect(),
         },
         isolation: if a.in_process {
             Isolation::InProcess

@@ -16,6 +16,16 @@ use crate::stats::Rng;
 const BATCH_NAMES: &[&str] = &["batch", "batch_size", "batchsize", "n", "b", "N"];
 const SEQUENCE_NAMES: &[&str] = &["sequence", "sequence_length", "seq", "seq_len", "seqlen", "length", "L"];
 
+/// Whether a symbolic dim's name means the batch size.
+pub fn is_batch_dim(name: &str) -> bool {
+    BATCH_NAMES.contains(&name)
+}
+
+/// Whether a symbolic dim's name means the sequence length.
+pub fn is_sequence_dim(name: &str) -> bool {
+    SEQUENCE_NAMES.contains(&name)
+}
+
 /// True when xbench fills this model from text (it has a token-id input).
 pub fn takes_tokens(inputs: &[IoInfo]) -> bool {
     inputs.iter().any(|i| i.name == "input_ids")

@@ -8,5 +8,5 @@ mod text;
 
 pub use crate::scenario::texts::BUILTIN_TEXTS;
 pub use feed::{check_vocab, load_tokenizer, Feed};
-pub use generated::{concrete_shape, takes_tokens};
+pub use generated::{concrete_shape, is_batch_dim, is_sequence_dim, takes_tokens};
 pub use text::{load_text, passages};

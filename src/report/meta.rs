@@ -109,6 +109,26 @@ fn multi_header(m: &Merged) -> Vec<Block> {
     ]
 }
 
+/// What each series' timer covered, where a runtime described it in its own words (an external
+/// program, buffers of xbench's own): series with different timers are not the same measurement.
+fn timer_blocks(m: &Merged) -> Vec<Block> {
+    let mut items = vec![];
+    for s in &m.sources {
+        let prefix = if m.multi() { format!("{} · ", s.label) } else { String::new() };
+        for av in &s.results.runtimes {
+            let session = s.results.groups.iter().filter(|g| g.runtime == av.runtime).find_map(|g| g.session.as_ref());
+            let Some(io) = session.and_then(|x| x.io.as_ref()) else { continue };
+            let label = s.results.cells.iter().find(|c| c.runtime == av.runtime && c.summary.is_some()).map(|c| c.timer.clone()).unwrap_or_default();
+            let precision = session.and_then(|x| x.precision.as_ref()).map(|p| format!(" Computes in {p}.")).unwrap_or_default();
+            items.push(format!("{prefix}{} (`{label}`): {}.{precision}", av.runtime, io.trim_end_matches('.')));
+        }
+    }
+    if items.is_empty() {
+        return vec![];
+    }
+    vec![Block::Para("What each series' timer covers, as its runtime says (series with different timers are different measurements):".into()), Block::Bullets(items)]
+}
+
 /// Title, bullets, runtimes and models. With several runs each row starts with its machine.
 pub fn header_blocks(m: &Merged) -> Vec<Block> {
     let mut out = if m.multi() { multi_header(m) } else { single_header(m.sources[0].results) };
@@ -134,6 +154,7 @@ pub fn header_blocks(m: &Merged) -> Vec<Block> {
         }
     }
     out.push(Block::Table { head, rows });
+    out.extend(timer_blocks(m));
 
     out.push(Block::Heading("Models".into()));
     let mut head = lead("machine");

@@ -18,7 +18,7 @@ pub use agreement::{missing_sibling_note, Agreement, OutputDiff, SiblingAgreemen
 pub use files::{parse_results, read_results, write_atomic, write_csv, write_json};
 pub use flags::{Flag, FlagKind};
 pub use machine::{GpuInfo, Machine};
-pub use outputs::SavedOutputs;
+pub use outputs::{read_tensors, write_tensors, SavedOutputs};
 pub use runtime::{Availability, DeviceClass, Engine, SessionInfo};
 pub use store::{ResultsStore, RunEvent};
 

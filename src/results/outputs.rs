@@ -50,6 +50,64 @@ fn elem_type(d: Dtype) -> Option<ElemType> {
     ElemType::ALL.into_iter().find(|t| dtype(*t) == Some(d))
 }
 
+/// Writes `tensors` (fixed-size types; strings go into the metadata as JSON) with `meta` to a
+/// safetensors file at `path`, replaced atomically.
+pub fn write_tensors(path: &Path, tensors: &[Output], mut meta: HashMap<String, String>) -> Result<()> {
+    let mut bytes: Vec<(String, ElemType, Vec<usize>, Vec<u8>)> = Vec::new();
+    for o in tensors {
+        match o.data.to_le_bytes() {
+            Some(b) => bytes.push((o.name.clone(), o.data.elem_type(), o.data.shape().to_vec(), b)),
+            // Strings have no safetensors type: they go into the metadata, as JSON.
+            None => {
+                let strings = o.data.strings().unwrap_or_default();
+                meta.insert(format!("strings:{}", o.name), serde_json::to_string(&(o.data.shape(), strings))?);
+            }
+        }
+    }
+    let views = bytes
+        .iter()
+        .map(|(name, ty, shape, data)| Ok((name.as_str(), TensorView::new(dtype(*ty).expect("fixed-size type"), shape.clone(), data)?)))
+        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
+        .context("cannot lay out the tensors")?;
+    let file = safetensors::serialize(views, Some(meta)).context("cannot serialize the tensors")?;
+    super::write_atomic(path, &file)
+}
+
+/// Reads every tensor of a safetensors file (in the file's order) and its metadata.
+pub fn read_tensors(path: &Path) -> Result<(Vec<Output>, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_tensors(&bytes, None).with_context(|| format!("{} is not a readable safetensors file", path.display()))
+}
+
+/// The tensors of a safetensors file: those `order` names, in that order (strings from the
+/// metadata included), or else all of them in the file's order.
+fn parse_tensors(bytes: &[u8], order: Option<Vec<String>>) -> Result<(Vec<Output>, HashMap<String, String>)> {
+    let st = SafeTensors::deserialize(bytes)?;
+    let (_, header) = SafeTensors::read_metadata(bytes)?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let names = order.unwrap_or_else(|| {
+        let mut found: Vec<(usize, String)> = st.tensors().into_iter().map(|(n, v)| (v.data().as_ptr() as usize, n)).collect();
+        found.sort();
+        found.into_iter().map(|(_, n)| n).collect()
+    });
+    let mut outputs = Vec::new();
+    for name in names {
+        let data = match meta.get(&format!("strings:{name}")) {
+            Some(json) => {
+                let (shape, strings): (Vec<usize>, Vec<String>) = serde_json::from_str(json)?;
+                Tensor::Str(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), strings)?)
+            }
+            None => {
+                let view = st.tensor(&name)?;
+                let ty = elem_type(view.dtype()).with_context(|| format!("tensor `{name}` has type {:?}, which xbench does not read", view.dtype()))?;
+                Tensor::from_le_bytes(ty, view.shape(), view.data())?
+            }
+        };
+        outputs.push(Output { name, data });
+    }
+    Ok((outputs, meta))
+}
+
 impl SavedOutputs {
     /// Writes the file at `path`, replacing it atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
@@ -60,24 +118,7 @@ impl SavedOutputs {
         meta.insert("mask".to_string(), self.mask.iter().map(|&m| if m != 0 { '1' } else { '0' }).collect());
         meta.insert("inputs".to_string(), serde_json::to_string(&self.inputs)?);
         meta.insert("outputs".to_string(), serde_json::to_string(&self.outputs.iter().map(|o| &o.name).collect::<Vec<_>>())?);
-        let mut bytes: Vec<(String, ElemType, Vec<usize>, Vec<u8>)> = Vec::new();
-        for o in &self.outputs {
-            match o.data.to_le_bytes() {
-                Some(b) => bytes.push((o.name.clone(), o.data.elem_type(), o.data.shape().to_vec(), b)),
-                // Strings have no safetensors type: they go into the metadata, as JSON.
-                None => {
-                    let strings = o.data.strings().unwrap_or_default();
-                    meta.insert(format!("strings:{}", o.name), serde_json::to_string(&(o.data.shape(), strings))?);
-                }
-            }
-        }
-        let views = bytes
-            .iter()
-            .map(|(name, ty, shape, data)| Ok((name.as_str(), TensorView::new(dtype(*ty).expect("fixed-size type"), shape.clone(), data)?)))
-            .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
-            .context("cannot lay out the outputs")?;
-        let file = safetensors::serialize(views, Some(meta)).context("cannot serialize the outputs")?;
-        super::write_atomic(path, &file)
+        write_tensors(path, &self.outputs, meta)
     }
 
     /// Reads what [`SavedOutputs::write`] wrote; an error names the file.
@@ -87,29 +128,13 @@ impl SavedOutputs {
     }
 
     fn parse(bytes: &[u8]) -> Result<SavedOutputs> {
-        let st = SafeTensors::deserialize(bytes)?;
         let (_, header) = SafeTensors::read_metadata(bytes)?;
         let meta = header.metadata().clone().unwrap_or_default();
         let get = |k: &str| meta.get(k).with_context(|| format!("no `{k}` in its metadata"));
         if get("format")? != FORMAT {
             bail!("it was not written by this version of xbench");
         }
-        let names: Vec<String> = serde_json::from_str(get("outputs")?)?;
-        let mut outputs = Vec::new();
-        for name in names {
-            let data = match meta.get(&format!("strings:{name}")) {
-                Some(json) => {
-                    let (shape, strings): (Vec<usize>, Vec<String>) = serde_json::from_str(json)?;
-                    Tensor::Str(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), strings)?)
-                }
-                None => {
-                    let view = st.tensor(&name)?;
-                    let ty = elem_type(view.dtype()).with_context(|| format!("output `{name}` has type {:?}", view.dtype()))?;
-                    Tensor::from_le_bytes(ty, view.shape(), view.data())?
-                }
-            };
-            outputs.push(Output { name, data });
-        }
+        let (outputs, _) = parse_tensors(bytes, Some(serde_json::from_str(get("outputs")?)?))?;
         Ok(SavedOutputs {
             outputs,
             batch: get("batch")?.parse()?,

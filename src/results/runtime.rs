@@ -14,6 +14,8 @@ pub enum DeviceClass {
     Cpu,
     /// An NVIDIA GPU.
     CudaGpu,
+    /// Another GPU (WebGPU, OpenVINO's GPU plugin).
+    Gpu,
     /// Apple silicon's GPU and Neural Engine.
     Apple,
 }
@@ -25,7 +27,7 @@ impl DeviceClass {
             // Two 512-bit FMA units at 4 GHz: 256 GFLOP/s per core, above any current CPU core's fp32 peak.
             DeviceClass::Cpu => cores.max(1) as f64 * 256e9,
             // Above the fp16 tensor-core peak (with sparsity) of the fastest current data-centre GPUs.
-            DeviceClass::CudaGpu => 4e15,
+            DeviceClass::CudaGpu | DeviceClass::Gpu => 4e15,
             // Above the Neural Engine and GPU peaks of current Apple chips.
             DeviceClass::Apple => 100e12,
         }
@@ -47,6 +49,8 @@ impl DeviceClass {
 pub enum Engine {
     Tract,
     OnnxRuntime,
+    /// A program outside xbench's process (docs/runtime-protocol.md).
+    External,
     /// A test double.
     Test,
 }
@@ -104,4 +108,11 @@ pub struct SessionInfo {
     /// How inputs and outputs reach the runtime, when not the runtime's own default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io: Option<String>,
+    /// The arithmetic the runtime says it computed in (`fp32`, `tf32`, `fp16`, `bf16`, `int8`),
+    /// when it says; agreement then uses that precision's tolerance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
+    /// The options the runtime was given (an execution provider's own, `session.*` settings).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub settings: std::collections::BTreeMap<String, String>,
 }

@@ -10,7 +10,7 @@ use crate::models::{ModelIo, ResolvedModel};
 use crate::resolve::ResolvedPlan;
 use crate::results::{CellRecord, SessionInfo};
 use crate::runtimes::RuntimeOptions;
-use crate::scenario::{Cell, RuntimeId, TextSource};
+use crate::scenario::{Cell, RuntimeRequest, TextSource};
 
 /// The model as a worker needs it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ pub struct Measuring {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupJob {
     pub group: usize,
-    pub runtime: RuntimeId,
+    pub runtime: RuntimeRequest,
     pub model: JobModel,
     /// The group's cells still to run, in order.
     pub cells: Vec<Cell>,
@@ -76,7 +76,7 @@ impl GroupJob {
         let s = &plan.plan.settings;
         Some(GroupJob {
             group: g,
-            runtime: group.runtime,
+            runtime: plan.runtime(group.runtime).request.clone(),
             model: JobModel::of(&plan.models[group.model])?,
             cells,
             measuring: Measuring { warmup: s.warmup, iterations: s.iterations, min_time_s: s.min_time_s, text: s.text.clone(), dims: s.dims.clone() },

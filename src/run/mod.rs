@@ -71,6 +71,17 @@ pub fn check_runtimes(plan: &ResolvedPlan, opts: &RunOptions) -> Vec<Availabilit
             tracing::warn!("could not fetch ONNX Runtime: {e:#}");
         }
     }
+    // Plugin execution providers are fetched the same way, on platforms their wheels exist for.
+    if opts.auto_setup {
+        for spec in &plan.runtimes {
+            let plugin = runtimes::ort::plugins::PLUGINS.iter().find(|p| spec.request.kind == crate::scenario::RuntimeKind::Registered(p.runtime.to_string()));
+            if let Some(p) = plugin.filter(|p| (p.supported_here)() && !opts.runtime.ep_libs.contains_key(p.name) && p.find(None).is_err()) {
+                if let Err(e) = runtimes::ort::plugins::setup(p) {
+                    tracing::warn!("could not fetch {}: {e:#}", p.package);
+                }
+            }
+        }
+    }
     plan.runtimes.iter().map(|r| r.check(&opts.runtime)).collect()
 }
 
@@ -185,7 +196,7 @@ impl Todo {
     fn of(plan: &ResolvedPlan, g: usize, r: &RunResults, opts: &RunOptions, outputs_dir: &Path) -> Todo {
         let group = &plan.plan.groups[g];
         let cells: Vec<crate::scenario::Cell> = plan.plan.group_cells(group).iter().filter(|c| r.cells[c.index].status == Status::Pending).cloned().collect();
-        let avail = &r.runtimes[plan.plan.runtimes.iter().position(|x| *x == group.runtime).expect("a runtime of the plan")];
+        let avail = &r.runtimes[plan.plan.runtimes.iter().position(|x| x.id == group.runtime).expect("a runtime of the plan")];
         let model = &plan.models[group.model];
         let pending = cells.len();
         let job = match (model.io(), avail.usable) {

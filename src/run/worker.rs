@@ -8,7 +8,7 @@ use super::job::{GroupJob, WorkerMsg};
 use crate::inputs::{self, Feed};
 use crate::measure::{measure, MeasureSpec};
 use crate::results::{CellRecord, SavedOutputs, Status};
-use crate::runtimes::{self, RuntimeId, Session};
+use crate::runtimes::{self, DeviceClass, Session};
 use crate::scenario::Cell;
 use crate::stats::summarize;
 
@@ -40,7 +40,8 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
     // Text models get prose and their tokenizer; other models get generated tensors.
     let mut prepared = text_inputs(job);
     let started = Instant::now();
-    let loaded = runtimes::load(job.runtime, &job.model.onnx, &job.options);
+    let spec = runtimes::lookup(&job.runtime).map_err(|why| anyhow::anyhow!("`{}` {why}", job.runtime.id));
+    let loaded = spec.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|s| s.load(&job.model.onnx, &job.options));
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let mut session = match loaded {
         Ok(s) => s,
@@ -51,7 +52,8 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
         }
     };
     // GPU facts for CUDA groups (NVML; absent without the driver).
-    let gpu = (job.runtime == RuntimeId::ORT_CUDA).then(|| crate::gpu::Gpu::open(job.options.device_id).ok()).flatten();
+    let cuda = spec.as_ref().is_ok_and(|s| s.device() == DeviceClass::CudaGpu);
+    let gpu = cuda.then(|| crate::gpu::Gpu::open(job.options.device_id).ok()).flatten();
     emit(WorkerMsg::Loaded { load_ms, session: session.info() });
     if job.gated {
         // Other groups may still be loading or running: wait for this group's turn. An empty read
@@ -74,6 +76,7 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
         }
         emit(WorkerMsg::Cell(Box::new(record)));
     }
+    session.close();
     emit(WorkerMsg::Done { peak_rss_mib: crate::machine::peak_rss_mib() });
     Some(session)
 }

@@ -3,6 +3,7 @@
 //! and loads a model. tract on CPU (`tract`), ONNX Runtime with one execution provider per runtime
 //! (`ort`), and test doubles (`fake`, registered only with `XBENCH_FAKE_RUNTIMES=1`).
 
+mod external;
 pub mod fake;
 pub mod ort;
 mod registry;
@@ -65,6 +66,12 @@ pub struct RuntimeOptions {
     /// on GPUs that have it).
     #[serde(default)]
     pub no_tf32: bool,
+    /// Longest a cell may take, in seconds (external runtimes wait this long for an answer).
+    #[serde(default)]
+    pub cell_timeout_s: Option<f64>,
+    /// Plugin execution provider libraries given on the command line (`--ep-lib NAME=PATH`).
+    #[serde(default)]
+    pub ep_libs: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// Threads used when the scenario sets none: the cores the process may use.
@@ -72,8 +79,26 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
+/// What a runtime that times itself (an external program) measured for one cell.
+#[derive(Debug, Clone)]
+pub struct SelfTimed {
+    /// Each timed iteration, in milliseconds, as the runtime's own clock read it.
+    pub latency_ms: Vec<f64>,
+    /// Outputs of the last timed iteration.
+    pub outputs: Vec<Output>,
+    /// Untimed preparation for the cell's shapes.
+    pub prepare_ms: f64,
+    /// The untimed warm-up runs, all together.
+    pub warmup_ms: f64,
+}
+
 /// A model loaded in a runtime.
 pub trait Session {
+    /// For runtimes that run their own timed loop (external programs): warms up and times one
+    /// cell by the protocol's rules. `None` (the default) lets xbench time `run` itself.
+    fn times_itself(&mut self, _feed: &Feed, _warmup: usize, _iterations: usize, _min_time_s: Option<f64>) -> Option<Result<SelfTimed>> {
+        None
+    }
     /// Untimed per-cell preparation for the shapes of `feed` (tract concretizes and optimizes here).
     fn prepare(&mut self, _feed: &Feed) -> Result<()> {
         Ok(())
@@ -90,6 +115,8 @@ pub trait Session {
         Timing::EndToEnd.as_str().to_string()
     }
     fn info(&self) -> SessionInfo;
+    /// Ends the session's work (an external program is told to stop and waited for).
+    fn close(&mut self) {}
 }
 
 /// The tract version compiled in (from Cargo.lock).

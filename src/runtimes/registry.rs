@@ -3,10 +3,12 @@
 //! file implementing `Runtime` and one line in `REGISTRY`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::{fake, ort, tract, Availability, DeviceClass, Engine, RuntimeId, RuntimeOptions, Session};
+use super::{external, fake, ort, tract, Availability, DeviceClass, Engine, RuntimeId, RuntimeOptions, Session};
+use crate::scenario::{RuntimeKind, RuntimeRequest};
 
 /// A runtime: an engine (and, for ONNX Runtime, an execution provider) that loads ONNX models.
 pub trait Runtime: Send + Sync {
@@ -20,37 +22,54 @@ pub trait Runtime: Send + Sync {
     fn engine(&self) -> Engine;
 }
 
+/// How a registered runtime is made from a request (its options checked).
+type Make = fn(&RuntimeRequest) -> Result<Arc<dyn Runtime>, String>;
+
 struct Registration {
     name: &'static str,
     /// Only with `XBENCH_FAKE_RUNTIMES=1` (test doubles).
     test_double: bool,
-    runtime: &'static dyn Runtime,
+    make: Make,
 }
 
-const fn reg(name: &'static str, runtime: &'static dyn Runtime) -> Registration {
-    Registration { name, test_double: false, runtime }
+const fn reg(name: &'static str, make: Make) -> Registration {
+    Registration { name, test_double: false, make }
 }
 
-const fn double(name: &'static str, runtime: &'static dyn Runtime) -> Registration {
-    Registration { name, test_double: true, runtime }
+const fn double(name: &'static str, make: Make) -> Registration {
+    Registration { name, test_double: true, make }
+}
+
+/// Refuses options for runtimes that take none.
+fn no_options(r: &RuntimeRequest) -> Result<(), String> {
+    match r.options.keys().chain(r.session.keys()).next() {
+        None => Ok(()),
+        Some(k) => Err(format!("takes no options, but `{k}` is given\n  fix: remove `options` and `session` from this runtime's entry")),
+    }
 }
 
 static REGISTRY: &[Registration] = &[
-    reg("tract-cpu", &tract::Tract),
-    reg("ort-cpu", &ort::Ort(ort::Provider::Cpu)),
-    reg("ort-cuda", &ort::Ort(ort::Provider::Cuda)),
-    reg("ort-coreml", &ort::Ort(ort::Provider::CoreMl)),
-    double("fake-exact", &fake::Fake(fake::Behaviour::Exact)),
-    double("fake-wrong", &fake::Fake(fake::Behaviour::Wrong)),
-    double("fake-flat", &fake::Fake(fake::Behaviour::Flat)),
-    double("fake-crash", &fake::Fake(fake::Behaviour::Crash)),
+    reg("tract-cpu", |r| no_options(r).map(|_| Arc::new(tract::Tract) as Arc<dyn Runtime>)),
+    reg("ort-cpu", |r| ort::Ort::new(ort::Ep::Cpu, r)),
+    reg("ort-cuda", |r| ort::Ort::new(ort::Ep::Cuda, r)),
+    reg("ort-coreml", |r| ort::Ort::new(ort::Ep::CoreMl, r)),
+    reg("ort-tensorrt", |r| ort::Ort::new(ort::Ep::TensorRt, r)),
+    reg("ort-openvino", |r| ort::Ort::new(ort::Ep::Plugin(ort::plugins::plugin("openvino").expect("catalogued")), r)),
+    reg("ort-webgpu", |r| ort::Ort::new(ort::Ep::Plugin(ort::plugins::plugin("webgpu").expect("catalogued")), r)),
+    reg("ort-mlx", |r| ort::Ort::new(ort::Ep::Plugin(ort::plugins::plugin("mlx").expect("catalogued")), r)),
+    reg("ort-tensorrt-rtx", |r| ort::Ort::new(ort::Ep::Plugin(ort::plugins::plugin("tensorrt-rtx").expect("catalogued")), r)),
+    double("fake-exact", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Exact)) as Arc<dyn Runtime>)),
+    double("fake-wrong", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Wrong)) as Arc<dyn Runtime>)),
+    double("fake-flat", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Flat)) as Arc<dyn Runtime>)),
+    double("fake-crash", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Crash)) as Arc<dyn Runtime>)),
 ];
 
-/// A runtime of a plan: its name and what it is.
-#[derive(Clone, Copy)]
+/// A runtime of a plan: its request and what it is.
+#[derive(Clone)]
 pub struct RuntimeSpec {
     pub id: RuntimeId,
-    runtime: &'static dyn Runtime,
+    pub request: RuntimeRequest,
+    runtime: Arc<dyn Runtime>,
 }
 
 impl std::fmt::Debug for RuntimeSpec {
@@ -67,16 +86,16 @@ impl RuntimeSpec {
         a
     }
 
-    pub fn engine(&self) -> Engine {
-        self.runtime.engine()
-    }
-
     pub fn load(&self, onnx: &Path, opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
         self.runtime.load(onnx, opts)
     }
 
     pub fn device(&self) -> DeviceClass {
         self.runtime.device()
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.runtime.engine()
     }
 }
 
@@ -85,9 +104,9 @@ fn registered() -> impl Iterator<Item = &'static Registration> {
     REGISTRY.iter().filter(move |r| doubles || !r.test_double)
 }
 
-/// Every runtime that can be named here, in the order `xbench runtimes` lists them.
+/// Every registered runtime with its defaults, in the order `xbench runtimes` lists them.
 pub fn all() -> Vec<RuntimeSpec> {
-    registered().map(|r| RuntimeSpec { id: RuntimeId::new(r.name), runtime: r.runtime }).collect()
+    registered().filter_map(|r| lookup(&RuntimeRequest::named(RuntimeId::new(r.name))).ok()).collect()
 }
 
 /// The names of the runtimes, comma-separated, for messages (test doubles left out).
@@ -95,23 +114,31 @@ pub fn names() -> String {
     REGISTRY.iter().filter(|r| !r.test_double).map(|r| r.name).collect::<Vec<_>>().join(", ")
 }
 
-/// The runtime called `id`; an error says it is unknown and lists the known ones.
-pub fn lookup(id: RuntimeId) -> std::result::Result<RuntimeSpec, String> {
-    registered()
-        .find(|r| r.name == id.as_str())
-        .map(|r| RuntimeSpec { id, runtime: r.runtime })
-        .ok_or_else(|| format!("= `{id}` is not a runtime xbench knows\n  fix: use one of: {}", names()))
+/// The runtime a request stands for; an error (the text after the entry's key) says what is
+/// unknown or wrong and the fix.
+pub fn lookup(request: &RuntimeRequest) -> std::result::Result<RuntimeSpec, String> {
+    let runtime = match &request.kind {
+        RuntimeKind::Registered(base) => {
+            let reg = registered()
+                .find(|r| r.name == base)
+                .ok_or_else(|| format!("= `{base}` is not a runtime xbench knows\n  fix: use one of: {}", names()))?;
+            (reg.make)(request).map_err(|m| format!("(`{base}`) {m}"))?
+        }
+        RuntimeKind::Ep { .. } => ort::Ort::from_request(request)?,
+        RuntimeKind::External { program } => Arc::new(external::External::new(request.id, program, &request.options)),
+    };
+    Ok(RuntimeSpec { id: request.id, request: request.clone(), runtime })
 }
 
-/// Whether the runtime called `id` can run here (an unknown name cannot).
+/// Whether the registered runtime called `id` can run here (an unknown name cannot).
 pub fn check(id: RuntimeId, opts: &RuntimeOptions) -> Availability {
-    match lookup(id) {
+    match lookup(&RuntimeRequest::named(id)) {
         Ok(spec) => spec.check(opts),
         Err(why) => Availability { runtime: id, usable: false, version: None, detail: format!("`{id}` {why}"), device: None, engine: None },
     }
 }
 
-/// Loads `onnx` in the runtime called `id`.
-pub fn load(id: RuntimeId, onnx: &Path, opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
-    lookup(id).map_err(|why| anyhow::anyhow!("`{id}` {why}"))?.load(onnx, opts)
+/// Loads `onnx` in the runtime `request` stands for.
+pub fn load(request: &RuntimeRequest, onnx: &Path, opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
+    lookup(request).map_err(|why| anyhow::anyhow!("`{}` {why}", request.id))?.load(onnx, opts)
 }

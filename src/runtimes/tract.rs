@@ -63,6 +63,8 @@ impl TractSession {
                 version: TRACT_VERSION.to_string(),
                 placement: vec![("tract CPU".into(), nodes)],
                 io: None,
+                precision: None,
+                settings: Default::default(),
             },
         })
     }

@@ -13,8 +13,9 @@ pub struct ScenarioFile {
     /// (`hf:owner/name` or `hf:owner/name@revision`, fetched into the models root on first use).
     #[serde(default)]
     pub models: Vec<String>,
-    /// Runtime names, e.g. `tract-cpu`, `ort-cpu`, `ort-cuda`, `ort-coreml`.
-    pub runtimes: Vec<String>,
+    /// Runtimes: registered names (`tract-cpu`, `ort-cpu`, …) or tables naming a runtime of the
+    /// user's own (see `RuntimeEntry`).
+    pub runtimes: Vec<super::RuntimeEntry>,
     /// Input lengths in characters (the paper's 50/100/200/500).
     #[serde(default)]
     pub input_chars: Vec<i64>,
@@ -44,6 +45,9 @@ pub struct ScenarioFile {
     /// Measure each cell for at least this many seconds (more iterations than `iterations` if needed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_time_s: Option<f64>,
+    /// Longest a cell may take, in seconds, before it is failed (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_timeout_s: Option<f64>,
     /// Values of named symbolic dims for models that do not take text (e.g. `{height: 224}`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub dims: std::collections::BTreeMap<String, i64>,
@@ -85,11 +89,13 @@ impl ScenarioFile {
         serde_yaml::from_str(yaml).map_err(|e| {
             let msg = e.to_string();
             let hint = if msg.contains("unknown field") {
-                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32/fp16: abs, rel), min_time_s, ci_warn_share, dims, ops"
+                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32/fp16: abs, rel), min_time_s, cell_timeout_s, ci_warn_share, dims, ops"
             } else if msg.contains("missing field") {
                 "add that key (see scenarios/quick.yaml for a complete example)"
             } else if msg.contains("expected struct ScenarioFile") {
                 "a scenario is a mapping of keys to values, one `key: value` per line (see scenarios/quick.yaml)"
+            } else if msg.contains("untagged enum RuntimeEntry") {
+                "a runtime is a name (`ort-cpu`) or a table such as `{name: ov-fp32, runtime: ort-openvino, options: {precision: FP32}}`"
             } else if msg.contains("invalid type") {
                 "give the key a value of the type named (lists are written `[a, b]`, sizes as whole numbers)"
             } else if msg.contains("recursion limit") || msg.contains("repetition limit") {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hub_ref::HubRef;
 use super::ops::OpCase;
-use super::{RuntimeId, Tolerances};
+use super::{RuntimeId, RuntimeRequest, Tolerances};
 
 /// Where a scenario's input text comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +64,8 @@ pub struct Settings {
     pub tolerances: Tolerances,
     /// Minimum measuring time per cell, in seconds.
     pub min_time_s: Option<f64>,
+    /// Longest a cell may take, in seconds.
+    pub cell_timeout_s: f64,
     /// Warn when the 95% interval of the mean is wider than this share of the mean.
     pub ci_warn_share: f64,
     /// Values of named symbolic dims for generated (non-text) inputs.
@@ -101,7 +103,7 @@ pub struct Plan {
     /// The folder relative paths in the scenario are taken from.
     pub scenario_dir: PathBuf,
     pub models: Vec<ModelEntry>,
-    pub runtimes: Vec<RuntimeId>,
+    pub runtimes: Vec<RuntimeRequest>,
     /// Where the runtimes came from: `runtimes` in the file, or `--runtimes`.
     pub runtimes_key: &'static str,
     pub input_chars: Vec<usize>,
@@ -115,6 +117,11 @@ impl Plan {
     /// The cells of group `g`.
     pub fn group_cells(&self, g: &Group) -> &[Cell] {
         &self.cells[g.first_cell..g.first_cell + g.cell_count]
+    }
+
+    /// The runtimes' names, in order.
+    pub fn runtime_ids(&self) -> Vec<RuntimeId> {
+        self.runtimes.iter().map(|r| r.id).collect()
     }
 
     /// Whether the plan measures operation cases rather than models.

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 
 use super::hub_ref::HubRef;
 use super::plan::{grid, ModelEntry, Plan, Settings, TextSource};
-use super::{ops, texts, RuntimeId, ScenarioFile, Tolerance, Tolerances};
+use super::{ops, texts, RuntimeEntry, RuntimeId, RuntimeRequest, ScenarioFile, Tolerance, Tolerances};
 
 /// Largest values accepted; beyond them a value is taken for a typo.
 const MAX_CHARS: i64 = 100_000;
@@ -17,6 +17,8 @@ const MAX_BATCH: i64 = 4_096;
 const MAX_ITERATIONS: i64 = 1_000_000;
 const MAX_WARMUP: i64 = 100_000;
 const MAX_THREADS: i64 = 1_024;
+/// How long a cell may take when the scenario does not say.
+pub const DEFAULT_CELL_TIMEOUT_S: f64 = 600.0;
 
 /// What the command line changes in a scenario.
 #[derive(Debug, Clone, Default)]
@@ -64,24 +66,27 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         Some(t) => Some(one_size(t, 1, MAX_THREADS, "`threads: 4`").map_err(|m| err("threads", m))?),
     };
 
-    let (names, runtimes_key) = match &overrides.runtimes {
-        Some(list) => (list.clone(), "--runtimes"),
+    let (entries, runtimes_key) = match &overrides.runtimes {
+        // `--runtimes` picks among the file's own entries by name, else names registered runtimes.
+        Some(list) => {
+            let pick = |n: &String| file.runtimes.iter().find(|e| matches!(e, RuntimeEntry::Table(_)) && e.name() == Some(n.trim())).cloned().unwrap_or_else(|| RuntimeEntry::Name(n.clone()));
+            (list.iter().map(pick).collect::<Vec<_>>(), "--runtimes")
+        }
         None => (file.runtimes.clone(), "runtimes"),
     };
-    if names.is_empty() {
+    if entries.is_empty() {
         return Err(err(runtimes_key, "is empty\n  fix: list at least one runtime; `xbench runtimes` shows them".into()));
     }
-    let mut runtimes: Vec<RuntimeId> = Vec::new();
-    for (i, name) in names.iter().enumerate() {
+    let mut runtimes: Vec<RuntimeRequest> = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
         let key = format!("{runtimes_key}[{i}]");
-        let name = name.trim();
-        RuntimeId::check_name(name).map_err(|m| err(&key, format!("= `{name}`: {m}\n  fix: use a runtime `xbench runtimes` lists")))?;
-        let id = RuntimeId::new(name);
-        if runtimes.contains(&id) {
-            return Err(err(&key, format!("lists `{name}` twice\n  fix: list each runtime once")));
+        let request = entry.request(scenario_dir).map_err(|(sub, m)| err(&format!("{key}{sub}"), m))?;
+        if runtimes.iter().any(|r| r.id == request.id) {
+            return Err(err(&key, format!("lists `{}` twice\n  fix: list each runtime once (a runtime of your own needs a name of its own)", request.id)));
         }
-        runtimes.push(id);
+        runtimes.push(request);
     }
+    let ids: Vec<RuntimeId> = runtimes.iter().map(|r| r.id).collect();
 
     if file.models.is_empty() && op_cases.is_none() {
         return Err(err("models", "is empty\n  fix: list at least one model; `xbench models` shows those found (or list operation cases under `ops:`)".into()));
@@ -105,13 +110,13 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
     }
 
     let reference = match &file.reference {
-        None => runtimes[0],
+        None => ids[0],
         Some(name) => {
             let id = RuntimeId::new(name.trim());
-            if !runtimes.contains(&id) {
+            if !ids.contains(&id) {
                 return Err(err(
                     "reference",
-                    format!("= `{name}` is not among the runtimes run\n  fix: name one of: {}", runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")),
+                    format!("= `{name}` is not among the runtimes run\n  fix: name one of: {}", ids.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")),
                 ));
             }
             id
@@ -132,6 +137,11 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         None => None,
         Some(t) if t.is_finite() && t > 0.0 && t <= 3600.0 => Some(t),
         Some(t) => return Err(err("min_time_s", format!("is {t}: it must be more than 0 and at most 3600 seconds\n  fix: e.g. `min_time_s: 1.0`"))),
+    };
+    let cell_timeout_s = match file.cell_timeout_s {
+        None => DEFAULT_CELL_TIMEOUT_S,
+        Some(t) if t.is_finite() && t > 0.0 && t <= 86_400.0 => t,
+        Some(t) => return Err(err("cell_timeout_s", format!("is {t}: it must be more than 0 and at most 86400 seconds\n  fix: e.g. `cell_timeout_s: 600`"))),
     };
     let ci_warn_share = match file.ci_warn_share {
         None => 0.10,
@@ -154,7 +164,7 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         (None, None) => TextSource::Builtin(texts::BUILTIN_TEXTS[0].0.to_string()),
     };
 
-    let (groups, cells) = grid(&models, &runtimes, &input_chars, &batch_sizes);
+    let (groups, cells) = grid(&models, &ids, &input_chars, &batch_sizes);
     Ok(Plan {
         name: file.name.clone(),
         origin: origin.to_string(),
@@ -164,7 +174,7 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         runtimes_key,
         input_chars,
         batch_sizes,
-        settings: Settings { iterations, warmup, text, threads, reference, tolerances, min_time_s, ci_warn_share, dims },
+        settings: Settings { iterations, warmup, text, threads, reference, tolerances, min_time_s, cell_timeout_s, ci_warn_share, dims },
         groups,
         cells,
     })

@@ -76,15 +76,89 @@ fn project_dir(gpu: bool) -> PathBuf {
 }
 
 fn python_onnxruntime() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args(["-c", "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))"])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
+    library_in(&python_package_dir("onnxruntime")?.join("capi"))
+}
+
+/// A fresh, empty working folder for Python helpers, so that nothing in the folder xbench was
+/// started from (an `onnxruntime.py`, a `pip.py`) can be imported.
+fn helper_cwd() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix("xbench-python-").tempdir().context("cannot create a working folder for Python")
+}
+
+/// `python3 -I` (isolated: no current folder, no `PYTHON*` variables on the module path) in an
+/// empty working folder.
+fn python() -> Result<(Command, tempfile::TempDir)> {
+    let cwd = helper_cwd()?;
+    let mut cmd = Command::new("python3");
+    cmd.arg("-I").current_dir(cwd.path());
+    Ok((cmd, cwd))
+}
+
+/// The folder of an installed Python package (site-packages, or the user's own), found without
+/// importing it.
+pub fn python_package_dir(module: &str) -> Option<PathBuf> {
+    let code = format!(
+        "import importlib.util, site, sys\nsys.path.append(site.getusersitepackages())\ns = importlib.util.find_spec('{module}')\nprint(s.submodule_search_locations[0] if s and s.submodule_search_locations else '')"
+    );
+    let (mut cmd, _cwd) = python().ok()?;
+    let out = cmd.args(["-c", &code]).output().ok()?;
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !dir.is_empty()).then(|| PathBuf::from(dir))
+}
+
+/// `pip download` of one pinned wheel (no dependencies) into `into`; `extra` adds arguments such as
+/// another platform's tags. Returns the wheel's path.
+pub fn pip_download(spec: &str, extra: &[&str], into: &Path) -> Result<PathBuf> {
+    tracing::info!("fetching {spec} from PyPI with pip");
+    let (mut cmd, _cwd) = python()?;
+    let status = cmd
+        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"])
+        .args(extra)
+        .arg("-d")
+        .arg(into)
+        .arg(spec)
+        .status()
+        .context("cannot run `python3 -m pip`\n  fix: install Python 3 with pip, or download the library yourself and give its path")?;
+    if !status.success() {
+        bail!("`pip download {spec}` failed ({status})\n  fix: check that PyPI is reachable and that {spec} exists for this platform");
     }
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("capi");
-    library_in(&dir)
+    std::fs::read_dir(into)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|f| f.extension().and_then(|e| e.to_str()) == Some("whl"))
+        .max()
+        .with_context(|| format!("pip reported success but left no wheel of {spec} in {}", into.display()))
+}
+
+/// Unpacks the files of a wheel (a zip) whose path starts with `prefix` into `dest`, without the
+/// prefix; `only` keeps just the files whose name it accepts. Entries that would land outside
+/// `dest` are refused.
+pub fn unzip(wheel: &Path, prefix: &str, dest: &Path, only: &str) -> Result<()> {
+    // Python (already needed for pip) unpacks the zip.
+    let script = r#"
+import os, sys, zipfile
+wheel, prefix, dest, only = sys.argv[1:5]
+root = os.path.realpath(dest)
+with zipfile.ZipFile(wheel) as z:
+    for n in z.namelist():
+        if n.endswith('/') or not n.startswith(prefix):
+            continue
+        rel = n[len(prefix):]
+        base = os.path.basename(rel)
+        if only and not (base.startswith(only) or base == only):
+            continue
+        to = os.path.realpath(os.path.join(dest, rel))
+        if not to.startswith(root + os.sep):
+            sys.exit('entry outside the folder: ' + n)
+        os.makedirs(os.path.dirname(to), exist_ok=True)
+        with open(to, 'wb') as f:
+            f.write(z.read(n))
+"#;
+    let (mut cmd, _cwd) = python()?;
+    let status = cmd.arg("-c").arg(script).arg(wheel).arg(prefix).arg(dest).arg(only).status()?;
+    if !status.success() {
+        bail!("could not unpack {}", wheel.display());
+    }
+    Ok(())
 }
 
 /// Downloads the pinned `onnxruntime` (or `onnxruntime-gpu`) wheel with pip and unpacks its
@@ -95,67 +169,22 @@ pub fn setup_ort(gpu: bool) -> Result<PathBuf> {
         return Ok(p);
     }
     let package = if gpu { "onnxruntime-gpu" } else { "onnxruntime" };
-    // Per-process folders, so that two xbench processes setting up at once do not collide.
-    let download = xbench_home().join(format!("downloads-{}", std::process::id()));
-    std::fs::create_dir_all(&download).with_context(|| format!("cannot create {}", download.display()))?;
-    tracing::info!("fetching {package}=={ORT_VERSION} from PyPI with pip into {}", download.display());
-    let status = Command::new("python3")
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d"])
-        .arg(&download)
-        .arg(format!("{package}=={ORT_VERSION}"))
-        .status()
-        .context("cannot run `python3 -m pip`\n  fix: install Python 3 with pip, or download ONNX Runtime yourself and pass --ort-lib PATH")?;
-    if !status.success() {
-        bail!(
-            "`pip download {package}=={ORT_VERSION}` failed ({status})\n  fix: check that PyPI is reachable, or download ONNX Runtime yourself and pass --ort-lib PATH"
-        );
+    let download = tempfile::Builder::new().prefix("xbench-ort-").tempdir().context("cannot create a download folder")?;
+    let wheel = pip_download(&format!("{package}=={ORT_VERSION}"), &[], download.path())?;
+    std::fs::create_dir_all(xbench_home()).with_context(|| format!("cannot create {}", xbench_home().display()))?;
+    let staging = tempfile::Builder::new().prefix(".partial-").tempdir_in(xbench_home())?;
+    unzip(&wheel, "onnxruntime/capi/", staging.path(), "libonnxruntime")?;
+    unzip(&wheel, "onnxruntime/capi/", staging.path(), "onnxruntime.dll")?;
+    if library_in(staging.path()).is_none() {
+        bail!("{} holds no ONNX Runtime library for this platform", wheel.display());
     }
-    let wheel = std::fs::read_dir(&download)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            n.starts_with(&format!("{}-{ORT_VERSION}-", package.replace('-', "_"))) && n.ends_with(".whl")
-        })
-        .max()
-        .with_context(|| format!("pip reported success but no {package} {ORT_VERSION} wheel is in {}", download.display()))?;
-    let staging = dest.with_file_name(format!(".partial-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)?;
-    let unpacked = unpack(&wheel, &staging);
-    let _ = std::fs::remove_dir_all(&download);
-    if let Err(e) = unpacked {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    if let Err(e) = std::fs::rename(&staging, &dest) {
-        let _ = std::fs::remove_dir_all(&staging);
-        if library_in(&dest).is_none() {
-            bail!("cannot move the unpacked library to {}: {e}", dest.display());
-        }
+    let staged = staging.keep();
+    // Another process may have set up the same copy meanwhile: either copy will do.
+    if std::fs::rename(&staged, &dest).is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
     }
     let lib = library_in(&dest).context("the unpacked library vanished")?;
     let lib = lib.canonicalize().unwrap_or(lib);
     tracing::info!("ONNX Runtime {ORT_VERSION} is at {}", lib.display());
     Ok(lib)
-}
-
-/// Unpacks the ONNX Runtime libraries of a wheel (a zip) into `dest`.
-fn unpack(wheel: &Path, dest: &Path) -> Result<()> {
-    // The wheel is a zip; Python (already needed for pip) unpacks the libraries.
-    let script = r#"
-import sys, zipfile, os
-z = zipfile.ZipFile(sys.argv[1])
-for n in z.namelist():
-    b = os.path.basename(n)
-    if '/capi/' in n and (b.startswith('libonnxruntime') or b == 'onnxruntime.dll'):
-        open(os.path.join(sys.argv[2], b), 'wb').write(z.read(n))
-"#;
-    let status = Command::new("python3").arg("-c").arg(script).arg(wheel).arg(dest).status()?;
-    if !status.success() {
-        bail!("could not unpack {}", wheel.display());
-    }
-    if library_in(dest).is_none() {
-        bail!("{} holds no ONNX Runtime library for this platform", wheel.display());
-    }
-    Ok(())
 }

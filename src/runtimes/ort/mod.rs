@@ -1,119 +1,199 @@
 //! ONNX Runtime through the `ort` crate, its library loaded at run time (`library`, `env`), with
-//! exactly one execution provider per runtime (`Ort(Provider)`): registration must succeed or
-//! loading fails, and the provider must take nodes of the graph — never a silent fallback to CPU.
-//! A session (`session`) moves inputs and outputs in one of several ways (`io`).
+//! exactly one execution provider per runtime (`ep`: the library's own, or a plugin from a library
+//! of its own, `plugins`): registration must succeed or loading fails, and the provider must take
+//! nodes of the graph — never a silent fallback to the CPU. A session (`session`) moves inputs and
+//! outputs in one of several ways (`io`).
 
 mod convert;
 mod cudart;
 mod env;
+mod ep;
 mod io;
 mod library;
+pub mod plugins;
 mod session;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Result;
-use ort::ep::{self, ExecutionProvider};
+use ort::ep::ExecutionProvider;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session as OrtInner;
 
 pub use env::{environment, parse_placement};
+pub use ep::Ep;
 pub use library::{find_ort_library, setup_ort, xbench_home, OrtLibrary, ORT_VERSION};
 
 use super::{Availability, DeviceClass, Engine, Runtime, RuntimeId, RuntimeOptions, Session};
+use crate::scenario::{RuntimeKind, RuntimeRequest};
 
-/// The execution provider of an ONNX Runtime runtime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    Cpu,
-    Cuda,
-    CoreMl,
+/// Session options a scenario may set for an ONNX Runtime runtime (`session:`).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub graph_optimization: Option<GraphOptimizationLevel>,
+    /// Where ONNX Runtime saves the graph it optimized (a later run can load it instead).
+    pub optimized_model: Option<PathBuf>,
+    /// Fail the load when any node would fall back to the CPU provider.
+    pub disable_cpu_fallback: bool,
+    /// Which device a plugin offers to use: `cpu`, `gpu` or `npu`.
+    pub device: Option<String>,
 }
 
-impl Provider {
-    /// The provider's name as ONNX Runtime reports it (in placement, too).
-    pub fn name(self) -> &'static str {
-        match self {
-            Provider::Cuda => ep::CUDA::NAME,
-            Provider::CoreMl => ep::CoreML::NAME,
-            Provider::Cpu => ep::CPU::NAME,
+const SESSION_KEYS: &str = "graph_optimization (disable, basic, extended, all), optimized_model (a path), disable_cpu_fallback (true/false), device (cpu, gpu, npu)";
+
+impl Settings {
+    fn parse(session: &BTreeMap<String, String>) -> std::result::Result<Settings, String> {
+        let mut s = Settings::default();
+        for (k, v) in session {
+            match k.as_str() {
+                "graph_optimization" => {
+                    s.graph_optimization = Some(match v.as_str() {
+                        "disable" => GraphOptimizationLevel::Disable,
+                        "basic" => GraphOptimizationLevel::Level1,
+                        "extended" => GraphOptimizationLevel::Level2,
+                        "all" => GraphOptimizationLevel::All,
+                        other => return Err(format!("`session.graph_optimization` = `{other}` is not a level\n  fix: use disable, basic, extended or all")),
+                    })
+                }
+                "optimized_model" => s.optimized_model = Some(PathBuf::from(v)),
+                "disable_cpu_fallback" => s.disable_cpu_fallback = matches!(v.as_str(), "true" | "1"),
+                "device" if matches!(v.as_str(), "cpu" | "gpu" | "npu") => s.device = Some(v.clone()),
+                "device" => return Err(format!("`session.device` = `{v}` is not a device kind\n  fix: use cpu, gpu or npu")),
+                other => return Err(format!("`session.{other}` is not a session option xbench sets\n  fix: use {SESSION_KEYS}")),
+            }
+        }
+        Ok(s)
+    }
+
+    /// The settings as recorded with a session (`session.KEY`).
+    fn describe(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(level) = self.graph_optimization {
+            out.push(("session.graph_optimization".into(), format!("{level:?}")));
+        }
+        if let Some(p) = &self.optimized_model {
+            out.push(("session.optimized_model".into(), p.display().to_string()));
+        }
+        if self.disable_cpu_fallback {
+            out.push(("session.disable_cpu_fallback".into(), "true".into()));
+        }
+        if let Some(d) = &self.device {
+            out.push(("session.device".into(), d.clone()));
+        }
+        out
+    }
+
+    fn apply(&self, mut b: SessionBuilder) -> Result<SessionBuilder> {
+        if let Some(level) = self.graph_optimization {
+            b = b.with_optimization_level(level).map_err(ort::Error::<()>::from)?;
+        }
+        if let Some(p) = &self.optimized_model {
+            b = b.with_optimized_model_path(p).map_err(ort::Error::<()>::from)?;
+        }
+        if self.disable_cpu_fallback {
+            b = b.with_disable_cpu_fallback().map_err(ort::Error::<()>::from)?;
+        }
+        Ok(b)
+    }
+}
+
+/// ONNX Runtime with one execution provider, its options and session settings.
+pub struct Ort {
+    ep: Ep,
+    options: BTreeMap<String, String>,
+    settings: Settings,
+}
+
+impl Ort {
+    /// The runtime a request stands for, on provider `ep`; session options are checked here, the
+    /// provider's own options by the provider when it registers.
+    pub fn new(ep: Ep, request: &RuntimeRequest) -> std::result::Result<Arc<dyn Runtime>, String> {
+        if matches!(ep, Ep::Cpu | Ep::CoreMl) {
+            if let Some(k) = request.options.keys().next() {
+                return Err(format!("`options.{k}`: {} takes no options in xbench\n  fix: remove `options` (session options go under `session:`)", ep.name()));
+            }
+        }
+        Ok(Arc::new(Ort { ep, options: request.options.clone(), settings: Settings::parse(&request.session)? }))
+    }
+
+    /// The runtime of an `ep:` entry.
+    pub fn from_request(request: &RuntimeRequest) -> std::result::Result<Arc<dyn Runtime>, String> {
+        match &request.kind {
+            RuntimeKind::Ep { provider, library } => Ort::new(Ep::from_entry(provider, library.as_deref()), request),
+            _ => Err("is not an execution provider entry".into()),
         }
     }
 
-    fn dispatch(self, opts: &RuntimeOptions) -> ep::ExecutionProviderDispatch {
-        match self {
-            Provider::Cuda => ep::CUDA::default()
-                .with_device_id(opts.device_id as i32)
-                .with_cuda_graph(opts.cuda_graph)
-                .with_tf32(!opts.no_tf32)
-                .build()
-                .error_on_failure(),
-            Provider::CoreMl => ep::CoreML::default().build().error_on_failure(),
-            Provider::Cpu => ep::CPU::default().build().error_on_failure(),
-        }
-    }
-
-    /// Whether this build of the library has the provider at all.
-    fn compiled_in(self) -> std::result::Result<bool, String> {
-        let r = match self {
-            Provider::Cuda => ep::CUDA::is_available(),
-            Provider::CoreMl => ep::CoreML::is_available(),
-            Provider::Cpu => ep::CPU::is_available(),
+    /// Whether this build of the library has the provider (plugins are always "built": they come apart).
+    fn compiled_in(&self) -> std::result::Result<bool, String> {
+        use ort::ep;
+        let r = match &self.ep {
+            Ep::Cuda => ep::CUDA::is_available(),
+            Ep::CoreMl => ep::CoreML::is_available(),
+            Ep::TensorRt => ep::TensorRT::is_available(),
+            Ep::Cpu => ep::CPU::is_available(),
+            _ => return Ok(true),
         };
         r.map_err(|e| e.to_string())
     }
 }
 
-/// ONNX Runtime with one execution provider.
-pub struct Ort(pub Provider);
-
 impl Runtime for Ort {
     fn check(&self, id: RuntimeId, opts: &RuntimeOptions) -> Availability {
-        let provider = self.0;
+        let name = self.ep.name().to_string();
         let na = |detail: String, version: Option<String>| Availability { runtime: id, usable: false, version, detail, device: None, engine: None };
-        if provider == Provider::CoreMl && !cfg!(target_os = "macos") {
+        if matches!(self.ep, Ep::CoreMl) && !cfg!(target_os = "macos") {
             return na("CoreML: macOS only (this machine runs another OS)".into(), None);
         }
+        if let Ep::Plugin(p) = &self.ep {
+            if !(p.supported_here)() {
+                return na(format!("{name}: {} only (its wheel {} exists for no other platform); this machine runs {} on {}", p.platforms, p.package, std::env::consts::OS, std::env::consts::ARCH), None);
+            }
+        }
+        let found = match self.ep.library(opts) {
+            Some(Err(e)) => return na(e, None),
+            Some(Ok(f)) => Some(f),
+            None => None,
+        };
         let l = match env::loaded(opts) {
             Ok(l) => l,
             Err(e) => return na(e, None),
         };
         let version = Some(l.version.clone());
-        match provider.compiled_in() {
+        match self.compiled_in() {
             Ok(true) => {}
             Ok(false) => {
-                let fix = match provider {
-                    Provider::Cuda => "use the CUDA build of ONNX Runtime (`xbench setup ort --gpu`, then --ort-lib) on a machine with an NVIDIA GPU",
+                let fix = match self.ep {
+                    Ep::Cuda => "use the CUDA build of ONNX Runtime (`xbench setup ort --gpu`, then --ort-lib) on a machine with an NVIDIA GPU",
+                    Ep::TensorRt => "use the CUDA build of ONNX Runtime (`xbench setup ort --gpu`) with TensorRT 10 installed",
                     _ => "use an ONNX Runtime build that includes it",
                 };
-                return na(format!("{} provider not in this build of ONNX Runtime ({})\n  fix: {fix}", provider.name(), l.lib.path.display()), version);
+                return na(format!("{name} provider not in this build of ONNX Runtime ({})\n  fix: {fix}", l.lib.path.display()), version);
             }
             Err(e) => return na(format!("cannot ask ONNX Runtime for its providers: {e}"), version),
         }
-        // Registering on a throwaway builder catches missing CUDA/cuDNN libraries and absent devices.
-        let registered = OrtInner::builder(&l.env).map_err(|e| e.to_string()).and_then(|mut b| provider.dispatch(opts).register(&mut b).map_err(|e| e.to_string()));
-        match registered {
-            Ok(()) => Availability {
-                runtime: id,
-                usable: true,
-                version,
-                detail: format!("{} via {} ({})", provider.name(), l.lib.path.display(), l.lib.found_by),
-                device: None,
-                engine: None,
-            },
-            Err(e) => na(format!("{} provider failed to register: {e}", provider.name()), version),
+        // Attaching to a throwaway builder catches missing libraries, absent devices and bad options.
+        let attached = OrtInner::builder(&l.env).map_err(|e| anyhow::anyhow!("{e}")).and_then(|b| self.ep.attach(b, &self.options, self.settings.device.as_deref(), opts));
+        match attached {
+            Ok(_) => {
+                let from = match &found {
+                    Some(f) => format!("{name} from {} ({}) via {} ({})", f.path.display(), f.found_by, l.lib.path.display(), l.lib.found_by),
+                    None => format!("{name} via {} ({})", l.lib.path.display(), l.lib.found_by),
+                };
+                Availability { runtime: id, usable: true, version, detail: from, device: None, engine: None }
+            }
+            Err(e) => na(format!("{e:#}"), version),
         }
     }
 
     fn load(&self, onnx: &Path, opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
-        Ok(Box::new(session::OrtSession::load(self.0, onnx, opts)?))
+        Ok(Box::new(session::OrtSession::load(self, onnx, opts)?))
     }
 
     fn device(&self) -> DeviceClass {
-        match self.0 {
-            Provider::Cpu => DeviceClass::Cpu,
-            Provider::Cuda => DeviceClass::CudaGpu,
-            Provider::CoreMl => DeviceClass::Apple,
-        }
+        self.ep.device(&self.options)
     }
 
     fn engine(&self) -> Engine {

@@ -11,7 +11,7 @@ use ort::session::{RunOptions, Session as OrtInner};
 
 use super::env::{loaded, parse_placement, with_captured_log};
 use super::io::{Bound, Core, Host, IoMode, Staged, Staging};
-use super::Provider;
+use super::{Ep, Ort};
 use crate::inputs::Feed;
 use crate::runtimes::{default_threads, Output, RuntimeOptions, Session, SessionInfo, Timing};
 
@@ -23,21 +23,16 @@ pub(super) struct OrtSession {
 }
 
 impl OrtSession {
-    pub fn load(provider: Provider, onnx: &Path, opts: &RuntimeOptions) -> Result<OrtSession> {
+    pub fn load(ort: &Ort, onnx: &Path, opts: &RuntimeOptions) -> Result<OrtSession> {
         let l = loaded(opts).map_err(|e| anyhow!(e))?;
         let threads = opts.threads.unwrap_or_else(default_threads);
-        let mut builder = OrtInner::builder(&l.env)
-            .map_err(|e| anyhow!("{e}"))?
-            .with_intra_threads(threads)
-            .map_err(ort::Error::<()>::from)?
-            .with_execution_providers([provider.dispatch(opts)])
-            .map_err(|e| anyhow!("{} provider failed to register: {}", provider.name(), ort::Error::<()>::from(e)))?
-            .with_log_level(LogLevel::Verbose)
-            .map_err(ort::Error::<()>::from)?;
+        let builder = OrtInner::builder(&l.env).map_err(|e| anyhow!("{e}"))?.with_intra_threads(threads).map_err(ort::Error::<()>::from)?;
+        let builder = ort.settings.apply(builder)?;
+        let mut builder = ort.ep.attach(builder, &ort.options, ort.settings.device.as_deref(), opts)?.with_log_level(LogLevel::Verbose).map_err(ort::Error::<()>::from)?;
         let (committed, log) = with_captured_log(|| builder.commit_from_file(onnx));
         let session = committed.map_err(|e| anyhow!("ONNX Runtime cannot load {}: {e}", onnx.display()))?;
         let placement = parse_placement(&log);
-        let wanted = provider.name();
+        let wanted = ort.ep.name();
         let total: usize = placement.iter().map(|(_, n)| n).sum();
         if placement.is_empty() {
             bail!("ONNX Runtime did not report where the graph's nodes were placed, so {wanted} cannot be confirmed to run them");
@@ -51,7 +46,7 @@ impl OrtSession {
         let mut run_options = RunOptions::new()?;
         run_options.set_log_level(LogLevel::Warning)?;
         let output_names = session.outputs().iter().map(|o| o.name().to_string()).collect();
-        let cuda = provider == Provider::Cuda;
+        let cuda = matches!(ort.ep, Ep::Cuda);
         let mut info = SessionInfo {
             threads: if cuda {
                 // Which arithmetic fp32 matrix products use is part of what the numbers mean.
@@ -63,6 +58,8 @@ impl OrtSession {
             version: l.version.clone(),
             placement,
             io: None,
+            precision: ort.ep.precision(&ort.options, opts),
+            settings: ort.options.iter().map(|(k, v)| (k.clone(), v.clone())).chain(ort.settings.describe()).collect(),
         };
         let device = if cuda { (AllocationDevice::CUDA, opts.device_id as i32) } else { (AllocationDevice::CPU, 0) };
         let core = Core { session, run_options, output_names, device };

@@ -1,0 +1,79 @@
+//! Runtimes outside xbench's process: a program speaking the external runtime protocol
+//! (docs/runtime-protocol.md) — PyTorch, Python onnxruntime, … — loads the model and times its
+//! own iterations; xbench feeds the same inputs as every runtime, checks every answer, and keeps
+//! the statistics, agreement, results and reports.
+
+mod peer;
+mod session;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::{Availability, DeviceClass, Engine, Runtime, RuntimeId, RuntimeOptions, Session};
+
+/// The protocol version xbench speaks.
+pub const PROTOCOL: u64 = 1;
+
+/// An external program, the name the scenario gives it, and its options.
+pub struct External {
+    id: RuntimeId,
+    program: PathBuf,
+    options: BTreeMap<String, String>,
+}
+
+impl External {
+    pub fn new(id: RuntimeId, program: &Path, options: &BTreeMap<String, String>) -> External {
+        External { id, program: program.to_path_buf(), options: options.clone() }
+    }
+}
+
+impl Runtime for External {
+    fn check(&self, id: RuntimeId, _opts: &RuntimeOptions) -> Availability {
+        let p = &self.program;
+        let python = p.extension().and_then(|e| e.to_str()) == Some("py");
+        let problem = if !p.is_file() {
+            Some(format!("no program at {}\n  fix: give `external:` the path of a program speaking docs/runtime-protocol.md, relative to the scenario file", p.display()))
+        } else if python && std::process::Command::new("python3").arg("-V").output().map_or(true, |o| !o.status.success()) {
+            Some(format!("{} is a Python program, and python3 cannot be run here\n  fix: install Python 3", p.display()))
+        } else if !python && !is_executable(p) {
+            Some(format!("{} cannot be executed\n  fix: make it executable (chmod +x), or give a .py program", p.display()))
+        } else {
+            None
+        };
+        match problem {
+            Some(detail) => Availability { runtime: id, usable: false, version: None, detail, device: None, engine: None },
+            None => Availability { runtime: id, usable: true, version: None, detail: format!("external program {} (protocol {PROTOCOL})", p.display()), device: None, engine: None },
+        }
+    }
+
+    fn load(&self, onnx: &Path, opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
+        Ok(Box::new(session::ExternalSession::start(self.id, &self.program, &self.options, onnx, opts)?))
+    }
+
+    /// What the options say it computes on: `device: cuda` or `provider: cuda` is the GPU.
+    fn device(&self) -> DeviceClass {
+        let on = |k: &str| self.options.get(k).is_some_and(|v| v.eq_ignore_ascii_case("cuda"));
+        if on("device") || on("provider") {
+            DeviceClass::CudaGpu
+        } else {
+            DeviceClass::Cpu
+        }
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::External
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(p: &Path) -> bool {
+    p.is_file()
+}

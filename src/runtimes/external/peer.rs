@@ -1,0 +1,109 @@
+//! The program on the other side of the external runtime protocol: started in its own working
+//! folder, sent JSON lines, and read with a deadline, so that a program that crashes, hangs or
+//! speaks garbage ends with a reason instead of blocking the run.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+/// A running program speaking the protocol.
+pub struct Peer {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<Option<String>>,
+    /// The program, as messages name it.
+    pub program: String,
+}
+
+impl Peer {
+    /// Starts `program` in `cwd`: a `.py` file with `python3 -P`, anything else as it is.
+    pub fn start(program: &Path, cwd: &Path) -> Result<Peer> {
+        let name = program.display().to_string();
+        let mut cmd = if program.extension().and_then(|e| e.to_str()) == Some("py") {
+            let mut c = Command::new("python3");
+            c.arg("-P").arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        cmd.current_dir(cwd).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().with_context(|| format!("cannot start the external runtime {name}\n  fix: check that it exists and can run (a .py file needs python3 on the PATH)"))?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(Some(line)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(None);
+        });
+        Ok(Peer { child, stdin, lines, program: name })
+    }
+
+    /// Sends one message.
+    pub fn send(&mut self, msg: &Value) -> Result<()> {
+        let line = serde_json::to_string(msg)?;
+        writeln!(self.stdin, "{line}").and_then(|_| self.stdin.flush()).map_err(|e| anyhow!("{} stopped reading its input ({e})", self.program))
+    }
+
+    /// The next message, within `timeout`; its `type` must be one of `expected`.
+    pub fn receive(&mut self, timeout: Duration, expected: &[&str]) -> Result<Value> {
+        let line = match self.lines.recv_timeout(timeout) {
+            Ok(Some(line)) => line,
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => {
+                let status = self.child.wait().map(|s| s.to_string()).unwrap_or_else(|_| "an unknown status".into());
+                bail!("{} exited ({status}) without answering", self.program);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = self.child.kill();
+                bail!("{} did not answer within {:.0} s, and was stopped\n  fix: set a longer `cell_timeout_s` in the scenario if it needs more time", self.program, timeout.as_secs_f64());
+            }
+        };
+        let msg: Value = serde_json::from_str(&line).map_err(|e| anyhow!("{} sent a line that is not a protocol message ({e}): `{}`", self.program, clip(&line)))?;
+        let ty = msg.get("type").and_then(Value::as_str).unwrap_or("");
+        if ty == "error" {
+            let why = msg.get("message").and_then(Value::as_str).unwrap_or("(no message)");
+            bail!("{}: {why}", self.program);
+        }
+        if !expected.contains(&ty) {
+            bail!("{} sent a `{ty}` message where `{}` was due", self.program, expected.join("` or `"));
+        }
+        Ok(msg)
+    }
+}
+
+impl Peer {
+    /// Waits for the program to exit (after `done`), so that its resources count as this process's children's.
+    pub fn wait(&mut self) {
+        let _ = self.stdin.flush();
+        for _ in 0..100 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clip(s: &str) -> String {
+    let mut out: String = s.chars().take(120).collect();
+    if s.chars().count() > 120 {
+        out.push('…');
+    }
+    out
+}

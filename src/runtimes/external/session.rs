@@ -1,0 +1,188 @@
+//! One external program with one model loaded: `hello`/`ready` at load, a `cell`/`result` exchange
+//! per cell through safetensors files in a scratch folder, `bye`/`done` at the end. Every answer is
+//! checked before xbench takes it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::{json, Value};
+
+use super::peer::Peer;
+use super::PROTOCOL;
+use crate::inputs::Feed;
+use crate::models::{Dim, IoInfo, ModelIo};
+use crate::results::{read_tensors, write_tensors};
+use crate::runtimes::{Output, RuntimeId, RuntimeOptions, SelfTimed, Session, SessionInfo};
+
+/// How long an answer may take when the scenario sets no `cell_timeout_s`.
+const DEFAULT_TIMEOUT_S: f64 = 600.0;
+
+pub struct ExternalSession {
+    peer: Peer,
+    /// Fields drop in order: the program ends before its working folder is removed.
+    scratch: tempfile::TempDir,
+    io: ModelIo,
+    timeout: Duration,
+    info: SessionInfo,
+    timer_label: String,
+    cells: usize,
+    /// Why the program can no longer be asked anything (it exited, hung or spoke garbage).
+    broken: Option<String>,
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn io_json(io: &[IoInfo]) -> Value {
+    let dims = |i: &IoInfo| i.dims.as_ref().map(|d| d.iter().map(|d| match d {
+        Dim::Fixed(n) => json!(n),
+        Dim::Symbol(s) => json!(s),
+        Dim::Unknown => Value::Null,
+    }).collect::<Vec<_>>());
+    Value::Array(io.iter().map(|i| json!({"name": i.name, "elem_type": i.elem_type, "dims": dims(i)})).collect())
+}
+
+impl ExternalSession {
+    pub fn start(id: RuntimeId, program: &Path, options: &BTreeMap<String, String>, onnx: &Path, opts: &RuntimeOptions) -> Result<ExternalSession> {
+        let io = crate::models::read_io(onnx)?;
+        let scratch = tempfile::Builder::new().prefix("xbench-external-").tempdir()?;
+        let mut peer = Peer::start(program, scratch.path())?;
+        let timeout = Duration::from_secs_f64(opts.cell_timeout_s.unwrap_or(DEFAULT_TIMEOUT_S));
+        let dir = onnx.parent().unwrap_or(Path::new("."));
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        peer.send(&json!({
+            "type": "hello",
+            "protocol": PROTOCOL,
+            "runtime": {"name": id, "options": options},
+            "model": {
+                "name": dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                "dir": absolute(dir), "onnx": absolute(onnx),
+                "inputs": io_json(&io.inputs), "outputs": io_json(&io.outputs),
+            },
+            "threads": opts.threads,
+            "device": opts.device_id,
+        }))?;
+        let ready = peer.receive(timeout, &["ready"])?;
+        if ready.get("protocol").and_then(Value::as_u64) != Some(PROTOCOL) {
+            bail!("{} speaks protocol {}, xbench speaks {PROTOCOL}\n  fix: use a version of the program made for protocol {PROTOCOL}", peer.program, ready.get("protocol").unwrap_or(&Value::Null));
+        }
+        let engine = text(&ready, "engine").unwrap_or_else(|| "external".into());
+        let device = text(&ready, "device").unwrap_or_default();
+        let placement = ready
+            .get("placement")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_str()?.to_string(), p.get(1)?.as_u64()? as usize))).collect())
+            .unwrap_or_default();
+        let info = SessionInfo {
+            threads: text(&ready, "threads").unwrap_or_default(),
+            providers: vec![if device.is_empty() { engine } else { format!("{engine} ({device})") }],
+            version: text(&ready, "version").unwrap_or_else(|| "unknown".into()),
+            placement,
+            io: text(&ready, "timer").map(|t| format!("{}: {t}", peer.program)),
+            precision: text(&ready, "precision"),
+            settings: options.clone(),
+        };
+        let timer_label = text(&ready, "timer_label").unwrap_or_else(|| "external".into());
+        Ok(ExternalSession { peer, scratch, io, timeout, info, timer_label, cells: 0, broken: None })
+    }
+
+    fn cell(&mut self, feed: &Feed, warmup: usize, iterations: usize, min_time_s: Option<f64>) -> Result<SelfTimed> {
+        if let Some(why) = &self.broken {
+            bail!("{} can no longer be asked: {why}", self.peer.program);
+        }
+        let index = self.cells;
+        self.cells += 1;
+        let inputs = self.scratch.path().join(format!("cell-{index}-inputs.safetensors"));
+        let outputs = self.scratch.path().join(format!("cell-{index}-outputs.safetensors"));
+        let tensors: Vec<Output> = feed.tensors.iter().map(|(name, t)| Output { name: name.clone(), data: t.clone() }).collect();
+        write_tensors(&inputs, &tensors, Default::default())?;
+        let sent = self.peer.send(&json!({
+            "type": "cell", "index": index, "warmup": warmup, "iterations": iterations, "min_time_s": min_time_s,
+            "inputs": inputs, "outputs": outputs,
+        }));
+        let answer = sent.and_then(|_| self.peer.receive(self.timeout, &["result", "cell_error"]));
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                self.broken = Some(format!("{e:#}"));
+                return Err(e);
+            }
+        };
+        let _ = std::fs::remove_file(&inputs);
+        let result = self.judge(&answer, index, feed, iterations, &outputs);
+        let _ = std::fs::remove_file(&outputs);
+        result
+    }
+
+    /// Checks an answer against the rules of the protocol and what the model declares.
+    fn judge(&self, answer: &Value, index: usize, feed: &Feed, iterations: usize, outputs: &PathBuf) -> Result<SelfTimed> {
+        let who = &self.peer.program;
+        if answer.get("index").and_then(Value::as_u64) != Some(index as u64) {
+            bail!("{who} answered for cell {} when cell {index} was asked", answer.get("index").unwrap_or(&Value::Null));
+        }
+        if text(answer, "type").as_deref() == Some("cell_error") {
+            bail!("{who}: {}", text(answer, "message").unwrap_or_else(|| "(no message)".into()));
+        }
+        let samples: Vec<f64> = answer.get("samples_ms").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+        if samples.len() < iterations {
+            bail!("{who} sent {} samples where at least {iterations} timed iterations were asked\n  fix: the program must time every iteration it is asked for", samples.len());
+        }
+        if let Some(bad) = samples.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            bail!("{who} sent a sample of {bad} ms; every sample must be a positive time");
+        }
+        let (got, _) = read_tensors(outputs).map_err(|e| anyhow!("{who} wrote no readable outputs: {e:#}"))?;
+        for o in &got {
+            let Some(declared) = self.io.outputs.iter().find(|d| d.name == o.name) else {
+                bail!("{who} wrote an output `{}` the model does not have (it has {})", o.name, self.io.outputs.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", "));
+            };
+            if let Some(dims) = &declared.dims {
+                let shape = o.data.shape();
+                let fits = shape.len() == dims.len()
+                    && dims.iter().zip(shape).all(|(d, &s)| match d {
+                        Dim::Fixed(n) => *n as usize == s,
+                        Dim::Symbol(name) if crate::inputs::is_batch_dim(name) => s == feed.batch,
+                        Dim::Symbol(name) if crate::inputs::is_sequence_dim(name) => s == feed.seq_len,
+                        _ => true,
+                    });
+                if !fits {
+                    bail!("{who} wrote output `{}` of shape {shape:?}, but the model declares {} for {} rows of {} tokens", o.name, declared.shape_string(), feed.batch, feed.seq_len);
+                }
+            }
+        }
+        let ms = |k: &str| answer.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+        Ok(SelfTimed { latency_ms: samples, outputs: got, prepare_ms: ms("prepare_ms"), warmup_ms: ms("warmup_ms") })
+    }
+}
+
+impl Session for ExternalSession {
+    fn times_itself(&mut self, feed: &Feed, warmup: usize, iterations: usize, min_time_s: Option<f64>) -> Option<Result<SelfTimed>> {
+        Some(self.cell(feed, warmup, iterations, min_time_s))
+    }
+
+    fn run(&mut self, _feed: &Feed) -> Result<()> {
+        bail!("an external runtime times its own iterations")
+    }
+
+    fn outputs(&mut self, _feed: &Feed) -> Result<Vec<Output>> {
+        bail!("an external runtime sends its outputs with its samples")
+    }
+
+    fn timer_label(&self) -> String {
+        self.timer_label.clone()
+    }
+
+    fn info(&self) -> SessionInfo {
+        self.info.clone()
+    }
+
+    /// `bye`, then the program's `done`; its peak memory counts with the worker's (the program is waited for).
+    fn close(&mut self) {
+        if self.broken.is_none() && self.peer.send(&json!({"type": "bye"})).is_ok() {
+            let _ = self.peer.receive(Duration::from_secs(10), &["done"]);
+        }
+        self.peer.wait();
+    }
+}
