@@ -373,6 +373,9 @@ class TorchHF:
             self.forward = torch.compile(self.model, mode=None if compile_mode == "default" else compile_mode, dynamic=False)
             self.compiled = True
 
+        if self.cuda_graph:
+            self._probe_capture(hello, attention)
+
         precision = "tf32" if dtype_name == "fp32" and self.cuda and tf32 else dtype_name
         where = f"{torch.cuda.get_device_name(self.device)} (cuda:{hello.device})" if self.cuda else protocol.cpu_name()
         notes = [f"weights: {weights_used}", f"configuration: {arch.source}", f"attention {self.model.config._attn_implementation}"]
@@ -462,6 +465,29 @@ class TorchHF:
                 raise AdapterError(f"the model gives no output {err} that the ONNX model declares") from None
         save_file({name: t.contiguous() for name, t in timed.last.items()}, str(cell.outputs))
         return CellResult(timed.samples_ms, prepare_ms, timed.warmup_ms)
+
+    def _probe_capture(self, hello: Hello, attention: str) -> None:
+        """Captures the forward once on a 1 x 8 dummy batch, so that a model that cannot be captured
+        fails the load with one message instead of every cell."""
+        import torch
+
+        dtypes = {"int64": torch.int64, "int32": torch.int32, "float32": torch.float32, "float16": torch.float16}
+        dummy = {
+            i.name: (torch.ones if i.name == "attention_mask" else torch.zeros)((1, 8), dtype=dtypes.get(i.elem_type, torch.int64))
+            for i in hello.model.inputs
+            if i.name in self.accepted
+        }
+        try:
+            with torch.inference_mode():
+                self._graph_step(("probe",), dummy)
+        except Exception as err:
+            hint = ""
+            if attention == "eager" and "during CUDA graph capture" in str(err):
+                hint = " (transformers' eager attention copies a host scalar to the GPU while it builds the mask); use attention: sdpa, or compile"
+            raise AdapterError(f"the forward pass cannot be captured in a CUDA graph: {protocol.describe(err)}{hint}") from err
+        finally:
+            self.graphs.pop(("probe",), None)
+            torch.cuda.synchronize(self.device)
 
     def _graph_step(self, key: tuple, host: dict[str, Any]) -> Callable[[], dict[str, Any]]:
         """A step that replays this shape's CUDA graph, capturing it first when needed (untimed)."""
