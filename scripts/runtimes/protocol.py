@@ -25,9 +25,10 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Generic, Protocol, TypeVar
+from typing import IO, Any, Generic, Protocol, TypeVar
 
 PROTOCOL = 1
 
@@ -44,7 +45,8 @@ class AdapterError(Exception):
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """One input or output the ONNX model declares (dims: ints or symbolic names)."""
+    """One input or output the ONNX model declares (dims: ints, symbolic names, or None where
+    unknown; an empty list when xbench sends no dims)."""
 
     name: str
     elem_type: str
@@ -69,12 +71,12 @@ class Hello:
     device: int
 
     @staticmethod
-    def parse(msg: dict[str, Any]) -> "Hello":
+    def parse(msg: dict[str, Any]) -> Hello:
         runtime = msg.get("runtime") or {}
         model = msg.get("model") or {}
 
         def tensors(key: str) -> list[TensorInfo]:
-            return [TensorInfo(t["name"], t.get("elem_type", ""), list(t.get("dims", []))) for t in model.get(key, [])]
+            return [TensorInfo(t["name"], t.get("elem_type") or "", list(t.get("dims") or [])) for t in model.get(key) or []]
 
         return Hello(
             runtime_name=str(runtime.get("name", "")),
@@ -101,7 +103,7 @@ class Cell:
     outputs: Path
 
     @staticmethod
-    def parse(msg: dict[str, Any]) -> "Cell":
+    def parse(msg: dict[str, Any]) -> Cell:
         return Cell(
             index=int(msg["index"]),
             warmup=int(msg.get("warmup") or 0),

@@ -14,8 +14,8 @@ Speaks protocol 1 of docs/runtime-protocol.md over stdin/stdout (see protocol.py
   seed        0 (default): the seed for `weights: seed`
   weights     auto (default) | checkpoint | onnx | seed
 
-The model: its configuration comes from the model folder's config.json when there is one, else
-from model.yaml's `architecture` and the matching configuration embedded in
+The model (hf_model.py): its configuration comes from the model folder's config.json when there
+is one, else from model.yaml's `architecture` and the matching configuration embedded in
 scripts/export_models.py. Its weights, with `auto` tried in this order:
   checkpoint  model.safetensors / pytorch_model.bin (+ config.json) in the folder: from_pretrained;
   onnx        the ONNX file's initializers, matched by name to the model's parameters (a common
@@ -34,18 +34,16 @@ Needs torch, transformers, safetensors, numpy, PyYAML; `onnx` for `weights: onnx
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import sys
 import time
-import types
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import hf_model  # noqa: E402
 import protocol  # noqa: E402
 from protocol import AdapterError, Cell, CellResult, Hello, Ready  # noqa: E402
 
@@ -60,240 +58,20 @@ OPTIONS = {
     "weights": "auto",
 }
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-CHECKPOINT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-# Nodes a weight may pass through on its way to the operation that uses it.
-PASS_THROUGH_OPS = ("Cast", "Identity")
 
 
-class StrategyUnavailable(Exception):
-    """A way of getting the weights that does not apply to this model folder (the reason says why)."""
-
-
-# --------------------------------------------------------------------------------------------
-# The architecture
-
-
-@dataclass
-class Architecture:
-    config: Any  # a transformers PretrainedConfig
-    model_class: type
-    source: str  # where the configuration came from, for `notes`
-    weights_label: str  # model.yaml's `weights:` ("random", "trained", or "" when absent)
-
-
-def read_model_yaml(folder: Path) -> dict[str, Any]:
-    path = folder / "model.yaml"
-    if not path.is_file():
-        return {}
-    import yaml
-
-    data = yaml.safe_load(path.read_text())
-    return data if isinstance(data, dict) else {}
-
-
-def import_export_script() -> types.ModuleType:
-    """scripts/export_models.py as a module. It imports onnx and onnxruntime at the top but uses
-    them only inside functions this program never calls, so where they are not installed the
-    import goes through with empty stand-ins, removed again afterwards."""
-    path = HERE.parent / "export_models.py"
-    sys.path.insert(0, str(path.parent))
-    stand_ins = []
-    for name in ("onnx", "onnxruntime"):
-        if name not in sys.modules and importlib.util.find_spec(name) is None:
-            sys.modules[name] = types.ModuleType(name)
-            stand_ins.append(name)
+def output(out: Any, name: str, to_host: bool = True) -> Any:
+    """The transformers output standing for the ONNX output `name` (e.g. last_hidden_state)."""
     try:
-        spec = importlib.util.spec_from_file_location("xbench_export_models", path)
-        if spec is None or spec.loader is None:
-            raise AdapterError(f"cannot import {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        for name in stand_ins:
-            del sys.modules[name]
-
-
-def architecture(hello: Hello) -> Architecture:
-    """The configuration and model class, from config.json or the export script's definitions."""
-    import transformers
-    from transformers.models.auto.modeling_auto import MODEL_MAPPING
-
-    folder = hello.model.dir
-    meta = read_model_yaml(folder)
-    label = str(meta.get("weights", "") or "")
-    if (folder / "config.json").is_file():
-        config = transformers.AutoConfig.from_pretrained(str(folder))
-        try:
-            model_class = MODEL_MAPPING[type(config)]
-        except KeyError:
-            raise AdapterError(f"transformers {transformers.__version__} has no base model for model_type `{config.model_type}` ({folder / 'config.json'})") from None
-        return Architecture(config, model_class, f"{folder / 'config.json'}", label)
-
-    arch = meta.get("architecture")
-    if not arch:
-        raise AdapterError(f"{folder} has neither config.json nor a model.yaml naming its `architecture`; add the model's config.json")
-    em = import_export_script()
-    candidates = [
-        d for d in em.KNOWN_MODELS.values()
-        if d.hub_id == meta.get("hub_id") or d.name in (hello.model.name, hello.model.name.removesuffix("-fp16"), meta.get("compare_with"))
-    ]
-    if not candidates:
-        known = ", ".join(em.KNOWN_MODELS)
-        raise AdapterError(f"{folder}: no config.json, and scripts/export_models.py embeds no configuration for `{hello.model.name}` (it knows {known}); add config.json")
-    definition = candidates[0]
-    if definition.architecture != arch:
-        raise AdapterError(f"{folder}/model.yaml says architecture {arch}, but scripts/export_models.py defines {definition.name} as {definition.architecture}")
-    config_class, model_class = em.model_classes(arch)
-    config = config_class(**definition.config)
-    return Architecture(config, model_class, f"scripts/export_models.py's configuration of {definition.name}", label)
-
-
-def construct(arch: Architecture, with_pooler: bool) -> Any:
-    """A freshly initialised model (eager attention), with or without its pooler."""
-    arch.config._attn_implementation = "eager"
-    kwargs = {}
-    if "add_pooling_layer" in inspect.signature(arch.model_class.__init__).parameters:
-        kwargs["add_pooling_layer"] = with_pooler
-    return arch.model_class(arch.config, **kwargs)
-
-
-# --------------------------------------------------------------------------------------------
-# Weights
-
-
-def checkpoint_weights(arch: Architecture, folder: Path, with_pooler: bool) -> tuple[Any, str]:
-    present = [name for name in CHECKPOINT_FILES if (folder / name).is_file()]
-    if not present:
-        raise StrategyUnavailable(f"no transformers checkpoint ({', '.join(CHECKPOINT_FILES[::2])}) in {folder}")
-    if not (folder / "config.json").is_file():
-        raise StrategyUnavailable(f"{folder} has {present[0]} but no config.json to load it with")
-    kwargs: dict[str, Any] = {"attn_implementation": "eager", "output_loading_info": True}
-    if "add_pooling_layer" in inspect.signature(arch.model_class.__init__).parameters:
-        kwargs["add_pooling_layer"] = with_pooler
-    model, info = arch.model_class.from_pretrained(str(folder), **kwargs)
-    missing = list(info.get("missing_keys", []))
-    if missing:
-        raise StrategyUnavailable(f"the checkpoint in {folder} lacks {len(missing)} of the model's weights ({', '.join(missing[:4])}…)")
-    return model, f"checkpoint {folder / present[0]} (from_pretrained)"
-
-
-def weight_orientation(graph: Any) -> dict[str, str]:
-    """For each initializer the graph uses as a matrix operand: `in_out` when it is the right-hand
-    side of MatMul (x @ W, so W is torch's weight transposed) or of Gemm without transB, `out_in`
-    when Gemm transposes it or a Transpose node does before MatMul, `as_is` for other uses."""
-    consumers: dict[str, list[tuple[Any, int]]] = {}
-    for node in graph.node:
-        for position, name in enumerate(node.input):
-            consumers.setdefault(name, []).append((node, position))
-
-    def uses(name: str, transposed: bool, depth: int = 0) -> set[str]:
-        found: set[str] = set()
-        for node, position in consumers.get(name, []):
-            if node.op_type in PASS_THROUGH_OPS and depth < 4:
-                found |= uses(node.output[0], transposed, depth + 1)
-            elif node.op_type == "Transpose" and depth < 4:
-                perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), [1, 0])
-                found |= uses(node.output[0], not transposed if perm == [1, 0] else transposed, depth + 1)
-            elif node.op_type == "MatMul" and position == 1:
-                found.add("out_in" if transposed else "in_out")
-            elif node.op_type == "Gemm" and position == 1:
-                trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
-                found.add("out_in" if bool(trans_b) != transposed else "in_out")
-            else:
-                found.add("as_is")
-        return found
-
-    orientation = {}
-    for tensor in graph.initializer:
-        if len(tensor.dims) == 2:
-            found = uses(tensor.name, False)
-            orientation[tensor.name] = found.pop() if len(found) == 1 else ("mixed" if found else "unused")
-    return orientation
-
-
-def onnx_weights(arch: Architecture, onnx_path: Path, with_pooler: bool) -> tuple[Any, str]:
-    """The model's parameters from the ONNX file's initializers, matched by name."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:
-        raise StrategyUnavailable("the `onnx` package is not installed (pip install onnx) to read the ONNX file's weights") from None
-    import numpy as np
-    import torch
-
-    graph = onnx.load(str(onnx_path)).graph
-    initializers = {t.name: t for t in graph.initializer}
-    model = construct(arch, with_pooler)
-    params = dict(model.named_parameters())
-    prefix = common_prefix(initializers, params)
-    orientation = weight_orientation(graph)
-    state: dict[str, Any] = {}
-    missing, wrong, transposed = [], [], 0
-    for name, param in params.items():
-        tensor = initializers.get(prefix + name)
-        if tensor is None:
-            missing.append(name)
-            continue
-        array = numpy_helper.to_array(tensor)
-        want = tuple(param.shape)
-        how = orientation.get(tensor.name, "as_is")
-        if array.ndim == 2 and how == "in_out" and array.T.shape == want:
-            array, transposed = array.T, transposed + 1
-        elif array.shape != want or (array.ndim == 2 and how == "mixed"):
-            wrong.append(f"{name} {list(array.shape)} (model {list(want)}, used {how})")
-            continue
-        state[name] = torch.from_numpy(np.array(array, order="C")).to(param.dtype)  # a writable copy
-    if missing or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} of the model's {len(params)} parameters have no initializer named after them ({', '.join(missing[:3])}…)")
-        if wrong:
-            parts.append(f"{len(wrong)} do not fit ({'; '.join(wrong[:3])})")
-        raise StrategyUnavailable(f"{onnx_path.name}: " + " and ".join(parts))
-    model.load_state_dict(state, strict=False)  # parameters only; buffers keep their defaults
-    shown = f"prefix `{prefix}` stripped, " if prefix else ""
-    return model, f"initializers of {onnx_path} ({len(state)} parameters, {shown}{transposed} 2-D weights transposed)"
-
-
-def common_prefix(initializers: dict[str, Any], params: dict[str, Any]) -> str:
-    """The prefix most initializer names put before the parameter names (often "" or "model.")."""
-    counts: dict[str, int] = {}
-    for init in initializers:
-        for name in params:
-            if init.endswith(name) and (len(init) == len(name) or init[-len(name) - 1] == "."):
-                prefix = init[: len(init) - len(name)]
-                counts[prefix] = counts.get(prefix, 0) + 1
-    return max(counts, key=lambda p: (counts[p], -len(p))) if counts else ""
-
-
-def seed_weights(arch: Architecture, seed: int, with_pooler: bool, asked: bool) -> tuple[Any, str]:
-    import torch
-
-    if not asked and arch.weights_label != "random":
-        raise StrategyUnavailable(f"model.yaml says `weights: {arch.weights_label or '(absent)'}`, so weights made from a seed would not be the ONNX model's")
-    torch.manual_seed(seed)
-    model = construct(arch, with_pooler)
-    return model, f"random, as scripts/export_models.py makes them (torch.manual_seed({seed}), then the model class)"
-
-
-def use_attention(model: Any, attention: str) -> None:
-    if attention == model.config._attn_implementation:
-        return
-    if hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation(attention)
-    else:
-        model.config._attn_implementation = attention
-    if model.config._attn_implementation != attention:
-        raise AdapterError(f"transformers would not switch {type(model).__name__} to `{attention}` attention")
-
-
-# --------------------------------------------------------------------------------------------
-# The adapter
+        tensor = out[name]
+    except KeyError:
+        raise AdapterError(f"the model gives no `{name}`, which the ONNX model declares as an output") from None
+    return tensor.cpu() if to_host else tensor
 
 
 class TorchHF:
+    """The model in PyTorch: eager, compiled, or replayed from a CUDA graph per input shape."""
+
     def __init__(self) -> None:
         self.model: Any = None
         self.forward: Callable[..., Any] = lambda **_: None
@@ -303,7 +81,7 @@ class TorchHF:
         self.compiled = False
         self.output_names: list[str] = []
         self.accepted: set[str] = set()
-        self.graphs: dict[tuple, tuple[Any, dict[str, Any], dict[str, Any]]] = {}
+        self.graphs: dict[tuple, tuple[Any, dict[str, Any], dict[str, Any]]] = {}  # shape -> graph, inputs, outputs
         self.prepared_shapes: set[tuple] = set()
 
     def load(self, hello: Hello) -> Ready:
@@ -325,7 +103,10 @@ class TorchHF:
         if not self.cuda and (self.cuda_graph or tf32):
             raise AdapterError("options cuda_graph and tf32 need device cuda")
         if self.cuda_graph and compile_mode in ("reduce-overhead", "max-autotune"):
-            raise AdapterError(f"compile mode {compile_mode} already captures CUDA graphs; use it without cuda_graph, or cuda_graph with compile default / max-autotune-no-cudagraphs")
+            raise AdapterError(
+                f"compile mode {compile_mode} already captures CUDA graphs; use it without cuda_graph, "
+                "or cuda_graph with compile default / max-autotune-no-cudagraphs"
+            )
         if self.cuda and hello.device >= torch.cuda.device_count():
             raise AdapterError(f"GPU {hello.device} was asked for, but torch sees {torch.cuda.device_count()}")
         self.device = torch.device(f"cuda:{hello.device}" if self.cuda else "cpu")
@@ -339,24 +120,9 @@ class TorchHF:
         transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars in the diagnostics
         self.output_names = [o.name for o in hello.model.outputs] or ["last_hidden_state"]
         with_pooler = "pooler_output" in self.output_names
-        arch = architecture(hello)
-        model, weights_used, tried = None, "", []
-        order = ["checkpoint", "onnx", "seed"] if weights == "auto" else [weights]
-        for strategy in order:
-            try:
-                if strategy == "checkpoint":
-                    model, weights_used = checkpoint_weights(arch, hello.model.dir, with_pooler)
-                elif strategy == "onnx":
-                    model, weights_used = onnx_weights(arch, hello.model.onnx, with_pooler)
-                else:
-                    model, weights_used = seed_weights(arch, seed, with_pooler, asked=weights == "seed")
-                weights = strategy
-                break
-            except StrategyUnavailable as why:
-                tried.append(f"{strategy}: {why}")
-        if model is None:
-            raise AdapterError("no weights for the model: " + "; ".join(tried))
-        use_attention(model, attention)
+        built = hf_model.build(hello, weights, seed, with_pooler)
+        model = built.model
+        hf_model.use_attention(model, attention)
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype_name]
         self.model = model.eval().to(device=self.device, dtype=dtype)
         self.accepted = set(inspect.signature(self.model.forward).parameters)
@@ -378,11 +144,11 @@ class TorchHF:
 
         precision = "tf32" if dtype_name == "fp32" and self.cuda and tf32 else dtype_name
         where = f"{torch.cuda.get_device_name(self.device)} (cuda:{hello.device})" if self.cuda else protocol.cpu_name()
-        notes = [f"weights: {weights_used}", f"configuration: {arch.source}", f"attention {self.model.config._attn_implementation}"]
+        notes = [f"weights: {built.weights}", f"configuration: {built.configuration}", f"attention {self.model.config._attn_implementation}"]
         if compile_mode:
             notes.append(f"torch.compile mode {compile_mode}, dynamic=False, compiled per input shape before timing")
-        if tried:
-            notes.append("not used: " + "; ".join(tried))
+        if built.not_used:
+            notes.append("not used: " + "; ".join(built.not_used))
         if self.cuda:
             notes.append(f"fp32 matmul TF32 {'allowed' if tf32 else 'off'}")
         return Ready(
@@ -394,7 +160,7 @@ class TorchHF:
             threads=f"intra-op {torch.get_num_threads()}",
             timer=self._timer(compile_mode),
             timer_label=self._timer_label(compile_mode),
-            extra={"weights": weights, "notes": "; ".join(notes)},
+            extra={"weights": built.strategy, "notes": "; ".join(notes)},
         )
 
     def _timer_label(self, compile_mode: str) -> str:
@@ -450,7 +216,7 @@ class TorchHF:
                 def step() -> dict[str, Any]:
                     inputs = {name: t.to(device) for name, t in host.items()}
                     out = forward(**inputs)
-                    result = {name: out[name].cpu() for name in names}
+                    result = {name: output(out, name) for name in names}
                     if cuda:
                         torch.cuda.synchronize(device)
                     return result
@@ -459,10 +225,7 @@ class TorchHF:
                     step()  # compiles for this shape, untimed
             self.prepared_shapes.add(shape_key)
             prepare_ms = protocol.elapsed_ms(prepare_started)
-            try:
-                timed = protocol.time_iterations(step, cell.warmup, cell.iterations, cell.min_time_s)
-            except KeyError as err:
-                raise AdapterError(f"the model gives no output {err} that the ONNX model declares") from None
+            timed = protocol.time_iterations(step, cell.warmup, cell.iterations, cell.min_time_s)
         save_file({name: t.contiguous() for name, t in timed.last.items()}, str(cell.outputs))
         return CellResult(timed.samples_ms, prepare_ms, timed.warmup_ms)
 
@@ -494,6 +257,7 @@ class TorchHF:
         import torch
 
         if key not in self.graphs:
+            self.graphs.clear()  # one shape's graph (and its memory pool) at a time
             static_in = {name: t.to(self.device) for name, t in host.items()}
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
@@ -504,10 +268,7 @@ class TorchHF:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 out = self.forward(**static_in)
-            try:
-                static_out = {name: out[name] for name in self.output_names}
-            except KeyError as err:
-                raise AdapterError(f"the model gives no output {err} that the ONNX model declares") from None
+            static_out = {name: output(out, name, to_host=False) for name in self.output_names}
             self.graphs[key] = (graph, static_in, static_out)
         graph, static_in, static_out = self.graphs[key]
         device = self.device

@@ -67,7 +67,8 @@ def main() -> int:
             for _ in range(msg["warmup"]):
                 session.run(None, feeds)
             warmup_ms = (time.perf_counter_ns() - started) / 1e6
-            samples, outputs = [], None
+            samples: list[float] = []
+            outputs: list = []
             while len(samples) < msg["iterations"] or sum(samples) < 1e3 * (msg.get("min_time_s") or 0):
                 t0 = time.perf_counter_ns()
                 outputs = session.run(None, feeds)

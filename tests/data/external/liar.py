@@ -49,7 +49,7 @@ while line := sys.stdin.readline():
     elif msg["type"] == "cell":
         batch, sequence = input_shape(Path(msg["inputs"]))[:2]
         sizes = {"batch": batch + 1, "sequence": sequence}  # one row too many
-        shapes = {o["name"]: [d if isinstance(d, int) else sizes.get(d, 1) for d in o["dims"]] for o in outputs}
+        shapes = {o["name"]: [d if isinstance(d, int) else sizes.get(d, 1) for d in o.get("dims") or ["batch"]] for o in outputs}
         write_zeros(Path(msg["outputs"]), shapes)
         samples = [1.0] * max(0, int(msg["iterations"]) - 1)  # one sample too few
         send({"type": "result", "index": msg["index"], "samples_ms": samples, "prepare_ms": 0.0, "warmup_ms": 0.0})
