@@ -40,7 +40,8 @@ fn main() {
     let model = find("trivial", &root).unwrap();
     let io = read_io(&model.onnx).unwrap();
     let opts = RuntimeOptions { threads: Some(1), ..Default::default() };
-    let feed = Feed::generated("trivial", &io.inputs, 4, 16, &BTreeMap::new()).unwrap();
+    let plan = xbench::inputs::InputPlan::by_name("trivial", &io.inputs, false).unwrap();
+    let feed = Feed::generated(&plan, 4, 16, &BTreeMap::new()).unwrap();
     let Tensor::F32(x) = &feed.tensors[0].1 else { panic!("float input expected") };
 
     let env = runtimes::ort::environment(&opts).expect("ONNX Runtime library (run `xbench setup ort`)");

@@ -15,17 +15,18 @@ ONNX Runtime's onnx_test_runner:
     OUT/<case name>/test_data_set_0/input_0.pb ... output_0.pb ...   (serialized TensorProto)
     OUT/<case name>/case.json                                          (metadata, see below)
 
-Usage (Python 3.11; needs onnx, numpy, and onnxruntime for `referee`):
+Usage (Python 3.11; needs onnx, numpy, and onnxruntime for `referee`; $PYENV is a folder they are
+installed in, e.g. with `python3 -m pip install --target $PYENV onnx==1.23.2 onnxruntime==1.31.1 numpy==2.4.6`):
 
-    PYTHONPATH=/work/pyenv-node python3 scripts/onnx_node_cases.py write OUT \
+    PYTHONPATH=$PYENV python3 scripts/onnx_node_cases.py write OUT \
         [--only NAME ...] [--sample FILE] [--limit N]
-    PYTHONPATH=/work/pyenv-node python3 scripts/onnx_node_cases.py referee OUT \
+    PYTHONPATH=$PYENV python3 scripts/onnx_node_cases.py referee OUT \
         [--json REF.json] [--timeout S] [--jobs N]
-    PYTHONPATH=/work/pyenv-node python3 scripts/onnx_node_cases.py sample --referee REF.json \
+    PYTHONPATH=$PYENV python3 scripts/onnx_node_cases.py sample --referee REF.json \
         [--count N] [--max-bytes B] [--per-dtype K] [--all-dtypes] > FILE
 
 Pinned versions used to produce scripts/onnx-node-sample.txt: onnx==1.23.2, onnxruntime==1.31.1,
-numpy==2.4.6 (installed with `python3 -m pip install --target /work/pyenv-node ...`).
+numpy==2.4.6 (installed with `python3 -m pip install --target $PYENV ...`).
 
 write    Writes one folder per node case. Cases with a non-tensor input or output (sequence,
          optional, map) are skipped and counted by reason. Prints one summary line.
@@ -34,6 +35,11 @@ referee  Runs each folder in DIR on onnxruntime (CPUExecutionProvider, one threa
          process with a per-case timeout, compares with the expected outputs (case rtol/atol for
          floats, NaN == NaN, exact for integers, bools and strings) and classifies each case as
          pass / mismatch / load_error / run_error. Prints counts; --json writes per-case results.
+scenario Prints an xbench scenario that runs every case folder in DIR on its own test data.
+tally    Reads an xbench results.json of such a run (and, with --referee, the referee's JSON) and
+         prints, per runtime, the cells that match their expected outputs, those whose outputs
+         are empty (nothing to compare), mismatch, or failed, with the commonest reasons; and the
+         share of the cases onnxruntime itself passes that xbench's ort-cpu matches.
 sample   Picks --count case names from a referee JSON: passing cases only, at most --max-bytes
          bytes of model and data, common dtypes only (unless --all-dtypes); first each input and
          output dtype in --per-dtype cases, then round-robin over op types. Prints the names
@@ -838,6 +844,66 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------------
 
+# --------------------------------------------------------------------------------------------
+# scenario, tally
+# --------------------------------------------------------------------------------------------
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    names = sorted(p.name for p in Path(args.dir).iterdir() if (p / "model.onnx").is_file())
+    print(f"# Every ONNX node case in {args.dir}, each on its own test data (test_data_set_0),")
+    print("# its expected outputs the reference. Written by scripts/onnx_node_cases.py scenario.")
+    print(f"name: {args.name}")
+    print("models:")
+    for n in names:
+        print(f"  - {n}")
+    print(f"runtimes: [{', '.join(args.runtimes)}]")
+    print("iterations: 1\nwarmup: 0\ncell_timeout_s: 60")
+    return 0
+
+
+def _cell_outcome(c: dict) -> tuple[str, str]:
+    """xbench's verdict on one cell: (outcome, reason)."""
+    if c["status"] != "ok":
+        return c["status"], (c.get("error") or "").split("\n")[0]
+    e = c.get("expected")
+    if e is None:
+        return "not_compared", "no expected outputs"
+    if e["within_tolerance"] is True:
+        return "match", ""
+    if e["within_tolerance"] is False:
+        diff = "not finite" if e.get("max_abs") is None else f"{e['max_abs']:.3g}"
+        return "mismatch", "; ".join(e.get("problems") or []) or f"max abs diff {diff}"
+    return ("empty" if not e.get("problems") else "not_compared"), "; ".join(e.get("problems") or [])
+
+
+def cmd_tally(args: argparse.Namespace) -> int:
+    results = json.loads(Path(args.results).read_text())
+    referee = json.loads(Path(args.referee).read_text())["cases"] if args.referee else {}
+    order = ["match", "empty", "mismatch", "not_compared", "failed", "skipped", "pending"]
+    runtimes: list[str] = []
+    for c in results["cells"]:
+        if c["runtime"] not in runtimes:
+            runtimes.append(c["runtime"])
+    for rt in runtimes:
+        cells = [c for c in results["cells"] if c["runtime"] == rt]
+        outcomes = [(c["model"], *_cell_outcome(c)) for c in cells]
+        counts = Counter(o for _, o, _ in outcomes)
+        print(f"{rt}: {len(cells)} cases: " + ", ".join(f"{k}={counts[k]}" for k in order if counts[k]))
+        reasons = Counter((o, _message_key(why)) for _, o, why in outcomes if o not in ("match", "empty"))
+        for (o, why), n in reasons.most_common(args.top):
+            print(f"  {n:4d} {o}: {why}")
+        if referee:
+            passed = {name for name, r in referee.items() if r.get("outcome") == "pass"}
+            mine = {m: o for m, o, _ in outcomes}
+            ran = [m for m in passed if m in mine]
+            good = sum(1 for m in ran if mine[m] in ("match", "empty"))
+            matched = sum(1 for m in ran if mine[m] == "match")
+            print(f"  of the {len(ran)} cases onnxruntime itself passes: {good} "
+                  f"({100 * good / max(1, len(ran)):.1f} %) run and match on {rt} "
+                  f"({matched} compared element by element, {good - matched} with empty outputs only)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -860,6 +926,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=12, help="how many common messages to print")
     p.add_argument("--progress", action="store_true", help="print progress to stderr")
     p.set_defaults(func=cmd_referee)
+
+    p = sub.add_parser("scenario", help="print an xbench scenario running every case in DIR")
+    p.add_argument("dir", help="folder holding case folders")
+    p.add_argument("--name", default="onnx-node-cases", help="the scenario's name")
+    p.add_argument("--runtimes", nargs="+", default=["ort-cpu", "tract-cpu"], help="runtimes to list")
+    p.set_defaults(func=cmd_scenario)
+
+    p = sub.add_parser("tally", help="count outcomes in an xbench results.json of node cases")
+    p.add_argument("results", help="results.json of `xbench scenario` on the cases")
+    p.add_argument("--referee", metavar="REF.json", help="referee --json output, for the pass share")
+    p.add_argument("--top", type=int, default=12, help="how many common reasons to print")
+    p.set_defaults(func=cmd_tally)
 
     p = sub.add_parser("sample", help="print a deterministic sample of passing case names")
     p.add_argument("--referee", required=True, metavar="REF.json", help="referee --json output")

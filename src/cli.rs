@@ -73,6 +73,10 @@ pub enum Cmd {
         /// Continue the interrupted run in DIR (its results.json): finished cells are kept, the rest run.
         #[arg(long, value_name = "DIR", conflicts_with = "out")]
         resume: Option<PathBuf>,
+        /// Exit 0 even when cells failed or their outputs disagree (for grids where some are
+        /// expected to); without it such a run exits with status 2.
+        #[arg(long, short = 'i')]
+        ignore_failures: bool,
     },
     /// List the runtimes, whether each can run here, and why not.
     Runtimes {

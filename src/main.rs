@@ -16,6 +16,10 @@ fn main() {
             eprintln!("xbench: {e}");
             std::process::exit(130);
         }
+        if e.is::<commands::CellsFailed>() {
+            eprintln!("xbench: {e}");
+            std::process::exit(2);
+        }
         eprintln!("error: {}", error_text(&e));
         std::process::exit(1);
     }

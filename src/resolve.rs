@@ -3,9 +3,13 @@
 //! Hub, or an operation case's graph written), its inputs and outputs read once, the text checked.
 //! Nothing is measured here.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
+
+use crate::inputs::{InputPlan, Located};
+use crate::scenario::{InputSpec, Point};
 
 use crate::models::{self, ModelMeta, ModelSource, ResolvedModel};
 use crate::runtimes::{self, RuntimeSpec};
@@ -42,10 +46,15 @@ impl ResolvedPlan {
         self.models.iter().position(|x| x.name == name)
     }
 
-    /// Whether the outputs of model `m`'s cells are kept for comparison: another runtime, or a
-    /// sibling model's cells, will be compared with them.
+    /// Whether model `m` runs its own test data sets instead of the scenario's grid.
+    pub fn runs_test_data(&self, m: usize) -> bool {
+        self.plan.settings.test_data && !self.models[m].test_data().is_empty()
+    }
+
+    /// Whether the outputs of model `m`'s cells are kept for comparison: another runtime, a
+    /// sibling model's cells, or the model's own expected outputs will be compared with them.
     pub fn keeps_outputs(&self, m: usize) -> bool {
-        self.plan.runtimes.len() > 1 || self.sibling_of(m).is_some() || (0..self.models.len()).any(|d| self.sibling_of(d) == Some(m))
+        self.plan.runtimes.len() > 1 || self.runs_test_data(m) || self.sibling_of(m).is_some() || (0..self.models.len()).any(|d| self.sibling_of(d) == Some(m))
     }
 }
 
@@ -79,11 +88,11 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
         let source = match entry {
             ModelEntry::Local(path) => {
                 let spec = models::find(path, &opts.models_root).with_context(at)?;
-                onnx_source(spec).with_context(at)?
+                onnx_source(spec, &plan.settings.inputs).with_context(at)?
             }
             // A fetch that fails fails this model's cells only; the other models still run.
             ModelEntry::Hub(hub) => match models::hub::ensure(hub, &opts.models_root).with_context(at)? {
-                Ok(spec) => onnx_source(spec).with_context(at)?,
+                Ok(spec) => onnx_source(spec, &plan.settings.inputs).with_context(at)?,
                 Err(why) => {
                     tracing::warn!("the cells of `{}{hub}` will fail, the other models run: {why}", crate::scenario::ENTRY_PREFIX);
                     ModelSource::Unavailable { why, hub: Some(hub.clone()) }
@@ -94,17 +103,95 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
                 let onnx = crate::ops::write_into(case, dir).with_context(at)?;
                 let io = models::read_io(&onnx).with_context(at)?;
                 let meta = ModelMeta { weights: Some("random".into()), description: Some(crate::scenario::ops::description(case)), ..Default::default() };
-                ModelSource::Op { case: case.clone(), onnx, io, meta }
+                let inputs = InputPlan::by_name(&entry.name(), &io.inputs, false).map_err(|e| anyhow!("{}: {e}", at()))?;
+                ModelSource::Op { case: case.clone(), onnx, io, meta, inputs }
             }
         };
         models.push(ResolvedModel { name: entry.name(), source });
     }
+    check_input_keys(&plan, &models)?;
+    let mut plan = plan;
+    let (grid, use_test_data) = (plan.grid_points(), plan.settings.test_data);
+    let points: Vec<Vec<Point>> = models.iter().map(|m| if use_test_data && !m.test_data().is_empty() { (0..m.test_data().len()).map(Point::data_set).collect() } else { grid.clone() }).collect();
+    if let Some(m) = models.iter().zip(&points).find(|(_, p)| p.is_empty()).map(|(m, _)| m) {
+        return Err(anyhow!(
+            "{origin}: model `{}` has no test data of its own (test_data_set_N folders), so it runs on the scenario's grid, but `input_chars` and `batch_sizes` list no sizes\n  fix: list them, e.g. `input_chars: [50]` and `batch_sizes: [1]`",
+            m.name
+        ));
+    }
+    plan.regrid(|m| points[m].clone());
+    for m in &models {
+        let own_data = use_test_data && !m.test_data().is_empty();
+        match m.inputs() {
+            Err(why) if m.io().is_ok() && !own_data => tracing::warn!("the cells of `{}` will fail, the other models run: {why}", m.name),
+            Ok(p) if own_data => {
+                if let Some(k) = p.fills.iter().map(|f| &f.input.name).find(|n| plan.settings.inputs.contains_key(*n)) {
+                    tracing::warn!("model `{}` runs on its own test data, so `inputs.{k}` does not apply to it (set `test_data: false` to feed it)", m.name);
+                }
+            }
+            _ => {}
+        }
+    }
     Ok(ResolvedPlan { plan, runtimes, models })
 }
 
-/// A model found on disk, with its graph's inputs and outputs; an unreadable ONNX file fails
-/// every cell of the model, so it is refused before anything runs.
-fn onnx_source(spec: models::ModelSpec) -> Result<ModelSource> {
+/// A model found on disk, with its graph's inputs and outputs and how they are fed; an unreadable
+/// ONNX file fails every cell of the model, so it is refused before anything runs. Inputs that
+/// cannot be fed fail the model's grid cells with the reason (its own test data still runs).
+fn onnx_source(spec: models::ModelSpec, scenario_inputs: &BTreeMap<String, InputSpec>) -> Result<ModelSource> {
     let io = models::read_io(&spec.onnx)?;
-    Ok(ModelSource::Onnx { spec, io })
+    let meta_yaml = spec.onnx.parent().map(|d| d.join("model.yaml").display().to_string()).unwrap_or_default();
+    let mut specs: BTreeMap<String, Located> = spec.inputs.iter().map(|(k, v)| (k.clone(), (v.clone(), format!("{meta_yaml}: `inputs.{k}`")))).collect();
+    for (k, v) in scenario_inputs {
+        let merged = specs.get(k).map_or_else(|| v.clone(), |(mine, _)| mine.overridden_by(v));
+        specs.insert(k.clone(), (merged, format!("the scenario's `inputs.{k}`")));
+    }
+    // model.yaml may only name the model's own inputs.
+    if let Some(k) = spec.inputs.keys().find(|k| !io.inputs.iter().any(|i| i.name == **k)) {
+        anyhow::bail!(
+            "{meta_yaml}: `inputs.{k}` names no input of model `{}` (its inputs: {})\n  fix: use one of those names",
+            spec.name,
+            io.inputs.iter().map(|i| format!("`{}`", i.name)).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let inputs = InputPlan::new(&spec.name, &io.inputs, spec.tokenizer.is_some(), &specs);
+    Ok(ModelSource::Onnx { spec, io, inputs })
+}
+
+/// Every key of the scenario's `dims:` and `inputs:` must mean something for a model it runs: a
+/// typo would otherwise change nothing, silently.
+fn check_input_keys(plan: &Plan, models: &[ResolvedModel]) -> Result<()> {
+    let ios: Vec<&models::ModelIo> = models.iter().filter_map(|m| m.io().ok()).collect();
+    if ios.is_empty() {
+        return Ok(());
+    }
+    let all_inputs = || ios.iter().flat_map(|io| &io.inputs);
+    let names = || {
+        let mut n: Vec<String> = all_inputs().map(|i| format!("`{}`", i.name)).collect();
+        n.dedup();
+        n.join(", ")
+    };
+    for key in plan.settings.inputs.keys() {
+        if !all_inputs().any(|i| i.name == *key) {
+            return Err(anyhow!("{}: `inputs.{key}` names no input of the models run (their inputs: {})\n  fix: use one of those names, or remove it", plan.origin, names()));
+        }
+    }
+    for key in plan.settings.dims.keys() {
+        let by_symbol = all_inputs().any(|i| i.dims.iter().flatten().any(|d| matches!(d, models::Dim::Symbol(s) if s == key)));
+        let by_axis = key.rsplit_once('.').is_some_and(|(input, axis)| {
+            let axis: usize = axis.parse().unwrap_or(usize::MAX);
+            all_inputs().any(|i| i.name == input && i.dims.as_ref().is_some_and(|d| axis < d.len()))
+        });
+        if !by_symbol && !by_axis {
+            let mut symbols: Vec<String> = all_inputs().flat_map(|i| i.dims.iter().flatten()).filter_map(|d| if let models::Dim::Symbol(s) = d { Some(format!("`{s}`")) } else { None }).collect();
+            symbols.sort();
+            symbols.dedup();
+            return Err(anyhow!(
+                "{}: `dims.{key}` names no dim of the models run (their named dims: {}; or `input.axis` for an input of theirs)\n  fix: use one of those, or remove it",
+                plan.origin,
+                if symbols.is_empty() { "none".to_string() } else { symbols.join(", ") }
+            ));
+        }
+    }
+    Ok(())
 }

@@ -24,7 +24,8 @@ fn run(yaml: &str) -> (RunResults, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.yaml"), yaml).unwrap();
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    let out = xbench(dir.path()).args(["scenario", "s.yaml", "--quiet", "--out", "out", "--models-dir"]).arg(&models).output().unwrap();
+    // Cells that fail here (a provider that takes no node) are what some tests look at.
+    let out = xbench(dir.path()).args(["scenario", "s.yaml", "--quiet", "--ignore-failures", "--out", "out", "--models-dir"]).arg(&models).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     (read_results(&dir.path().join("out/results.json")).unwrap(), dir)
 }
@@ -78,7 +79,7 @@ fn runtimes_of_ones_own_carry_their_options_into_the_results() {
         "name: own\nruntimes: [ort-cpu, {{name: cpu-basic, runtime: ort-cpu, session: {{graph_optimization: basic, optimized_model: opt.onnx}}}}, {{name: cpu-by-name, ep: CPUExecutionProvider}}]\n{GRID}"
     ));
     assert!(r.cells.iter().all(|c| c.status == Status::Ok), "{:?}", r.cells.iter().map(|c| &c.error).collect::<Vec<_>>());
-    assert!(r.cells.iter().filter(|c| c.runtime != RuntimeId::ORT_CPU).all(|c| c.agreement.as_ref().is_some_and(|a| a.within_tolerance)));
+    assert!(r.cells.iter().filter(|c| c.runtime != RuntimeId::ORT_CPU).all(|c| c.agreement.as_ref().is_some_and(|a| a.agrees())));
     let basic = r.groups.iter().find(|g| g.runtime == RuntimeId::new("cpu-basic")).unwrap().session.clone().unwrap();
     assert_eq!(basic.settings.get("session.graph_optimization").map(String::as_str), Some("Level1"), "{basic:?}");
     assert!(dir.path().join("opt.onnx").is_file(), "the optimized graph is saved where the scenario said");

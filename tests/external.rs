@@ -25,7 +25,7 @@ fn run(runtimes: &str, extra: &str) -> (RunResults, String) {
         .current_dir(dir.path())
         .env("PYTHONPATH", &python)
         .env("XBENCH_HOME", repo(".xbench"))
-        .args(["scenario", "s.yaml", "--out", "out", "--models-dir"])
+        .args(["scenario", "s.yaml", "--ignore-failures", "--out", "out", "--models-dir"])
         .arg(repo("models"))
         .output()
         .unwrap();
@@ -43,7 +43,7 @@ fn python_onnxruntime_through_the_protocol_agrees_with_ort_cpu_on_the_same_token
         assert_eq!(c.samples_ms.len(), 3);
         if c.runtime != RuntimeId::ORT_CPU {
             let a = c.agreement.as_ref().expect("compared with ort-cpu");
-            assert!(a.within_tolerance && a.max_abs < 1e-5 && a.outputs.len() == 2 && a.outputs.iter().all(|o| o.compared > 0), "{a:?}");
+            assert!(a.agrees() && a.max_abs < 1e-5 && a.outputs.len() == 2 && a.outputs.iter().all(|o| o.compared > 0), "{a:?}");
             let twin = r.cell(&c.model, RuntimeId::ORT_CPU, c.chars, c.batch).unwrap();
             let (mine, theirs) = (c.tokens.as_ref().unwrap(), twin.tokens.as_ref().unwrap());
             assert_eq!((&mine.tokens_per_row, mine.padded_len), (&theirs.tokens_per_row, theirs.padded_len), "the same inputs as the runtime it is compared with");

@@ -436,7 +436,7 @@ fn a_scenario_fetches_hf_entries_on_first_use_and_a_failed_fetch_fails_only_its_
     let dir = dir_tmp.path();
     let s = scenario(&dir, "hf:acme/tiny-bert@v1.0, hf:acme/gone", "tract-cpu");
     let (out, text) = run(xbench(&dir, &hub.addr).arg("scenario").arg(&s).args(["--quiet", "--no-setup", "--out", "out"]));
-    assert!(out.status.success(), "{text}");
+    assert_eq!(out.status.code(), Some(2), "failed cells make the run exit 2: {text}");
     assert!(text.contains("8 cells: 4 ok, 4 failed"), "{text}");
     let r = read_results(&dir.join("out/results.json")).unwrap();
     assert_eq!(r.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["tiny-bert", "gone"]);
@@ -457,7 +457,7 @@ fn a_scenario_fetches_hf_entries_on_first_use_and_a_failed_fetch_fails_only_its_
 
     // The second run finds models/tiny-bert at that revision and asks the Hub nothing about it.
     hub.clear();
-    ok(xbench(&dir, &hub.addr).arg("scenario").arg(&s).args(["--quiet", "--no-setup", "--out", "out2"]));
+    ok(xbench(&dir, &hub.addr).arg("scenario").arg(&s).args(["--quiet", "--no-setup", "--ignore-failures", "--out", "out2"]));
     let requests = hub.requests();
     assert!(requests.iter().all(|r| r.contains("acme/gone")), "{requests:?}");
 
@@ -501,9 +501,9 @@ fn a_repository_whose_onnx_file_keeps_its_weights_in_an_external_data_file() {
     let r = read_results(&dir.join("out/results.json")).unwrap();
     for c in &r.cells {
         assert_eq!(c.status, Status::Ok, "{c:?}");
-        if c.runtime == RuntimeId::ORT_CPU {
+        if c.runtime == RuntimeId::TRACT_CPU {
             let a = c.agreement.as_ref().unwrap();
-            assert!(a.within_tolerance && a.max_abs < 1e-4, "{a:?}");
+            assert!(a.agrees() && a.max_abs < 1e-4, "{a:?}");
         }
     }
 

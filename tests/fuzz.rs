@@ -268,7 +268,9 @@ fn check_meta(bytes: &[u8]) -> Result<(), TestCaseError> {
             for i in io.inputs.iter().chain(&io.outputs) {
                 let _ = i.shape_string();
             }
-            let _ = xbench::inputs::takes_tokens(&io.inputs);
+            if let Err(e) = xbench::inputs::InputPlan::by_name("m", &io.inputs, true) {
+                prop_assert!(e.contains("model `m`") && e.contains("\n  fix: "), "{e}");
+            }
             for i in &io.inputs {
                 let _ = xbench::inputs::concrete_shape("m", i, 2, 8, &BTreeMap::new());
             }
@@ -309,7 +311,7 @@ fn dim() -> impl Strategy<Value = Dim> {
 fn io_info() -> impl Strategy<Value = IoInfo> {
     let ty = prop::sample::select(&["float32", "int64", "int32", "float16", "bool", "string", "type#99"][..]);
     (ty, prop::option::weighted(0.9, prop::collection::vec(dim(), 0..5)))
-        .prop_map(|(t, dims)| IoInfo { name: "x".into(), elem_type: t.into(), dims })
+        .prop_map(|(t, dims)| IoInfo { name: "x".into(), elem_type: t.into(), dims, structural_use: None })
 }
 
 proptest! {
@@ -334,7 +336,14 @@ proptest! {
                 }
             }
         }
-        match Feed::generated("m", &inputs, batch, sequence, &named) {
+        let plan = match xbench::inputs::InputPlan::by_name("m", &inputs, false) {
+            Ok(plan) => plan,
+            Err(msg) => {
+                prop_assert!(msg.contains("model `m`") && msg.contains("\n  fix: "), "{msg}");
+                return Ok(());
+            }
+        };
+        match Feed::generated(&plan, batch, sequence, &named) {
             Ok(feed) => prop_assert_eq!(feed.tensors.len(), inputs.len()),
             Err(e) => {
                 let msg = format!("{e:#}");

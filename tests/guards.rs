@@ -9,6 +9,11 @@ use xbench::runtimes::{self, RuntimeId, RuntimeOptions};
 use xbench::scenario::RuntimeRequest;
 
 fn run(name: &str, yaml: &str) -> (RunResults, String) {
+    run_with(name, yaml, &["--ignore-failures"], 0)
+}
+
+/// Runs `yaml` with `args`; the exit code must be `code`.
+fn run_with(name: &str, yaml: &str, args: &[&str], code: i32) -> (RunResults, String) {
     let tmp = tempfile::Builder::new().prefix(&format!("xbench-guards-{name}-")).tempdir().unwrap();
     let dir = tmp.path();
     let file = dir.join("s.yaml");
@@ -17,9 +22,10 @@ fn run(name: &str, yaml: &str) -> (RunResults, String) {
         .env("XBENCH_FAKE_RUNTIMES", "1")
         .args(["scenario", file.to_str().unwrap(), "--models-dir", "models", "--out"])
         .arg(dir.join("out"))
+        .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
     let r = read_results(&dir.join("out/results.json")).unwrap();
     let md = std::fs::read_to_string(dir.join("out/report.md")).unwrap();
     (r, md + &String::from_utf8_lossy(&out.stdout))
@@ -33,7 +39,7 @@ fn a_runtime_computing_something_else_is_flagged_in_results_tables_and_summary()
     );
     for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::new("fake-wrong")) {
         let a = c.agreement.as_ref().unwrap();
-        assert!(!a.within_tolerance && (a.max_abs - 0.5).abs() < 1e-6, "{a:?}");
+        assert!(a.disagrees() && (a.max_abs - 0.5).abs() < 1e-6, "{a:?}");
         assert!(c.flags.iter().any(|f| f.to_string().contains("outputs differ from fake-exact")));
     }
     for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::new("fake-exact")) {
@@ -41,6 +47,12 @@ fn a_runtime_computing_something_else_is_flagged_in_results_tables_and_summary()
     }
     assert!(text.contains(" ✗"), "the table marks disagreeing cells");
     assert!(text.contains("4 disagree with fake-exact"), "the terminal summary counts them:\n{text}");
+    // Without --ignore-failures, a run whose outputs disagree exits 2, as hyperfine does for a
+    // failing command; its results are all there.
+    let (r, text) = run_with("wrong-exit", "name: w\nmodels: [tiny-bert]\nruntimes: [fake-exact, fake-wrong]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n", &[], 2);
+    assert!(r.complete && r.cells.iter().all(|c| c.status == Status::Ok), "{text}");
+    let (_, text) = run_with("exact-exit", "name: w\nmodels: [tiny-bert]\nruntimes: [fake-exact]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n", &[], 0);
+    assert!(text.contains("1 cells: 1 ok"), "{text}");
 }
 
 #[test]
@@ -51,7 +63,7 @@ fn the_reference_runtime_can_be_chosen() {
     );
     assert_eq!(r.reference_runtime, RuntimeId::new("fake-wrong"));
     let exact = r.cells.iter().find(|c| c.runtime == RuntimeId::new("fake-exact")).unwrap();
-    assert_eq!(exact.agreement.as_ref().unwrap().reference, RuntimeId::new("fake-wrong"));
+    assert_eq!(exact.agreement.as_ref().unwrap().reference, "fake-wrong");
 }
 
 #[test]

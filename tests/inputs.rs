@@ -1,8 +1,15 @@
 //! Inputs: exact character lengths, distinct passages, and the token counts actually fed,
 //! checked against counts from the Python `tokenizers` library on the same tokenizer.json.
 
-use xbench::inputs::{load_tokenizer, passages, Feed, BUILTIN_TEXTS};
+use std::collections::BTreeMap;
+
+use xbench::inputs::{load_tokenizer, passages, Feed, InputPlan, BUILTIN_TEXTS};
 use xbench::models::{find, read_io};
+
+/// The model's inputs as their names say (it has a tokenizer).
+fn plan(model: &str, io: &xbench::models::ModelIo) -> InputPlan {
+    InputPlan::by_name(model, &io.inputs, true).unwrap()
+}
 
 fn botchan() -> &'static str {
     BUILTIN_TEXTS[0].1
@@ -55,13 +62,13 @@ fn token_counts_match_the_reference_tokenizer() {
     // Counts from Python `tokenizers` on the same tokenizer.json, [CLS] and [SEP] included.
     for (chars, expected) in [(50usize, 17usize), (500, 113)] {
         let texts = passages(botchan(), chars, 1).unwrap();
-        let feed = Feed::from_texts(&mut tok, &texts, &model.name, model.position_offset(), &io.inputs, Some(512)).unwrap();
-        assert_eq!(feed.text.tokens_per_row, vec![expected], "{chars} chars");
-        assert_eq!(feed.text.padded_len, expected);
-        assert_eq!(feed.text.truncated_rows, 0);
+        let feed = Feed::from_texts(&mut tok, &texts, &plan(&model.name, &io), model.position_offset(), Some(512), &BTreeMap::new()).unwrap();
+        assert_eq!(feed.text.as_ref().unwrap().tokens_per_row, vec![expected], "{chars} chars");
+        assert_eq!(feed.text.as_ref().unwrap().padded_len, expected);
+        assert_eq!(feed.text.as_ref().unwrap().truncated_rows, 0);
     }
-    let feed = Feed::from_texts(&mut tok, &["Hello, world!".to_string()], &model.name, model.position_offset(), &io.inputs, None).unwrap();
-    assert_eq!(feed.text.tokens_per_row, vec![6]);
+    let feed = Feed::from_texts(&mut tok, &["Hello, world!".to_string()], &plan(&model.name, &io), model.position_offset(), None, &BTreeMap::new()).unwrap();
+    assert_eq!(feed.text.as_ref().unwrap().tokens_per_row, vec![6]);
 }
 
 #[test]
@@ -70,10 +77,10 @@ fn batches_are_padded_to_the_longest_row_with_the_pad_token() {
     let io = read_io(&model.onnx).unwrap();
     let mut tok = load_tokenizer(model.tokenizer.as_ref().unwrap()).unwrap();
     let texts = vec!["Hello, world!".to_string(), "a much longer sentence than the first one is".to_string()];
-    let feed = Feed::from_texts(&mut tok, &texts, &model.name, model.position_offset(), &io.inputs, None).unwrap();
-    let longest = *feed.text.tokens_per_row.iter().max().unwrap();
+    let feed = Feed::from_texts(&mut tok, &texts, &plan(&model.name, &io), model.position_offset(), None, &BTreeMap::new()).unwrap();
+    let longest = *feed.text.as_ref().unwrap().tokens_per_row.iter().max().unwrap();
     assert_eq!(feed.seq_len, longest);
-    assert_eq!(feed.text.tokens_per_row[0], 6);
+    assert_eq!(feed.text.as_ref().unwrap().tokens_per_row[0], 6);
     // Row 0 is padded with [PAD] (id 0 in bert-base-uncased) and masked out.
     let ids = match &feed.tensors[0].1 {
         xbench::tensor::Tensor::I64(a) => a.clone(),
@@ -83,7 +90,7 @@ fn batches_are_padded_to_the_longest_row_with_the_pad_token() {
     assert_eq!(ids.shape(), &[2, longest]);
     assert_eq!(ids[[0, 6]], 0);
     assert_eq!(&feed.mask[..longest], &[1, 1, 1, 1, 1, 1].iter().copied().chain(std::iter::repeat(0).take(longest - 6)).collect::<Vec<u8>>()[..]);
-    assert_eq!(feed.real_tokens(), 6 + feed.text.tokens_per_row[1]);
+    assert_eq!(feed.real_tokens().unwrap(), 6 + feed.text.as_ref().unwrap().tokens_per_row[1]);
 }
 
 #[test]
@@ -92,8 +99,8 @@ fn long_inputs_are_truncated_at_the_model_maximum_and_counted() {
     let io = read_io(&model.onnx).unwrap();
     let mut tok = load_tokenizer(model.tokenizer.as_ref().unwrap()).unwrap();
     let texts = passages(botchan(), 500, 2).unwrap();
-    let feed = Feed::from_texts(&mut tok, &texts, &model.name, model.position_offset(), &io.inputs, Some(32)).unwrap();
+    let feed = Feed::from_texts(&mut tok, &texts, &plan(&model.name, &io), model.position_offset(), Some(32), &BTreeMap::new()).unwrap();
     assert_eq!(feed.seq_len, 32);
-    assert_eq!(feed.text.tokens_per_row, vec![32, 32]);
-    assert_eq!(feed.text.truncated_rows, 2);
+    assert_eq!(feed.text.as_ref().unwrap().tokens_per_row, vec![32, 32]);
+    assert_eq!(feed.text.as_ref().unwrap().truncated_rows, 2);
 }

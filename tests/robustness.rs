@@ -29,7 +29,8 @@ fn write_scenario(dir: &Path, yaml: &str) -> PathBuf {
 }
 
 fn scenario_args(file: &Path) -> Vec<String> {
-    vec!["scenario".into(), file.display().to_string(), "--models-dir".into(), "models".into(), "--quiet".into()]
+    // fake-exact computes something else than tract: those disagreements are not what is tested here.
+    vec!["scenario".into(), file.display().to_string(), "--models-dir".into(), "models".into(), "--quiet".into(), "--ignore-failures".into()]
 }
 
 fn finished(r: &RunResults) -> usize {

@@ -46,7 +46,7 @@ fn run(root: &Path, scenario: &str) -> Run {
     std::fs::write(root.join("s.yaml"), scenario).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_xbench"))
         .current_dir(root)
-        .args(["scenario", "s.yaml", "--out", "out"])
+        .args(["scenario", "s.yaml", "--ignore-failures", "--out", "out"])
         .env("XBENCH_HOME", repo(".xbench"))
         .output()
         .unwrap();
@@ -94,7 +94,7 @@ fn an_fp16_copy_agrees_with_its_fp32_model_within_the_fp16_tolerance_on_both_cpu
         assert_eq!(a.outputs.iter().find(|o| o.name == "last_hidden_state").unwrap().compared, real * 32, "real token positions only");
         assert!(a.problems.is_empty() && !c.flags.iter().any(|f| f.to_string().contains("sibling")), "{:?}", c.flags);
         // The runtime agreement is kept apart.
-        assert_eq!(c.agreement.is_some(), c.runtime == RuntimeId::ORT_CPU);
+        assert_eq!(c.agreement.is_some(), c.runtime == RuntimeId::TRACT_CPU);
     }
     assert!(r.cells.iter().filter(|c| c.model == "tiny-bert").all(|c| c.sibling_agreement.is_none()));
     assert!(run.stdout.contains("0 of 8 compared with their sibling model disagree with it"), "{}", run.stdout);
@@ -102,9 +102,12 @@ fn an_fp16_copy_agrees_with_its_fp32_model_within_the_fp16_tolerance_on_both_cpu
         assert!(run.report.contains(needle), "report.md lacks {needle:?}:\n{}", run.report);
     }
     assert!(!run.report.contains("✗ differ"));
-    let csv = std::fs::read_to_string(root.join("out/results.csv")).unwrap();
-    assert!(csv.lines().next().unwrap().ends_with(",sibling,sibling_runtime,sibling_max_abs_diff,sibling_agrees"));
-    assert!(csv.lines().any(|l| l.starts_with("tiny-bert-fp16,tract-cpu,50,1,") && l.contains(",tiny-bert,tract-cpu,") && l.ends_with(",true")), "{csv}");
+    let mut rd = csv::Reader::from_path(root.join("out/results.csv")).unwrap();
+    let head = rd.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+    let row = rows.iter().find(|r| &r[0] == "tiny-bert-fp16" && &r[1] == "tract-cpu" && &r[col("chars")] == "50" && &r[col("batch")] == "1").unwrap();
+    assert_eq!((&row[col("sibling")], &row[col("sibling_runtime")], &row[col("sibling_agrees")]), ("tiny-bert", "tract-cpu", "true"));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::tensor::{Output, Scalar};
 
 /// Compares `got` with `reference`. Outputs shaped [batch, seq_len, …] are compared at real
 /// token positions only; padding positions carry no meaning and differ between runtimes.
-pub fn compare_outputs(got: &[Output], reference: &[Output], reference_id: RuntimeId, batch: usize, seq_len: usize, mask: &[u8], tol: Tolerance) -> Agreement {
+pub fn compare_outputs(got: &[Output], reference: &[Output], reference_name: &str, batch: usize, seq_len: usize, mask: &[u8], tol: Tolerance) -> Agreement {
     let mut diffs = Vec::new();
     let mut problems = Vec::new();
     for r in reference {
@@ -68,13 +68,23 @@ pub fn compare_outputs(got: &[Output], reference: &[Output], reference_id: Runti
                 ok = false;
             }
         }
-        diffs.push(OutputDiff { name: r.name.clone(), max_abs, max_rel, compared, within_tolerance: ok });
+        diffs.push(OutputDiff { name: r.name.clone(), max_abs, max_rel, compared, within_tolerance: (compared > 0).then_some(ok) });
     }
+    // Outputs that do not match up disagree; outputs with no element to compare say nothing.
+    let within_tolerance = if !problems.is_empty() || diffs.iter().any(|d| d.within_tolerance == Some(false)) {
+        Some(false)
+    } else if diffs.iter().all(|d| d.compared == 0) {
+        None
+    } else {
+        Some(true)
+    };
     Agreement {
-        reference: reference_id,
+        reference: reference_name.to_string(),
         max_abs: diffs.iter().map(|d| d.max_abs).fold(0.0, f64::max),
         max_rel: diffs.iter().map(|d| d.max_rel).fold(0.0, f64::max),
-        within_tolerance: problems.is_empty() && diffs.iter().all(|d| d.within_tolerance),
+        within_tolerance,
+        tolerance: Some(tol),
+        precision: None,
         outputs: diffs,
         problems,
     }
@@ -109,10 +119,10 @@ pub fn compare_siblings(got: &SavedOutputs, want: &SavedOutputs, sibling: &str, 
         s.problems.push(format!("not compared: the inputs differ ({why})"));
         return s;
     }
-    let a = compare_outputs(&got.outputs, &want.outputs, runtime, got.batch, got.seq_len, &got.mask, tol);
-    s.max_abs = Some(a.max_abs).filter(|v| v.is_finite());
-    s.max_rel = Some(a.max_rel).filter(|v| v.is_finite());
-    s.within_tolerance = Some(a.within_tolerance);
+    let a = compare_outputs(&got.outputs, &want.outputs, runtime.as_str(), got.batch, got.seq_len, &got.mask, tol);
+    s.max_abs = Some(a.max_abs).filter(|v| v.is_finite() && a.within_tolerance.is_some());
+    s.max_rel = Some(a.max_rel).filter(|v| v.is_finite() && a.within_tolerance.is_some());
+    s.within_tolerance = a.within_tolerance;
     s.outputs = a.outputs;
     s.problems = a.problems;
     s
@@ -134,11 +144,11 @@ mod tests {
         // batch 1, seq 2, hidden 2; second position is padding and differs wildly.
         let r = [out("h", &[1, 2, 2], vec![1.0, 2.0, 3.0, 4.0])];
         let g = [out("h", &[1, 2, 2], vec![1.00001, 2.0, 99.0, -99.0])];
-        let a = compare_outputs(&g, &r, RuntimeId::ORT_CPU, 1, 2, &[1, 0], Tolerance::default());
-        assert!(a.within_tolerance, "{a:?}");
+        let a = compare_outputs(&g, &r, "ort-cpu", 1, 2, &[1, 0], Tolerance::default());
+        assert!(a.agrees(), "{a:?}");
         assert_eq!(a.outputs[0].compared, 2);
-        let a = compare_outputs(&g, &r, RuntimeId::ORT_CPU, 1, 2, &[1, 1], Tolerance::default());
-        assert!(!a.within_tolerance);
+        let a = compare_outputs(&g, &r, "ort-cpu", 1, 2, &[1, 1], Tolerance::default());
+        assert!(a.disagrees());
         assert!((a.max_abs - 103.0).abs() < 1e-9);
     }
 
@@ -146,8 +156,8 @@ mod tests {
     fn wrong_shape_or_missing_output_is_a_problem() {
         let r = [out("h", &[2], vec![1.0, 2.0]), out("p", &[1], vec![0.0])];
         let g = [out("h", &[1, 2], vec![1.0, 2.0])];
-        let a = compare_outputs(&g, &r, RuntimeId::ORT_CPU, 1, 1, &[1], Tolerance::default());
-        assert!(!a.within_tolerance);
+        let a = compare_outputs(&g, &r, "ort-cpu", 1, 1, &[1], Tolerance::default());
+        assert!(a.disagrees());
         assert_eq!(a.problems.len(), 2);
     }
 
@@ -155,15 +165,27 @@ mod tests {
     fn integers_booleans_and_strings_compare_exactly_and_infinities_equal_themselves() {
         let ints = |v: Vec<i64>| Output { name: "i".into(), data: Tensor::I64(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).unwrap()) };
         let loose = Tolerance { abs: 10.0, rel: 10.0 };
-        assert!(compare_outputs(&[ints(vec![1, 2])], &[ints(vec![1, 2])], RuntimeId::ORT_CPU, 1, 1, &[1], loose).within_tolerance);
-        let a = compare_outputs(&[ints(vec![1, 3])], &[ints(vec![1, 2])], RuntimeId::ORT_CPU, 1, 1, &[1], loose);
-        assert!(!a.within_tolerance && a.max_abs == 1.0, "exact, whatever the tolerance: {a:?}");
+        assert!(compare_outputs(&[ints(vec![1, 2])], &[ints(vec![1, 2])], "ort-cpu", 1, 1, &[1], loose).agrees());
+        let a = compare_outputs(&[ints(vec![1, 3])], &[ints(vec![1, 2])], "ort-cpu", 1, 1, &[1], loose);
+        assert!(a.disagrees() && a.max_abs == 1.0, "exact, whatever the tolerance: {a:?}");
         let strs = |v: Vec<&str>| Output { name: "s".into(), data: Tensor::Str(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.into_iter().map(String::from).collect()).unwrap()) };
-        assert!(!compare_outputs(&[strs(vec!["a", "b"])], &[strs(vec!["a", "c"])], RuntimeId::ORT_CPU, 1, 1, &[1], loose).within_tolerance);
-        let a = compare_outputs(&[out("f", &[2], vec![f32::INFINITY, f32::NAN])], &[out("f", &[2], vec![f32::INFINITY, f32::NAN])], RuntimeId::ORT_CPU, 1, 1, &[1], Tolerance::default());
-        assert!(a.within_tolerance && a.max_abs == 0.0, "{a:?}");
-        let a = compare_outputs(&[ints(vec![1, 2])], &[out("i", &[2], vec![1.0, 2.0])], RuntimeId::ORT_CPU, 1, 1, &[1], loose);
-        assert!(!a.within_tolerance && a.problems[0].contains("int64") && a.problems[0].contains("float32"), "{a:?}");
+        assert!(compare_outputs(&[strs(vec!["a", "b"])], &[strs(vec!["a", "c"])], "ort-cpu", 1, 1, &[1], loose).disagrees());
+        let a = compare_outputs(&[out("f", &[2], vec![f32::INFINITY, f32::NAN])], &[out("f", &[2], vec![f32::INFINITY, f32::NAN])], "ort-cpu", 1, 1, &[1], Tolerance::default());
+        assert!(a.agrees() && a.max_abs == 0.0, "{a:?}");
+        let a = compare_outputs(&[ints(vec![1, 2])], &[out("i", &[2], vec![1.0, 2.0])], "ort-cpu", 1, 1, &[1], loose);
+        assert!(a.disagrees() && a.problems[0].contains("int64") && a.problems[0].contains("float32"), "{a:?}");
+    }
+
+    #[test]
+    fn empty_outputs_are_not_compared_never_agreement() {
+        // TopK with k = 0: both outputs empty.
+        let empty = [out("values", &[3, 0], vec![]), out("indices", &[3, 0], vec![])];
+        let a = compare_outputs(&empty, &empty, "ort-cpu", 1, 1, &[1], Tolerance::default());
+        assert_eq!((a.within_tolerance, a.outputs[0].compared, a.outputs[0].within_tolerance), (None, 0, None), "{a:?}");
+        assert!(!a.agrees() && !a.disagrees());
+        // One empty output beside a compared one: the compared one decides.
+        let mixed = [out("values", &[3, 0], vec![]), out("h", &[1], vec![1.0])];
+        assert!(compare_outputs(&mixed, &mixed, "ort-cpu", 1, 1, &[1], Tolerance::default()).agrees());
     }
 
     fn saved(ids: Tensor, mask: Vec<u8>) -> SavedOutputs {
@@ -188,10 +210,10 @@ mod tests {
     fn a_non_finite_difference_survives_a_json_round_trip() {
         let r = [out("h", &[1, 1, 2], vec![1.0, 2.0])];
         let g = [out("h", &[1, 1, 2], vec![f32::NAN, 2.0])];
-        let a = compare_outputs(&g, &r, RuntimeId::ORT_CPU, 1, 1, &[1], Tolerance::default());
-        assert!(!a.within_tolerance && a.max_abs.is_infinite());
+        let a = compare_outputs(&g, &r, "ort-cpu", 1, 1, &[1], Tolerance::default());
+        assert!(a.disagrees() && a.max_abs.is_infinite());
         let back: Agreement = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
-        assert!(back.max_abs.is_infinite() && !back.within_tolerance);
+        assert!(back.max_abs.is_infinite() && back.disagrees());
         assert!(back.outputs[0].max_abs.is_infinite());
     }
 }

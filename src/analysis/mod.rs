@@ -5,6 +5,7 @@
 //! outputs of both sides are there. Flags are typed and kept in one order.
 
 mod agreement;
+mod reference;
 pub mod siblings;
 mod verdict;
 mod warnings;
@@ -12,9 +13,10 @@ mod warnings;
 use std::path::{Path, PathBuf};
 
 pub use agreement::{compare_outputs, compare_siblings, feed_difference};
+pub use reference::expected_path;
 pub use verdict::check_group;
 
-use crate::results::{CellRecord, Flag, FlagKind, RunResults, SavedOutputs, Status};
+use crate::results::{CellRecord, Flag, FlagKind, RunResults, Status};
 
 /// Where a cell's saved outputs are, in a run's outputs folder.
 pub fn outputs_path(outputs_dir: &Path, cell: usize) -> PathBuf {
@@ -22,12 +24,14 @@ pub fn outputs_path(outputs_dir: &Path, cell: usize) -> PathBuf {
 }
 
 /// The order flags are kept in, whatever step added them.
-const ORDER: [FlagKind; 9] = [
+const ORDER: [FlagKind; 11] = [
     FlagKind::Truncated,
     FlagKind::TimerResolution,
     FlagKind::NoisyInterval,
     FlagKind::Suspicious,
+    FlagKind::ExpectedDisagrees,
     FlagKind::Disagrees,
+    FlagKind::Departs,
     FlagKind::NotCompared,
     FlagKind::SiblingDisagrees,
     FlagKind::SiblingNotCompared,
@@ -66,50 +70,17 @@ pub fn analyze(r: &mut RunResults, outputs_dir: Option<&Path>) {
         verdict::check_group(r, model, *runtime);
     }
     if let Some(dir) = outputs_dir {
-        compare_runtimes(r, dir);
+        reference::compare_runtimes(r, dir);
+        reference::compare_expected(r, dir);
+        reference::departures(r, dir);
         siblings::compare(r, dir);
-    }
-}
-
-/// Compares each runtime's cells with the reference runtime's on the same inputs, for every model
-/// whose cells have all run. A cell is compared once; saved outputs that cannot be read leave a
-/// flag saying so.
-fn compare_runtimes(r: &mut RunResults, dir: &Path) {
-    let reference = r.reference_runtime;
-    let todo: Vec<usize> = r
-        .cells
-        .iter()
-        .filter(|c| c.runtime != reference && c.status == Status::Ok && c.agreement.is_none() && !c.has_flag(FlagKind::NotCompared))
-        .filter(|c| done(r, &c.model))
-        .map(|c| c.index)
-        .collect();
-    for i in todo {
-        let c = &r.cells[i];
-        let Some(ref_cell) = r.cell(&c.model, reference, c.chars, c.batch).filter(|rc| rc.status == Status::Ok) else { continue };
-        let tol = r.tolerances.for_precision(r.precision(&c.model));
-        let read = SavedOutputs::read(&outputs_path(dir, i)).and_then(|got| Ok((got, SavedOutputs::read(&outputs_path(dir, ref_cell.index))?)));
-        let cell = &mut r.cells[i];
-        match read {
-            Ok((got, want)) => {
-                let a = compare_outputs(&got.outputs, &want.outputs, reference, got.batch, got.seq_len, &got.mask, tol);
-                if !a.within_tolerance {
-                    let mut why = format!("outputs differ from {reference}: max abs diff {:.3e}", a.max_abs);
-                    for p in &a.problems {
-                        why.push_str("; ");
-                        why.push_str(p);
-                    }
-                    add_flag(cell, Flag::new(FlagKind::Disagrees, why));
-                }
-                cell.agreement = Some(a);
-            }
-            Err(e) => add_flag(cell, Flag::new(FlagKind::NotCompared, format!("outputs not compared with {reference}: {e:#}"))),
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::SavedOutputs;
 
     /// One model on tract-cpu (the reference) and ort-cpu, one cell each, both measured.
     fn two_runtimes() -> RunResults {
@@ -134,7 +105,7 @@ mod tests {
         save(dir.path(), 1, 1.5);
         analyze(&mut r, Some(dir.path()));
         let a = r.cells[1].agreement.as_ref().expect("compared with the reference");
-        assert!(!a.within_tolerance && (a.max_abs - 0.5).abs() < 1e-9, "{a:?}");
+        assert!(a.disagrees() && (a.max_abs - 0.5).abs() < 1e-9, "{a:?}");
         assert_eq!(r.cells[1].flags.iter().filter(|f| f.kind == FlagKind::Disagrees).count(), 1);
         assert!(r.cells[0].agreement.is_none(), "the reference is not compared with itself");
         // A second pass judges nothing twice.

@@ -60,7 +60,7 @@ fn sibling_cell(r: &RunResults, outputs_dir: &Path, sibling: &str, runtime: Runt
 /// Compares each measured cell of model `name` with its sibling's, once.
 fn compare_model(r: &mut RunResults, name: &str, sibling: &str, outputs_dir: &Path) {
     let (pm, ps) = (r.precision(name).to_string(), r.precision(sibling).to_string());
-    let tol = if pm == "fp16" || ps == "fp16" { r.tolerances.fp16 } else { r.tolerances.fp32 };
+    let (_, tol) = r.tolerances.loosest([pm.as_str(), ps.as_str()]);
     let todo: Vec<usize> = r.cells.iter().filter(|c| c.model == name && c.status == Status::Ok && c.sibling_agreement.is_none()).map(|c| c.index).collect();
     for i in todo {
         let (runtime, chars, batch) = (r.cells[i].runtime, r.cells[i].chars, r.cells[i].batch);
@@ -114,6 +114,9 @@ pub fn release_outputs(r: &RunResults, outputs_dir: &Path) {
         if done(r, &m.name) && !needed {
             for c in r.cells.iter().filter(|c| c.model == m.name) {
                 let _ = std::fs::remove_file(outputs_path(outputs_dir, c.index));
+                if let (Some(k), Some(set)) = (r.models.iter().position(|x| x.name == m.name), c.data_set) {
+                    let _ = std::fs::remove_file(super::expected_path(outputs_dir, k, set));
+                }
             }
         }
     }

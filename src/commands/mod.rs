@@ -23,10 +23,22 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
+/// A run that finished with failed cells or outputs that disagree (exit code 2).
+#[derive(Debug)]
+pub struct CellsFailed(pub String);
+
+impl std::fmt::Display for CellsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CellsFailed {}
+
 pub fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
-        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads, no_tf32 } => {
-            scenario::run(scenario::Args { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, no_tf32, parallel_loads })
+        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads, no_tf32, ignore_failures } => {
+            scenario::run(scenario::Args { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, no_tf32, parallel_loads, ignore_failures })
         }
         Cmd::Runtimes { ort_lib, ep_lib } => {
             let opts = RuntimeOptions { threads: None, ort_lib, ep_libs: ep_lib.into_iter().collect(), ..Default::default() };
@@ -98,14 +110,32 @@ fn list_models(root: &Path) -> Result<()> {
                 match read_io(&m.onnx) {
                     Err(e) => println!("  unreadable: {e:#}"),
                     Ok(io) => {
-                        for i in &io.inputs {
-                            println!("  input  {:<16} {:<8} {}", i.name, i.elem_type, i.shape_string());
+                        // How each input would be fed on a scenario's grid (model.yaml's `inputs:` taken).
+                        let specs = m.inputs.iter().map(|(k, v)| (k.clone(), (v.clone(), "model.yaml".to_string()))).collect();
+                        let plan = xbench::inputs::InputPlan::new(&m.name, &io.inputs, m.tokenizer.is_some(), &specs);
+                        for (k, i) in io.inputs.iter().enumerate() {
+                            let fed = match &plan {
+                                Ok(p) => match &p.fills[k].fill {
+                                    xbench::inputs::Fill::Token(role) => format!("fed: {}", role.name()),
+                                    xbench::inputs::Fill::Given { .. } => "fed: values from model.yaml".into(),
+                                    xbench::inputs::Fill::Generated => "fed: generated".into(),
+                                },
+                                Err(_) => i.structural_use.as_ref().map(|u| format!("{u}: set its values under `inputs:`")).unwrap_or_default(),
+                            };
+                            println!("  input  {:<16} {:<8} {:<24} {fed}", i.name, i.elem_type, i.shape_string());
                         }
                         for o in &io.outputs {
                             println!("  output {:<16} {:<8} {}", o.name, o.elem_type, o.shape_string());
                         }
                         let opsets: Vec<String> = io.opsets.iter().map(|(d, v)| format!("{d} {v}")).collect();
                         println!("  opsets:    {}", opsets.join(", "));
+                        if let Err(why) = &plan {
+                            println!("  inputs:    {}", why.replace('\n', "\n             "));
+                        }
+                        println!("  precision: {}", io.precision());
+                        if !m.test_data.is_empty() {
+                            println!("  test data: {} data sets (test_data_set_N), run instead of the scenario's grid", m.test_data.len());
+                        }
                     }
                 }
                 println!();

@@ -10,7 +10,7 @@ use xbench::run::{self, Isolation, Observer, Progress, RunOptions};
 use xbench::runtimes::{RuntimeId, RuntimeOptions, Timing};
 use xbench::scenario::{self, Overrides, ScenarioFile, EMBEDDED_DEFAULT};
 
-use super::Interrupted;
+use super::{CellsFailed, Interrupted};
 use crate::cli::TimingArg;
 use crate::output::{self, Display};
 
@@ -32,6 +32,7 @@ pub struct Args {
     pub cuda_graph: bool,
     pub no_tf32: bool,
     pub parallel_loads: bool,
+    pub ignore_failures: bool,
 }
 
 /// The display, and report.md's tables rewritten after every group.
@@ -166,13 +167,37 @@ pub fn run(a: Args) -> Result<()> {
         ))
         .into());
     }
-    Ok(())
+    match failures(store.results()) {
+        Some(why) if !a.ignore_failures => Err(CellsFailed(why).into()),
+        _ => Ok(()),
+    }
+}
+
+/// Why a finished run is a failure: cells that failed, or whose outputs disagree with the
+/// reference runtime, the expected outputs or the sibling model (`None` when there are none).
+fn failures(r: &RunResults) -> Option<String> {
+    let failed = r.cells.iter().filter(|c| c.status == Status::Failed).count();
+    let disagree = r.cells.iter().filter(|c| c.flags.iter().any(|f| f.kind.is_disagreement())).count();
+    if failed + disagree == 0 {
+        return None;
+    }
+    Some(format!("{failed} cells failed and {disagree} disagree (the report lists them); pass --ignore-failures to exit 0 all the same"))
 }
 
 /// The terminal summary: each outcome counted.
 fn summary(r: &RunResults) {
     let count = |s| r.cells.iter().filter(|c| c.status == s).count();
-    let disagree = r.cells.iter().filter(|c| c.agreement.as_ref().is_some_and(|a| !a.within_tolerance)).count();
+    let disagree = r.cells.iter().filter(|c| c.agreement.as_ref().is_some_and(|a| a.disagrees())).count();
+    let expected: Vec<bool> = r.cells.iter().filter_map(|c| c.expected.as_ref()?.within_tolerance).collect();
+    let expected = if expected.is_empty() {
+        String::new()
+    } else {
+        format!("{} of {} run on test data match their expected outputs; ", expected.iter().filter(|ok| **ok).count(), expected.len())
+    };
+    let not_compared = r.cells.iter().filter(|c| c.has_flag(FlagKind::NotCompared)).count();
+    let not_compared = if not_compared == 0 { String::new() } else { format!("{not_compared} not compared; ") };
+    let departs = r.cells.iter().filter(|c| c.has_flag(FlagKind::Departs)).count();
+    let departs = if departs == 0 { String::new() } else { format!("{departs} depart from results that agree; ") };
     let suspicious = r.cells.iter().filter(|c| c.has_flag(FlagKind::Suspicious)).count();
     let warned = r.cells.iter().filter(|c| !c.flags.is_empty()).count();
     // Models with a sibling (`compare_with`): how many of their compared cells disagree with it.
@@ -183,7 +208,7 @@ fn summary(r: &RunResults) {
         format!("{} of {} compared with their sibling model disagree with it; ", judged.iter().filter(|ok| !**ok).count(), judged.len())
     };
     println!(
-        "{} cells: {} ok, {} failed, {} skipped; {} disagree with {}; {siblings}{} suspicious; {} with warnings (listed in the report)",
+        "{} cells: {} ok, {} failed, {} skipped; {} disagree with {}; {expected}{not_compared}{departs}{siblings}{} suspicious; {} with warnings (listed in the report)",
         r.cells.len(),
         count(Status::Ok),
         count(Status::Failed),

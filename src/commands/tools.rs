@@ -81,14 +81,15 @@ pub fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
     let text = inputs::load_text(&plan.plan.settings.text)?;
     let mut feeds = Vec::new();
     for m in &plan.models {
-        let io = m.io().map_err(|why| anyhow::anyhow!("model `{}` cannot be read: {why}", m.name))?;
+        m.io().map_err(|why| anyhow::anyhow!("model `{}` cannot be read: {why}", m.name))?;
         let Some(tok_path) = m.tokenizer() else { continue };
+        let fills = m.inputs().map_err(|why| anyhow::anyhow!("{why}"))?;
         let job = xbench::run::job::JobModel::of(m).expect("a model with inputs is ready");
         let mut tok = inputs::load_tokenizer(tok_path)?;
         for &chars in &plan.plan.input_chars {
             for &batch in &plan.plan.batch_sizes {
                 let texts = inputs::passages(&text, chars, batch)?;
-                let feed = Feed::from_texts(&mut tok, &texts, &m.name, job.position_offset, &io.inputs, job.max_positions)?;
+                let feed = Feed::from_texts(&mut tok, &texts, fills, job.position_offset, job.max_positions, &plan.plan.settings.dims)?;
                 let tensors: Vec<serde_json::Value> = feed
                     .tensors
                     .iter()
@@ -103,7 +104,7 @@ pub fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
                         Ok(serde_json::json!({"name": name, "dtype": dtype, "shape": t.shape(), "data": data}))
                     })
                     .collect::<Result<_>>()?;
-                feeds.push(serde_json::json!({"model": m.name, "onnx": m.onnx(), "chars": chars, "batch": batch, "tokens_per_row": feed.text.tokens_per_row, "inputs": tensors}));
+                feeds.push(serde_json::json!({"model": m.name, "onnx": m.onnx(), "chars": chars, "batch": batch, "tokens_per_row": feed.text.map(|t| t.tokens_per_row), "inputs": tensors}));
             }
         }
     }

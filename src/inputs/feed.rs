@@ -1,14 +1,18 @@
-//! Tokenized text → the tensors a model's graph declares (input_ids, attention_mask,
-//! token_type_ids, position_ids), with the token counts actually fed.
+//! Tokenized text → the tensors a model's token inputs take by their role (token ids, attention
+//! mask, token type ids, position ids), with the token counts actually fed; the model's other
+//! inputs as its input plan says.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Result};
 use ndarray::{ArrayD, IxDyn};
 use tokenizers::{PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
+use super::fill::{Fill, InputPlan};
 use crate::models::IoInfo;
-use crate::results::TextBatch;
+use crate::results::{FedInput, TextBatch};
+use crate::scenario::Role;
 use crate::tensor::Tensor;
 
 /// Everything fed to a model for one cell.
@@ -18,9 +22,12 @@ pub struct Feed {
     pub seq_len: usize,
     /// Named input tensors, in the graph's input order.
     pub tensors: Vec<(String, Tensor)>,
-    /// Row-major [batch, seq_len] mask of real tokens (1) and padding (0).
+    /// Row-major [batch, seq_len] mask of real tokens (1) and padding (0); all ones without text.
     pub mask: Vec<u8>,
-    pub text: TextBatch,
+    /// The tokens fed, for a model fed from text; `None` for one that took no tokens.
+    pub text: Option<TextBatch>,
+    /// What the inputs not filled from text were fed.
+    pub fed: Vec<FedInput>,
 }
 
 /// Loads a tokenizer.json with a clear error.
@@ -57,10 +64,12 @@ fn pad_token(tok: &Tokenizer) -> Option<(String, u32)> {
 }
 
 impl Feed {
-    /// Tokenizes `texts` (one row each) and builds the tensors `inputs` declare. The tokenizer's
-    /// padding and truncation are set here (setting them is cheap; cloning a large vocabulary is not).
-    /// `model` names the model in errors; `position_offset` is its first position id.
-    pub fn from_texts(tok: &mut Tokenizer, texts: &[String], model: &str, position_offset: i64, inputs: &[IoInfo], max_positions: Option<usize>) -> Result<Feed> {
+    /// Tokenizes `texts` (one row each) and builds the tensors the model's inputs take, as `plan`
+    /// says. The tokenizer's padding and truncation are set here (setting them is cheap; cloning a
+    /// large vocabulary is not). `position_offset` is the model's first position id; `dims` fills
+    /// dims of inputs not fed from text.
+    pub fn from_texts(tok: &mut Tokenizer, texts: &[String], plan: &InputPlan, position_offset: i64, max_positions: Option<usize>, dims: &BTreeMap<String, usize>) -> Result<Feed> {
+        let model = plan.model.as_str();
         let started = std::time::Instant::now();
         if let Some((pad_token, pad_id)) = pad_token(tok) {
             tok.with_padding(Some(PaddingParams {
@@ -78,7 +87,7 @@ impl Feed {
         tok.with_truncation(trunc).map_err(|e| anyhow::anyhow!("cannot set truncation: {e}"))?;
         let encodings = tok
             .encode_batch(texts.to_vec(), true)
-            .map_err(|e| anyhow::anyhow!("tokenizing failed for model `{}`: {e}", model))?;
+            .map_err(|e| anyhow::anyhow!("tokenizing failed for model `{model}`: {e}"))?;
         let tokenize_ms = started.elapsed().as_secs_f64() * 1e3;
 
         let batch = encodings.len();
@@ -102,34 +111,39 @@ impl Feed {
         let offset = position_offset;
         let positions: Vec<i64> = (0..batch).flat_map(|_| (0..seq_len as i64).map(move |p| p + offset)).collect();
 
+        if seq_len == 0 {
+            bail!("model `{model}`: its tokenizer turned the text into no tokens at all\n  fix: use the tokenizer.json the model was exported with");
+        }
         let mut tensors = Vec::new();
-        for input in inputs {
-            let data = match input.name.as_str() {
-                "input_ids" => &ids,
-                "attention_mask" => &mask,
-                "token_type_ids" => &types,
-                "position_ids" => &positions,
-                other => bail!(
-                    "model `{}`: input `{other}` ({} {}) is not one xbench can fill from text (input_ids, attention_mask, token_type_ids, position_ids)\n  fix: export the model with those input names",
-                    model,
-                    input.elem_type,
-                    input.shape_string()
-                ),
+        let mut fed = Vec::new();
+        for (k, f) in plan.fills.iter().enumerate() {
+            let data = match &f.fill {
+                Fill::Token(Role::TokenIds) => &ids,
+                Fill::Token(Role::AttentionMask) => &mask,
+                Fill::Token(Role::TokenTypeIds) => &types,
+                Fill::Token(Role::PositionIds) => &positions,
+                _ => {
+                    let (t, source) = super::values::make(model, f, k, batch, seq_len, dims)?;
+                    fed.push(FedInput { name: f.input.name.clone(), elem_type: t.elem_type().name().into(), shape: t.shape().to_vec(), source });
+                    tensors.push((f.input.name.clone(), t));
+                    continue;
+                }
             };
-            tensors.push((input.name.clone(), int_tensor(data, batch, seq_len, input, model)?));
+            tensors.push((f.input.name.clone(), int_tensor(data, batch, seq_len, &f.input, model)?));
         }
         Ok(Feed {
             batch,
             seq_len,
             tensors,
             mask: mask.iter().map(|&m| m as u8).collect(),
-            text: TextBatch { tokens_per_row, padded_len: seq_len, truncated_rows, tokenize_ms },
+            text: Some(TextBatch { tokens_per_row, padded_len: seq_len, truncated_rows, tokenize_ms }),
+            fed,
         })
     }
 
-    /// Real tokens in the whole batch.
-    pub fn real_tokens(&self) -> usize {
-        self.text.tokens_per_row.iter().sum()
+    /// Real tokens in the whole batch, for a feed of text.
+    pub fn real_tokens(&self) -> Option<usize> {
+        self.text.as_ref().map(|t| t.tokens_per_row.iter().sum())
     }
 }
 

@@ -1,12 +1,16 @@
 //! Benchmark inputs, built outside any timed region: prose cut to exact lengths (`text`),
-//! tokenized with the model's own tokenizer and turned into the tensors its graph declares
-//! (`feed`), or tensors generated for models that take no text (`generated`).
+//! tokenized with the model's own tokenizer into the inputs that take tokens (`feed`); for every
+//! other input, how it is fed is decided once per model (`fill`), then values are given, generated
+//! or read from the model's own test data (`values`) in the shapes each cell asks for (`shape`).
 
 mod feed;
-mod generated;
+mod fill;
+mod shape;
 mod text;
+mod values;
 
 pub use crate::scenario::texts::BUILTIN_TEXTS;
 pub use feed::{check_vocab, load_tokenizer, Feed};
-pub use generated::{concrete_shape, is_batch_dim, is_sequence_dim, takes_tokens};
+pub use fill::{Fill, InputFill, InputPlan, Located};
+pub use shape::{concrete_shape, is_batch_dim, is_sequence_dim};
 pub use text::{load_text, passages};

@@ -45,7 +45,7 @@ pub fn find(entry: &str, root: &Path) -> Result<ModelSpec> {
         if path.extension().and_then(|e| e.to_str()) != Some("onnx") {
             bail!("{} is not an .onnx file\n  fix: name a model folder or an .onnx file", path.display());
         }
-        Ok(ModelSpec { name, onnx: path, tokenizer: None, meta: ModelMeta::default() })
+        Ok(ModelSpec { name, onnx: path, tokenizer: None, meta: ModelMeta::default(), inputs: Default::default(), test_data: Vec::new() })
     }
 }
 
@@ -70,7 +70,7 @@ fn from_dir(name: &str, dir: &Path, root: &Path) -> Result<ModelSpec> {
         let text = std::fs::read_to_string(&meta_path).with_context(|| format!("cannot read {}", meta_path.display()))?;
         serde_yaml::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
-                "{}: {e}\n  fix: the keys a model.yaml takes are hub_id, revision, architecture, onnx, tokenizer, max_positions, position_offset, weights, description, compare_with",
+                "{}: {e}\n  fix: the keys a model.yaml takes are hub_id, revision, architecture, onnx, tokenizer, max_positions, position_offset, weights, description, compare_with, inputs",
                 meta_path.display()
             )
         })?
@@ -121,7 +121,23 @@ fn from_dir(name: &str, dir: &Path, root: &Path) -> Result<ModelSpec> {
         }
         None => Some(dir.join("tokenizer.json")).filter(|p| p.is_file()),
     };
-    Ok(ModelSpec { name: name.to_string(), onnx, tokenizer, meta })
+    let inputs = crate::scenario::inputs::parse_inputs(&meta.inputs, dir).map_err(|(key, m)| anyhow::anyhow!("model `{name}`: {}: `inputs{key}` {m}", meta_path.display()))?;
+    // Value files named in model.yaml stay inside the model's folder.
+    for (input, spec) in &inputs {
+        if let Some(crate::scenario::Values::File(p)) = &spec.values {
+            let leaves = p.strip_prefix(dir).map_or(true, |rel| rel.components().any(|c| !matches!(c, Component::Normal(_))));
+            if leaves || (p.exists() && check_inside(p, dir).is_err()) {
+                bail!(
+                    "model `{name}`: {}: `inputs.{input}.file` = {} lies outside the model's folder\n  fix: put the file in {} and name it relative to that folder",
+                    meta_path.display(),
+                    p.display(),
+                    dir.display()
+                );
+            }
+        }
+    }
+    let test_data = super::test_data::discover(dir);
+    Ok(ModelSpec { name: name.to_string(), onnx, tokenizer, meta, inputs, test_data })
 }
 
 /// A `compare_with` must name another model under the models root, as a scenario would.

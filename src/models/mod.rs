@@ -6,6 +6,9 @@ pub mod hub;
 mod local;
 mod onnx_meta;
 mod resolved;
+mod structure;
+mod tensor_files;
+pub mod test_data;
 
 use std::path::PathBuf;
 
@@ -14,8 +17,9 @@ use serde::{Deserialize, Serialize};
 pub use local::{discover, find};
 pub use onnx_meta::{parse_io, read_io, read_io_without_data, Dim, ExternalFile, IoInfo, ModelIo};
 pub use resolved::{ModelSource, ResolvedModel};
+pub use tensor_files::{read_npy, read_tensor_file, read_tensor_proto};
 
-use crate::scenario::model_name;
+use crate::scenario::{model_name, InputSpec};
 
 /// The optional `model.yaml` beside a model's ONNX file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -52,6 +56,11 @@ pub struct ModelMeta {
     /// both, each cell's outputs are compared with the sibling's on the same inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare_with: Option<String>,
+    /// What its inputs are fed, by input name: a token role (`{ids: {role: token_ids}}`) or values
+    /// (`sr: 16000`, `{file: state.npy}` — files inside the model's folder). A scenario's
+    /// `inputs:` overrides these.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub inputs: std::collections::BTreeMap<String, serde_yaml::Value>,
 }
 
 /// A model resolved on disk.
@@ -64,6 +73,10 @@ pub struct ModelSpec {
     /// The tokenizer.json for text models.
     pub tokenizer: Option<PathBuf>,
     pub meta: ModelMeta,
+    /// Its model.yaml's `inputs:`, parsed (file paths inside the model's folder).
+    pub inputs: std::collections::BTreeMap<String, InputSpec>,
+    /// Its own test data sets (`test_data_set_N/` folders beside the ONNX file), in order of N.
+    pub test_data: Vec<PathBuf>,
 }
 
 impl ModelSpec {

@@ -34,6 +34,11 @@ pub struct IoInfo {
     pub elem_type: String,
     /// `None` when the graph declares no shape.
     pub dims: Option<Vec<Dim>>,
+    /// For an input: the first place its values decide the computation's structure rather than
+    /// being computed on (a shape, an index, a condition, a count), e.g. "the shape (input 1) of
+    /// Reshape `r`". Values xbench would generate there could change what the model computes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structural_use: Option<String>,
 }
 
 impl IoInfo {
@@ -60,8 +65,12 @@ pub struct ModelIo {
     /// initializers first name them (none when every weight is inside the ONNX file).
     #[serde(default)]
     pub external_files: Vec<ExternalFile>,
-    /// `fp16` when most floating-point weights are float16 (whatever the outputs), else `fp32`.
+    /// `fp16` or `bf16` when most floating-point weights are of that type (whatever the outputs), else `fp32`.
     pub weights_precision: String,
+    /// Whether the graph computes in 8-bit integers (quantize/dequantize pairs, MatMulInteger,
+    /// ConvInteger, QLinear* operators), in the main graph or a subgraph.
+    #[serde(default)]
+    pub quantized: bool,
     /// 2·K·N summed over matrix products with a weight matrix [K, N] (MatMul, Gemm): the FLOPs
     /// every token costs at least (attention's token-by-token products come on top).
     pub flops_per_token: u64,
@@ -73,9 +82,15 @@ impl ModelIo {
         !self.external_files.is_empty()
     }
 
-    /// `fp16` when its weights or an output are float16, else `fp32`.
+    /// The precision the model computes in: `int8` when it is quantized, `bf16` or `fp16` when its
+    /// weights or an output are of that type, else `fp32`.
     pub fn precision(&self) -> &'static str {
-        if self.weights_precision == "fp16" || self.outputs.iter().any(|o| o.elem_type == "float16") {
+        let output = |ty: &str| self.outputs.iter().any(|o| o.elem_type == ty);
+        if self.quantized {
+            "int8"
+        } else if self.weights_precision == "bf16" || output("bfloat16") {
+            "bf16"
+        } else if self.weights_precision == "fp16" || output("float16") {
             "fp16"
         } else {
             "fp32"
@@ -117,13 +132,44 @@ struct LiteGraph {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-struct LiteNode {
+pub(super) struct LiteNode {
     #[prost(string, repeated, tag = "1")]
-    input: Vec<String>,
+    pub(super) input: Vec<String>,
     #[prost(string, repeated, tag = "2")]
-    output: Vec<String>,
+    pub(super) output: Vec<String>,
+    #[prost(string, tag = "3")]
+    pub(super) name: String,
     #[prost(string, tag = "4")]
-    op_type: String,
+    pub(super) op_type: String,
+    #[prost(message, repeated, tag = "5")]
+    attribute: Vec<LiteAttribute>,
+}
+
+/// A node attribute, read only for the subgraphs it holds (If branches, Loop and Scan bodies).
+#[derive(Clone, PartialEq, prost::Message)]
+struct LiteAttribute {
+    #[prost(message, optional, boxed, tag = "6")]
+    g: Option<Box<LiteGraph>>,
+    #[prost(message, repeated, tag = "11")]
+    graphs: Vec<LiteGraph>,
+}
+
+impl LiteGraph {
+    /// Every node of the graph and of its subgraphs, outer nodes first.
+    fn all_nodes(&self) -> Vec<&LiteNode> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(g) = stack.pop() {
+            for n in &g.node {
+                out.push(n);
+                for a in &n.attribute {
+                    stack.extend(a.g.as_deref());
+                    stack.extend(a.graphs.iter());
+                }
+            }
+        }
+        out
+    }
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -226,19 +272,36 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
     let float_elems = |ty: i32| -> u64 {
         graph.initializer.iter().filter(|t| t.data_type == ty).map(|t| t.dims.iter().map(|&d| d.max(0) as u64).product::<u64>()).sum()
     };
-    let weights_precision = if float_elems(10) > float_elems(1) { "fp16" } else { "fp32" }.to_string();
+    let weights_precision = if float_elems(10) > float_elems(1).max(float_elems(16)) {
+        "fp16"
+    } else if float_elems(16) > float_elems(1) {
+        "bf16"
+    } else {
+        "fp32"
+    }
+    .to_string();
+    let nodes = graph.all_nodes();
+    let quantized = nodes.iter().any(|n| QUANTIZED_OPS.contains(&n.op_type.as_str()) || n.op_type.starts_with("QLinear"));
+    // Older exports list initializers among the inputs too; those are not fed.
+    let mut inputs: Vec<IoInfo> = graph.input.iter().filter(|v| !initializers.contains(v.name.as_str())).map(io_info).collect();
+    for input in &mut inputs {
+        input.structural_use = super::structure::structural_use(&nodes, &input.name);
+    }
     Ok(ModelIo {
-        // Older exports list initializers among the inputs too; those are not fed.
-        inputs: graph.input.iter().filter(|v| !initializers.contains(v.name.as_str())).map(io_info).collect(),
+        inputs,
         outputs: graph.output.iter().map(io_info).collect(),
         opsets: model.opset_import.iter().map(|o| (if o.domain.is_empty() { "ai.onnx".into() } else { o.domain.clone() }, o.version)).collect(),
         position_table_rows,
         word_embedding_rows,
         external_files,
         weights_precision,
+        quantized,
         flops_per_token,
     })
 }
+
+/// Operators that compute in 8-bit integers (besides every `QLinear*`).
+const QUANTIZED_OPS: &[&str] = &["QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"];
 
 /// The external data files the initializers name, each with the end of its furthest payload.
 fn external_files(graph: &LiteGraph) -> Result<Vec<ExternalFile>> {
@@ -313,27 +376,10 @@ fn io_info(v: &pb::ValueInfoProto) -> IoInfo {
         ),
         None => ("unknown".to_string(), None),
     };
-    IoInfo { name: v.name.clone(), elem_type, dims }
+    IoInfo { name: v.name.clone(), elem_type, dims, structural_use: None }
 }
 
-/// ONNX's element type numbers, by name.
+/// ONNX's element type numbers, by name (`type#N` for those xbench has no name for).
 pub fn elem_type_name(t: i32) -> String {
-    match t {
-        1 => "float32",
-        2 => "uint8",
-        3 => "int8",
-        4 => "uint16",
-        5 => "int16",
-        6 => "int32",
-        7 => "int64",
-        8 => "string",
-        9 => "bool",
-        10 => "float16",
-        11 => "float64",
-        12 => "uint32",
-        13 => "uint64",
-        16 => "bfloat16",
-        _ => return format!("type#{t}"),
-    }
-    .to_string()
+    crate::tensor::ElemType::from_onnx_code(t).map_or_else(|| format!("type#{t}"), |e| e.name().to_string())
 }

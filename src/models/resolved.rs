@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{ModelIo, ModelMeta, ModelSpec};
+use crate::inputs::InputPlan;
 use crate::scenario::ops::OpCase;
 use crate::scenario::HubRef;
 
@@ -17,10 +18,11 @@ pub struct ResolvedModel {
 
 #[derive(Debug, Clone)]
 pub enum ModelSource {
-    /// An ONNX file found under the models root.
-    Onnx { spec: ModelSpec, io: ModelIo },
+    /// An ONNX file found under the models root, with how its inputs are fed (or why they cannot
+    /// be: then only its test data can run).
+    Onnx { spec: ModelSpec, io: ModelIo, inputs: Result<InputPlan, String> },
     /// An operation case, its single-operation graph written at `onnx`.
-    Op { case: OpCase, onnx: PathBuf, io: ModelIo, meta: ModelMeta },
+    Op { case: OpCase, onnx: PathBuf, io: ModelIo, meta: ModelMeta, inputs: InputPlan },
     /// A model that could not be made ready (a Hub fetch that failed): its cells fail with `why`.
     Unavailable { why: String, hub: Option<HubRef> },
 }
@@ -40,6 +42,23 @@ impl ResolvedModel {
         match &self.source {
             ModelSource::Onnx { io, .. } | ModelSource::Op { io, .. } => Ok(io),
             ModelSource::Unavailable { why, .. } => Err(why),
+        }
+    }
+
+    /// How its inputs are fed in the scenario's grid, or why they cannot be.
+    pub fn inputs(&self) -> Result<&InputPlan, &str> {
+        match &self.source {
+            ModelSource::Onnx { inputs, .. } => inputs.as_ref().map_err(|e| e.as_str()),
+            ModelSource::Op { inputs, .. } => Ok(inputs),
+            ModelSource::Unavailable { why, .. } => Err(why),
+        }
+    }
+
+    /// Its own test data sets, when it has them.
+    pub fn test_data(&self) -> &[PathBuf] {
+        match &self.source {
+            ModelSource::Onnx { spec, .. } => &spec.test_data,
+            _ => &[],
         }
     }
 
@@ -81,7 +100,7 @@ impl ResolvedModel {
     /// Longest input the model takes, special tokens included (see [`ModelSpec::max_positions`]).
     pub fn max_positions(&self) -> Option<usize> {
         match &self.source {
-            ModelSource::Onnx { spec, io } => spec.max_positions(Some(io)),
+            ModelSource::Onnx { spec, io, .. } => spec.max_positions(Some(io)),
             _ => self.meta().max_positions,
         }
     }

@@ -2,7 +2,7 @@
 //! their series (runtime, or machine · runtime), published series, the grid of measured cells,
 //! and averages over that grid that refuse partial data.
 
-use crate::results::{CellRecord, RunResults, Status};
+use crate::results::{CellRecord, ModelInput, RunResults, Status};
 use crate::scenario::RuntimeId;
 
 /// A results file and the name its machine goes by in the report.
@@ -106,8 +106,9 @@ impl<'a> Merged<'a> {
             for c in &s.results.cells {
                 push_new(&mut runtimes, c.runtime);
                 push_new(&mut m.models, c.model.clone());
-                // Operation cells (chars 0, batch 1) are not points of the models' length and batch axes.
-                if !crate::scenario::ops::is_op(&c.model) {
+                // Operation cells (chars 0, batch 1) and test data sets are not points of the models'
+                // length and batch axes.
+                if !crate::scenario::ops::is_op(&c.model) && c.data_set.is_none() {
                     push_new(&mut m.chars, c.chars);
                     push_new(&mut m.batches, c.batch);
                 }
@@ -124,6 +125,26 @@ impl<'a> Merged<'a> {
     /// The models that are not operation cases (those have their own tables and figure 1).
     pub fn model_names(&self) -> Vec<String> {
         self.models.iter().filter(|x| !crate::scenario::ops::is_op(x)).cloned().collect()
+    }
+
+    /// What `model`'s cells were fed (from the first source that ran it).
+    pub fn input_of(&self, model: &str) -> ModelInput {
+        self.sources.iter().find_map(|s| s.results.models.iter().find(|m| m.name == model)).map_or(ModelInput::Text, |m| m.input)
+    }
+
+    /// The models measured on the scenario's grid of lengths and batch sizes (not their own test data).
+    pub fn grid_models(&self) -> Vec<String> {
+        self.model_names().into_iter().filter(|m| self.input_of(m) != ModelInput::TestData).collect()
+    }
+
+    /// How a grid point of `model` is named in tables: `50 / 1` for text, `length 50 / 1` for
+    /// generated inputs, `test_data_set_0` for a data set.
+    pub fn point_label(&self, model: &str, chars: usize, batch: usize) -> String {
+        match self.input_of(model) {
+            ModelInput::Text => format!("{model} / {chars} / {batch}"),
+            ModelInput::Generated => format!("{model} / length {chars} / {batch}"),
+            ModelInput::TestData => format!("{model} / test_data_set_{chars}"),
+        }
     }
 
     pub fn multi(&self) -> bool {

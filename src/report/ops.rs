@@ -30,7 +30,7 @@ fn cell_text(c: Option<&CellRecord>) -> String {
     match (c.status, &c.summary) {
         (Status::Ok, Some(s)) => {
             let mut t = format!("{} [{}, {}]", ms(s.mean_ms), ms(s.mean_ci95_ms[0]), ms(s.mean_ci95_ms[1]));
-            if c.agreement.as_ref().is_some_and(|a| !a.within_tolerance) {
+            if c.agreement.as_ref().is_some_and(|a| a.disagrees()) {
                 t.push_str(" ✗");
             } else if !c.flags.is_empty() {
                 t.push_str(" ⚠");
@@ -137,7 +137,7 @@ pub(super) fn blocks(r: &RunResults) -> Vec<Block> {
     let notes: Vec<String> = cases
         .iter()
         .flat_map(|(name, case)| rts.iter().filter_map(move |rt| Some((name, case.as_ref()?, find(name, *rt)?))))
-        .filter(|(_, _, c)| c.agreement.as_ref().is_some_and(|a| !a.within_tolerance))
+        .filter(|(_, _, c)| c.agreement.as_ref().is_some_and(|a| a.disagrees()))
         .map(|(name, case, c)| {
             let ort = r.runtimes.iter().find(|a| a.runtime == c.runtime).is_some_and(|a| a.engine() == Engine::OnnxRuntime);
             format!("`{}` on {}: {}", name.trim_start_matches(ops::OP_PREFIX), c.runtime, why_disagree(case, ort))

@@ -3,7 +3,7 @@
 
 use super::data::{Merged, Value};
 use super::doc::Block;
-use crate::results::{CellRecord, FlagKind, Status};
+use crate::results::{CellRecord, FlagKind, ModelInput, Status};
 
 /// Mean latency of a measured cell as shown in tables, with its marks.
 fn cell_text(c: Option<&CellRecord>) -> String {
@@ -11,7 +11,7 @@ fn cell_text(c: Option<&CellRecord>) -> String {
     match (c.status, &c.summary) {
         (Status::Ok, Some(s)) => {
             let mut t = format!("{:.2} [{:.2}, {:.2}]", s.mean_ms, s.mean_ci95_ms[0], s.mean_ci95_ms[1]);
-            if c.agreement.as_ref().is_some_and(|a| !a.within_tolerance) || c.sibling_agreement.as_ref().is_some_and(|a| a.disagrees()) {
+            if c.agreement.as_ref().is_some_and(|a| a.disagrees()) || c.expected.as_ref().is_some_and(|a| a.disagrees()) || c.sibling_agreement.as_ref().is_some_and(|a| a.disagrees()) {
                 t.push_str(" ✗");
             }
             if c.has_flag(FlagKind::Suspicious) {
@@ -77,8 +77,14 @@ fn speedups(m: &Merged, means: &[Option<f64>]) -> Vec<String> {
 fn detailed(m: &Merged) -> Block {
     let mut rows = vec![];
     for model in &m.model_names() {
-        for &ch in &m.chars {
-            for &b in &m.batches {
+        // A model run on its own test data has one point per data set; the others the scenario's grid.
+        let points: Vec<(usize, usize)> = if m.input_of(model) == ModelInput::TestData {
+            m.grid.iter().filter(|(md, _, _)| md == model).map(|(_, ch, b)| (*ch, *b)).collect()
+        } else {
+            m.chars.iter().flat_map(|&ch| m.batches.iter().map(move |&b| (ch, b))).collect()
+        };
+        for (ch, b) in points {
+            {
                 let values: Vec<Option<Value>> = (0..m.series.len()).map(|s| m.value(s, model, ch, b)).collect();
                 let tokens = values
                     .iter()
@@ -88,7 +94,7 @@ fn detailed(m: &Merged) -> Block {
                     })
                     .map(|t| format!("{} ({}×{})", t.tokens_per_row.iter().sum::<usize>(), t.tokens_per_row.len(), t.padded_len))
                     .unwrap_or_else(|| "—".into());
-                let mut cols = vec![format!("{model} / {ch} / {b}"), tokens];
+                let mut cols = vec![m.point_label(model, ch, b), tokens];
                 cols.extend(values.iter().map(|v| match v {
                     Some(Value::Published(ms)) => format!("{ms:.2}"),
                     Some(Value::Measured(c)) => cell_text(Some(c)),
@@ -100,7 +106,27 @@ fn detailed(m: &Merged) -> Block {
             }
         }
     }
-    Block::Table { head: head(m, "model / chars / batch", &["tokens (padded)"]), rows }
+    let label = if m.model_names().iter().all(|x| m.input_of(x) == ModelInput::Text) { "model / chars / batch" } else { "model / input / batch" };
+    Block::Table { head: head(m, label, &["tokens (padded)"]), rows }
+}
+
+/// What the models not fed from text were fed, from their first measured cell: one line each.
+fn fed_blocks(m: &Merged) -> Vec<Block> {
+    let mut lines = vec![];
+    for model in m.model_names().iter().filter(|x| m.input_of(x) != ModelInput::Text) {
+        let first = m.sources.iter().flat_map(|s| s.results.cells.iter()).find(|c| c.model == *model && !c.fed.is_empty());
+        let Some(c) = first else { continue };
+        let inputs: Vec<String> = c.fed.iter().map(|f| format!("`{}` {} {:?} from {}", f.name, f.elem_type, f.shape, f.source)).collect();
+        let what = match m.input_of(model) {
+            ModelInput::TestData => "its own test data sets, its expected outputs the reference; e.g.",
+            _ => "no text, so no tokens; at the first point",
+        };
+        lines.push(format!("{model}: {what} {}", inputs.join("; ")));
+    }
+    if lines.is_empty() {
+        return vec![];
+    }
+    vec![Block::Heading("Inputs of models not fed from text".into()), Block::Bullets(lines)]
 }
 
 type Select = Box<dyn Fn(&str, usize, usize) -> bool>;
@@ -125,6 +151,7 @@ pub fn latency_blocks(m: &Merged) -> Vec<Block> {
     let mut out = vec![];
     if !m.model_names().is_empty() {
         out.extend(model_blocks(m));
+        out.extend(fed_blocks(m));
     }
     out.extend(super::siblings::blocks(m));
     out.extend(warning_blocks(m));
@@ -136,16 +163,19 @@ fn model_blocks(m: &Merged) -> Vec<Block> {
 
     out.push(Block::Heading("Average by input length (paper appendix D)".into()));
     let rows = m
-        .model_names()
+        .grid_models()
         .iter()
         .flat_map(|md| m.chars.iter().map(move |&ch| (md.clone(), ch)))
-        .map(|(md, ch)| (format!("{md} / {ch} chars"), Box::new(move |x: &str, c: usize, _: usize| x == md && c == ch) as Select))
+        .map(|(md, ch)| {
+            let label = if m.input_of(&md) == ModelInput::Generated { format!("{md} / length {ch}") } else { format!("{md} / {ch} chars") };
+            (label, Box::new(move |x: &str, c: usize, _: usize| x == md && c == ch) as Select)
+        })
         .collect();
     out.push(averaged(m, "model / chars", rows));
 
     out.push(Block::Heading("Average by batch size (paper appendix E)".into()));
     let rows = m
-        .model_names()
+        .grid_models()
         .iter()
         .flat_map(|md| m.batches.iter().map(move |&b| (md.clone(), b)))
         .map(|(md, b)| (format!("{md} / batch {b}"), Box::new(move |x: &str, _: usize, bb: usize| x == md && bb == b) as Select))
@@ -199,11 +229,13 @@ fn warning_blocks(m: &Merged) -> Vec<Block> {
                     items.push(format!("failed: {}", e.replace('\n', " ")));
                 }
             }
-            if crate::scenario::ops::is_op(&c.model) {
-                notes.push(format!("{prefix}{} / {}: {}", c.model, c.runtime, items.join("; ")));
-            } else {
-                notes.push(format!("{prefix}{} / {} / {} chars / batch {}: {}", c.model, c.runtime, c.chars, c.batch, items.join("; ")));
-            }
+            let at = match (crate::scenario::ops::is_op(&c.model), c.data_set, s.results.models.iter().find(|x| x.name == c.model).map(|x| x.input)) {
+                (true, _, _) => String::new(),
+                (_, Some(n), _) => format!(" / test_data_set_{n}"),
+                (_, _, Some(ModelInput::Generated)) => format!(" / length {} / batch {}", c.chars, c.batch),
+                _ => format!(" / {} chars / batch {}", c.chars, c.batch),
+            };
+            notes.push(format!("{prefix}{} / {}{at}: {}", c.model, c.runtime, items.join("; ")));
         }
     }
     if !notes.is_empty() {

@@ -22,18 +22,26 @@ pub struct OutputDiff {
     #[serde(deserialize_with = "non_finite_as_null")]
     pub max_rel: f64,
     pub compared: usize,
-    pub within_tolerance: bool,
+    /// The verdict; null when nothing was compared (an empty output).
+    pub within_tolerance: Option<bool>,
 }
 
-/// A cell's outputs against the reference runtime's.
+/// A cell's outputs against a reference: the reference runtime's, or the model's own expected outputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agreement {
-    pub reference: RuntimeId,
+    /// The reference runtime, or `expected` for the model's own expected outputs.
+    pub reference: String,
     #[serde(deserialize_with = "non_finite_as_null")]
     pub max_abs: f64,
     #[serde(deserialize_with = "non_finite_as_null")]
     pub max_rel: f64,
-    pub within_tolerance: bool,
+    /// The verdict; null when no element was compared (every output empty): never agreement.
+    pub within_tolerance: Option<bool>,
+    /// The tolerance applied (that of the loosest precision of the model and the two sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<Tolerance>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     pub outputs: Vec<OutputDiff>,
     /// Problems that prevent a comparison (missing output, shape mismatch).
     pub problems: Vec<String>,
@@ -68,6 +76,26 @@ pub fn missing_sibling_note(model: &str, sibling: &str) -> String {
     format!("`{model}` is compared with `{sibling}` (`compare_with` in its model.yaml), which this scenario does not run: add `{sibling}` to `models` to compare them")
 }
 
+
+impl Agreement {
+    /// True when the outputs were compared and differ beyond the tolerance (or do not match up).
+    pub fn disagrees(&self) -> bool {
+        self.within_tolerance == Some(false)
+    }
+
+    /// A comparison with `reference` that could not be made, for the reason `why`.
+    pub fn not_compared(reference: &str, why: String) -> Agreement {
+        Agreement { reference: reference.to_string(), max_abs: 0.0, max_rel: 0.0, within_tolerance: None, tolerance: None, precision: None, outputs: Vec::new(), problems: vec![why] }
+    }
+
+    /// True when the outputs were compared and agree.
+    pub fn agrees(&self) -> bool {
+        self.within_tolerance == Some(true)
+    }
+}
+
+/// The reference name of a comparison with a model's own expected outputs.
+pub const EXPECTED: &str = "expected";
 
 impl SiblingAgreement {
     /// A comparison with `sibling` that could not be made, for the reasons in `problems`.

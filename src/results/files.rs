@@ -57,10 +57,10 @@ pub fn parse_results(text: &str, origin: &str) -> Result<RunResults> {
     serde_json::from_value(value).with_context(|| format!("{origin} is not an xbench results file of format {version}{FIX}"))
 }
 
-const CSV_HEAD: [&str; 28] = [
-    "model", "runtime", "chars", "batch", "status", "padded_len", "real_tokens", "iterations", "mean_ms", "mean_ci95_lo_ms", "mean_ci95_hi_ms", "median_ms", "p90_ms",
-    "p99_ms", "std_ms", "min_ms", "max_ms", "outliers", "sequences_per_s", "tokens_per_s", "max_abs_diff", "agrees", "flags", "error", "sibling", "sibling_runtime",
-    "sibling_max_abs_diff", "sibling_agrees",
+const CSV_HEAD: [&str; 31] = [
+    "model", "runtime", "chars", "batch", "data_set", "status", "padded_len", "real_tokens", "iterations", "mean_ms", "mean_ci95_lo_ms", "mean_ci95_hi_ms", "median_ms", "p90_ms",
+    "p99_ms", "std_ms", "min_ms", "max_ms", "outliers", "items_per_s", "tokens_per_s", "max_abs_diff", "agrees", "flags", "error", "sibling", "sibling_runtime",
+    "sibling_max_abs_diff", "sibling_agrees", "expected_max_abs_diff", "expected_agrees",
 ];
 
 /// One row per cell: its coordinates, status, tokens, summary and verdicts.
@@ -82,6 +82,7 @@ pub fn write_csv(path: &Path, results: &RunResults) -> Result<()> {
             c.runtime.to_string(),
             c.chars.to_string(),
             c.batch.to_string(),
+            c.data_set.map(|n| n.to_string()).unwrap_or_default(),
             status.into(),
             c.tokens.as_ref().map(|t| t.padded_len.to_string()).unwrap_or_default(),
             c.tokens.as_ref().map(|t| t.tokens_per_row.iter().sum::<usize>().to_string()).unwrap_or_default(),
@@ -96,16 +97,18 @@ pub fn write_csv(path: &Path, results: &RunResults) -> Result<()> {
             f(s.map(|s| s.min_ms)),
             f(s.map(|s| s.max_ms)),
             s.map(|s| s.outliers.to_string()).unwrap_or_default(),
-            f(s.map(|s| s.sequences_per_s)),
-            f(s.map(|s| s.tokens_per_s)),
+            f(s.map(|s| s.items_per_s)),
+            f(s.and_then(|s| s.tokens_per_s)),
             f(c.agreement.as_ref().map(|a| a.max_abs)),
-            c.agreement.as_ref().map(|a| a.within_tolerance.to_string()).unwrap_or_default(),
+            c.agreement.as_ref().and_then(|a| a.within_tolerance).map(|ok| ok.to_string()).unwrap_or_default(),
             c.flags.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "),
             c.error.clone().unwrap_or_default(),
             sib.map(|a| a.sibling.clone()).unwrap_or_default(),
             sib.map(|a| a.runtime.to_string()).unwrap_or_default(),
             f(sib.and_then(|a| a.max_abs)),
             sib.and_then(|a| a.within_tolerance).map(|ok| ok.to_string()).unwrap_or_default(),
+            f(c.expected.as_ref().map(|a| a.max_abs)),
+            c.expected.as_ref().and_then(|a| a.within_tolerance).map(|ok| ok.to_string()).unwrap_or_default(),
         ])?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("cannot lay out results.csv: {e}"))?;
@@ -127,7 +130,8 @@ mod tests {
         assert_eq!(rd.headers().unwrap().len(), CSV_HEAD.len());
         let rows: Vec<csv::StringRecord> = rd.records().map(|x| x.unwrap()).collect();
         assert_eq!(rows.len(), r.cells.len());
-        assert_eq!(&rows[0][23], "a, \"quoted\"\r\nline");
+        let error = CSV_HEAD.iter().position(|h| *h == "error").unwrap();
+        assert_eq!(&rows[0][error], "a, \"quoted\"\r\nline");
     }
 
     #[test]

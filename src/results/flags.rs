@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 pub enum FlagKind {
     /// Outputs differ from the reference runtime's beyond the tolerance (✗).
     Disagrees,
+    /// Outputs differ from the model's own expected outputs (its test data) beyond the tolerance (✗).
+    ExpectedDisagrees,
+    /// With three or more results for the same inputs, this one departs from the others, which agree.
+    Departs,
     /// Outputs differ from the sibling model's (`compare_with`) beyond the tolerance (✗).
     SiblingDisagrees,
     /// The sibling's cell was fed other inputs, so no verdict could be given.
@@ -29,7 +33,7 @@ pub enum FlagKind {
 impl FlagKind {
     /// Whether the flag says that outputs disagree (marked ✗).
     pub fn is_disagreement(self) -> bool {
-        matches!(self, FlagKind::Disagrees | FlagKind::SiblingDisagrees)
+        matches!(self, FlagKind::Disagrees | FlagKind::ExpectedDisagrees | FlagKind::SiblingDisagrees)
     }
 }
 

@@ -14,7 +14,7 @@ mod store;
 
 use serde::{Deserialize, Serialize};
 
-pub use agreement::{missing_sibling_note, Agreement, OutputDiff, SiblingAgreement};
+pub use agreement::{missing_sibling_note, Agreement, OutputDiff, SiblingAgreement, EXPECTED};
 pub use files::{parse_results, read_results, write_atomic, write_csv, write_json};
 pub use flags::{Flag, FlagKind};
 pub use machine::{GpuInfo, Machine};
@@ -40,6 +40,17 @@ pub struct TextBatch {
     pub truncated_rows: usize,
     /// Time spent tokenizing (never inside a timed region).
     pub tokenize_ms: f64,
+}
+
+/// What one input of a cell was fed, when it was not tokenized text: values generated, given by
+/// the user, or read from the model's test data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FedInput {
+    pub name: String,
+    pub elem_type: String,
+    pub shape: Vec<usize>,
+    /// Where the values came from, e.g. `uniform [-1, 1)`, `16000 (inputs.sr)`, `test_data_set_0/input_1.pb`.
+    pub source: String,
 }
 
 /// What the timer of every cell covers.
@@ -68,6 +79,19 @@ pub enum Status {
     Skipped,
 }
 
+/// What a model's cells were fed, which decides what their grid's axes mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelInput {
+    /// Tokenized prose: `chars` is an input length in characters.
+    #[default]
+    Text,
+    /// Values given or generated: `chars` is the length of dims named like a sequence.
+    Generated,
+    /// Its own test data sets: `chars` is the data set's number.
+    TestData,
+}
+
 /// A model as it was measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelRecord {
@@ -77,9 +101,13 @@ pub struct ModelRecord {
     pub tokenizer: Option<String>,
     /// `random`, `trained` or `unknown`.
     pub weights: String,
-    /// `fp16` when the graph's outputs are float16, else `fp32`.
+    /// The precision the model computes in: `int8` (quantized), `bf16`, `fp16` (by its weights or
+    /// outputs), else `fp32`.
     #[serde(default = "default_precision")]
     pub precision: String,
+    /// What its cells were fed.
+    #[serde(default)]
+    pub input: ModelInput,
     /// Multiply-add work of the weight matrix products per token (2·K·N summed), a lower bound on the model's FLOPs per token.
     #[serde(default)]
     pub flops_per_token: u64,
@@ -129,10 +157,17 @@ pub struct CellRecord {
     pub runtime: RuntimeId,
     pub chars: usize,
     pub batch: usize,
+    /// The model's own test data set this cell ran on (`test_data_set_N`); `chars` and `batch`
+    /// then carry N and 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_set: Option<usize>,
     pub status: Status,
     pub error: Option<String>,
-    /// Tokens actually fed.
+    /// Tokens actually fed (text models only).
     pub tokens: Option<TextBatch>,
+    /// What each input was fed, for models not fed from text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fed: Vec<FedInput>,
     pub warmup: usize,
     pub iterations: usize,
     /// Untimed shape preparation before the warm-up.
@@ -143,6 +178,9 @@ pub struct CellRecord {
     pub summary: Option<Summary>,
     /// Outputs compared with the reference runtime's on the same inputs.
     pub agreement: Option<Agreement>,
+    /// Outputs compared with the model's own expected outputs (its test data set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Agreement>,
     /// Outputs compared with the same cell of the model's sibling (`compare_with`): fp16 against fp32.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sibling_agreement: Option<SiblingAgreement>,
@@ -225,6 +263,19 @@ impl RunResults {
     pub fn precision(&self, model: &str) -> &str {
         self.models.iter().find(|m| m.name == model).map_or("fp32", |m| m.precision.as_str())
     }
+
+    /// The precision `runtime`'s session of `model` said it computed in, when it said.
+    pub fn session_precision(&self, model: &str, runtime: RuntimeId) -> Option<&str> {
+        self.groups.iter().find(|g| g.model == model && g.runtime == runtime).and_then(|g| g.session.as_ref()).and_then(|s| s.precision.as_deref())
+    }
+
+    /// The precision and tolerance two cells of `model` are judged by: the loosest of the model's
+    /// precision and the sessions' (`runtimes`).
+    pub fn judged_by(&self, model: &str, runtimes: &[RuntimeId]) -> (String, Tolerance) {
+        let ps = std::iter::once(self.precision(model)).chain(runtimes.iter().filter_map(|rt| self.session_precision(model, *rt)));
+        let (p, t) = self.tolerances.loosest(ps);
+        (p.to_string(), t)
+    }
 }
 
 /// Current UTC time as RFC 3339 (seconds), e.g. `2026-11-28T08:00:00Z`.
@@ -241,9 +292,11 @@ impl CellRecord {
             runtime: cell.runtime,
             chars: cell.chars,
             batch: cell.batch,
+            data_set: cell.data_set,
             status,
             error,
             tokens: None,
+            fed: Vec::new(),
             warmup,
             iterations,
             prepare_ms: None,
@@ -251,6 +304,7 @@ impl CellRecord {
             samples_ms: Vec::new(),
             summary: None,
             agreement: None,
+            expected: None,
             sibling_agreement: None,
             flags: Vec::new(),
             timer: "end-to-end".into(),

@@ -42,7 +42,7 @@ fn dtype(t: ElemType) -> Option<Dtype> {
         ElemType::Uint32 => Dtype::U32,
         ElemType::Uint64 => Dtype::U64,
         ElemType::Bool => Dtype::BOOL,
-        ElemType::String => return None,
+        _ => return None,
     })
 }
 
@@ -56,6 +56,12 @@ pub fn write_tensors(path: &Path, tensors: &[Output], mut meta: HashMap<String, 
     let mut bytes: Vec<(String, ElemType, Vec<usize>, Vec<u8>)> = Vec::new();
     for o in tensors {
         match o.data.to_le_bytes() {
+            // Packed types (8-bit floats, 4-bit types) have no safetensors type of their own: their
+            // bytes are stored as uint8, their type and shape in the metadata.
+            Some(b) if o.data.elem_type().packed_bits().is_some() => {
+                meta.insert(format!("packed:{}", o.name), serde_json::to_string(&(o.data.elem_type().name(), o.data.shape()))?);
+                bytes.push((o.name.clone(), ElemType::Uint8, vec![b.len()], b));
+            }
             Some(b) => bytes.push((o.name.clone(), o.data.elem_type(), o.data.shape().to_vec(), b)),
             // Strings have no safetensors type: they go into the metadata, as JSON.
             None => {
@@ -96,6 +102,11 @@ fn parse_tensors(bytes: &[u8], order: Option<Vec<String>>) -> Result<(Vec<Output
             Some(json) => {
                 let (shape, strings): (Vec<usize>, Vec<String>) = serde_json::from_str(json)?;
                 Tensor::Str(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), strings)?)
+            }
+            None if meta.contains_key(&format!("packed:{name}")) => {
+                let (ty, shape): (String, Vec<usize>) = serde_json::from_str(&meta[&format!("packed:{name}")])?;
+                let ty = ElemType::from_name(&ty).with_context(|| format!("tensor `{name}` has type {ty}, which xbench does not read"))?;
+                Tensor::from_le_bytes(ty, &shape, st.tensor(&name)?.data())?
             }
             None => {
                 let view = st.tensor(&name)?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::inputs::InputPlan;
 use crate::models::{ModelIo, ResolvedModel};
 use crate::resolve::ResolvedPlan;
 use crate::results::{CellRecord, SessionInfo};
@@ -23,6 +24,12 @@ pub struct JobModel {
     pub position_offset: i64,
     /// Longest input, special tokens included; longer rows are truncated.
     pub max_positions: Option<usize>,
+    /// How its inputs are fed on the scenario's grid (`None` when they cannot be; then only its
+    /// test data cells run).
+    pub inputs: Option<InputPlan>,
+    /// Its own test data sets (`test_data_set_N`), for cells that run one.
+    #[serde(default)]
+    pub test_data: Vec<PathBuf>,
 }
 
 impl JobModel {
@@ -37,6 +44,8 @@ impl JobModel {
             io: io.clone(),
             position_offset: meta.position_offset.unwrap_or_else(|| crate::models::default_position_offset(meta.architecture.as_deref())),
             max_positions: model.max_positions(),
+            inputs: model.inputs().ok().cloned(),
+            test_data: model.test_data().to_vec(),
         })
     }
 }

@@ -22,7 +22,7 @@ pub use process::worker_main;
 pub use worker::run_group;
 
 use crate::resolve::ResolvedPlan;
-use crate::results::{self, Availability, CellRecord, ResultsStore, RunEvent, RunResults, Status, WallTime};
+use crate::results::{self, Availability, CellRecord, ResultsStore, RunEvent, RunResults, SavedOutputs, Status, WallTime};
 use crate::runtimes::{self, RuntimeOptions};
 
 #[derive(Debug, Clone)]
@@ -104,6 +104,7 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
     let mut done = store.results().cells.iter().filter(|c| c.status != Status::Pending).count();
     let mut wall = WallTime { parallel_loads: opts.parallel_loads, ..Default::default() };
 
+    write_expected(plan, outputs_dir);
     // What each group still has to do: its job, or the reason it cannot run.
     let todo: Vec<Todo> = plan.plan.groups.iter().map(|g| Todo::of(plan, g.index, store.results(), opts, outputs_dir)).collect();
     let mut exec = executor::Executor::new(&opts.isolation);
@@ -181,6 +182,27 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
     Ok(RunEnd { stopped, wall })
 }
 
+/// The expected outputs of every test data set a model runs, kept with the run's saved outputs so
+/// that the analysis compares each runtime's outputs with them (as it does with the reference
+/// runtime's). A data set whose expected outputs cannot be read is said so, and its cells are
+/// left not compared.
+fn write_expected(plan: &ResolvedPlan, outputs_dir: &Path) {
+    for (m, model) in plan.models.iter().enumerate().filter(|(m, _)| plan.runs_test_data(*m)) {
+        let Ok(io) = model.io() else { continue };
+        for (k, set) in model.test_data().iter().enumerate() {
+            let path = crate::analysis::expected_path(outputs_dir, m, k);
+            if path.is_file() {
+                continue;
+            }
+            let written = crate::models::test_data::read_expected(set, &io.outputs)
+                .and_then(|outputs| SavedOutputs { outputs, batch: 1, seq_len: 1, mask: vec![1], inputs: Vec::new() }.write(&path));
+            if let Err(e) = written {
+                tracing::warn!("model `{}`: the expected outputs of {} cannot be used, so its cells there are not compared with them: {e:#}", model.name, set.display());
+            }
+        }
+    }
+}
+
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -199,9 +221,11 @@ impl Todo {
         let avail = &r.runtimes[plan.plan.runtimes.iter().position(|x| x.id == group.runtime).expect("a runtime of the plan")];
         let model = &plan.models[group.model];
         let pending = cells.len();
+        let on_grid = cells.iter().any(|c| c.data_set.is_none());
         let job = match (model.io(), avail.usable) {
             (_, false) => Err((Status::Skipped, format!("{} is not usable here: {}", group.runtime, avail.detail))),
             (Err(why), _) => Err((Status::Failed, why.to_string())),
+            (Ok(_), true) if on_grid && model.inputs().is_err() => Err((Status::Failed, model.inputs().err().unwrap_or_default().to_string())),
             (Ok(_), true) => GroupJob::new(plan, g, cells, &opts.runtime, outputs_dir).ok_or((Status::Failed, format!("model `{}` is not ready", model.name))),
         };
         Todo { pending, job }

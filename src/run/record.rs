@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 
 use super::RunOptions;
 use crate::resolve::ResolvedPlan;
-use crate::results::{self, Availability, CellRecord, GroupRecord, ModelRecord, RunResults, Status};
+use crate::results::{self, Availability, CellRecord, GroupRecord, ModelInput, ModelRecord, RunResults, Status};
 use crate::runtimes::Timing;
 use crate::scenario::ScenarioFile;
 
@@ -30,8 +30,16 @@ pub fn timer_text(opts: &RunOptions) -> String {
 pub fn model_records(plan: &ResolvedPlan) -> Vec<ModelRecord> {
     plan.models
         .iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(k, m)| {
             let meta = m.meta();
+            let input = if plan.runs_test_data(k) {
+                ModelInput::TestData
+            } else if m.inputs().map_or(true, |p| p.takes_text()) {
+                ModelInput::Text
+            } else {
+                ModelInput::Generated
+            };
             let io = m.io().ok();
             ModelRecord {
                 name: m.name.clone(),
@@ -40,6 +48,7 @@ pub fn model_records(plan: &ResolvedPlan) -> Vec<ModelRecord> {
                 tokenizer: m.tokenizer().map(|p| p.display().to_string()),
                 weights: meta.weights.clone().unwrap_or_else(|| "unknown".into()),
                 precision: io.map(|io| io.precision()).unwrap_or("fp32").to_string(),
+                input,
                 flops_per_token: io.map(|io| io.flops_per_token).unwrap_or(0),
                 max_positions: m.max_positions(),
                 compare_with: m.sibling(),

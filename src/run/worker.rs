@@ -17,16 +17,13 @@ type TextInputs = Option<(String, tokenizers::Tokenizer)>;
 
 fn text_inputs(job: &GroupJob) -> anyhow::Result<TextInputs> {
     let model = &job.model;
-    if !inputs::takes_tokens(&model.io.inputs) {
-        return Ok(None);
-    }
+    // Only cells on the scenario's grid take text; test data cells bring their own inputs.
+    let on_grid = job.cells.iter().any(|c| c.data_set.is_none());
+    let Some(plan) = model.inputs.as_ref().filter(|p| on_grid && p.takes_text()) else { return Ok(None) };
     let text = inputs::load_text(&job.measuring.text)?;
     let tokenizer = match &model.tokenizer {
         Some(p) => inputs::load_tokenizer(p)?,
-        None => anyhow::bail!(
-            "model `{}` takes token ids but has no tokenizer.json beside its ONNX file\n  fix: copy the model's tokenizer.json into its folder",
-            model.name
-        ),
+        None => anyhow::bail!("model `{}` takes token ids (input `{}`) but has no tokenizer.json\n  fix: copy the model's tokenizer.json into its folder", model.name, plan.fills.iter().find(|f| f.fill == inputs::Fill::Token(crate::scenario::Role::TokenIds)).map_or("?", |f| f.input.name.as_str())),
     };
     inputs::check_vocab(&tokenizer, &model.name, model.io.word_embedding_rows)?;
     Ok(Some((text, tokenizer)))
@@ -84,13 +81,18 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
 fn run_cell(job: &GroupJob, cell: &Cell, session: &mut dyn Session, text: Option<&mut (String, tokenizers::Tokenizer)>, gpu: Option<&crate::gpu::Gpu>) -> anyhow::Result<CellRecord> {
     let cell_clock = Instant::now();
     let model = &job.model;
-    let feed = match text {
-        Some((text, tokenizer)) => {
+    let plan = || model.inputs.as_ref().ok_or_else(|| anyhow::anyhow!("model `{}`: its inputs cannot be fed", model.name));
+    let feed = match (cell.data_set, text) {
+        (Some(n), _) => {
+            let set = model.test_data.get(n).ok_or_else(|| anyhow::anyhow!("model `{}` has no test data set {n}", model.name))?;
+            Feed::from_test_data(&model.name, set, &model.io.inputs)?
+        }
+        (None, Some((text, tokenizer))) => {
             let texts = inputs::passages(text, cell.chars, cell.batch)?;
-            Feed::from_texts(tokenizer, &texts, &model.name, model.position_offset, &model.io.inputs, model.max_positions)?
+            Feed::from_texts(tokenizer, &texts, plan()?, model.position_offset, model.max_positions, &job.measuring.dims)?
         }
         // Without text, an input length is used as the `sequence` dim itself.
-        None => Feed::generated(&model.name, &model.io.inputs, cell.batch, cell.chars, &job.measuring.dims)?,
+        (None, None) => Feed::generated(plan()?, cell.batch, cell.chars, &job.measuring.dims)?,
     };
     let energy = gpu.map(|g| move || g.energy_mj());
     let m = &job.measuring;
@@ -113,7 +115,8 @@ fn run_cell(job: &GroupJob, cell: &Cell, session: &mut dyn Session, text: Option
     }
     let mut record = job.empty_record(cell, Status::Ok, None);
     record.summary = Some(summarize(&samples.latency_ms, feed.batch, feed.real_tokens()));
-    record.tokens = Some(feed.text);
+    record.tokens = feed.text;
+    record.fed = feed.fed;
     record.prepare_ms = Some(samples.prepare_ms);
     record.warmup_ms = Some(samples.warmup_ms);
     record.timer_resolution_ms = Some(samples.timer_resolution_ms);

@@ -9,6 +9,9 @@ use super::{Availability, DeviceClass, Engine, Output, Runtime, RuntimeId, Runti
 use crate::inputs::Feed;
 use crate::tensor::{ElemType, Tensor as HostTensor};
 
+/// What to do about a graph tract does not support.
+const UNSUPPORTED_FIX: &str = "run this model on ONNX Runtime (ort-cpu); tract does not implement every ONNX operator and form (see the operator named above)";
+
 /// tract on the CPU: built in, always usable.
 pub struct Tract;
 
@@ -51,7 +54,7 @@ impl TractSession {
         let inference = tract_onnx::onnx()
             .with_ignore_value_info(true)
             .model_for_path(onnx)
-            .map_err(|e| anyhow!("tract cannot load {}: {e:#}", onnx.display()))?;
+            .map_err(|e| anyhow!("not supported by tract: it cannot load {}: {e:#}\n  fix: {UNSUPPORTED_FIX}", onnx.display()))?;
         let nodes = inference.nodes().len();
         Ok(TractSession {
             model: inference,
@@ -87,6 +90,7 @@ fn datum_type(t: ElemType) -> Result<DatumType> {
         ElemType::Bool => DatumType::Bool,
         ElemType::String => DatumType::String,
         ElemType::Bfloat16 => bail!("tract has no bfloat16 type, so it cannot take bfloat16 inputs\n  fix: run this model on ONNX Runtime (ort-cpu)"),
+        other => bail!("not supported by tract: it has no {other} type\n  fix: {UNSUPPORTED_FIX}"),
     })
 }
 
@@ -107,6 +111,7 @@ fn to_tract(t: &HostTensor) -> Result<Tensor> {
         HostTensor::Bool(a) => Tensor::from(a.clone()),
         HostTensor::Str(a) => Tensor::from(a.clone()),
         HostTensor::BF16(_) => bail!("tract has no bfloat16 type, so it cannot take bfloat16 inputs\n  fix: run this model on ONNX Runtime (ort-cpu)"),
+        HostTensor::Packed(p) => bail!("not supported by tract: it has no {} type\n  fix: {UNSUPPORTED_FIX}", p.ty),
     })
 }
 
@@ -129,7 +134,9 @@ fn from_tract(v: &TValue) -> Result<HostTensor> {
         DatumType::U64 => HostTensor::U64(arr(v)?),
         DatumType::Bool => HostTensor::Bool(arr(v)?),
         DatumType::String => HostTensor::Str(arr(v)?),
-        other => bail!("tract gave an output of type {other:?}, which xbench does not read"),
+        // Shapes computed in the graph (the Shape operator's output) are tract's symbolic dims: int64 in ONNX.
+        DatumType::TDim => HostTensor::I64(arr(&v.cast_to::<i64>()?.into_owned().into_tvalue())?),
+        other => bail!("not supported by tract: it gave an output of type {other:?}, which has no ONNX type\n  fix: {UNSUPPORTED_FIX}"),
     })
 }
 
@@ -152,7 +159,7 @@ impl Session for TractSession {
         }
         let plan = model
             .into_optimized()
-            .map_err(|e| anyhow!("tract cannot optimize the graph for shapes {shapes:?}: {e:#}"))?
+            .map_err(|e| anyhow!("not supported by tract: it cannot optimize the graph for input shapes {shapes:?}: {e:#}\n  fix: {UNSUPPORTED_FIX}"))?
             .into_runnable()
             .context("tract cannot build a plan")?;
         let state = TypedSimpleState::new(&plan).context("tract cannot start a plan state")?;
@@ -166,7 +173,7 @@ impl Session for TractSession {
         }
         let (_, state) = self.current.as_mut().expect("prepared above");
         let inputs: TVec<TValue> = feed.tensors.iter().map(|(_, t)| to_tract(t).map(TValue::from)).collect::<Result<_>>()?;
-        self.last = state.run(inputs).map_err(|e| anyhow!("tract run failed: {e:#}"))?;
+        self.last = state.run(inputs).map_err(|e| anyhow!("tract run failed: {e:#}\n  fix: check the inputs against what the model expects (`xbench models` lists them), or run it on ort-cpu to compare"))?;
         Ok(())
     }
 

@@ -36,7 +36,8 @@ pub struct ScenarioFile {
     /// Intra-op threads for runtimes that take a thread count (default: the cores available).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<i64>,
-    /// Runtime whose outputs the others are compared with (default: the first listed).
+    /// Runtime whose outputs the others are compared with (default: `ort-cpu` when it runs, else the
+    /// first listed). A model's own expected outputs (its test data) are compared with every runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
     /// Agreement tolerances per precision.
@@ -48,9 +49,17 @@ pub struct ScenarioFile {
     /// Longest a cell may take, in seconds, before it is failed (default 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell_timeout_s: Option<f64>,
-    /// Values of named symbolic dims for models that do not take text (e.g. `{height: 224}`).
+    /// Values of dims for models that do not take text, by symbol (`{height: 224}`) or by input
+    /// and axis (`{pixel_values.2: 224}`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub dims: std::collections::BTreeMap<String, i64>,
+    /// What inputs are fed, by input name, for every model that has them (see `scenario::inputs`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub inputs: std::collections::BTreeMap<String, serde_yaml::Value>,
+    /// Whether a model folder's own test data (`test_data_set_N/`) is run, with its expected
+    /// outputs as the reference (default: true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_data: Option<bool>,
     /// Warn when a cell's 95% interval of the mean is wider than this share of the mean (default 0.10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_warn_share: Option<f64>,
@@ -59,14 +68,20 @@ pub struct ScenarioFile {
     pub ops: Option<serde_yaml::Value>,
 }
 
-/// `tolerance:` in a scenario: `|a − r| ≤ abs + rel·|r|` per model precision.
+/// `tolerance:` in a scenario: `|a − r| ≤ abs + rel·|r|` per precision class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TolerancesFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fp32: Option<ToleranceFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tf32: Option<ToleranceFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fp16: Option<ToleranceFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bf16: Option<ToleranceFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8: Option<ToleranceFile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,7 +104,7 @@ impl ScenarioFile {
         serde_yaml::from_str(yaml).map_err(|e| {
             let msg = e.to_string();
             let hint = if msg.contains("unknown field") {
-                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32/fp16: abs, rel), min_time_s, cell_timeout_s, ci_warn_share, dims, ops"
+                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32, tf32, fp16, bf16, int8: abs, rel), min_time_s, cell_timeout_s, ci_warn_share, dims, inputs, test_data, ops"
             } else if msg.contains("missing field") {
                 "add that key (see scenarios/quick.yaml for a complete example)"
             } else if msg.contains("expected struct ScenarioFile") {

@@ -4,6 +4,7 @@
 
 mod file;
 mod hub_ref;
+pub mod inputs;
 pub mod ops;
 mod plan;
 mod runtime_entry;
@@ -14,10 +15,11 @@ mod validate;
 
 pub use file::{ScenarioFile, ToleranceFile, TolerancesFile};
 pub use hub_ref::{HubRef, ENTRY_PREFIX};
-pub use plan::{model_name, Cell, Group, ModelEntry, Plan, Settings, TextSource};
+pub use inputs::{InputSpec, Role, Scalar, Values};
+pub use plan::{model_name, Cell, Group, ModelEntry, Plan, Point, Settings, TextSource};
 pub use runtime_entry::{RuntimeEntry, RuntimeKind, RuntimeRequest};
 pub use runtime_id::RuntimeId;
-pub use tolerance::{Tolerance, Tolerances};
+pub use tolerance::{Tolerance, Tolerances, PRECISIONS};
 pub use validate::{validate, Overrides};
 
 /// The scenario used when `xbench scenario` is given no file: the quick grid on the committed tiny model.

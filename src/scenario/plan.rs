@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hub_ref::HubRef;
 use super::ops::OpCase;
-use super::{RuntimeId, RuntimeRequest, Tolerances};
+use super::{InputSpec, RuntimeId, RuntimeRequest, Tolerances};
 
 /// Where a scenario's input text comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,8 +68,12 @@ pub struct Settings {
     pub cell_timeout_s: f64,
     /// Warn when the 95% interval of the mean is wider than this share of the mean.
     pub ci_warn_share: f64,
-    /// Values of named symbolic dims for generated (non-text) inputs.
+    /// Values of dims for generated (non-text) inputs: by symbol, or by `input.axis`.
     pub dims: BTreeMap<String, usize>,
+    /// What inputs are fed, by input name (the scenario's `inputs:`).
+    pub inputs: BTreeMap<String, InputSpec>,
+    /// Whether models' own test data sets are run.
+    pub test_data: bool,
 }
 
 /// One measured point: a model on a runtime at one input length and batch size.
@@ -81,6 +85,24 @@ pub struct Cell {
     pub runtime: RuntimeId,
     pub chars: usize,
     pub batch: usize,
+    /// The model's own test data set the cell runs on (then `chars` is its number and `batch` 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_set: Option<usize>,
+}
+
+/// Where in a model's grid a cell lies: an input length and a batch size, or a test data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Point {
+    pub chars: usize,
+    pub batch: usize,
+    pub data_set: Option<usize>,
+}
+
+impl Point {
+    /// The point of test data set `n`.
+    pub fn data_set(n: usize) -> Point {
+        Point { chars: n, batch: 1, data_set: Some(n) }
+    }
 }
 
 /// The cells of one (model, runtime) pair, run with one loaded session.
@@ -124,14 +146,26 @@ impl Plan {
         self.runtimes.iter().map(|r| r.id).collect()
     }
 
+    /// The scenario's grid: every input length with every batch size.
+    pub fn grid_points(&self) -> Vec<Point> {
+        self.input_chars.iter().flat_map(|&chars| self.batch_sizes.iter().map(move |&batch| Point { chars, batch, data_set: None })).collect()
+    }
+
+    /// Lays the cells out again, with model `m`'s points from `points(m)` (a model that runs its
+    /// own test data has one point per data set instead of the scenario's grid).
+    pub fn regrid(&mut self, points: impl Fn(usize) -> Vec<Point>) {
+        let per_model: Vec<Vec<Point>> = (0..self.models.len()).map(points).collect();
+        (self.groups, self.cells) = grid(&self.models, &self.runtime_ids(), &per_model);
+    }
+
     /// Whether the plan measures operation cases rather than models.
     pub fn is_ops(&self) -> bool {
         self.models.iter().any(|m| matches!(m, ModelEntry::Op(_)))
     }
 }
 
-/// The grid of `models` × `runtimes` × lengths × batch sizes, in that order.
-pub(super) fn grid(models: &[ModelEntry], runtimes: &[RuntimeId], input_chars: &[usize], batch_sizes: &[usize]) -> (Vec<Group>, Vec<Cell>) {
+/// The grid of `models` × `runtimes` × each model's points, in that order.
+pub(super) fn grid(models: &[ModelEntry], runtimes: &[RuntimeId], points: &[Vec<Point>]) -> (Vec<Group>, Vec<Cell>) {
     let mut groups = Vec::new();
     let mut cells = Vec::new();
     for (m, entry) in models.iter().enumerate() {
@@ -139,10 +173,8 @@ pub(super) fn grid(models: &[ModelEntry], runtimes: &[RuntimeId], input_chars: &
         for &runtime in runtimes {
             let group = groups.len();
             let first_cell = cells.len();
-            for &chars in input_chars {
-                for &batch in batch_sizes {
-                    cells.push(Cell { index: cells.len(), group, model: model.clone(), runtime, chars, batch });
-                }
+            for p in &points[m] {
+                cells.push(Cell { index: cells.len(), group, model: model.clone(), runtime, chars: p.chars, batch: p.batch, data_set: p.data_set });
             }
             groups.push(Group { index: group, model: m, runtime, first_cell, cell_count: cells.len() - first_cell });
         }

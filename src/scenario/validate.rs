@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{anyhow, Result};
 
 use super::hub_ref::HubRef;
-use super::plan::{grid, ModelEntry, Plan, Settings, TextSource};
+use super::plan::{grid, ModelEntry, Plan, Point, Settings, TextSource};
 use super::{ops, texts, RuntimeEntry, RuntimeId, RuntimeRequest, ScenarioFile, Tolerance, Tolerances};
 
 /// Largest values accepted; beyond them a value is taken for a typo.
@@ -54,6 +54,8 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
     };
     let (input_chars, batch_sizes) = match &op_cases {
         Some(_) => (vec![0], vec![1]),
+        // Both empty: every model must bring its own test data (checked when models are found).
+        None if file.input_chars.is_empty() && file.batch_sizes.is_empty() => (Vec::new(), Vec::new()),
         None => (
             sizes(&file.input_chars, "input_chars", 1, MAX_CHARS, "[50, 100, 200, 500]").map_err(|(k, m)| err(&k, m))?,
             sizes(&file.batch_sizes, "batch_sizes", 1, MAX_BATCH, "[1, 16, 32]").map_err(|(k, m)| err(&k, m))?,
@@ -110,7 +112,8 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
     }
 
     let reference = match &file.reference {
-        None => ids[0],
+        // The most trusted runtime present: ONNX Runtime on the CPU, else the first listed.
+        None => if ids.contains(&RuntimeId::ORT_CPU) { RuntimeId::ORT_CPU } else { ids[0] },
         Some(name) => {
             let id = RuntimeId::new(name.trim());
             if !ids.contains(&id) {
@@ -124,12 +127,12 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
     };
     let mut tolerances = Tolerances::default();
     if let Some(t) = &file.tolerance {
-        for (key, given, slot) in [("tolerance.fp32", &t.fp32, &mut tolerances.fp32), ("tolerance.fp16", &t.fp16, &mut tolerances.fp16)] {
+        for (class, given) in [("fp32", &t.fp32), ("tf32", &t.tf32), ("fp16", &t.fp16), ("bf16", &t.bf16), ("int8", &t.int8)] {
             if let Some(g) = given {
                 if !(g.abs.is_finite() && g.abs >= 0.0 && g.rel.is_finite() && g.rel >= 0.0) {
-                    return Err(err(key, format!("= {{abs: {}, rel: {}}} must be finite and not negative\n  fix: e.g. `{{abs: 1e-4, rel: 1e-3}}`", g.abs, g.rel)));
+                    return Err(err(&format!("tolerance.{class}"), format!("= {{abs: {}, rel: {}}} must be finite and not negative\n  fix: e.g. `{{abs: 1e-4, rel: 1e-3}}`", g.abs, g.rel)));
                 }
-                *slot = Tolerance { abs: g.abs, rel: g.rel };
+                *tolerances.slot(class).expect("a precision class") = Tolerance { abs: g.abs, rel: g.rel };
             }
         }
     }
@@ -150,8 +153,15 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
     };
     let mut dims = BTreeMap::new();
     for (name, &v) in &file.dims {
-        dims.insert(name.clone(), one_size(v, 1, 1 << 24, &format!("`dims: {{{name}: 224}}`")).map_err(|m| err(&format!("dims.{name}"), m))?);
+        // `input.axis` names one dim of one input; the axis must be a whole number.
+        if let Some((input, axis)) = name.rsplit_once('.') {
+            if input.is_empty() || axis.parse::<usize>().is_err() {
+                return Err(err(&format!("dims.{name}"), format!("is neither a dim's name nor `input.axis`\n  fix: e.g. `dims: {{height: 224}}` or `dims: {{pixel_values.2: 224}}`")));
+            }
+        }
+        dims.insert(name.clone(), one_size(v, 0, 1 << 24, &format!("`dims: {{{name}: 224}}`")).map_err(|m| err(&format!("dims.{name}"), m))?);
     }
+    let inputs = super::inputs::parse_inputs(&file.inputs, scenario_dir).map_err(|(k, m)| err(&format!("inputs{k}"), m))?;
     let text = match (&file.text, &file.text_file) {
         (Some(_), Some(_)) => return Err(err("text_file", "is given together with `text`\n  fix: keep one of the two".into())),
         (_, Some(path)) => TextSource::File(scenario_dir.join(path)),
@@ -164,7 +174,8 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         (None, None) => TextSource::Builtin(texts::BUILTIN_TEXTS[0].0.to_string()),
     };
 
-    let (groups, cells) = grid(&models, &ids, &input_chars, &batch_sizes);
+    let points: Vec<Point> = input_chars.iter().flat_map(|&chars| batch_sizes.iter().map(move |&batch| Point { chars, batch, data_set: None })).collect();
+    let (groups, cells) = grid(&models, &ids, &vec![points; models.len()]);
     Ok(Plan {
         name: file.name.clone(),
         origin: origin.to_string(),
@@ -174,7 +185,7 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         runtimes_key,
         input_chars,
         batch_sizes,
-        settings: Settings { iterations, warmup, text, threads, reference, tolerances, min_time_s, cell_timeout_s, ci_warn_share, dims },
+        settings: Settings { iterations, warmup, text, threads, reference, tolerances, min_time_s, cell_timeout_s, ci_warn_share, dims, inputs, test_data: file.test_data.unwrap_or(true) },
         groups,
         cells,
     })

@@ -25,10 +25,12 @@ pub struct Summary {
     pub median_ci95_ms: [f64; 2],
     /// Samples outside Tukey's fences (1.5 IQR beyond the quartiles); kept in every statistic.
     pub outliers: usize,
-    /// Sequences per second at the mean latency.
-    pub sequences_per_s: f64,
-    /// Real (non-padding) tokens per second at the mean latency.
-    pub tokens_per_s: f64,
+    /// Items (sequences, images, rows of the batch) per second at the mean latency.
+    #[serde(alias = "sequences_per_s")]
+    pub items_per_s: f64,
+    /// Real (non-padding) tokens per second at the mean latency; none for a model that took no tokens.
+    #[serde(default)]
+    pub tokens_per_s: Option<f64>,
 }
 
 /// Percentile by linear interpolation between closest ranks (`q` in 0..=1) of sorted data.
@@ -103,8 +105,9 @@ pub fn median(xs: &[f64]) -> f64 {
     percentile(&sorted(xs), 0.5)
 }
 
-/// Summarizes latency samples of a batch of `batch` sequences holding `tokens` real tokens.
-pub fn summarize(latency_ms: &[f64], batch: usize, tokens: usize) -> Summary {
+/// Summarizes latency samples of a batch of `batch` items holding `tokens` real tokens (none for
+/// a model that takes no text).
+pub fn summarize(latency_ms: &[f64], batch: usize, tokens: Option<usize>) -> Summary {
     assert!(!latency_ms.is_empty(), "summary of no samples");
     let s = sorted(latency_ms);
     let m = mean(latency_ms);
@@ -120,8 +123,8 @@ pub fn summarize(latency_ms: &[f64], batch: usize, tokens: usize) -> Summary {
         mean_ci95_ms: bootstrap_ci(latency_ms, mean, 0.95, 2000, 0x5EED),
         median_ci95_ms: bootstrap_ci(latency_ms, median, 0.95, 2000, 0x5EED + 1),
         outliers: tukey_outliers(latency_ms),
-        sequences_per_s: batch as f64 / (m / 1e3),
-        tokens_per_s: tokens as f64 / (m / 1e3),
+        items_per_s: batch as f64 / (m / 1e3),
+        tokens_per_s: tokens.map(|t| t as f64 / (m / 1e3)),
     }
 }
 
@@ -132,7 +135,7 @@ mod tests {
     #[test]
     fn summary_of_known_samples() {
         let xs = [4.0, 1.0, 3.0, 2.0, 5.0];
-        let s = summarize(&xs, 2, 10);
+        let s = summarize(&xs, 2, Some(10));
         assert_eq!(s.n, 5);
         assert_eq!(s.mean_ms, 3.0);
         assert_eq!(s.median_ms, 3.0);
@@ -141,8 +144,9 @@ mod tests {
         assert!((s.p90_ms - 4.6).abs() < 1e-12);
         assert!((s.p99_ms - 4.96).abs() < 1e-12);
         assert!((s.std_ms - 2.5f64.sqrt()).abs() < 1e-12);
-        assert!((s.sequences_per_s - 2.0 / 0.003).abs() < 1e-9);
-        assert!((s.tokens_per_s - 10.0 / 0.003).abs() < 1e-9);
+        assert!((s.items_per_s - 2.0 / 0.003).abs() < 1e-9);
+        assert!((s.tokens_per_s.unwrap() - 10.0 / 0.003).abs() < 1e-9);
+        assert_eq!(summarize(&xs, 2, None).tokens_per_s, None, "no tokens for a model that took none");
         assert_eq!(s.outliers, 0);
         assert!(s.mean_ci95_ms[0] <= 3.0 && 3.0 <= s.mean_ci95_ms[1]);
     }
@@ -171,7 +175,7 @@ mod tests {
 
     #[test]
     fn single_sample_has_degenerate_interval() {
-        let s = summarize(&[2.0], 1, 1);
+        let s = summarize(&[2.0], 1, Some(1));
         assert_eq!(s.mean_ci95_ms, [2.0, 2.0]);
         assert_eq!(s.std_ms, 0.0);
     }

@@ -3,120 +3,12 @@
 
 use half::{bf16, f16};
 use ndarray::{ArrayD, IxDyn};
-use serde::{Deserialize, Serialize};
 
-/// An ONNX element type, named as ONNX names it (`float32`, `int64`, `bool`, …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ElemType {
-    Float32,
-    Float16,
-    Bfloat16,
-    Float64,
-    Int8,
-    Int16,
-    Int32,
-    Int64,
-    Uint8,
-    Uint16,
-    Uint32,
-    Uint64,
-    Bool,
-    String,
-}
+mod elem;
+mod packed;
 
-impl ElemType {
-    pub const ALL: [ElemType; 14] = [
-        ElemType::Float32,
-        ElemType::Float16,
-        ElemType::Bfloat16,
-        ElemType::Float64,
-        ElemType::Int8,
-        ElemType::Int16,
-        ElemType::Int32,
-        ElemType::Int64,
-        ElemType::Uint8,
-        ElemType::Uint16,
-        ElemType::Uint32,
-        ElemType::Uint64,
-        ElemType::Bool,
-        ElemType::String,
-    ];
-
-    /// ONNX's name of the type, as `xbench models` shows it.
-    pub fn name(self) -> &'static str {
-        match self {
-            ElemType::Float32 => "float32",
-            ElemType::Float16 => "float16",
-            ElemType::Bfloat16 => "bfloat16",
-            ElemType::Float64 => "float64",
-            ElemType::Int8 => "int8",
-            ElemType::Int16 => "int16",
-            ElemType::Int32 => "int32",
-            ElemType::Int64 => "int64",
-            ElemType::Uint8 => "uint8",
-            ElemType::Uint16 => "uint16",
-            ElemType::Uint32 => "uint32",
-            ElemType::Uint64 => "uint64",
-            ElemType::Bool => "bool",
-            ElemType::String => "string",
-        }
-    }
-
-    /// The type of ONNX's name (`float` and `double` too).
-    pub fn from_name(name: &str) -> Option<ElemType> {
-        match name {
-            "float" => Some(ElemType::Float32),
-            "double" => Some(ElemType::Float64),
-            _ => ElemType::ALL.into_iter().find(|t| t.name() == name),
-        }
-    }
-
-    /// ONNX's `TensorProto.DataType` number.
-    pub fn onnx_code(self) -> i32 {
-        match self {
-            ElemType::Float32 => 1,
-            ElemType::Uint8 => 2,
-            ElemType::Int8 => 3,
-            ElemType::Uint16 => 4,
-            ElemType::Int16 => 5,
-            ElemType::Int32 => 6,
-            ElemType::Int64 => 7,
-            ElemType::String => 8,
-            ElemType::Bool => 9,
-            ElemType::Float16 => 10,
-            ElemType::Float64 => 11,
-            ElemType::Uint32 => 12,
-            ElemType::Uint64 => 13,
-            ElemType::Bfloat16 => 16,
-        }
-    }
-
-    pub fn from_onnx_code(code: i32) -> Option<ElemType> {
-        ElemType::ALL.into_iter().find(|t| t.onnx_code() == code)
-    }
-
-    pub fn is_float(self) -> bool {
-        matches!(self, ElemType::Float32 | ElemType::Float16 | ElemType::Bfloat16 | ElemType::Float64)
-    }
-
-    /// Bytes per element (strings have no fixed size).
-    pub fn size(self) -> Option<usize> {
-        Some(match self {
-            ElemType::Int8 | ElemType::Uint8 | ElemType::Bool => 1,
-            ElemType::Float16 | ElemType::Bfloat16 | ElemType::Int16 | ElemType::Uint16 => 2,
-            ElemType::Float32 | ElemType::Int32 | ElemType::Uint32 => 4,
-            ElemType::Float64 | ElemType::Int64 | ElemType::Uint64 => 8,
-            ElemType::String => return None,
-        })
-    }
-}
-
-impl std::fmt::Display for ElemType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use elem::ElemType;
+pub use packed::Packed;
 
 /// A tensor in host memory.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +27,9 @@ pub enum Tensor {
     U64(ArrayD<u64>),
     Bool(ArrayD<bool>),
     Str(ArrayD<String>),
+    /// 8-bit floats and 4-bit types, as ONNX lays them out: 4-bit elements two to a byte, the
+    /// first in the low nibble.
+    Packed(Packed),
 }
 
 /// Runs `$body` with `$a` bound to the tensor's array, whatever its element type.
@@ -156,6 +51,7 @@ macro_rules! each_tensor {
             $crate::tensor::Tensor::U64($a) => $body,
             $crate::tensor::Tensor::Bool($a) => $body,
             $crate::tensor::Tensor::Str($a) => $body,
+            $crate::tensor::Tensor::Packed(_) => unreachable!("packed tensors have no array"),
         }
     };
 }
@@ -172,11 +68,17 @@ pub enum Scalar<'a> {
 
 impl Tensor {
     pub fn shape(&self) -> &[usize] {
-        each_tensor!(self, a => a.shape())
+        match self {
+            Tensor::Packed(p) => &p.shape,
+            _ => each_tensor!(self, a => a.shape()),
+        }
     }
 
     pub fn len(&self) -> usize {
-        each_tensor!(self, a => a.len())
+        match self {
+            Tensor::Packed(p) => p.shape.iter().product(),
+            _ => each_tensor!(self, a => a.len()),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -199,6 +101,7 @@ impl Tensor {
             Tensor::U64(_) => ElemType::Uint64,
             Tensor::Bool(_) => ElemType::Bool,
             Tensor::Str(_) => ElemType::String,
+            Tensor::Packed(p) => p.ty,
         }
     }
 
@@ -219,6 +122,7 @@ impl Tensor {
             Tensor::U64(a) => a.iter().map(|v| Scalar::Int(*v as i128)).collect(),
             Tensor::Bool(a) => a.iter().map(|v| Scalar::Bool(*v)).collect(),
             Tensor::Str(a) => a.iter().map(|v| Scalar::Str(v.as_str())).collect(),
+            Tensor::Packed(p) => (0..self.len()).map(|i| p.scalar(i)).collect(),
         }
     }
 
@@ -242,6 +146,7 @@ impl Tensor {
             Tensor::U64(a) => bytes(a, u64::to_le_bytes),
             Tensor::Bool(a) => a.iter().map(|v| *v as u8).collect(),
             Tensor::Str(_) => return None,
+            Tensor::Packed(p) => p.bytes.clone(),
         })
     }
 
@@ -256,6 +161,13 @@ impl Tensor {
     /// A tensor of `ty` and `shape` from little-endian bytes.
     pub fn from_le_bytes(ty: ElemType, shape: &[usize], bytes: &[u8]) -> anyhow::Result<Tensor> {
         let n: usize = shape.iter().product();
+        if ty.packed_bits().is_some() {
+            let need = Packed::byte_len(ty, n);
+            if bytes.len() != need {
+                anyhow::bail!("{} bytes do not hold a {ty} tensor of shape {shape:?} ({need} bytes)", bytes.len());
+            }
+            return Ok(Tensor::Packed(Packed { ty, shape: shape.to_vec(), bytes: bytes.to_vec() }));
+        }
         let size = ty.size().ok_or_else(|| anyhow::anyhow!("{ty} tensors have no fixed-size bytes"))?;
         if bytes.len() != n * size {
             anyhow::bail!("{} bytes do not hold a {ty} tensor of shape {shape:?} ({} bytes)", bytes.len(), n * size);
@@ -278,7 +190,7 @@ impl Tensor {
             ElemType::Uint32 => Tensor::U32(arr(shape, bytes, u32::from_le_bytes)?),
             ElemType::Uint64 => Tensor::U64(arr(shape, bytes, u64::from_le_bytes)?),
             ElemType::Bool => Tensor::Bool(arr(shape, bytes, |[b]: [u8; 1]| b != 0)?),
-            ElemType::String => unreachable!("strings have no size"),
+            _ => unreachable!("strings have no size; packed types are handled above"),
         })
     }
 
@@ -329,7 +241,8 @@ mod tests {
     fn every_fixed_size_type_round_trips_through_bytes() {
         let shape = [2, 2];
         for ty in ElemType::ALL.into_iter().filter(|t| *t != ElemType::String) {
-            let bytes: Vec<u8> = (0..4 * ty.size().unwrap()).map(|i| if ty == ElemType::Bool { (i % 2) as u8 } else { (i * 7 % 251) as u8 }).collect();
+            let len = ty.size().map_or_else(|| Packed::byte_len(ty, 4), |s| 4 * s);
+            let bytes: Vec<u8> = (0..len).map(|i| if ty == ElemType::Bool { (i % 2) as u8 } else { (i * 7 % 251) as u8 }).collect();
             let t = Tensor::from_le_bytes(ty, &shape, &bytes).unwrap();
             assert_eq!((t.elem_type(), t.shape()), (ty, &shape[..]));
             assert_eq!(t.to_le_bytes().unwrap(), bytes, "{ty}");

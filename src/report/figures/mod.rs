@@ -75,12 +75,13 @@ where
     draw_bars(root, &BarChart { title: FIG2_TITLE, x_desc: "model", bars, force_log: false })
 }
 
-/// Fig. 3: latency against input length.
-pub fn by_length<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, points: &[LinePoint]) -> Result<()>
+/// Fig. 3: latency against input length (`x_desc` says in what: characters of text, or the
+/// length of generated inputs' sequence dims).
+pub fn by_length<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, points: &[LinePoint], x_desc: &str) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    draw_lines(root, &LineChart { title: FIG3_TITLE, x_desc: "input length (characters)", points })
+    draw_lines(root, &LineChart { title: FIG3_TITLE, x_desc, points })
 }
 
 /// Fig. 4: latency against batch size.
@@ -95,7 +96,8 @@ where
 pub enum Chart {
     Operations(Vec<Bar>),
     Models(Vec<Bar>),
-    Length(Vec<LinePoint>),
+    /// Points, and what the x axis measures.
+    Length(Vec<LinePoint>, &'static str),
     Batch(Vec<LinePoint>),
 }
 
@@ -115,7 +117,7 @@ impl Figure {
         match self.chart {
             Chart::Operations(_) => FIG1_TITLE,
             Chart::Models(_) => FIG2_TITLE,
-            Chart::Length(_) => FIG3_TITLE,
+            Chart::Length(..) => FIG3_TITLE,
             Chart::Batch(_) => FIG4_TITLE,
         }
     }
@@ -127,7 +129,7 @@ impl Figure {
         match &self.chart {
             Chart::Operations(b) => operations(root, b),
             Chart::Models(b) => models(root, b),
-            Chart::Length(p) => by_length(root, p),
+            Chart::Length(p, x_desc) => by_length(root, p, x_desc),
             Chart::Batch(p) => by_batch(root, p),
         }
     }
@@ -169,7 +171,13 @@ pub fn figures(m: &Merged) -> Vec<Figure> {
     }
     let pts = length_points(m);
     if !pts.is_empty() {
-        out.push(Figure { number: 3, stem: "fig3-length", omitted: omitted_points(&pts, &|x| format!("{x} characters")), chart: Chart::Length(pts) });
+        let generated = |model: &String| m.input_of(model) == crate::results::ModelInput::Generated;
+        let (x_desc, unit) = match (pts.iter().all(|p| generated(&p.model)), pts.iter().any(|p| generated(&p.model))) {
+            (true, _) => ("sequence length (generated inputs)", "length"),
+            (false, true) => ("input length (characters of text; sequence length for generated inputs)", "length"),
+            _ => ("input length (characters)", "characters"),
+        };
+        out.push(Figure { number: 3, stem: "fig3-length", omitted: omitted_points(&pts, &|x| format!("{x} {unit}")), chart: Chart::Length(pts, x_desc) });
     }
     let pts = batch_points(m);
     if !pts.is_empty() {

@@ -11,6 +11,11 @@ fn model_names<'m>(m: &'m Merged) -> Vec<&'m String> {
     m.models.iter().filter(|x| !x.starts_with(OP_PREFIX)).collect()
 }
 
+/// Models on the grid of lengths and batch sizes (not run on their own test data).
+fn grid_models(m: &Merged) -> Vec<String> {
+    m.grid_models()
+}
+
 /// The bar of series `s` over a selection, or nothing when the series has no cell there.
 fn bar(m: &Merged, s: usize, group: &str, select: impl Fn(&str, usize, usize) -> bool) -> Option<Bar> {
     let (mean_ms, ci95_ms) = match m.coverage(s, select) {
@@ -48,7 +53,7 @@ fn points(m: &Merged, xs: &[usize], pick: impl Fn(usize, usize, usize) -> bool) 
     let mut sorted = xs.to_vec();
     sorted.sort_unstable();
     let mut out = vec![];
-    for model in model_names(m) {
+    for model in &grid_models(m) {
         for s in 0..m.series.len() {
             for &x in &sorted {
                 if let Some(b) = bar(m, s, model, |md, ch, bt| md == model && pick(x, ch, bt)) {

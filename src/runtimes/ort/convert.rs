@@ -5,7 +5,7 @@ use ort::memory::AllocationDevice;
 use ort::session::SessionInputValue;
 use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 
-use crate::tensor::{ElemType, Tensor};
+use crate::tensor::{ElemType, Packed, Tensor};
 
 /// ONNX Runtime's name for an element type.
 pub fn ort_type(t: ElemType) -> TensorElementType {
@@ -24,6 +24,13 @@ pub fn ort_type(t: ElemType) -> TensorElementType {
         ElemType::Uint64 => TensorElementType::Uint64,
         ElemType::Bool => TensorElementType::Bool,
         ElemType::String => TensorElementType::String,
+        ElemType::Float8E4M3FN => TensorElementType::Float8E4M3FN,
+        ElemType::Float8E4M3FNUZ => TensorElementType::Float8E4M3FNUZ,
+        ElemType::Float8E5M2 => TensorElementType::Float8E5M2,
+        ElemType::Float8E5M2FNUZ => TensorElementType::Float8E5M2FNUZ,
+        ElemType::Uint4 => TensorElementType::Uint4,
+        ElemType::Int4 => TensorElementType::Int4,
+        ElemType::Float4E2M1 => TensorElementType::Float4E2M1,
     }
 }
 
@@ -32,9 +39,22 @@ pub fn elem_type(t: TensorElementType) -> Option<ElemType> {
     ElemType::ALL.into_iter().find(|e| ort_type(*e) == t)
 }
 
-/// A host tensor as a session input, borrowed where ONNX Runtime can read it in place (strings are copied).
+/// A packed tensor (8-bit floats, 4-bit types) as an ONNX Runtime value in host memory: a copy of its bytes.
+fn packed_value(p: &Packed) -> Result<DynValue> {
+    let shape: Vec<i64> = p.shape.iter().map(|&d| d as i64).collect();
+    let mut v = ort::value::DynTensor::new(&ort::memory::Allocator::default(), ort_type(p.ty), shape)?;
+    if !p.bytes.is_empty() {
+        // SAFETY: a host tensor of this type and shape holds exactly `bytes.len()` bytes (Packed::byte_len).
+        unsafe { std::ptr::copy_nonoverlapping(p.bytes.as_ptr(), v.data_ptr_mut() as *mut u8, p.bytes.len()) };
+    }
+    Ok(v.into_dyn())
+}
+
+/// A host tensor as a session input, borrowed where ONNX Runtime can read it in place (strings and
+/// packed types are copied).
 pub fn input_value(t: &Tensor) -> Result<SessionInputValue<'_>> {
     Ok(match t {
+        Tensor::Packed(p) => packed_value(p)?.into(),
         Tensor::Str(a) => ort::value::Tensor::from_string_array(a)?.into(),
         Tensor::F32(a) => TensorRef::from_array_view(a.view())?.into(),
         Tensor::F16(a) => TensorRef::from_array_view(a.view())?.into(),
@@ -64,6 +84,8 @@ pub fn owned_value(t: &Tensor, device: &(AllocationDevice<'static>, i32)) -> Res
     match t {
         Tensor::Str(a) if device.0 == AllocationDevice::CPU => Ok(ort::value::Tensor::from_string_array(a)?.into_dyn()),
         Tensor::Str(_) => bail!("string inputs stay in host memory; they cannot be bound on the device\n  fix: run this model with end-to-end timing"),
+        Tensor::Packed(p) if device.0 == AllocationDevice::CPU => packed_value(p),
+        Tensor::Packed(p) => bail!("{} inputs stay in host memory; they cannot be bound on the device\n  fix: run this model with end-to-end timing", p.ty),
         Tensor::F32(a) => place(a, device),
         Tensor::F16(a) => place(a, device),
         Tensor::BF16(a) => place(a, device),
@@ -88,6 +110,7 @@ pub fn host_view(name: &str, t: &Tensor) -> Result<(TensorElementType, *const st
     }
     let (ptr, bytes) = match t {
         Tensor::Str(_) => bail!("input `{name}` holds strings, which cannot be copied into a bound buffer\n  fix: run this model without --pinned-io and --cuda-graph"),
+        Tensor::Packed(p) => (p.bytes.as_ptr() as *const std::ffi::c_void, p.bytes.len()),
         Tensor::F32(a) => view(a),
         Tensor::F16(a) => view(a),
         Tensor::BF16(a) => view(a),
@@ -127,12 +150,22 @@ pub fn to_tensor(name: &str, value: &DynValue) -> Result<Tensor> {
         ElemType::Uint32 => Tensor::U32(value.try_extract_array()?.to_owned()),
         ElemType::Uint64 => Tensor::U64(value.try_extract_array()?.to_owned()),
         ElemType::Bool => Tensor::Bool(value.try_extract_array()?.to_owned()),
+        packed => {
+            let ValueType::Tensor { shape, .. } = value.dtype() else { unreachable!("a tensor, checked above") };
+            let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+            let len = Packed::byte_len(packed, dims.iter().product());
+            let t = value.view().downcast::<ort::value::DynTensorValueType>()?;
+            let ptr = t.data_ptr() as *const u8;
+            // SAFETY: an output in host memory of this type and shape holds `len` bytes.
+            let bytes = if len == 0 || ptr.is_null() { Vec::new() } else { unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec() };
+            Tensor::from_le_bytes(packed, &dims, &bytes)?
+        }
     })
 }
 
 /// Host bytes of an output of ONNX Runtime's type `ty`, as a host tensor.
 pub fn bytes_to_tensor(name: &str, ty: TensorElementType, shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
-    match elem_type(ty).filter(|e| e.size().is_some()) {
+    match elem_type(ty).filter(|e| *e != ElemType::String) {
         Some(e) => Tensor::from_le_bytes(e, shape, bytes),
         None => bail!("output `{name}` has a type xbench cannot read from a bound buffer ({ty:?})"),
     }

@@ -30,14 +30,25 @@ impl OrtSession {
         let builder = ort.settings.apply(builder)?;
         let mut builder = ort.ep.attach(builder, &ort.options, ort.settings.device.as_deref(), opts)?.with_log_level(LogLevel::Verbose).map_err(ort::Error::<()>::from)?;
         let (committed, log) = with_captured_log(|| builder.commit_from_file(onnx));
-        let session = committed.map_err(|e| anyhow!("ONNX Runtime cannot load {}: {e}", onnx.display()))?;
+        let session = committed.map_err(|e| {
+            anyhow!(
+                "not supported by ONNX Runtime {}: it cannot load {}: {e}\n  fix: the model needs an operator, opset or IR version this ONNX Runtime lacks, or is not valid ONNX; run it on another runtime (tract-cpu), or with another ONNX Runtime (--ort-lib)",
+                l.version,
+                onnx.display()
+            )
+        })?;
         let placement = parse_placement(&log);
         let wanted = ort.ep.name();
         let total: usize = placement.iter().map(|(_, n)| n).sum();
-        if placement.is_empty() {
-            bail!("ONNX Runtime did not report where the graph's nodes were placed, so {wanted} cannot be confirmed to run them");
+        // A graph that ONNX Runtime folds to constants leaves no node to place: on the CPU provider
+        // that is the model's own computation; any other provider would run nothing of it.
+        let cpu = wanted == "CPUExecutionProvider";
+        if placement.is_empty() && !cpu {
+            bail!(
+                "ONNX Runtime did not report where the graph's nodes were placed (a graph it folds to constants has none left), so {wanted} cannot be confirmed to run them\n  fix: run this model on ort-cpu"
+            );
         }
-        if !placement.iter().any(|(ep, n)| ep == wanted && *n > 0) {
+        if !cpu && !placement.iter().any(|(ep, n)| ep == wanted && *n > 0) {
             bail!(
                 "{wanted} was asked for but took none of the graph's {total} nodes (placement: {})\n  fix: the model's operators are not supported by this provider; use another runtime",
                 placement.iter().map(|(ep, n)| format!("{ep} {n}")).collect::<Vec<_>>().join(", ")

@@ -41,7 +41,10 @@ impl Core {
         for (name, t) in &feed.tensors {
             inputs.push((std::borrow::Cow::Borrowed(name.as_str()), convert::input_value(t)?));
         }
-        let mut outputs = self.session.run_with_options(inputs, &self.run_options)?;
+        let mut outputs = self
+            .session
+            .run_with_options(inputs, &self.run_options)
+            .map_err(|e| anyhow::anyhow!("ONNX Runtime's run failed: {e}\n  fix: check the inputs against what the model takes (`xbench models` lists them), or run it on another runtime to compare"))?;
         self.output_names.iter().map(|name| outputs.remove(name.as_str()).with_context(|| format!("ONNX Runtime returned no output `{name}`"))).collect()
     }
 

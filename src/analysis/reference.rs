@@ -1,0 +1,161 @@
+//! Outputs against references: each runtime's cell against the reference runtime's on the same
+//! inputs, and against the model's own expected outputs (its test data); and, where three or more
+//! results of the same inputs are there, which one departs from the others.
+
+use std::path::{Path, PathBuf};
+
+use super::{add_flag, compare_outputs, done, outputs_path};
+use crate::results::{Agreement, Flag, FlagKind, RunResults, SavedOutputs, Status, EXPECTED};
+use crate::scenario::RuntimeId;
+
+/// Where the expected outputs of model `m`'s test data set `set` are kept, in a run's outputs folder.
+pub fn expected_path(outputs_dir: &Path, model: usize, set: usize) -> PathBuf {
+    outputs_dir.join(format!("expected-{model}-{set}.safetensors"))
+}
+
+/// What a verdict says, for a flag.
+fn why(a: &Agreement, against: &str) -> String {
+    let mut why = format!("outputs differ from {against}: max abs diff {:.3e} ({} tolerance)", a.max_abs, a.precision.as_deref().unwrap_or("fp32"));
+    for p in &a.problems {
+        why.push_str("; ");
+        why.push_str(p);
+    }
+    why
+}
+
+/// Compares each runtime's cells with the reference runtime's, for every model whose cells have
+/// all run. A cell is compared once; saved outputs that cannot be read, and outputs with no
+/// element to compare, leave a flag saying so.
+pub(super) fn compare_runtimes(r: &mut RunResults, dir: &Path) {
+    let reference = r.reference_runtime;
+    let todo: Vec<usize> = r
+        .cells
+        .iter()
+        .filter(|c| c.runtime != reference && c.status == Status::Ok && c.agreement.is_none() && !c.has_flag(FlagKind::NotCompared))
+        .filter(|c| done(r, &c.model))
+        .map(|c| c.index)
+        .collect();
+    for i in todo {
+        let c = &r.cells[i];
+        let Some(ref_cell) = r.cell(&c.model, reference, c.chars, c.batch).filter(|rc| rc.status == Status::Ok) else { continue };
+        let (precision, tol) = r.judged_by(&c.model, &[c.runtime, reference]);
+        let read = SavedOutputs::read(&outputs_path(dir, i)).and_then(|got| Ok((got, SavedOutputs::read(&outputs_path(dir, ref_cell.index))?)));
+        let cell = &mut r.cells[i];
+        match read {
+            Ok((got, want)) => {
+                let mut a = compare_outputs(&got.outputs, &want.outputs, reference.as_str(), got.batch, got.seq_len, &got.mask, tol);
+                a.precision = Some(precision);
+                match a.within_tolerance {
+                    Some(false) => add_flag(cell, Flag::new(FlagKind::Disagrees, why(&a, reference.as_str()))),
+                    None => add_flag(cell, Flag::new(FlagKind::NotCompared, format!("outputs not compared with {reference}: they hold no element"))),
+                    Some(true) => {}
+                }
+                cell.agreement = Some(a);
+            }
+            Err(e) => add_flag(cell, Flag::new(FlagKind::NotCompared, format!("outputs not compared with {reference}: {e:#}"))),
+        }
+    }
+}
+
+/// Compares every cell that ran a test data set with the data set's expected outputs.
+pub(super) fn compare_expected(r: &mut RunResults, dir: &Path) {
+    // Judged once: a comparison that cannot be made is recorded as such, with its reason.
+    let todo: Vec<usize> = r.cells.iter().filter(|c| c.data_set.is_some() && c.status == Status::Ok && c.expected.is_none()).map(|c| c.index).collect();
+    for i in todo {
+        let c = &r.cells[i];
+        let (Some(m), Some(set)) = (r.models.iter().position(|m| m.name == c.model), c.data_set) else { continue };
+        let (precision, tol) = r.judged_by(&c.model, &[c.runtime]);
+        let read = SavedOutputs::read(&outputs_path(dir, i)).and_then(|got| Ok((got, SavedOutputs::read(&expected_path(dir, m, set))?)));
+        let cell = &mut r.cells[i];
+        match read {
+            Ok((got, want)) => {
+                let mut a = compare_outputs(&got.outputs, &want.outputs, EXPECTED, got.batch, got.seq_len, &got.mask, tol);
+                a.precision = Some(precision);
+                match a.within_tolerance {
+                    Some(false) => add_flag(cell, Flag::new(FlagKind::ExpectedDisagrees, why(&a, &format!("the model's expected outputs (test_data_set_{set})")))),
+                    None => add_flag(cell, Flag::new(FlagKind::NotCompared, "outputs not compared with the expected outputs: they hold no element")),
+                    Some(true) => {}
+                }
+                cell.expected = Some(a);
+            }
+            Err(e) => {
+                let why = format!("outputs not compared with the model's expected outputs: {e:#}");
+                add_flag(cell, Flag::new(FlagKind::NotCompared, why.clone()));
+                cell.expected = Some(Agreement::not_compared(EXPECTED, why));
+            }
+        }
+    }
+}
+
+/// One result of a point: a runtime's cell, or the expected outputs.
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    Cell(usize),
+    Expected,
+}
+
+/// Where three or more results of the same inputs are there and some disagree: the one that
+/// disagrees with every other while all the others agree among themselves departs, and is
+/// flagged. Runs while the saved outputs are still there (before they are released).
+pub(super) fn departures(r: &mut RunResults, dir: &Path) {
+    let mut points: Vec<(String, usize, usize)> = r.cells.iter().filter(|c| c.status == Status::Ok).map(|c| (c.model.clone(), c.chars, c.batch)).collect();
+    points.sort();
+    points.dedup();
+    'point: for (model, chars, batch) in points {
+        let cells: Vec<usize> = r.cells.iter().filter(|c| c.model == model && c.chars == chars && c.batch == batch && c.status == Status::Ok).map(|c| c.index).collect();
+        let disputed = cells.iter().any(|&i| r.cells[i].agreement.as_ref().is_some_and(Agreement::disagrees) || r.cells[i].expected.as_ref().is_some_and(Agreement::disagrees));
+        if !done(r, &model) || !disputed || cells.iter().any(|&i| r.cells[i].has_flag(FlagKind::Departs)) {
+            continue;
+        }
+        let m = r.models.iter().position(|x| x.name == model);
+        let set = r.cells[cells[0]].data_set;
+        let mut sources: Vec<(Source, SavedOutputs)> = Vec::new();
+        for &i in &cells {
+            let Ok(s) = SavedOutputs::read(&outputs_path(dir, i)) else { continue 'point };
+            sources.push((Source::Cell(i), s));
+        }
+        if let (Some(m), Some(set)) = (m, set) {
+            if let Ok(s) = SavedOutputs::read(&expected_path(dir, m, set)) {
+                sources.push((Source::Expected, s));
+            }
+        }
+        if sources.len() < 3 {
+            continue;
+        }
+        let runtime_of = |s: Source| match s {
+            Source::Cell(i) => Some(r.cells[i].runtime),
+            Source::Expected => None,
+        };
+        let agree = |a: usize, b: usize| {
+            let rts: Vec<RuntimeId> = [runtime_of(sources[a].0), runtime_of(sources[b].0)].into_iter().flatten().collect();
+            let (_, tol) = r.judged_by(&model, &rts);
+            let (x, y) = (&sources[a].1, &sources[b].1);
+            compare_outputs(&x.outputs, &y.outputs, "", x.batch, x.seq_len, &x.mask, tol).within_tolerance
+        };
+        let n = sources.len();
+        let departing: Vec<usize> = (0..n)
+            .filter(|&x| {
+                let others: Vec<usize> = (0..n).filter(|&o| o != x).collect();
+                others.iter().all(|&o| agree(x, o) == Some(false)) && others.iter().all(|&a| others.iter().filter(|&&b| b > a).all(|&b| agree(a, b) == Some(true)))
+            })
+            .collect();
+        let [x] = departing[..] else { continue };
+        let name = |s: Source| match s {
+            Source::Cell(i) => r.cells[i].runtime.to_string(),
+            Source::Expected => "the expected outputs".to_string(),
+        };
+        let others: Vec<String> = sources.iter().enumerate().filter(|(k, _)| *k != x).map(|(_, s)| name(s.0)).collect();
+        match sources[x].0 {
+            Source::Cell(i) => {
+                let detail = format!("departs from the others: {} agree with each other, {} differs from them all", others.join(", "), name(sources[x].0));
+                add_flag(&mut r.cells[i], Flag::new(FlagKind::Departs, detail));
+            }
+            Source::Expected => {
+                let detail = format!("the model's expected outputs depart: {} agree with each other, not with them", others.join(", "));
+                for &i in &cells {
+                    add_flag(&mut r.cells[i], Flag::new(FlagKind::Departs, detail.clone()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! A model's own test data: `test_data_set_N/` folders beside its ONNX file holding
+//! `input_K.pb` and `output_K.pb` (ONNX `TensorProto` files), the layout of ONNX's backend node
+//! tests and of ONNX Runtime's onnx_test_runner. A model that has them runs on those inputs, and
+//! the outputs are judged against the expected ones.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::{read_tensor_proto, IoInfo};
+use crate::tensor::{Output, Tensor};
+
+/// Most data sets read from one model folder.
+const MAX_SETS: usize = 1000;
+
+/// The `test_data_set_N` folders in `dir`, in order of N.
+pub fn discover(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut sets: Vec<(usize, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name.strip_prefix("test_data_set_")?.parse::<usize>().ok()?;
+            // A folder, not a link: test data is read from inside the model's folder only.
+            e.file_type().ok().filter(|t| t.is_dir()).map(|_| (n, e.path()))
+        })
+        .collect();
+    sets.sort();
+    sets.into_iter().take(MAX_SETS).map(|(_, p)| p).collect()
+}
+
+/// The numbered `prefix_K.pb` files of a data set, in order of K.
+fn numbered(set: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<(usize, PathBuf)> = std::fs::read_dir(set)
+        .with_context(|| format!("cannot list {}", set.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let k = name.strip_prefix(prefix)?.strip_suffix(".pb")?.parse::<usize>().ok()?;
+            Some((k, e.path()))
+        })
+        .collect();
+    files.sort();
+    for (i, (k, _)) in files.iter().enumerate() {
+        if *k != i {
+            bail!("{} has no {prefix}{i}.pb (files are numbered from 0 without gaps)", set.display());
+        }
+    }
+    Ok(files.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The tensors of `prefix_K.pb` files matched to `declared` (the graph's inputs or outputs): by
+/// the name each file carries, else by position.
+fn read_matched(set: &Path, prefix: &str, declared: &[IoInfo]) -> Result<Vec<(String, Tensor, String)>> {
+    let files = numbered(set, prefix)?;
+    let what = if prefix == "input_" { "inputs" } else { "outputs" };
+    if files.len() != declared.len() {
+        bail!(
+            "{} holds {} {prefix}K.pb files but the graph declares {} {what} ({})\n  fix: give one file per graph {} in the graph's order",
+            set.display(),
+            files.len(),
+            declared.len(),
+            declared.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", "),
+            &what[..what.len() - 1]
+        );
+    }
+    let set_name = set.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut out: Vec<(String, Tensor, String)> = Vec::new();
+    for (k, path) in files.iter().enumerate() {
+        let (name, tensor) = read_tensor_proto(path)?;
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let io = declared.iter().find(|d| !name.is_empty() && d.name == name).unwrap_or(&declared[k]);
+        if io.elem_type != tensor.elem_type().name() {
+            bail!("{}: `{}` is {}, but the graph's {} `{}` is {}\n  fix: write the file with the graph's type", path.display(), name, tensor.elem_type(), &what[..what.len() - 1], io.name, io.elem_type);
+        }
+        out.push((io.name.clone(), tensor, format!("{set_name}/{file}")));
+    }
+    // In the graph's order.
+    out.sort_by_key(|(n, _, _)| declared.iter().position(|d| d.name == *n));
+    if out.windows(2).any(|w| w[0].0 == w[1].0) {
+        bail!("{}: two {prefix}K.pb files name the same graph {}\n  fix: name each file after a different one, or leave the names empty", set.display(), &what[..what.len() - 1]);
+    }
+    Ok(out)
+}
+
+/// A data set's inputs, in the graph's input order, each with the file it came from.
+pub fn read_inputs(set: &Path, inputs: &[IoInfo]) -> Result<Vec<(String, Tensor, String)>> {
+    read_matched(set, "input_", inputs)
+}
+
+/// A data set's expected outputs, named as the graph names them.
+pub fn read_expected(set: &Path, outputs: &[IoInfo]) -> Result<Vec<Output>> {
+    Ok(read_matched(set, "output_", outputs)?.into_iter().map(|(name, data, _)| Output { name, data }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use tract_onnx::pb::TensorProto;
+
+    use super::*;
+
+    fn write_pb(path: &Path, name: &str, data_type: i32, raw: Vec<u8>, dims: Vec<i64>) {
+        let t = TensorProto { name: name.into(), data_type, raw_data: raw, dims, ..Default::default() };
+        std::fs::write(path, t.encode_to_vec()).unwrap();
+    }
+
+    fn io(name: &str, ty: &str) -> IoInfo {
+        IoInfo { name: name.into(), elem_type: ty.into(), dims: None, structural_use: None }
+    }
+
+    #[test]
+    fn data_sets_are_found_in_order_and_matched_by_name_then_position() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in [10, 2, 0] {
+            std::fs::create_dir(dir.path().join(format!("test_data_set_{n}"))).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("test_data_set_x")).unwrap();
+        let sets = discover(dir.path());
+        let names: Vec<String> = sets.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["test_data_set_0", "test_data_set_2", "test_data_set_10"]);
+
+        let set = &sets[0];
+        // Files named after the graph's inputs in the other order, and one without a name.
+        write_pb(&set.join("input_0.pb"), "b", 7, 5i64.to_le_bytes().to_vec(), vec![1]);
+        write_pb(&set.join("input_1.pb"), "a", 1, 1.5f32.to_le_bytes().to_vec(), vec![1]);
+        let got = read_inputs(set, &[io("a", "float32"), io("b", "int64")]).unwrap();
+        assert_eq!(got.iter().map(|(n, _, f)| (n.as_str(), f.as_str())).collect::<Vec<_>>(), [("a", "test_data_set_0/input_1.pb"), ("b", "test_data_set_0/input_0.pb")]);
+        let e = read_inputs(set, &[io("a", "float32"), io("b", "int32")]).unwrap_err().to_string();
+        assert!(e.contains("`b` is int64") && e.contains("is int32"), "{e}");
+        let e = read_inputs(set, &[io("a", "float32")]).unwrap_err().to_string();
+        assert!(e.contains("holds 2 input_K.pb files but the graph declares 1 inputs (`a`)"), "{e}");
+        write_pb(&set.join("output_0.pb"), "", 9, vec![1, 0], vec![2]);
+        let out = read_expected(set, &[io("y", "bool")]).unwrap();
+        assert_eq!((out[0].name.as_str(), out[0].data.shape()), ("y", &[2][..]));
+        std::fs::write(set.join("output_2.pb"), b"").unwrap();
+        assert!(read_expected(set, &[io("y", "bool")]).unwrap_err().to_string().contains("no output_1.pb"));
+    }
+}
