@@ -70,9 +70,14 @@ pub enum Cmd {
         /// group at a time, after all loads (memory for all models is held at once).
         #[arg(long, conflicts_with = "in_process")]
         parallel_loads: bool,
-        /// Continue the interrupted run in DIR (its results.json): finished cells are kept, the rest run.
+        /// Continue the interrupted run in DIR (its results.json): finished cells are kept, the rest
+        /// run. Refused when the scenario, the timing and I/O flags, the threads, the machine, xbench,
+        /// a runtime's version or a model's files differ from what the finished cells were run with.
         #[arg(long, value_name = "DIR", conflicts_with = "out")]
         resume: Option<PathBuf>,
+        /// With --resume: run the failed cells of the run again (skipped ones stay skipped).
+        #[arg(long)]
+        retry_failed: bool,
         /// Exit 0 even when cells failed or their outputs disagree (for grids where some are
         /// expected to); without it such a run exits with status 2.
         #[arg(long, short = 'i')]

@@ -22,6 +22,8 @@
 
 pub mod analysis;
 pub mod compare;
+pub mod digest;
+pub mod files;
 pub mod gpu;
 pub mod inputs;
 pub mod machine;

@@ -14,7 +14,7 @@ fn main() {
         output::finish();
         if e.is::<commands::Interrupted>() {
             eprintln!("xbench: {e}");
-            std::process::exit(130);
+            std::process::exit(xbench::run::stop::exit_code());
         }
         if e.is::<commands::CellsFailed>() {
             eprintln!("xbench: {e}");

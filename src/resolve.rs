@@ -69,7 +69,7 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
     }
     if let TextSource::File(path) = &plan.settings.text {
         let written = path.strip_prefix(&plan.scenario_dir).unwrap_or(path).display().to_string();
-        if !path.is_file() {
+        if std::fs::metadata(path).is_err() {
             return Err(anyhow!(
                 "{origin}: `text_file` = `{written}`: no such file ({})\n  fix: give a UTF-8 text file's path, relative to the scenario file",
                 path.display()
@@ -107,7 +107,18 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
                 ModelSource::Op { case: case.clone(), onnx, io, meta, inputs }
             }
         };
-        models.push(ResolvedModel { name: entry.name(), source });
+        // One ONNX file named two ways (`m` and `m/model.onnx`) would run twice.
+        let real = |m: &ResolvedModel| m.op().is_none().then(|| m.onnx().and_then(|p| p.canonicalize().ok())).flatten();
+        let model = ResolvedModel { name: entry.name(), source };
+        if let Some(k) = real(&model).and_then(|p| models.iter().position(|m| real(m).as_ref() == Some(&p))) {
+            return Err(anyhow!(
+                "{}: its ONNX file {} is the one of `models[{k}]` (model `{}`), so the model would run twice\n  fix: list each model once",
+                at(),
+                model.onnx().map(|p| p.display().to_string()).unwrap_or_default(),
+                models[k].name
+            ));
+        }
+        models.push(model);
     }
     check_input_keys(&plan, &models)?;
     let mut plan = plan;

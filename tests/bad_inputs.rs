@@ -110,7 +110,7 @@ const CASES: &[Case] = &[
     case("results file that is not JSON", nothing, Args(&["report", "short.txt", "--out", "rep"]), Refused, &["short.txt", "not a JSON results file", "results.json"]),
     case("results file that does not exist", nothing, Args(&["compare", "minimal-results.json", "no-such-results.json"]), Refused, &["no-such-results.json", "No such file"]),
     case("--out under a regular file", regular_file, Args(&["scenario", "fine.yaml", "--no-setup", "--quiet", "--out", "taken/out"]), Refused, &["taken/out", "cannot create the output folder", "Not a directory", "writable folder"]),
-    case("--out that is a regular file", regular_file, Args(&["scenario", "fine.yaml", "--no-setup", "--quiet", "--out", "taken"]), Refused, &["--out `taken` is a file", "new or existing folder"]),
+    case("--out that is a regular file", regular_file, Args(&["scenario", "fine.yaml", "--no-setup", "--quiet", "--out", "taken"]), Refused, &["--out `taken` is a file", "new or empty folder"]),
     case("report --out under a regular file", regular_file, Args(&["report", "minimal-results.json", "--out", "taken/rep"]), Refused, &["taken/rep", "Not a directory", "writable folder"]),
 ];
 

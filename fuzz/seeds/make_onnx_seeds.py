@@ -95,13 +95,43 @@ save("external-data-bad-offset.onnx", ext_model([external(tensor("a", [2, 2]), l
 save("external-data-overflow.onnx", ext_model([external(tensor("a", [2, 2]), location="w.bin", offset=str(2**64 - 1), length="16")]))
 save("external-data-no-location.onnx", ext_model([external(tensor("a", [2, 2]), offset="0")]))
 
-# Negative and huge dims on initializers.
+# Subgraphs (If branches, a Loop body) and inputs that decide structure (a shape, a condition).
+branch = lambda name: helper.make_graph(
+    [helper.make_node("Reshape", ["x", "shape"], ["r"], name=name + "_reshape"), helper.make_node("Identity", ["r"], ["out_" + name])],
+    name, [], [io("out_" + name, TensorProto.FLOAT, None)],
+)
+body = helper.make_graph(
+    [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Gather", ["x", "i"], ["g"])],
+    "body", [io("i", TensorProto.INT64, []), io("cond_in", TensorProto.BOOL, [])], [io("cond_out", TensorProto.BOOL, []), io("g", TensorProto.FLOAT, None)],
+)
 save(
-    "odd-dims.onnx",
+    "subgraphs.onnx",
     model(
-        [helper.make_node("MatMul", ["x", "big"], ["y"])],
-        [io("x", TensorProto.FLOAT, [-1, 0])],
-        [io("y", TensorProto.FLOAT, [2**62, -5])],
-        [tensor("big", [2**40, 2**40]), tensor("x.position_embeddings", [-3, 4]), tensor("word_embeddings", [2**63 - 1, 2])],
+        [
+            helper.make_node("Cast", ["flag"], ["c"], to=TensorProto.BOOL),
+            helper.make_node("If", ["c"], ["y"], then_branch=branch("then"), else_branch=branch("else")),
+            helper.make_node("Loop", ["trips", "", ], ["z"], body=body),
+            helper.make_node("Scan", ["x"], ["s"], body=body, num_scan_inputs=1),
+        ],
+        [io("x", TensorProto.FLOAT, ["n", 4]), io("shape", TensorProto.INT64, [2]), io("flag", TensorProto.INT64, []), io("trips", TensorProto.INT64, [])],
+        [io("y", TensorProto.FLOAT, None), io("z", TensorProto.FLOAT, None)],
+        [],
+    ),
+)
+
+# Quantized operators and bfloat16 weights.
+bf16 = lambda n, dims: tensor(n, dims, TensorProto.BFLOAT16, b"\0\0" * (dims[0] * dims[1]))
+save(
+    "quantized-bf16.onnx",
+    model(
+        [
+            helper.make_node("DequantizeLinear", ["wq", "scale", "zero"], ["w"]),
+            helper.make_node("MatMul", ["x", "w"], ["h"]),
+            helper.make_node("QLinearMatMul", ["xq", "scale", "zero", "wq", "scale", "zero", "scale", "zero"], ["hq"]),
+            helper.make_node("MatMul", ["h", "wb"], ["y"]),
+        ],
+        [io("x", TensorProto.FLOAT, ["batch", 4]), io("xq", TensorProto.UINT8, ["batch", 4])],
+        [io("y", TensorProto.BFLOAT16, ["batch", 4]), io("hq", TensorProto.UINT8, ["batch", 4])],
+        [tensor("wq", [4, 4], TensorProto.UINT8, b"\0" * 16), tensor("scale", [], raw=b"\0\0\x80\x3f"), tensor("zero", [], TensorProto.UINT8, b"\0"), bf16("wb", [4, 4])],
     ),
 )

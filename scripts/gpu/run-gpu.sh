@@ -5,7 +5,8 @@
 # prepare: exports the paper's models (random weights, fp32 and fp16) and the fused BERT-base
 #          variants (ONNX Runtime's transformer optimizer on the dynamo and TorchScript exports);
 # measure: runs the paper grid on ort-cuda in each timing and I/O mode, the BERT-base batch-32
-#          variants, and Python onnxruntime and PyTorch eager on the same token ids.
+#          variants, and both again beside Python onnxruntime and PyTorch, run as external
+#          runtimes (scripts/runtimes/, docs/runtime-protocol.md) on the same token ids.
 # Every step logs its exit code and wall time, and the next step runs regardless.
 set -u
 out=${1:?usage: run-gpu.sh OUT_DIR [prepare|measure|all]}
@@ -56,10 +57,18 @@ step "b32 variants, end-to-end" $xb scenario $b --out "$work/b32"
 step "b32 variants, device-resident" $xb scenario $b --timing device-resident --out "$work/b32-device"
 step "b32 variants, device-resident, CUDA graphs" $xb scenario $b --timing device-resident --cuda-graph --out "$work/b32-device-graph"
 step "b32 variants, end-to-end, CUDA graphs" $xb scenario $b --cuda-graph --out "$work/b32-graph"
-step "feeds" $xb feeds $p --out "$work/feeds.json"
-step "baselines" $py scripts/gpu_compare.py --feeds "$work/feeds.json" --xbench "$work/paper-cuda/results.json" "$work/paper-cuda-pinned/results.json" "$work/paper-cuda-graph/results.json" "$work/paper-cuda-device/results.json" "$work/paper-cuda-device-graph/results.json" --out "$work/compare.md"
-$xb feeds $b --out "$work/feeds-b32.json" && \
-  step "baselines b32" $py scripts/gpu_compare.py --feeds "$work/feeds-b32.json" --xbench "$work/b32/results.json" "$work/b32-graph/results.json" "$work/b32-device/results.json" "$work/b32-device-graph/results.json" --iterations 50 --warmup 10 --out "$work/compare-b32.md"
-rm -f "$work"/feeds*.json
+# Baselines in the same reports as ort-cuda, on the same token ids, outputs compared with ort-cuda's:
+# Python onnxruntime as people call it (numpy in and out), PyTorch fp32 and fp16 (eager attention),
+# and PyTorch fp16 with SDPA attention, plain and captured in a CUDA graph. The adapters run under
+# the python3 found first on PATH: $py's.
+ad=$PWD/scripts/runtimes
+baselines="[ort-cuda, {name: ort-python, external: $ad/ort_python.py, options: {provider: cuda}}, {name: torch-fp32, external: $ad/torch_hf.py, options: {device: cuda}}, {name: torch-fp16, external: $ad/torch_hf.py, options: {device: cuda, dtype: fp16}}, {name: torch-fp16-sdpa, external: $ad/torch_hf.py, options: {device: cuda, dtype: fp16, attention: sdpa}}, {name: torch-fp16-sdpa-graph, external: $ad/torch_hf.py, options: {device: cuda, dtype: fp16, attention: sdpa, cuda_graph: true}}]"
+for s in paper:$p b32:$b; do
+  sed -e 's/^name: .*/&-baselines/' -e "s|^runtimes: .*|runtimes: $baselines|" "${s#*:}" > "$work/${s%%:*}-baselines.yaml"
+done
+pybin=$(dirname "$(command -v "$py")")
+step "paper beside Python onnxruntime and PyTorch" env PATH="$pybin:$PATH" $xb scenario "$work/paper-baselines.yaml" --out "$work/paper-baselines"
+step "paper beside Python onnxruntime and PyTorch, ort-cuda with CUDA graphs" env PATH="$pybin:$PATH" $xb scenario "$work/paper-baselines.yaml" --cuda-graph --out "$work/paper-baselines-graph"
+step "b32 variants beside Python onnxruntime and PyTorch" env PATH="$pybin:$PATH" $xb scenario "$work/b32-baselines.yaml" --out "$work/b32-baselines"
 tar czf "$out/gpu-reports.tgz" -C "$work" .
 ls -la "$out"

@@ -24,8 +24,9 @@ pub fn outputs_path(outputs_dir: &Path, cell: usize) -> PathBuf {
 }
 
 /// The order flags are kept in, whatever step added them.
-const ORDER: [FlagKind; 11] = [
+const ORDER: [FlagKind; 12] = [
     FlagKind::Truncated,
+    FlagKind::Stalled,
     FlagKind::TimerResolution,
     FlagKind::NoisyInterval,
     FlagKind::Suspicious,

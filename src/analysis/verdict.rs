@@ -87,6 +87,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(k, (batch, len, samples))| CellRecord {
+                stalled_ms: Vec::new(),
                 index: k,
                 model: "m".into(),
                 runtime: RuntimeId::ORT_CPU,

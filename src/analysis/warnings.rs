@@ -5,7 +5,7 @@
 use crate::results::{CellRecord, Flag, FlagKind, Status};
 
 /// The warning kinds this module sets.
-const KINDS: [FlagKind; 3] = [FlagKind::Truncated, FlagKind::TimerResolution, FlagKind::NoisyInterval];
+const KINDS: [FlagKind; 4] = [FlagKind::Truncated, FlagKind::Stalled, FlagKind::TimerResolution, FlagKind::NoisyInterval];
 
 /// Recomputes the warnings of one cell; `max_positions` is its model's, `ci_warn_share` the scenario's.
 pub fn check_cell(c: &mut CellRecord, max_positions: Option<usize>, ci_warn_share: f64) {
@@ -18,6 +18,18 @@ pub fn check_cell(c: &mut CellRecord, max_positions: Option<usize>, ci_warn_shar
         found.push(Flag::new(
             FlagKind::Truncated,
             format!("{} of {} rows truncated at the model's {} positions", t.truncated_rows, c.batch, max_positions.unwrap_or(0)),
+        ));
+    }
+    if !c.stalled_ms.is_empty() {
+        let times: Vec<String> = c.stalled_ms.iter().map(|ms| format!("{:.0} ms", ms)).collect();
+        found.push(Flag::new(
+            FlagKind::Stalled,
+            format!(
+                "{} timed run(s) dropped ({}): each took over a second and over 100× the median, so the process was stopped or starved, not measured; {} runs kept",
+                c.stalled_ms.len(),
+                times.join(", "),
+                c.samples_ms.len()
+            ),
         ));
     }
     if let (Some(s), Some(res)) = (&c.summary, c.timer_resolution_ms) {

@@ -33,6 +33,7 @@ pub struct Args {
     pub no_tf32: bool,
     pub parallel_loads: bool,
     pub ignore_failures: bool,
+    pub retry_failed: bool,
 }
 
 /// The display, and report.md's tables rewritten after every group.
@@ -71,14 +72,23 @@ pub fn run(a: Args) -> Result<()> {
     };
     let scenario_dir = a.file.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     let plan = scenario::validate(&file, &origin, &scenario_dir, &Overrides { runtimes: a.runtimes.clone() })?;
-    if let Some(dir) = a.out.as_ref().filter(|d| d.is_file()) {
-        bail!("--out `{}` is a file; it takes the folder where results and the report go\n  fix: name a new or existing folder", dir.display());
+    if a.retry_failed && a.resume.is_none() {
+        bail!("--retry-failed runs the failed cells of an earlier run again, and no run was named\n  fix: name the run's folder with --resume DIR");
     }
-    let previous = match &a.resume {
-        None => None,
-        Some(dir) => Some(results::read_results(&dir.join("results.json"))?),
-    };
     let dir = a.resume.clone().or(a.out.clone()).unwrap_or_else(|| run::default_out_dir(&plan.name));
+    if let Some(rdir) = &a.resume {
+        read_resumable(rdir)?;
+    }
+    // Claimed before anything is written into it (operation graphs, results): for this run alone.
+    // A resumed run's results are read again once the folder is this run's.
+    let _claim = match &a.resume {
+        Some(_) => run::outdir::claim_resumed(&dir)?,
+        None => run::outdir::claim_new(&dir)?,
+    };
+    let mut previous = match &a.resume {
+        None => None,
+        Some(dir) => Some(read_resumable(dir)?),
+    };
     let plan = resolve(plan, &ResolveOptions { models_root: a.models_dir.clone(), ops_dir: Some(dir.join(".ops")) })?;
     let cuda = |r: &&xbench::runtimes::RuntimeSpec| r.engine() == xbench::runtimes::Engine::OnnxRuntime && r.device() == xbench::runtimes::DeviceClass::CudaGpu;
     if a.cuda_graph && !plan.runtimes.iter().any(|r| cuda(&r)) {
@@ -87,9 +97,17 @@ pub fn run(a: Args) -> Result<()> {
             plan.plan.runtime_ids().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the output folder {}\n  fix: choose a writable folder with --out", dir.display()))?;
-    if let (Some(prev), Some(rdir)) = (&previous, &a.resume) {
-        run::record::check_resumable(prev, &plan, &file, rdir)?;
+    if let (Some(prev), Some(rdir)) = (&mut previous, &a.resume) {
+        run::record::check_resumable(prev, &plan, &file, rdir, a.retry_failed)?;
+        if a.retry_failed {
+            let n = run::record::retry_failed(prev, &plan);
+            tracing::info!("{n} failed cells of {} will run again", rdir.display());
+            if n > 0 && !rdir.join(".outputs").is_dir() {
+                tracing::warn!(
+                    "the finished run's saved outputs were removed when it ended: cells run again are compared only with cells that run again too (the others are marked not compared)"
+                );
+            }
+        }
         let left = prev.cells.iter().filter(|c| c.status == Status::Pending).count();
         tracing::info!("resuming {}: {left} of {} cells left", rdir.display(), prev.cells.len());
     }
@@ -134,9 +152,12 @@ pub fn run(a: Args) -> Result<()> {
         .then(|| xbench::gpu::Gpu::open(a.device).ok().and_then(|g| g.info()))
         .flatten();
     let fresh = run::record::fresh(&plan, &file, availability, gpu, &opts);
-    let record = match previous {
-        Some(prev) => run::record::resumed(prev, fresh),
-        None => fresh,
+    let record = match (previous, &a.resume) {
+        (Some(prev), Some(rdir)) => {
+            run::record::check_conditions(&prev, &fresh, rdir)?;
+            run::record::resumed(prev, fresh)
+        }
+        _ => fresh,
     };
     let mut store = ResultsStore::create(record, &dir)?;
     let report = dir.join("report.md");
@@ -158,30 +179,63 @@ pub fn run(a: Args) -> Result<()> {
     println!("report:  {} and {}", report.display(), dir.join("index.html").display());
     println!("results: {} and {}", store.json_path().display(), store.csv_path().display());
     if end.stopped {
-        let runtimes_flag = a.runtimes.as_ref().map(|r| format!(" --runtimes {}", r.join(","))).unwrap_or_default();
         return Err(Interrupted(format!(
             "stopped before the grid was finished; the finished cells are saved\n  resume with: xbench scenario {}--resume {}{}",
             a.file.as_ref().map(|f| format!("{} ", f.display())).unwrap_or_default(),
             dir.display(),
-            runtimes_flag
+            same_flags(&a)
         ))
         .into());
     }
-    match failures(store.results()) {
+    match failures(store.results(), &dir, &a) {
         Some(why) if !a.ignore_failures => Err(CellsFailed(why).into()),
         _ => Ok(()),
     }
 }
 
+/// The flags a resume must repeat to continue under the same conditions.
+fn same_flags(a: &Args) -> String {
+    let mut f = String::new();
+    if let Some(r) = &a.runtimes {
+        f += &format!(" --runtimes {}", r.join(","));
+    }
+    if a.models_dir != Path::new("models") {
+        f += &format!(" --models-dir {}", a.models_dir.display());
+    }
+    if let Some(lib) = &a.ort_lib {
+        f += &format!(" --ort-lib {}", lib.display());
+    }
+    for (name, path) in &a.ep_lib {
+        f += &format!(" --ep-lib {name}={}", path.display());
+    }
+    if matches!(a.timing, TimingArg::DeviceResident) {
+        f += " --timing device-resident";
+    }
+    if a.device != 0 {
+        f += &format!(" --device {}", a.device);
+    }
+    for (on, flag) in [(a.pinned_io, " --pinned-io"), (a.cuda_graph, " --cuda-graph"), (a.no_tf32, " --no-tf32"), (a.in_process, " --in-process")] {
+        if on {
+            f += flag;
+        }
+    }
+    f
+}
+
 /// Why a finished run is a failure: cells that failed, or whose outputs disagree with the
 /// reference runtime, the expected outputs or the sibling model (`None` when there are none).
-fn failures(r: &RunResults) -> Option<String> {
+fn failures(r: &RunResults, dir: &Path, a: &Args) -> Option<String> {
     let failed = r.cells.iter().filter(|c| c.status == Status::Failed).count();
     let disagree = r.cells.iter().filter(|c| c.flags.iter().any(|f| f.kind.is_disagreement())).count();
     if failed + disagree == 0 {
         return None;
     }
-    Some(format!("{failed} cells failed and {disagree} disagree (the report lists them); pass --ignore-failures to exit 0 all the same"))
+    let retry = if failed > 0 {
+        format!("; once their cause is fixed, run them again with: xbench scenario {}--resume {} --retry-failed{}", a.file.as_ref().map(|f| format!("{} ", f.display())).unwrap_or_default(), dir.display(), same_flags(a))
+    } else {
+        String::new()
+    };
+    Some(format!("{failed} cells failed and {disagree} disagree (the report lists them); pass --ignore-failures to exit 0 all the same{retry}"))
 }
 
 /// The terminal summary: each outcome counted.
@@ -236,6 +290,16 @@ fn wall_line(w: &WallTime, r: &RunResults) -> String {
         w.setup_ms / 1e3,
         w.report_ms / 1e3
     )
+}
+
+/// The results of the run in `dir` that `--resume` continues.
+fn read_resumable(dir: &Path) -> Result<RunResults> {
+    let path = dir.join("results.json");
+    if !path.is_file() {
+        let what = if dir.is_dir() { "the folder holds no results.json (`xbench scenario` did not write into it)" } else { "no such folder" };
+        bail!("--resume {}: {what}\n  fix: name the folder of the run to continue, the one its `results:` line printed", dir.display());
+    }
+    results::read_results(&path)
 }
 
 /// Resolves a scenario file for commands that only read it (`xbench feeds`).

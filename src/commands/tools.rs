@@ -35,9 +35,7 @@ pub fn report(files: &[PathBuf], out: Option<PathBuf>, names: Vec<String>, paper
         },
         None => bail!("{} results files make one report: say which folder it goes to with --out DIR", files.len()),
     };
-    if dir.is_file() {
-        bail!("--out {} is a file; it takes the folder where report.md, index.html and the figures go", dir.display());
-    }
+    xbench::run::outdir::check_report_dir(&dir)?;
     let mut results = files.iter().map(|f| xbench::results::read_results(f)).collect::<Result<Vec<_>>>()?;
     // The record's warnings and verdicts, judged again by this xbench (outputs are compared only during a run).
     for r in &mut results {
@@ -55,8 +53,11 @@ pub fn report(files: &[PathBuf], out: Option<PathBuf>, names: Vec<String>, paper
 }
 
 pub fn compare(a: &Path, b: &Path, level: f64, fail_above: Option<f64>) -> Result<()> {
-    if !(level > 0.0 && level < 1.0) {
-        bail!("--level {level} must lie between 0 and 1, e.g. 0.95");
+    if !(level.is_finite() && level > 0.0 && level < 1.0) {
+        bail!("--level {level} is not a confidence level: it must lie strictly between 0 and 1\n  fix: e.g. --level 0.95 (the default)");
+    }
+    if let Some(pct) = fail_above.filter(|p| !(p.is_finite() && *p >= 0.0)) {
+        bail!("--fail-above {pct} is not a percentage a cell can be slower by: it must be a finite number, 0 or more (a NaN or infinite one would let every regression pass)\n  fix: e.g. --fail-above 10 (fail when a cell is more than 10% slower than in A)");
     }
     let ra = xbench::results::read_results(a)?;
     let rb = xbench::results::read_results(b)?;
@@ -68,7 +69,7 @@ pub fn compare(a: &Path, b: &Path, level: f64, fail_above: Option<f64>) -> Resul
     if let Some(pct) = fail_above {
         let reg = cmp.regressions(pct / 100.0);
         if !reg.is_empty() {
-            bail!("{} cells are slower than in {} by more than {pct}%", reg.len(), a.display());
+            bail!("{} cells are slower than in {} by more than {pct}%\n  fix: find what made them slower (the table above lists them), or raise --fail-above if the change is expected", reg.len(), a.display());
         }
     }
     Ok(())

@@ -12,5 +12,5 @@ mod values;
 pub use crate::scenario::texts::BUILTIN_TEXTS;
 pub use feed::{check_vocab, load_tokenizer, Feed};
 pub use fill::{Fill, InputFill, InputPlan, Located};
-pub use shape::{concrete_shape, is_batch_dim, is_sequence_dim};
+pub use shape::{concrete_shape, element_count, is_batch_dim, is_sequence_dim};
 pub use text::{load_text, passages};

@@ -4,12 +4,16 @@ use anyhow::{bail, Context, Result};
 
 use crate::scenario::TextSource;
 
+/// Largest text file read: many times any input a scenario can ask for.
+const MAX_TEXT_BYTES: u64 = 64 << 20;
+
 /// The whole text of a source, checked to be usable prose.
 pub fn load_text(source: &TextSource) -> Result<String> {
     match source {
         TextSource::Builtin(name) => crate::scenario::texts::builtin(name).map(str::to_string).with_context(|| format!("no built-in text `{name}`")),
         TextSource::File(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read text file {}", path.display()))?;
+            let bytes = crate::files::read_regular(path, MAX_TEXT_BYTES)
+                .map_err(|why| anyhow::anyhow!("text file {} {why}\n  fix: give a regular UTF-8 file of prose (at most {} MiB)", path.display(), MAX_TEXT_BYTES >> 20))?;
             let text = String::from_utf8(bytes).map_err(|e| {
                 anyhow::anyhow!(
                     "text file {} is not UTF-8 (invalid byte at offset {})\n  fix: convert it to UTF-8, e.g. `iconv -t UTF-8`",

@@ -5,6 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::inside::{is_plain_relative, real_inside};
 use super::{ModelMeta, ModelSpec};
 use crate::scenario::model_name;
 
@@ -45,14 +46,18 @@ pub fn find(entry: &str, root: &Path) -> Result<ModelSpec> {
         if path.extension().and_then(|e| e.to_str()) != Some("onnx") {
             bail!("{} is not an .onnx file\n  fix: name a model folder or an .onnx file", path.display());
         }
-        Ok(ModelSpec { name, onnx: path, tokenizer: None, meta: ModelMeta::default(), inputs: Default::default(), test_data: Vec::new() })
+        Ok(ModelSpec { name, onnx: path, tokenizer: None, meta: ModelMeta::default(), inputs: Default::default(), test_data: Vec::new(), dir: None })
     }
 }
 
 /// Refuses paths whose real location (symlinks followed) lies outside the models root.
 fn check_inside(path: &Path, root: &Path) -> Result<()> {
-    let real_root = root.canonicalize().with_context(|| format!("cannot open the models root {}", root.display()))?;
-    let real = path.canonicalize().with_context(|| format!("cannot open {}", path.display()))?;
+    let real_root = root
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("cannot open the models root {}: {e}\n  fix: name an existing folder with --models-dir", root.display()))?;
+    let real = path
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}\n  fix: replace it with a folder or an .onnx file (a link that leads nowhere is not a model)", path.display()))?;
     if !real.starts_with(&real_root) {
         bail!(
             "{} points outside the models root {} (to {})\n  fix: copy the model into the models root instead of linking to it",
@@ -64,11 +69,39 @@ fn check_inside(path: &Path, root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A file of model `name`'s folder `dir` (named in its model.yaml as `key`, or found there),
+/// refused when it really lies outside the folder.
+fn check_own(name: &str, key: &str, path: &Path, dir: &Path) -> Result<()> {
+    real_inside(path, dir).map(|_| ()).map_err(|why| {
+        anyhow::anyhow!(
+            "model `{name}`: {key} {} {why}; the files of a model stay inside its folder\n  fix: copy the file into {} instead of linking to it",
+            path.display(),
+            dir.display()
+        )
+    })
+}
+
+/// A path model.yaml gives under `key`: a plain path inside the model's folder.
+fn own_path(name: &str, meta_path: &Path, key: &str, value: &str, dir: &Path) -> Result<PathBuf> {
+    if !is_plain_relative(value) {
+        bail!(
+            "model `{name}`: {}: `{key}: {value}` is not a path inside the model's folder\n  fix: put the file in {} and name it relative to that folder (no `..`, no absolute path)",
+            meta_path.display(),
+            dir.display()
+        );
+    }
+    Ok(dir.join(value))
+}
+
 fn from_dir(name: &str, dir: &Path, root: &Path) -> Result<ModelSpec> {
     let meta_path = dir.join("model.yaml");
+    if meta_path.symlink_metadata().is_ok() {
+        check_own(name, "model.yaml", &meta_path, dir)?;
+    }
     let meta: ModelMeta = if meta_path.is_file() {
         let text = std::fs::read_to_string(&meta_path).with_context(|| format!("cannot read {}", meta_path.display()))?;
-        serde_yaml::from_str(&text).map_err(|e| {
+        // A byte-order mark some editors write is not part of the YAML.
+        serde_yaml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).map_err(|e| {
             anyhow::anyhow!(
                 "{}: {e}\n  fix: the keys a model.yaml takes are hub_id, revision, architecture, onnx, tokenizer, max_positions, position_offset, weights, description, compare_with, inputs",
                 meta_path.display()
@@ -77,11 +110,17 @@ fn from_dir(name: &str, dir: &Path, root: &Path) -> Result<ModelSpec> {
     } else {
         ModelMeta::default()
     };
+    if meta.max_positions == Some(0) {
+        bail!(
+            "model `{name}`: {}: `max_positions: 0` leaves no room for a single token\n  fix: give the longest input the model takes, special tokens included (e.g. `max_positions: 512`), or remove the key to take it from the graph's position table",
+            meta_path.display()
+        );
+    }
     if let Some(sibling) = &meta.compare_with {
         check_sibling(name, sibling, root, &meta_path)?;
     }
     let onnx = match &meta.onnx {
-        Some(file) => dir.join(file),
+        Some(file) => own_path(name, &meta_path, "onnx", file, dir)?,
         None => {
             let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
                 .with_context(|| format!("cannot list {}", dir.display()))?
@@ -111,22 +150,33 @@ fn from_dir(name: &str, dir: &Path, root: &Path) -> Result<ModelSpec> {
         );
     }
     check_inside(&onnx, root)?;
+    check_own(name, "ONNX file", &onnx, dir)?;
     let tokenizer = match &meta.tokenizer {
         Some(file) => {
-            let p = dir.join(file);
+            let p = own_path(name, &meta_path, "tokenizer", file, dir)?;
+            if p.symlink_metadata().is_ok() {
+                check_own(name, "tokenizer", &p, dir)?;
+            }
             if !p.is_file() {
                 bail!("model `{name}`: tokenizer {} is missing\n  fix: copy the model's tokenizer.json there or correct `tokenizer:` in model.yaml", p.display());
             }
             Some(p)
         }
-        None => Some(dir.join("tokenizer.json")).filter(|p| p.is_file()),
+        None => {
+            let p = dir.join("tokenizer.json");
+            if p.symlink_metadata().is_ok() {
+                check_own(name, "tokenizer", &p, dir)?;
+            }
+            Some(p).filter(|p| p.is_file())
+        }
     };
     let inputs = crate::scenario::inputs::parse_inputs(&meta.inputs, dir).map_err(|(key, m)| anyhow::anyhow!("model `{name}`: {}: `inputs{key}` {m}", meta_path.display()))?;
     // Value files named in model.yaml stay inside the model's folder.
     for (input, spec) in &inputs {
         if let Some(crate::scenario::Values::File(p)) = &spec.values {
             let leaves = p.strip_prefix(dir).map_or(true, |rel| rel.components().any(|c| !matches!(c, Component::Normal(_))));
-            if leaves || (p.exists() && check_inside(p, dir).is_err()) {
+            let linked_out = p.symlink_metadata().is_ok() && real_inside(p, dir).is_err();
+            if leaves || linked_out {
                 bail!(
                     "model `{name}`: {}: `inputs.{input}.file` = {} lies outside the model's folder\n  fix: put the file in {} and name it relative to that folder",
                     meta_path.display(),
@@ -134,10 +184,14 @@ fn from_dir(name: &str, dir: &Path, root: &Path) -> Result<ModelSpec> {
                     dir.display()
                 );
             }
+            if p.exists() && !p.is_file() {
+                bail!("model `{name}`: {}: `inputs.{input}.file` = {} is not a regular file\n  fix: write the values into a .npy or .pb file there", meta_path.display(), p.display());
+            }
         }
     }
     let test_data = super::test_data::discover(dir);
-    Ok(ModelSpec { name: name.to_string(), onnx, tokenizer, meta, inputs, test_data })
+    super::test_data::check_inside(&test_data, dir).map_err(|e| anyhow::anyhow!("model `{name}`: {e}"))?;
+    Ok(ModelSpec { name: name.to_string(), onnx, tokenizer, meta, inputs, test_data, dir: Some(dir.to_path_buf()) })
 }
 
 /// A `compare_with` must name another model under the models root, as a scenario would.

@@ -3,6 +3,7 @@
 //! holds it (`resolved`): ready to load, with its inputs and outputs read once.
 
 pub mod hub;
+pub(crate) mod inside;
 mod local;
 mod onnx_meta;
 mod resolved;
@@ -77,6 +78,8 @@ pub struct ModelSpec {
     pub inputs: std::collections::BTreeMap<String, InputSpec>,
     /// Its own test data sets (`test_data_set_N/` folders beside the ONNX file), in order of N.
     pub test_data: Vec<PathBuf>,
+    /// The model's folder (`None` for a loose `.onnx` file).
+    pub dir: Option<PathBuf>,
 }
 
 impl ModelSpec {

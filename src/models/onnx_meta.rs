@@ -217,6 +217,16 @@ fn check_external_files(onnx: &Path, files: &[ExternalFile]) -> Result<()> {
     let name = onnx.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     for f in files {
         let data = dir.join(&f.location);
+        if data.symlink_metadata().is_ok() {
+            if let Err(why) = super::inside::real_inside(&data, dir) {
+                anyhow::bail!(
+                    "{}: its external data file {} {why}; the files of a model stay inside its folder\n  fix: copy `{}` beside {name} instead of linking to it",
+                    onnx.display(),
+                    data.display(),
+                    f.location
+                );
+            }
+        }
         let len = match std::fs::metadata(&data) {
             Ok(md) if md.is_file() => md.len(),
             _ => anyhow::bail!(
@@ -270,7 +280,7 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
     let external_files = external_files(&graph)?;
     let flops_per_token = weight_flops_per_token(&graph);
     let float_elems = |ty: i32| -> u64 {
-        graph.initializer.iter().filter(|t| t.data_type == ty).map(|t| t.dims.iter().map(|&d| d.max(0) as u64).product::<u64>()).sum()
+        graph.initializer.iter().filter(|t| t.data_type == ty).fold(0u64, |sum, t| sum.saturating_add(elements(&t.dims)))
     };
     let weights_precision = if float_elems(10) > float_elems(1).max(float_elems(16)) {
         "fp16"
@@ -339,7 +349,7 @@ fn weight_flops_per_token(graph: &LiteGraph) -> u64 {
         .initializer
         .iter()
         .filter(|t| t.dims.len() == 2)
-        .map(|t| (t.name.as_str(), t.dims.iter().map(|&d| d.max(0) as u64).product()))
+        .map(|t| (t.name.as_str(), elements(&t.dims)))
         .collect();
     for n in &graph.node {
         if matches!(n.op_type.as_str(), "Cast" | "Transpose" | "Identity" | "DequantizeLinear") {
@@ -355,8 +365,13 @@ fn weight_flops_per_token(graph: &LiteGraph) -> u64 {
         .iter()
         .filter(|n| matches!(n.op_type.as_str(), "MatMul" | "Gemm"))
         .filter_map(|n| n.input.get(1).and_then(|w| weights.get(w.as_str())))
-        .map(|size| 2 * size)
-        .sum()
+        .fold(0u64, |sum, size| sum.saturating_add(size.saturating_mul(2)))
+}
+
+/// The number of elements of a tensor of `dims`; a file may claim more than `u64` holds, and the
+/// count then stays at `u64::MAX` rather than wrapping to a small number.
+fn elements(dims: &[i64]) -> u64 {
+    dims.iter().fold(1u64, |n, &d| n.saturating_mul(d.max(0) as u64))
 }
 
 fn io_info(v: &pb::ValueInfoProto) -> IoInfo {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::inside::real_inside;
 use super::{read_tensor_proto, IoInfo};
 use crate::tensor::{Output, Tensor};
 
@@ -21,12 +22,40 @@ pub fn discover(dir: &Path) -> Vec<PathBuf> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let n = name.strip_prefix("test_data_set_")?.parse::<usize>().ok()?;
-            // A folder, not a link: test data is read from inside the model's folder only.
-            e.file_type().ok().filter(|t| t.is_dir()).map(|_| (n, e.path()))
+            // A folder, or a link to one (`check_inside` refuses links that leave the model's folder).
+            e.file_type().ok().filter(|t| t.is_dir() || (t.is_symlink() && e.path().is_dir())).map(|_| (n, e.path()))
         })
         .collect();
     sets.sort();
     sets.into_iter().take(MAX_SETS).map(|(_, p)| p).collect()
+}
+
+/// Refuses data sets, and `input_K.pb`/`output_K.pb` files in them, that really lie outside the
+/// model's folder `dir` (links followed), and such files that are not regular files (a pipe or a
+/// device would never end).
+pub fn check_inside(sets: &[PathBuf], dir: &Path) -> Result<()> {
+    let fix = "copy the test data into the model's folder instead of linking to it";
+    for set in sets {
+        if let Err(why) = real_inside(set, dir) {
+            bail!("its test data folder {} {why}; the files of a model stay inside its folder\n  fix: {fix}", set.display());
+        }
+        let entries = std::fs::read_dir(set).with_context(|| format!("cannot list {}", set.display()))?;
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let numbered = ["input_", "output_"].iter().any(|p| name.strip_prefix(p).and_then(|r| r.strip_suffix(".pb")).is_some_and(|k| k.parse::<usize>().is_ok()));
+            if !numbered {
+                continue;
+            }
+            let path = e.path();
+            if let Err(why) = real_inside(&path, dir) {
+                bail!("its test data file {} {why}; the files of a model stay inside its folder\n  fix: {fix}", path.display());
+            }
+            if !path.is_file() {
+                bail!("its test data file {} is not a regular file\n  fix: write the tensor into a regular file (an ONNX TensorProto) at that path", path.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The numbered `prefix_K.pb` files of a data set, in order of K.

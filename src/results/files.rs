@@ -54,7 +54,11 @@ pub fn parse_results(text: &str, origin: &str) -> Result<RunResults> {
     if version == 1 {
         compat::upgrade_v1(&mut value);
     }
-    serde_json::from_value(value).with_context(|| format!("{origin} is not an xbench results file of format {version}{FIX}"))
+    let results: RunResults = serde_json::from_value(value).with_context(|| format!("{origin} is not an xbench results file of format {version}{FIX}"))?;
+    if let Some(why) = super::inconsistency(&results) {
+        bail!("{origin} does not hold together: {why}\n  fix: give the results.json that `xbench scenario` wrote, as it wrote it (this one was edited or cut); or start a new run");
+    }
+    Ok(results)
 }
 
 const CSV_HEAD: [&str; 31] = [

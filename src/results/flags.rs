@@ -26,6 +26,8 @@ pub enum FlagKind {
     TimerResolution,
     /// The interval of the mean is wide: a noisy measurement.
     NoisyInterval,
+    /// Timed runs a stall spoiled (the process stopped or starved) were dropped.
+    Stalled,
     /// Anything else (version 1 results whose flag text matches no kind).
     Other,
 }

@@ -4,7 +4,9 @@
 //! resumed runs read nothing else.
 
 mod agreement;
+mod check;
 mod compat;
+mod conditions;
 mod files;
 mod flags;
 mod machine;
@@ -15,6 +17,8 @@ mod store;
 use serde::{Deserialize, Serialize};
 
 pub use agreement::{missing_sibling_note, Agreement, OutputDiff, SiblingAgreement, EXPECTED};
+pub use check::inconsistency;
+pub use conditions::{differences, Conditions, Difference, FileDigest, Scope};
 pub use files::{parse_results, read_results, write_atomic, write_csv, write_json};
 pub use flags::{Flag, FlagKind};
 pub use machine::{GpuInfo, Machine};
@@ -173,8 +177,12 @@ pub struct CellRecord {
     /// Untimed shape preparation before the warm-up.
     pub prepare_ms: Option<f64>,
     pub timer_resolution_ms: Option<f64>,
-    /// Every timed iteration, in order.
+    /// Every timed iteration, in order, less those a stall spoiled (`stalled_ms`).
     pub samples_ms: Vec<f64>,
+    /// Timed iterations dropped because a stall spoiled them: each took over a second and over
+    /// 100× the median (the process was stopped or starved), so it timed the stall, not the model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stalled_ms: Vec<f64>,
     pub summary: Option<Summary>,
     /// Outputs compared with the reference runtime's on the same inputs.
     pub agreement: Option<Agreement>,
@@ -252,6 +260,10 @@ pub struct RunResults {
     /// Where the wall time went (set when the run ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall: Option<WallTime>,
+    /// What the cells' meaning depends on besides the scenario (absent in files written before it
+    /// was recorded); `--resume` refuses to change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Conditions>,
 }
 
 impl RunResults {
@@ -302,6 +314,7 @@ impl CellRecord {
             prepare_ms: None,
             timer_resolution_ms: None,
             samples_ms: Vec::new(),
+            stalled_ms: Vec::new(),
             summary: None,
             agreement: None,
             expected: None,

@@ -29,6 +29,9 @@ pub enum GroupEnd {
     Finished,
     /// A stop was asked for: the run ends after this group.
     Stopped,
+    /// A cell outlived the time limit and was failed; the group's other cells still to run need
+    /// a new worker.
+    Retry,
 }
 
 pub struct Executor<'a> {
@@ -64,6 +67,7 @@ impl<'a> Executor<'a> {
         let g = job.group;
         match self.isolation {
             Isolation::InProcess => {
+                stop::set_in_process(true);
                 let clock = Instant::now();
                 let mut err = None;
                 let session = super::worker::run_group(
@@ -95,6 +99,21 @@ impl<'a> Executor<'a> {
                 match end {
                     ChildEnd::Finished => Ok(GroupEnd::Finished),
                     ChildEnd::Stopped => Ok(GroupEnd::Stopped),
+                    ChildEnd::TimedOut { cells, loaded, limit_s } => {
+                        let fix = "fix: set a longer `cell_timeout_s` in the scenario if it needs more time, or find what stalled it (a stopped or starved process, a runtime that hangs)";
+                        match job.cells.get(cells).filter(|_| loaded) {
+                            Some(cell) => {
+                                let why = format!("took longer than `cell_timeout_s` ({limit_s} s) without finishing; its worker was stopped and the group goes on in a new one\n  {fix}");
+                                sink(RunEvent::Cell(Box::new(job.empty_record(cell, Status::Failed, Some(why)))))?;
+                                Ok(if cells + 1 < job.cells.len() { GroupEnd::Retry } else { GroupEnd::Finished })
+                            }
+                            None => {
+                                let why = format!("loading the model took longer than `cell_timeout_s` ({limit_s} s); its worker was stopped\n  {fix}");
+                                sink(RunEvent::GroupEnded { group: g, status: Status::Failed, why })?;
+                                Ok(GroupEnd::Finished)
+                            }
+                        }
+                    }
                     ChildEnd::Died(why) => {
                         // Whatever the worker had not reported is lost with it, and only that.
                         sink(RunEvent::GroupEnded { group: g, status: Status::Failed, why })?;

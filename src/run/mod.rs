@@ -4,8 +4,11 @@
 //! what can be judged and the saved outputs nobody needs are removed. Prints nothing: what
 //! happens is told to an `Observer`.
 
+mod budget;
+pub mod conditions;
 mod executor;
 pub mod job;
+pub mod outdir;
 mod process;
 pub mod record;
 pub mod stop;
@@ -22,6 +25,7 @@ pub use process::worker_main;
 pub use worker::run_group;
 
 use crate::resolve::ResolvedPlan;
+use job::JobModel;
 use crate::results::{self, Availability, CellRecord, ResultsStore, RunEvent, RunResults, SavedOutputs, Status, WallTime};
 use crate::runtimes::{self, RuntimeOptions};
 
@@ -100,6 +104,7 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
         observer.note(&note);
     }
     observer.runtimes(&store.results().runtimes);
+    refuse_over_budget(plan, store, observer)?;
     let total = plan.plan.cells.len();
     let mut done = store.results().cells.iter().filter(|c| c.status != Status::Pending).count();
     let mut wall = WallTime { parallel_loads: opts.parallel_loads, ..Default::default() };
@@ -134,32 +139,43 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
                 done += t.pending;
                 store.apply(RunEvent::GroupEnded { group: group.index, status, why })?;
             }
-            Ok(job) => {
+            Ok(first) => {
                 let warmup_share = plan.plan.settings.warmup as f64 / plan.plan.settings.iterations as f64;
-                let end = exec.run(&job, &mut |event| {
-                    match &event {
-                        RunEvent::Cell(record) => {
-                            done += 1;
-                            if record.status == Status::Ok {
-                                measured_secs += record.samples_ms.iter().sum::<f64>() / 1e3 * (1.0 + warmup_share);
-                                measured_cells += 1;
+                // A cell that outlived the time limit is failed; the group's other cells go on in a new worker.
+                let mut job = first;
+                loop {
+                    let end = exec.run(&job, &mut |event| {
+                        match &event {
+                            RunEvent::Cell(record) => {
+                                done += 1;
+                                if record.status == Status::Ok {
+                                    measured_secs += record.samples_ms.iter().sum::<f64>() / 1e3 * (1.0 + warmup_share);
+                                    measured_cells += 1;
+                                }
+                                let elapsed = started.elapsed().as_secs_f64();
+                                let eta_s = (done > 0 && done < total).then(|| {
+                                    let per = if measured_cells > 0 { elapsed.max(measured_secs) / done as f64 } else { elapsed / done as f64 };
+                                    per * (total - done) as f64
+                                });
+                                observer.cell(record, Progress { done, total, eta_s });
                             }
-                            let elapsed = started.elapsed().as_secs_f64();
-                            let eta_s = (done > 0 && done < total).then(|| {
-                                let per = if measured_cells > 0 { elapsed.max(measured_secs) / done as f64 } else { elapsed / done as f64 };
-                                per * (total - done) as f64
-                            });
-                            observer.cell(record, Progress { done, total, eta_s });
+                            RunEvent::LoadFailed { error, .. } => observer.group_failed(model, group.runtime.as_str(), error),
+                            RunEvent::GroupEnded { why, .. } => observer.group_failed(model, group.runtime.as_str(), why),
+                            _ => {}
                         }
-                        RunEvent::LoadFailed { error, .. } => observer.group_failed(model, group.runtime.as_str(), error),
-                        RunEvent::GroupEnded { why, .. } => observer.group_failed(model, group.runtime.as_str(), why),
-                        _ => {}
+                        store.apply(event)
+                    })?;
+                    // A dead worker's unrun cells are counted as they are failed.
+                    done = store.results().cells.iter().filter(|c| c.status != Status::Pending).count();
+                    stopped |= end == executor::GroupEnd::Stopped;
+                    if end != executor::GroupEnd::Retry || stop::requested() {
+                        break;
                     }
-                    store.apply(event)
-                })?;
-                // A dead worker's unrun cells are counted as they are failed.
-                done = store.results().cells.iter().filter(|c| c.status != Status::Pending).count();
-                stopped |= end == executor::GroupEnd::Stopped;
+                    match Todo::of(plan, group.index, store.results(), opts, outputs_dir).job {
+                        Ok(next) if !next.cells.is_empty() => job = next,
+                        _ => break,
+                    }
+                }
             }
         }
         store.update(|r| crate::analysis::analyze(r, Some(outputs_dir)))?;
@@ -209,6 +225,37 @@ fn ms(d: std::time::Duration) -> f64 {
 
 /// A group's share of a run: how many of its cells are still to run, and the job that runs them,
 /// or the status and reason they get when it cannot run.
+/// Share of the machine's memory a cell may need when the scenario sets no `memory_budget_gib`:
+/// the model, the runtime's own buffers and the rest of the machine need the other half.
+pub const DEFAULT_BUDGET_SHARE: f64 = 0.5;
+
+/// Fails, before anything runs, the pending cells that need more memory than the budget allows
+/// (the scenario's `memory_budget_gib`, else half the machine's memory).
+fn refuse_over_budget(plan: &ResolvedPlan, store: &mut ResultsStore, observer: &mut dyn Observer) -> Result<()> {
+    let budget = plan.plan.settings.memory_budget_gib.unwrap_or_else(|| DEFAULT_BUDGET_SHARE * crate::machine::detect().memory_gib);
+    if budget <= 0.0 {
+        return Ok(());
+    }
+    let s = &plan.plan.settings;
+    let mut refused: Vec<String> = Vec::new();
+    for group in &plan.plan.groups {
+        let Some(model) = JobModel::of(&plan.models[group.model]) else { continue };
+        for cell in plan.plan.group_cells(group) {
+            if store.results().cells.get(cell.index).is_none_or(|c| c.status != Status::Pending) {
+                continue;
+            }
+            if let Some(why) = budget::over_budget(&model, cell, &s.dims, budget) {
+                refused.push(format!("{} on {}, {} characters × batch {}: {why}", cell.model, cell.runtime, cell.chars, cell.batch));
+                store.apply(RunEvent::Cell(Box::new(CellRecord::empty(cell, s.warmup, s.iterations, Status::Failed, Some(why)))))?;
+            }
+        }
+    }
+    if let Some(first) = refused.first() {
+        observer.note(&format!("{} cell(s) failed without running, over the memory budget; the first: {first}", refused.len()));
+    }
+    Ok(())
+}
+
 struct Todo {
     pending: usize,
     job: std::result::Result<GroupJob, (Status, String)>,
@@ -217,11 +264,15 @@ struct Todo {
 impl Todo {
     fn of(plan: &ResolvedPlan, g: usize, r: &RunResults, opts: &RunOptions, outputs_dir: &Path) -> Todo {
         let group = &plan.plan.groups[g];
-        let cells: Vec<crate::scenario::Cell> = plan.plan.group_cells(group).iter().filter(|c| r.cells[c.index].status == Status::Pending).cloned().collect();
-        let avail = &r.runtimes[plan.plan.runtimes.iter().position(|x| x.id == group.runtime).expect("a runtime of the plan")];
+        // The record was checked against the plan (`record::check_resumable`); a cell or runtime
+        // it lacks all the same is not run, never indexed.
+        let cells: Vec<crate::scenario::Cell> = plan.plan.group_cells(group).iter().filter(|c| r.cells.get(c.index).is_some_and(|x| x.status == Status::Pending)).cloned().collect();
         let model = &plan.models[group.model];
         let pending = cells.len();
         let on_grid = cells.iter().any(|c| c.data_set.is_none());
+        let Some(avail) = r.runtimes.iter().find(|a| a.runtime == group.runtime) else {
+            return Todo { pending, job: Err((Status::Failed, format!("the results record nothing of runtime {}", group.runtime))) };
+        };
         let job = match (model.io(), avail.usable) {
             (_, false) => Err((Status::Skipped, format!("{} is not usable here: {}", group.runtime, avail.detail))),
             (Err(why), _) => Err((Status::Failed, why.to_string())),

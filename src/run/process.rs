@@ -3,8 +3,9 @@
 
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::Instant;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -18,13 +19,22 @@ pub enum ChildEnd {
     Died(String),
     /// A stop was asked for and the worker was ended after its current cell.
     Stopped,
+    /// It went silent for longer than the cell time limit and was killed: `cells` cells had been
+    /// reported (the next one is the one it stalled on), or none, still loading.
+    TimedOut { cells: usize, loaded: bool, limit_s: f64 },
 }
 
 /// A worker process, started and possibly loaded ahead of its turn.
 pub struct Spawned {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: std::io::Lines<std::io::BufReader<ChildStdout>>,
+    /// Lines of its standard output, read by a thread of their own so that a silent worker can
+    /// be timed out.
+    lines: Receiver<String>,
+    /// How long it may stay silent: loading, or measuring one cell.
+    limit: Duration,
+    /// The scenario's `cell_timeout_s`, as errors name it.
+    timeout_s: f64,
     /// Messages read before its turn (the load), replayed when it is driven.
     early: Vec<WorkerMsg>,
     started: Instant,
@@ -32,6 +42,8 @@ pub struct Spawned {
     pub ready_ms: Option<f64>,
     /// The worker's output ended before its turn.
     ended: bool,
+    /// It stayed silent past its limit.
+    silent: bool,
     finished: bool,
 }
 
@@ -50,12 +62,24 @@ impl Spawned {
         let started = Instant::now();
         let mut child = cmd.spawn().with_context(|| format!("cannot start a worker process ({})", exe.display()))?;
         let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let mut stdin = child.stdin.take().expect("piped");
         let sent = serde_json::to_string(job).map_err(anyhow::Error::from).and_then(|line| Ok(writeln!(stdin, "{line}").and_then(|_| stdin.flush())?));
         let mut spawned = Spawned {
             child,
             stdin: Some(stdin),
-            lines: std::io::BufReader::new(stdout).lines(),
+            lines: rx,
+            limit: watchdog(job.options.cell_timeout_s.unwrap_or(crate::scenario::DEFAULT_CELL_TIMEOUT_S)),
+            timeout_s: job.options.cell_timeout_s.unwrap_or(crate::scenario::DEFAULT_CELL_TIMEOUT_S),
+            silent: false,
             early: Vec::new(),
             started,
             ready_ms: None,
@@ -78,12 +102,22 @@ impl Spawned {
     }
 
     /// The worker's next message; other lines it prints (a native library's) are passed on as
-    /// diagnostics. `None` once its output has ended.
+    /// diagnostics. `None` once its output has ended, or when it stayed silent past its limit
+    /// (then `silent` is set).
     fn next_msg(&mut self) -> Option<WorkerMsg> {
+        let deadline = Instant::now() + self.limit;
         while !self.ended {
-            let Some(Ok(line)) = self.lines.next() else {
-                self.ended = true;
-                break;
+            let line = match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.silent = true;
+                    self.ended = true;
+                    break;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.ended = true;
+                    break;
+                }
             };
             match line.strip_prefix(MSG_PREFIX) {
                 Some(msg) => match serde_json::from_str::<WorkerMsg>(msg) {
@@ -123,9 +157,13 @@ impl Spawned {
         if let Some(mut stdin) = self.stdin.take() {
             let _ = stdin.write_all(b"go\n").and_then(|_| stdin.flush());
         }
+        let mut cells = 0;
+        let mut loaded = self.early.iter().any(|m| matches!(m, WorkerMsg::Loaded { .. }));
         while outcome.is_ok() {
             let Some(m) = self.next_msg() else { break };
             let was_cell = matches!(m, WorkerMsg::Cell(_));
+            cells += was_cell as usize;
+            loaded |= matches!(m, WorkerMsg::Loaded { .. });
             if let Err(e) = on_msg(m) {
                 outcome = Err(e);
                 break;
@@ -135,15 +173,19 @@ impl Spawned {
                 break;
             }
         }
-        if stopped || outcome.is_err() {
-            let _ = self.child.kill();
+        if stopped || outcome.is_err() || self.silent {
+            kill_group(&mut self.child);
         }
         let status = self.child.wait().context("cannot wait for the worker process")?;
         self.finished = true;
         stop::set_child(0);
         outcome?;
-        if stopped {
+        // Killed by xbench on a stop at once: its unfinished cells stay pending.
+        if stopped || stop::at_once() {
             return Ok(ChildEnd::Stopped);
+        }
+        if self.silent {
+            return Ok(ChildEnd::TimedOut { cells, loaded, limit_s: self.timeout_s });
         }
         if status.success() {
             return Ok(ChildEnd::Finished);
@@ -154,9 +196,9 @@ impl Spawned {
             if let Some(sig) = status.signal() {
                 let name = match sig {
                     4 => " (SIGILL)",
-                    6 => " (SIGABRT)",
+                    6 => " (SIGABRT: a library aborted, e.g. on a failed allocation)",
                     7 => " (SIGBUS)",
-                    9 => " (SIGKILL: out of memory?)",
+                    9 => " (SIGKILL, not sent by xbench: the kernel's out-of-memory killer sends it when memory runs out, as does `kill -9`)",
                     11 => " (SIGSEGV)",
                     _ => "",
                 };
@@ -167,10 +209,30 @@ impl Spawned {
     }
 }
 
+/// How long the worker may stay silent: `cell_timeout_s` and a grace of a tenth (at least 2 s),
+/// so that a limit the worker keeps itself (an external program's answer) is met first and
+/// reported with what the worker knows; this one catches a worker that cannot report (stopped,
+/// starved, stuck in a runtime).
+fn watchdog(cell_timeout_s: f64) -> Duration {
+    let t = cell_timeout_s.clamp(0.001, 1e7);
+    Duration::from_secs_f64(t + (t / 10.0).max(2.0))
+}
+
+/// Kills the worker and everything it started (an external runtime's program): the worker leads
+/// its own process group.
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    // SAFETY: kill(2) of the process group of a worker this program started.
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGKILL);
+    }
+    let _ = child.kill();
+}
+
 impl Drop for Spawned {
     fn drop(&mut self) {
         if !self.finished {
-            let _ = self.child.kill();
+            kill_group(&mut self.child);
             let _ = self.child.wait();
         }
     }
@@ -179,6 +241,15 @@ impl Drop for Spawned {
 /// The `xbench worker` entry point: reads its job from standard input, runs the group and prints
 /// messages on standard output.
 pub fn worker_main() -> Result<()> {
+    // A worker outlives no xbench: when the parent dies (`kill -9`), so does the worker.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(2) on this process; getppid(2) has no preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() == 1 {
+            std::process::exit(1);
+        }
+    }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).context("cannot read the worker's job from standard input")?;
     let job: GroupJob = serde_json::from_str(&line).context("standard input did not hold a worker job (`xbench worker` is started by `xbench scenario`)")?;
@@ -196,7 +267,12 @@ pub fn worker_main() -> Result<()> {
         &|| false,
     );
     // Everything is reported: exit without unloading, which can take longer than a small cell
-    // (a CUDA session frees its arena and handles). The system reclaims it all.
-    std::mem::forget(session);
+    // (a CUDA session frees its arena and handles). The system reclaims it all — except what an
+    // external program's session holds outside this process (the program, its scratch folder).
+    if matches!(job.runtime.kind, crate::scenario::RuntimeKind::External { .. }) {
+        drop(session);
+    } else {
+        std::mem::forget(session);
+    }
     std::process::exit(0)
 }

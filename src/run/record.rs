@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 
 use super::RunOptions;
 use crate::resolve::ResolvedPlan;
-use crate::results::{self, Availability, CellRecord, GroupRecord, ModelInput, ModelRecord, RunResults, Status};
+use crate::results::{self, Availability, CellRecord, GroupRecord, ModelInput, ModelRecord, RunResults, Scope, Status};
 use crate::runtimes::Timing;
 use crate::scenario::ScenarioFile;
 
@@ -62,6 +62,8 @@ pub fn model_records(plan: &ResolvedPlan) -> Vec<ModelRecord> {
 /// A fresh record of `plan`: every group and cell pending.
 pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availability>, gpu: Option<results::GpuInfo>, opts: &RunOptions) -> RunResults {
     let p = &plan.plan;
+    let machine = crate::machine::detect();
+    let conditions = super::conditions::gather(plan, opts, &availability, &machine, gpu.as_ref());
     RunResults {
         format_version: results::FORMAT_VERSION,
         xbench_version: crate::VERSION.into(),
@@ -69,7 +71,7 @@ pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availab
         started_at: results::now_rfc3339(),
         finished_at: None,
         complete: false,
-        machine: crate::machine::detect(),
+        machine,
         scenario_source: p.origin.clone(),
         scenario: file.clone(),
         timer: timer_text(opts),
@@ -95,11 +97,13 @@ pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availab
         cells: p.cells.iter().map(|c| CellRecord::empty(c, p.settings.warmup, p.settings.iterations, Status::Pending, None)).collect(),
         resumed_at: Vec::new(),
         wall: None,
+        conditions: Some(conditions),
     }
 }
 
-/// Refuses to resume `prev` with `plan` (from `file`) unless they describe the same grid and settings.
-pub fn check_resumable(prev: &RunResults, plan: &ResolvedPlan, file: &ScenarioFile, dir: &std::path::Path) -> Result<()> {
+/// Refuses to resume `prev` with `plan` (from `file`) unless they describe the same grid and
+/// settings, and unless something is left to run: pending cells, or failed ones with `retry`.
+pub fn check_resumable(prev: &RunResults, plan: &ResolvedPlan, file: &ScenarioFile, dir: &std::path::Path, retry: bool) -> Result<()> {
     let fix = format!("fix: resume with the same scenario file and --runtimes as the first run, or start a new run without --resume (another --out than {})", dir.display());
     // The runtimes may have come from --runtimes; the cells below carry them.
     let same_file = ScenarioFile { runtimes: vec![], ..prev.scenario.clone() } == ScenarioFile { runtimes: vec![], ..file.clone() };
@@ -108,23 +112,96 @@ pub fn check_resumable(prev: &RunResults, plan: &ResolvedPlan, file: &ScenarioFi
     }
     let cells = &plan.plan.cells;
     let same_cells = prev.cells.len() == cells.len()
-        && prev.cells.iter().zip(cells).all(|(a, b)| a.model == b.model && a.runtime == b.runtime && a.chars == b.chars && a.batch == b.batch);
+        && prev.cells.iter().zip(cells).all(|(a, b)| a.model == b.model && a.runtime == b.runtime && a.chars == b.chars && a.batch == b.batch && a.data_set == b.data_set);
     if !same_cells {
         bail!("{} holds a different grid of cells ({} cells) than this scenario gives ({} cells)\n  {fix}", dir.display(), prev.cells.len(), cells.len());
     }
-    if prev.cells.iter().all(|c| c.status != Status::Pending) && prev.complete {
-        bail!("{}: every cell of this run is already finished; nothing to resume\n  fix: start a new run without --resume", dir.display());
+    let groups = &plan.plan.groups;
+    let same_groups = prev.groups.len() == groups.len() && prev.groups.iter().zip(groups).all(|(a, b)| a.model == plan.models[b.model].name && a.runtime == b.runtime);
+    if !same_groups {
+        bail!("{} holds other (model, runtime) groups ({}) than this scenario gives ({})\n  {fix}", dir.display(), prev.groups.len(), groups.len());
     }
-    Ok(())
+    let count = |s| prev.cells.iter().filter(|c| c.status == s).count();
+    let (pending, failed, skipped) = (count(Status::Pending), count(Status::Failed), count(Status::Skipped));
+    let skipped = if skipped > 0 { format!("; {skipped} were skipped, their runtime not usable here, and stay so") } else { String::new() };
+    match (pending, failed, retry) {
+        (0, 0, true) => bail!("{}: no cell of this run failed{skipped}; nothing to retry\n  fix: start a new run without --resume (another --out than {})", dir.display(), dir.display()),
+        (0, 0, false) if prev.complete => bail!("{}: every cell of this run is already finished{skipped}; nothing to resume\n  fix: start a new run without --resume", dir.display()),
+        (0, n, false) if prev.complete => bail!(
+            "{}: every cell of this run is already finished, {n} of them failed; nothing to resume\n  fix: add --retry-failed to run the failed cells again (the others are kept), or start a new run without --resume",
+            dir.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
-/// The earlier run's record, continued: its finished cells kept, the runtimes and models as found now.
+/// Sets every failed cell of `prev` (not skipped ones) and its group back to pending, so that a
+/// resume runs them again; returns how many.
+pub fn retry_failed(prev: &mut RunResults, plan: &ResolvedPlan) -> usize {
+    let s = &plan.plan.settings;
+    let mut n = 0;
+    for (c, cell) in prev.cells.iter_mut().zip(&plan.plan.cells).filter(|(c, _)| c.status == Status::Failed) {
+        *c = CellRecord::empty(cell, s.warmup, s.iterations, Status::Pending, None);
+        n += 1;
+    }
+    for g in prev.groups.iter_mut() {
+        if prev.cells.iter().any(|c| c.model == g.model && c.runtime == g.runtime && c.status == Status::Pending) {
+            g.status = Status::Pending;
+            g.error = None;
+        }
+    }
+    n
+}
+
+/// Refuses to continue `prev` under other conditions than its finished cells (measured or
+/// failed) were run under: each difference that concerns one of them is named, old → new.
+pub fn check_conditions(prev: &RunResults, now: &RunResults, dir: &std::path::Path) -> Result<()> {
+    let kept = |scope: &Scope| {
+        prev.cells.iter().filter(|c| matches!(c.status, Status::Ok | Status::Failed)).any(|c| match scope {
+            Scope::All => true,
+            Scope::Model(m) => c.model == *m,
+            Scope::Runtime(r) => c.runtime.as_str() == r,
+        })
+    };
+    let Some(new) = &now.conditions else { return Ok(()) };
+    let Some(old) = &prev.conditions else {
+        if kept(&Scope::All) {
+            bail!(
+                "{}: its results.json does not record the conditions its cells were measured under (timing and I/O modes, versions, digests of the model files; it was written by an older xbench), so a resume cannot tell whether new cells would mean what the finished ones mean\n  fix: start a new run without --resume (another --out than {})",
+                dir.display(),
+                dir.display()
+            );
+        }
+        return Ok(());
+    };
+    let diffs: Vec<results::Difference> = results::differences(old, new).into_iter().filter(|d| kept(&d.scope)).collect();
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    let lines: String = diffs.iter().map(|d| format!("\n    {}: {} → {}", d.what, d.old, d.new)).collect();
+    let mut fixes: Vec<&str> = Vec::new();
+    for d in &diffs {
+        if !fixes.contains(&d.fix.as_str()) {
+            fixes.push(&d.fix);
+        }
+    }
+    bail!(
+        "{} cannot be resumed: its finished cells were run under other conditions than this run's, and one table would mix them:{lines}\n  fix: {}; or start a new run without --resume (another --out than {})",
+        dir.display(),
+        fixes.join("; "),
+        dir.display()
+    )
+}
+
+/// The earlier run's record, continued: its finished cells kept, the runtimes, models and
+/// conditions as found now (checked against the old ones by `check_conditions`).
 pub fn resumed(prev: RunResults, fresh: RunResults) -> RunResults {
     let mut r = prev;
     r.format_version = results::FORMAT_VERSION;
     r.resumed_at.push(results::now_rfc3339());
     r.runtimes = fresh.runtimes;
     r.models = fresh.models;
+    r.conditions = fresh.conditions;
     r.complete = false;
     r.finished_at = None;
     r

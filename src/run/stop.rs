@@ -1,41 +1,123 @@
-//! Ctrl-C: the first press stops the run after the current cell (results and report are written
-//! and the run can be resumed); a second press stops at once. Files stay whole either way,
-//! because results are only ever replaced by an atomic rename.
+//! Stopping a run. Ctrl-C once: the run stops after the current cell (results and report are
+//! written and the run can be resumed). Ctrl-C again, SIGTERM (what `timeout` and CI cancellation
+//! send) or SIGHUP: it stops at once — the running worker is killed, the cell it was measuring
+//! stays pending (never recorded as failed), results and report are written. Files stay whole
+//! either way, because results are only ever replaced by an atomic rename.
 
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
-static PRESSES: AtomicUsize = AtomicUsize::new(0);
-/// The running worker process, killed on a second press (0: none).
+/// Nothing asked; after the current cell; at once.
+const RUNNING: u8 = 0;
+const SOFT: u8 = 1;
+const NOW: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(RUNNING);
+/// The signal that asked for the stop (for the exit code).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// The running worker process, killed on a stop at once (0: none).
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// The write end of the pipe the signal handler wakes the watcher thread through.
+static PIPE: AtomicI32 = AtomicI32::new(-1);
 
-/// Installs the handler (once per process; later calls do nothing).
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Only async-signal-safe work here: a write to the pipe; the watcher thread does the rest.
+    let fd = PIPE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) of one byte from a valid buffer to a descriptor this process owns.
+        unsafe { libc::write(fd, &b as *const u8 as *const libc::c_void, 1) };
+    }
+}
+
+/// Installs the handlers (once per process; later calls do nothing).
 pub fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
-                tracing::warn!("stopping after the current cell (press Ctrl-C again to stop at once)");
-            } else {
-                let pid = CHILD.load(Ordering::SeqCst);
-                if pid > 0 {
-                    // SAFETY: plain kill(2) on a process this program started.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                }
-                tracing::warn!("stopped at once; finished cells are in the results file");
-                std::process::exit(130);
+        let mut fds = [0; 2];
+        // SAFETY: pipe2(2) into a two-element array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            tracing::warn!("cannot watch for Ctrl-C: {}", std::io::Error::last_os_error());
+            return;
+        }
+        PIPE.store(fds[1], Ordering::SeqCst);
+        std::thread::spawn(move || watch(fds[0]));
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: installing a handler that only writes to a pipe.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigaction(sig, &action, std::ptr::null_mut());
             }
-        });
+        }
     });
 }
 
-/// Whether a stop was asked for.
+/// The watcher thread: acts on each signal the handler passes on.
+fn watch(fd: i32) {
+    let mut b = 0u8;
+    // SAFETY: read(2) of one byte into a valid buffer.
+    while unsafe { libc::read(fd, &mut b as *mut u8 as *mut libc::c_void, 1) } == 1 {
+        let sig = b as i32;
+        let at_once = sig != libc::SIGINT || STATE.load(Ordering::SeqCst) != RUNNING;
+        SIGNAL.store(sig, Ordering::SeqCst);
+        if !at_once {
+            STATE.store(SOFT, Ordering::SeqCst);
+            tracing::warn!("stopping after the current cell (press Ctrl-C again to stop at once)");
+            continue;
+        }
+        STATE.store(NOW, Ordering::SeqCst);
+        let pid = CHILD.load(Ordering::SeqCst);
+        if pid > 0 {
+            tracing::warn!("stopping at once: the cell being measured stays pending; finished cells are kept");
+            // SAFETY: kill(2) of the process group of a worker this program started (the worker
+            // leads it; an external runtime's program is in it too).
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        } else if crate::run::stop::in_process() {
+            // A cell running in this process cannot be interrupted: its results up to the last
+            // finished cell are already on disk.
+            tracing::warn!("stopped at once; finished cells are in the results file");
+            std::process::exit(exit_code());
+        }
+    }
+}
+
+/// Whether groups run in this process (no worker to kill), set by the executor.
+static IN_PROCESS: AtomicU8 = AtomicU8::new(0);
+
+fn in_process() -> bool {
+    IN_PROCESS.load(Ordering::SeqCst) == 1
+}
+
+/// Records whether groups run in this process.
+pub fn set_in_process(yes: bool) {
+    IN_PROCESS.store(yes as u8, Ordering::SeqCst);
+}
+
+/// Whether a stop was asked for (after the current cell, or at once).
 pub fn requested() -> bool {
-    PRESSES.load(Ordering::SeqCst) > 0
+    STATE.load(Ordering::SeqCst) != RUNNING
+}
+
+/// Whether the stop is at once: a worker that ends now was killed by xbench, not crashed.
+pub fn at_once() -> bool {
+    STATE.load(Ordering::SeqCst) == NOW
+}
+
+/// The exit code of a stopped run: 128 + the signal, as shells expect (130 for Ctrl-C).
+pub fn exit_code() -> i32 {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => 130,
+        sig => 128 + sig,
+    }
 }
 
 /// Records the worker process now running (0 when none).
 pub fn set_child(pid: u32) {
     CHILD.store(pid as i32, Ordering::SeqCst);
+    // A stop at once asked for while this worker was starting: end it now.
+    if pid > 0 && at_once() {
+        // SAFETY: kill(2) of the process group of a worker this program started.
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    }
 }

@@ -114,16 +114,18 @@ fn run_cell(job: &GroupJob, cell: &Cell, session: &mut dyn Session, text: Option
         saved.write(&crate::analysis::outputs_path(dir, cell.index))?;
     }
     let mut record = job.empty_record(cell, Status::Ok, None);
-    record.summary = Some(summarize(&samples.latency_ms, feed.batch, feed.real_tokens()));
+    let (kept, stalled) = crate::stats::split_stalled(&samples.latency_ms);
+    record.summary = Some(summarize(&kept, feed.batch, feed.real_tokens()));
     record.tokens = feed.text;
     record.fed = feed.fed;
     record.prepare_ms = Some(samples.prepare_ms);
     record.warmup_ms = Some(samples.warmup_ms);
     record.timer_resolution_ms = Some(samples.timer_resolution_ms);
-    record.iterations = samples.latency_ms.len();
+    record.iterations = kept.len();
     record.energy_mj_per_inference = samples.energy_mj.map(|e| e as f64 / record.iterations as f64);
     record.timer = session.timer_label();
-    record.samples_ms = samples.latency_ms;
+    record.samples_ms = kept;
+    record.stalled_ms = stalled;
     record.wall_ms = Some(cell_clock.elapsed().as_secs_f64() * 1e3);
     Ok(record)
 }

@@ -6,6 +6,7 @@
 mod external;
 pub mod fake;
 pub mod ort;
+mod python;
 mod registry;
 mod tract;
 

@@ -49,6 +49,10 @@ pub struct ScenarioFile {
     /// Longest a cell may take, in seconds, before it is failed (default 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell_timeout_s: Option<f64>,
+    /// Memory a cell may need at least (text, inputs, declared outputs), in GiB, before it is
+    /// refused (default: half the machine's memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_budget_gib: Option<f64>,
     /// Values of dims for models that do not take text, by symbol (`{height: 224}`) or by input
     /// and axis (`{pixel_values.2: 224}`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -91,6 +95,44 @@ pub struct ToleranceFile {
     pub rel: f64,
 }
 
+/// Largest scenario file read: every real scenario is a few kilobytes.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Deepest nesting of brackets or `- ` items accepted. The YAML parser gets slow (minutes) on
+/// hundreds of thousands of nested brackets before its own recursion limit applies.
+const MAX_DEPTH: usize = 64;
+
+/// The first line where flow brackets (`[`, `{`) or block items (`- - -`) nest deeper than
+/// `MAX_DEPTH`, with that depth. Quoted text and comments do not count.
+fn too_deep(yaml: &str) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    for (n, line) in yaml.lines().enumerate() {
+        let dashes = line.trim_start().split_inclusive(' ').take_while(|t| t.trim_end() == "-").count();
+        if dashes > MAX_DEPTH {
+            return Some((n + 1, dashes));
+        }
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '#') if prev.is_whitespace() => break,
+                (None, '"' | '\'') if matches!(prev, ' ' | '[' | '{' | ',' | ':') => quote = Some(c),
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Some((n + 1, depth));
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            prev = c;
+        }
+    }
+    None
+}
+
 fn default_warmup() -> i64 {
     3
 }
@@ -98,13 +140,21 @@ fn default_warmup() -> i64 {
 impl ScenarioFile {
     /// Parses YAML text; `origin` names the file in error messages.
     pub fn parse(yaml: &str, origin: &str) -> anyhow::Result<ScenarioFile> {
+        // A byte-order mark some editors write is not part of the YAML.
+        let yaml = yaml.strip_prefix('\u{feff}').unwrap_or(yaml);
+        if yaml.len() as u64 > MAX_FILE_BYTES {
+            anyhow::bail!("{origin}: {} bytes, more than a scenario may have ({MAX_FILE_BYTES})\n  fix: a scenario is a few kilobytes of keys and lists; split a larger one", yaml.len());
+        }
+        if let Some((line, depth)) = too_deep(yaml) {
+            anyhow::bail!("{origin}: line {line} nests {depth} levels deep, more than a scenario needs ({MAX_DEPTH})\n  fix: write the values out flat; a scenario's deepest value (a runtime's options) is three levels down");
+        }
         if yaml.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
             anyhow::bail!("{origin}: the scenario file is empty\n  fix: write at least `name`, `models`, `runtimes`, `input_chars`, `batch_sizes` and `iterations` (see scenarios/quick.yaml)");
         }
         serde_yaml::from_str(yaml).map_err(|e| {
             let msg = e.to_string();
             let hint = if msg.contains("unknown field") {
-                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32, tf32, fp16, bf16, int8: abs, rel), min_time_s, cell_timeout_s, ci_warn_share, dims, inputs, test_data, ops"
+                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32, tf32, fp16, bf16, int8: abs, rel), min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, test_data, ops"
             } else if msg.contains("missing field") {
                 "add that key (see scenarios/quick.yaml for a complete example)"
             } else if msg.contains("expected struct ScenarioFile") {
@@ -126,12 +176,31 @@ impl ScenarioFile {
 impl ScenarioFile {
     /// Reads and parses the scenario file at `path`.
     pub fn read(path: &std::path::Path) -> anyhow::Result<ScenarioFile> {
-        use anyhow::Context;
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).with_context(|| {
-            format!("cannot read scenario file {origin}\n  fix: check the path; `xbench scenario` with no file runs the built-in quick scenario")
+        let bytes = crate::files::read_regular(path, MAX_FILE_BYTES).map_err(|why| {
+            anyhow::anyhow!("scenario file {origin} {why}\n  fix: name a scenario file (YAML text of a few kilobytes); `xbench scenario` with no file runs the built-in quick scenario")
         })?;
         let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{origin}: not UTF-8 text\n  fix: save the scenario as UTF-8"))?;
         ScenarioFile::parse(&text, &origin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_bounded_before_parsing() {
+        let deep = format!("name: x\nruntimes: {}{}\n", "[".repeat(200_000), "]".repeat(200_000));
+        let clock = std::time::Instant::now();
+        let e = ScenarioFile::parse(&deep, "deep.yaml").unwrap_err().to_string();
+        assert!(e.contains("deep.yaml: line 2 nests 65 levels") && e.contains("fix:"), "{e}");
+        assert!(clock.elapsed().as_secs() < 5);
+        let dashes = format!("name: x\nruntimes:\n{}ort-cpu\n", "- ".repeat(100));
+        assert!(ScenarioFile::parse(&dashes, "d.yaml").unwrap_err().to_string().contains("line 3 nests 100 levels"));
+        // Brackets in quotes and comments are text, and a real scenario's options pass.
+        let ok = "name: '[[[['\nruntimes: [ort-cpu, {name: a, runtime: ort-cpu, options: {x: \"{{{{\"}}]  # [[[[\niterations: 1\n";
+        assert_eq!(too_deep(&ok.replace("[[[[", &"[".repeat(100))), None);
+        assert!(ScenarioFile::parse(ok, "ok.yaml").is_ok());
     }
 }

@@ -20,7 +20,7 @@ pub use plan::{model_name, Cell, Group, ModelEntry, Plan, Point, Settings, TextS
 pub use runtime_entry::{RuntimeEntry, RuntimeKind, RuntimeRequest};
 pub use runtime_id::RuntimeId;
 pub use tolerance::{Tolerance, Tolerances, PRECISIONS};
-pub use validate::{validate, Overrides};
+pub use validate::{validate, Overrides, DEFAULT_CELL_TIMEOUT_S};
 
 /// The scenario used when `xbench scenario` is given no file: the quick grid on the committed tiny model.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../scenarios/quick.yaml");

@@ -66,6 +66,8 @@ pub struct Settings {
     pub min_time_s: Option<f64>,
     /// Longest a cell may take, in seconds.
     pub cell_timeout_s: f64,
+    /// Memory a cell may need, in GiB (`None`: the machine's memory); larger cells are not run.
+    pub memory_budget_gib: Option<f64>,
     /// Warn when the 95% interval of the mean is wider than this share of the mean.
     pub ci_warn_share: f64,
     /// Values of dims for generated (non-text) inputs: by symbol, or by `input.axis`.

@@ -17,6 +17,10 @@ const MAX_BATCH: i64 = 4_096;
 const MAX_ITERATIONS: i64 = 1_000_000;
 const MAX_WARMUP: i64 = 100_000;
 const MAX_THREADS: i64 = 1_024;
+/// Longest list of sizes, and most cells a grid may have: far beyond any real grid, and small
+/// enough that a scenario of a few lines cannot ask for gigabytes before anything runs.
+const MAX_SIZES: usize = 1_000;
+pub const MAX_CELLS: usize = 100_000;
 /// How long a cell may take when the scenario does not say.
 pub const DEFAULT_CELL_TIMEOUT_S: f64 = 600.0;
 
@@ -101,9 +105,13 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
             None => ModelEntry::Local(local_entry(written).map_err(at)?),
         };
         let name = entry.name();
-        if let Some(before) = models.iter().find(|m| m.name() == name) {
-            let what = match (before, &entry) {
-                (ModelEntry::Local(_), ModelEntry::Local(_)) => format!("lists `{written}` twice"),
+        // `m`, `./m`, `m/` and `m/.` are one model: it is listed once, never run twice.
+        if let Some(k) = models.iter().position(|m| m.name() == name) {
+            // Operation cases never come with `models:`, so `models` holds the entries in order.
+            let first = file.models.get(k).cloned().unwrap_or_else(|| name.clone());
+            let what = match (&models[k], &entry) {
+                (ModelEntry::Local(_), ModelEntry::Local(_)) if first == *written => format!("lists `{written}` twice"),
+                (ModelEntry::Local(_), ModelEntry::Local(_)) => format!("= `{written}` is model `{name}` again, already listed as `{first}`"),
                 _ => format!("lists `{written}`, whose folder `{name}` is already listed"),
             };
             return Err(err(&format!("models[{i}]"), format!("{what}\n  fix: list each model once")));
@@ -146,6 +154,11 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         Some(t) if t.is_finite() && t > 0.0 && t <= 86_400.0 => t,
         Some(t) => return Err(err("cell_timeout_s", format!("is {t}: it must be more than 0 and at most 86400 seconds\n  fix: e.g. `cell_timeout_s: 600`"))),
     };
+    let memory_budget_gib = match file.memory_budget_gib {
+        None => None,
+        Some(g) if g.is_finite() && g > 0.0 && g <= 1e6 => Some(g),
+        Some(g) => return Err(err("memory_budget_gib", format!("is {g}: it must be more than 0 GiB\n  fix: e.g. `memory_budget_gib: 16`, or leave it out for the machine's memory"))),
+    };
     let ci_warn_share = match file.ci_warn_share {
         None => 0.10,
         Some(s) if s.is_finite() && s > 0.0 => s,
@@ -174,6 +187,16 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         (None, None) => TextSource::Builtin(texts::BUILTIN_TEXTS[0].0.to_string()),
     };
 
+    let cells = [models.len(), ids.len(), input_chars.len().max(1), batch_sizes.len().max(1)].iter().try_fold(1usize, |a, &n| a.checked_mul(n));
+    if cells.is_none_or(|n| n > MAX_CELLS) {
+        return Err(anyhow!(
+            "{origin}: {} models × {} runtimes × {} input lengths × {} batch sizes make more than {MAX_CELLS} cells\n  fix: measure fewer sizes, or split the grid into several scenarios",
+            models.len(),
+            ids.len(),
+            input_chars.len(),
+            batch_sizes.len()
+        ));
+    }
     let points: Vec<Point> = input_chars.iter().flat_map(|&chars| batch_sizes.iter().map(move |&batch| Point { chars, batch, data_set: None })).collect();
     let (groups, cells) = grid(&models, &ids, &vec![points; models.len()]);
     Ok(Plan {
@@ -185,7 +208,7 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         runtimes_key,
         input_chars,
         batch_sizes,
-        settings: Settings { iterations, warmup, text, threads, reference, tolerances, min_time_s, cell_timeout_s, ci_warn_share, dims, inputs, test_data: file.test_data.unwrap_or(true) },
+        settings: Settings { iterations, warmup, text, threads, reference, tolerances, min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, test_data: file.test_data.unwrap_or(true) },
         groups,
         cells,
     })
@@ -227,6 +250,9 @@ fn one_size(v: i64, min: i64, max: i64, example: &str) -> std::result::Result<us
 fn sizes(list: &[i64], key: &str, min: i64, max: i64, example: &str) -> std::result::Result<Vec<usize>, (String, String)> {
     if list.is_empty() {
         return Err((key.into(), format!("is empty\n  fix: list at least one value, e.g. `{key}: {example}`")));
+    }
+    if list.len() > MAX_SIZES {
+        return Err((key.into(), format!("lists {} values, more than the {MAX_SIZES} a grid may have\n  fix: list the sizes that matter, e.g. `{key}: {example}`", list.len())));
     }
     let mut out = Vec::new();
     for (i, &v) in list.iter().enumerate() {

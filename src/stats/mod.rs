@@ -101,6 +101,17 @@ pub fn bootstrap_ratio_ci(a: &[f64], b: &[f64], level: f64, resamples: usize, se
     [percentile(&ratios, alpha), percentile(&ratios, 1.0 - alpha)]
 }
 
+/// Splits timed iterations into those kept and those a stall spoiled: a sample over a second and
+/// over 100× the median timed a stopped or starved process, not the model. The median of all
+/// samples is the yardstick, so fewer than half can ever be dropped.
+pub fn split_stalled(samples_ms: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    if samples_ms.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let limit = (100.0 * median(samples_ms)).max(1000.0);
+    samples_ms.iter().partition(|&&x| x <= limit)
+}
+
 pub fn median(xs: &[f64]) -> f64 {
     percentile(&sorted(xs), 0.5)
 }
@@ -131,6 +142,21 @@ pub fn summarize(latency_ms: &[f64], batch: usize, tokens: Option<usize>) -> Sum
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stall_spoils_only_the_samples_it_stretched() {
+        // A 15 s sample taken across a SIGSTOP among 2 ms runs is dropped; the rest are kept in order.
+        let (kept, stalled) = split_stalled(&[2.0, 2.1, 15000.0, 1.9, 2.2]);
+        assert_eq!(kept, [2.0, 2.1, 1.9, 2.2]);
+        assert_eq!(stalled, [15000.0]);
+        // A slow model is not a stall: 2 s runs with a 3 s one stay (under 100× the median).
+        let (kept, stalled) = split_stalled(&[2000.0, 3000.0, 2100.0]);
+        assert_eq!(kept.len(), 3);
+        assert!(stalled.is_empty());
+        // Fast runs with a 0.9 s hiccup stay too: under a second is never called a stall.
+        assert!(split_stalled(&[0.1, 0.1, 900.0]).1.is_empty());
+        assert_eq!(split_stalled(&[]), (vec![], vec![]));
+    }
 
     #[test]
     fn summary_of_known_samples() {

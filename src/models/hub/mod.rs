@@ -96,7 +96,7 @@ fn check_name(name: &str, flag_hint: bool) -> Result<()> {
 /// Reads `model.yaml` of a models folder, if it has one that parses.
 fn folder_meta(dir: &Path) -> Option<ModelMeta> {
     let text = std::fs::read_to_string(dir.join("model.yaml")).ok()?;
-    serde_yaml::from_str(&text).ok()
+    serde_yaml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).ok()
 }
 
 /// Refuses to put a Hub model into a folder that holds another model.
@@ -270,8 +270,5 @@ fn same_revision(hub: &HubRef, meta: &ModelMeta) -> bool {
         return true;
     }
     // A branch or tag: what the cache last saw it point to.
-    cache()
-        .ok()
-        .and_then(|c| std::fs::read_to_string(cache_repo_dir(&c, &hub.repo).join("refs").join(want)).ok())
-        .is_some_and(|sha| sha.trim() == have)
+    cache().ok().and_then(|c| snapshot::read_ref(&cache_repo_dir(&c, &hub.repo), want).ok().flatten()).is_some_and(|sha| sha == have)
 }

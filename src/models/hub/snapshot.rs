@@ -18,6 +18,8 @@ pub(super) struct Snapshot {
     /// Paths in the repository.
     pub(super) files: Vec<String>,
     pub(super) source: Source,
+    /// The repository's folder in the cache: every file taken must really lie inside it.
+    repo_dir: PathBuf,
 }
 
 pub(super) enum Source {
@@ -30,6 +32,7 @@ impl Snapshot {
     pub(super) fn online(hub: &HubRef) -> Result<Snapshot> {
         let endpoint = endpoint()?;
         let cache = cache()?;
+        let repo_dir = cache_repo_dir(&cache, &hub.repo);
         let mut builder = ApiBuilder::from_cache(cache).with_endpoint(endpoint.clone()).with_progress(std::io::stderr().is_terminal() && tracing::enabled!(tracing::Level::INFO));
         if let Some(token) = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
             builder = builder.with_token(Some(token.trim().to_string()));
@@ -45,7 +48,7 @@ impl Snapshot {
         }
         // Files are downloaded at the commit the revision names now, so that all of them belong together.
         let api = api.repo(Repo::with_revision(hub.repo.clone(), RepoType::Model, info.sha.clone()));
-        Ok(Snapshot { files: info.siblings.into_iter().map(|s| s.rfilename).collect(), sha: info.sha, source: Source::Hub { api: Box::new(api), endpoint } })
+        Ok(Snapshot { files: info.siblings.into_iter().map(|s| s.rfilename).collect(), sha: info.sha, source: Source::Hub { api: Box::new(api), endpoint }, repo_dir })
     }
 
     pub(super) fn offline(hub: &HubRef) -> Result<Snapshot> {
@@ -64,23 +67,38 @@ impl Snapshot {
             rev.to_string()
         } else {
             let ref_path = dir.join("refs").join(rev);
-            match std::fs::read_to_string(&ref_path) {
-                Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
-                _ => return Err(not_cached(format!("no {}", if dir.is_dir() { ref_path.display().to_string() } else { dir.display().to_string() }))),
+            match read_ref(&dir, rev)? {
+                Some(s) => s,
+                None => return Err(not_cached(format!("no {}", if dir.is_dir() { ref_path.display().to_string() } else { dir.display().to_string() }))),
             }
         };
         let snap = dir.join("snapshots").join(&sha);
+        if snap.symlink_metadata().is_ok() {
+            inside_cache(&snap, &dir, &format!("the snapshot folder of {} at {}", hub.repo, short(&sha)))?;
+        }
         let mut files = Vec::new();
         list_files(&snap, "", &mut files);
         if files.is_empty() {
             return Err(not_cached(format!("no files in {}", snap.display())));
         }
         files.sort();
-        Ok(Snapshot { sha, files, source: Source::Cache(snap) })
+        Ok(Snapshot { sha, files, source: Source::Cache(snap), repo_dir: dir })
     }
 
     /// The local path of a repository file, downloading it when needed.
     pub(super) fn get(&self, hub: &HubRef, file: &str) -> Result<PathBuf> {
+        if !crate::models::inside::is_plain_relative(file) {
+            bail!(
+                "`{file}` is not a path inside the repository {} (it was named by the Hub's file list or the ONNX graph)\n  fix: check that HF_ENDPOINT names a Hugging Face Hub you trust, or fetch another repository",
+                hub.repo
+            );
+        }
+        let path = self.get_unchecked(hub, file)?;
+        inside_cache(&path, &self.repo_dir, &format!("{file} of {}", hub.repo))?;
+        Ok(path)
+    }
+
+    fn get_unchecked(&self, hub: &HubRef, file: &str) -> Result<PathBuf> {
         match &self.source {
             Source::Hub { api, endpoint } => {
                 let cached = cache().ok().and_then(|c| c.repo(Repo::with_revision(hub.repo.clone(), RepoType::Model, self.sha.clone())).get(file));
@@ -107,18 +125,54 @@ impl Snapshot {
     }
 }
 
+/// The files of a snapshot folder, as paths in the repository. Folders are entered only when they
+/// are folders, not links (a snapshot's folders are real; a linked one could loop or lead away).
 fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for e in rd.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
         let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
         let p = e.path();
-        if p.is_dir() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
             list_files(&p, &rel, out);
         } else if p.is_file() {
             out.push(rel);
         }
     }
+}
+
+/// Refuses a path in the Hub cache (`what`) that really lies outside its repository's folder there.
+fn inside_cache(path: &Path, repo_dir: &Path, what: &str) -> Result<()> {
+    crate::models::inside::real_inside(path, repo_dir).map(|_| ()).map_err(|why| {
+        anyhow!(
+            "{what} in the Hub cache, {}, {why}; files are taken only from inside the repository's cache folder\n  fix: remove {} and fetch the model again, or copy the Hub cache without links that leave it",
+            path.display(),
+            repo_dir.display()
+        )
+    })
+}
+
+/// The commit a revision names in a repository's cache folder (`refs/<rev>`), if there is one.
+/// A ref that leads outside the folder, or does not hold a commit id, is refused.
+pub(super) fn read_ref(repo_dir: &Path, rev: &str) -> Result<Option<String>> {
+    let path = repo_dir.join("refs").join(rev);
+    if path.symlink_metadata().is_err() {
+        return Ok(None);
+    }
+    inside_cache(&path, repo_dir, &format!("the ref `{rev}`"))?;
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let sha = text.trim();
+    if sha.is_empty() {
+        return Ok(None);
+    }
+    if sha.len() < 7 || sha.len() > 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!(
+            "the ref `{rev}` in the Hub cache, {}, does not hold a commit id\n  fix: remove {} and fetch the model again",
+            path.display(),
+            repo_dir.display()
+        );
+    }
+    Ok(Some(sha.to_string()))
 }
 
 pub(super) fn short(sha: &str) -> &str {

@@ -35,8 +35,8 @@ impl Runtime for External {
         let python = p.extension().and_then(|e| e.to_str()) == Some("py");
         let problem = if !p.is_file() {
             Some(format!("no program at {}\n  fix: give `external:` the path of a program speaking docs/runtime-protocol.md, relative to the scenario file", p.display()))
-        } else if python && std::process::Command::new("python3").arg("-V").output().map_or(true, |o| !o.status.success()) {
-            Some(format!("{} is a Python program, and python3 cannot be run here\n  fix: install Python 3", p.display()))
+        } else if python && !python_runs() {
+            Some(format!("{} is a Python program, and python3 (3.11 or later: it is run with `-P`) cannot be run here\n  fix: install Python 3.11 or later as python3", p.display()))
         } else if !python && !is_executable(p) {
             Some(format!("{} cannot be executed\n  fix: make it executable (chmod +x), or give a .py program", p.display()))
         } else {
@@ -65,6 +65,14 @@ impl Runtime for External {
     fn engine(&self) -> Engine {
         Engine::External
     }
+}
+
+/// Whether `python3` runs and is 3.11 or later (programs are started with `-P`, which older
+/// versions refuse), asked as xbench's helpers ask (isolated, from an empty folder).
+fn python_runs() -> bool {
+    crate::runtimes::python::isolated().is_ok_and(|(mut cmd, _cwd)| {
+        cmd.args(["-c", "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)"]).output().is_ok_and(|o| o.status.success())
+    })
 }
 
 #[cfg(unix)]

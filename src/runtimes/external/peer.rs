@@ -21,9 +21,12 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Starts `program` in `cwd`: a `.py` file with `python3 -P`, anything else as it is.
+    /// Starts `program` in `cwd`: a `.py` file with `python3 -P`, anything else as it is. The
+    /// program is the file the scenario names, made absolute from xbench's own working folder
+    /// first: a relative path would otherwise be looked for in `cwd`, or a bare name on `PATH`.
     pub fn start(program: &Path, cwd: &Path) -> Result<Peer> {
         let name = program.display().to_string();
+        let program = &std::path::absolute(program).with_context(|| format!("cannot locate the external runtime {name}\n  fix: give `external:` the path of the program, relative to the scenario file"))?;
         let mut cmd = if program.extension().and_then(|e| e.to_str()) == Some("py") {
             let mut c = Command::new("python3");
             c.arg("-P").arg(program);

@@ -85,6 +85,13 @@ impl ExternalSession {
             precision: text(&ready, "precision"),
             settings: options.clone(),
         };
+        if let Some(p) = info.precision.as_deref().filter(|p| !crate::scenario::PRECISIONS.contains(p)) {
+            bail!(
+                "{} says it computes in precision `{p}`, which xbench has no tolerance for\n  fix: send one of {} (lower case) as `precision`, or leave it out for fp32",
+                peer.program,
+                crate::scenario::PRECISIONS.join(", ")
+            );
+        }
         let timer_label = text(&ready, "timer_label").unwrap_or_else(|| "external".into());
         Ok(ExternalSession { peer, scratch, io, timeout, info, timer_label, cells: 0, broken: None })
     }
@@ -112,6 +119,12 @@ impl ExternalSession {
             }
         };
         let _ = std::fs::remove_file(&inputs);
+        // An answer for another cell puts every later answer off by one: ask nothing more.
+        if answer.get("index").and_then(Value::as_u64) != Some(index as u64) {
+            let why = format!("{} answered for cell {} when cell {index} was asked", self.peer.program, answer.get("index").unwrap_or(&Value::Null));
+            self.broken = Some(why.clone());
+            bail!("{why}\n  fix: answer each cell with its own `index`, in order");
+        }
         let result = self.judge(&answer, index, feed, iterations, &outputs);
         let _ = std::fs::remove_file(&outputs);
         result

@@ -63,7 +63,10 @@ pub fn parse_placement(log: &[String]) -> Vec<(String, usize)> {
 pub(super) fn loaded(opts: &RuntimeOptions) -> std::result::Result<&'static Loaded, String> {
     LOADED
         .get_or_init(|| {
-            let lib = find_ort_library(opts.ort_lib.as_deref())?;
+            let mut lib = find_ort_library(opts.ort_lib.as_deref())?;
+            // Absolute, so that the loader opens this file and searches no other folder for it.
+            lib.path = std::path::absolute(&lib.path).unwrap_or(lib.path);
+            let version = check_api(&lib)?;
             let builder = ort::init_from(&lib.path).map_err(|e| {
                 format!(
                     "cannot load ONNX Runtime from {} (found by {}): {e}\n  fix: use ONNX Runtime {} (`xbench setup ort`), or pass --ort-lib PATH",
@@ -77,7 +80,6 @@ pub(super) fn loaded(opts: &RuntimeOptions) -> std::result::Result<&'static Load
                 .with_logger(Arc::new(capture_log))
                 .build()
                 .map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))?;
-            let version = library_version(&lib.path).unwrap_or_else(|| "unknown".into());
             Ok(Loaded { env, lib, version })
         })
         .as_ref()
@@ -90,25 +92,44 @@ pub fn environment(opts: &RuntimeOptions) -> Result<&'static Environment> {
     loaded(opts).map(|l| &l.env).map_err(|e| anyhow!(e))
 }
 
-/// The version the library reports through its API base (`OrtGetApiBase()->GetVersionString()`).
-fn library_version(path: &std::path::Path) -> Option<String> {
-    // SAFETY: the library is ONNX Runtime (ort has just loaded it from this path); `OrtGetApiBase`
-    // returns a pointer to a static struct whose second member returns a static C string.
+/// Asks a library for what `ort` will need before `ort` takes it, so that a library that is not
+/// ONNX Runtime, or one too old, is an error that names it rather than a panic inside `ort`:
+/// `OrtGetApiBase()` must return its API base, whose `GetVersionString()` gives a version and whose
+/// `GetApi(N)` gives the API xbench is built for. Returns the version.
+fn check_api(lib: &OrtLibrary) -> std::result::Result<String, String> {
+    let at = format!("{} (found by {})", lib.path.display(), lib.found_by);
+    let fix = format!(
+        "point it at ONNX Runtime {}'s own libonnxruntime library (`xbench setup ort` fetches it into .xbench/), or leave --ort-lib and ORT_DYLIB_PATH unset",
+        super::library::ORT_VERSION
+    );
+    let api_version = ort::sys::ORT_API_VERSION;
+    // SAFETY: loading a library runs its initializers; the user named it (or it was found where
+    // ONNX Runtime is looked for), exactly as `ort` would load it next. `OrtGetApiBase` is called
+    // with its C signature and every pointer it gives is checked for NULL before use.
     unsafe {
-        let lib = libloading::Library::new(path).ok()?;
-        let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> = lib.get(b"OrtGetApiBase").ok()?;
+        let handle = libloading::Library::new(&lib.path).map_err(|e| format!("cannot load ONNX Runtime from {at}: {e}\n  fix: {fix}"))?;
+        let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> = handle
+            .get(b"OrtGetApiBase")
+            .map_err(|_| format!("{at} is not ONNX Runtime: it has no `OrtGetApiBase` function\n  fix: {fix}"))?;
         let base = get_base();
         if base.is_null() {
-            return None;
+            return Err(format!("{at} offers no ONNX Runtime API: its `OrtGetApiBase()` returned NULL\n  fix: {fix}"));
         }
-        let s = ((*base).GetVersionString)();
-        if s.is_null() {
-            return None;
+        let text = ((*base).GetVersionString)();
+        let version = if text.is_null() { None } else { std::ffi::CStr::from_ptr(text).to_str().ok().map(str::to_string) };
+        let Some(version) = version.filter(|v| !v.is_empty() && v.len() < 64) else {
+            return Err(format!("{at} gives no version: its `GetVersionString()` returned {}\n  fix: {fix}", if text.is_null() { "NULL" } else { "no readable text" }));
+        };
+        if ((*base).GetApi)(api_version).is_null() {
+            return Err(format!(
+                "{at} says it is ONNX Runtime {version} but offers no API version {api_version}: its `GetApi({api_version})` returned NULL (xbench needs ONNX Runtime 1.{api_version} or newer)\n  fix: {fix}"
+            ));
         }
-        Some(std::ffi::CStr::from_ptr(s).to_string_lossy().into_owned())
+        // The library stays loaded for `ort` (it is opened again there), so nothing is unloaded in between.
+        std::mem::forget(handle);
+        Ok(version)
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -79,19 +79,9 @@ fn python_onnxruntime() -> Option<PathBuf> {
     library_in(&python_package_dir("onnxruntime")?.join("capi"))
 }
 
-/// A fresh, empty working folder for Python helpers, so that nothing in the folder xbench was
-/// started from (an `onnxruntime.py`, a `pip.py`) can be imported.
-fn helper_cwd() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new().prefix("xbench-python-").tempdir().context("cannot create a working folder for Python")
-}
-
-/// `python3 -I` (isolated: no current folder, no `PYTHON*` variables on the module path) in an
-/// empty working folder.
+/// `python3 -I` in an empty working folder (see `runtimes::python`).
 fn python() -> Result<(Command, tempfile::TempDir)> {
-    let cwd = helper_cwd()?;
-    let mut cmd = Command::new("python3");
-    cmd.arg("-I").current_dir(cwd.path());
-    Ok((cmd, cwd))
+    crate::runtimes::python::isolated()
 }
 
 /// The folder of an installed Python package (site-packages, or the user's own), found without

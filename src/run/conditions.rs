@@ -1,0 +1,122 @@
+//! The conditions a run is measured under (`results::Conditions`), gathered before it starts: the
+//! options its timer and I/O depend on, the versions of xbench and the runtimes, and a digest of
+//! every file its models, runtimes and scenario read.
+
+use std::path::{Path, PathBuf};
+
+use super::{Isolation, RunOptions};
+use crate::models::ModelSource;
+use crate::resolve::ResolvedPlan;
+use crate::results::{Availability, Conditions, FileDigest, GpuInfo, Machine};
+use crate::runtimes::Timing;
+use crate::scenario::{RuntimeKind, TextSource, Values};
+
+/// The conditions of a run of `plan` with `opts`, on `machine`.
+pub fn gather(plan: &ResolvedPlan, opts: &RunOptions, availability: &[Availability], machine: &Machine, gpu: Option<&GpuInfo>) -> Conditions {
+    let r = &opts.runtime;
+    Conditions {
+        xbench: format!("{} ({})", crate::VERSION, crate::GIT_COMMIT),
+        machine: format!("{}, {} cores, {}", machine.cpu, machine.cores, machine.arch),
+        timing: match r.timing {
+            Timing::EndToEnd => "end-to-end",
+            Timing::DeviceResident => "device-resident",
+        }
+        .into(),
+        pinned_io: r.pinned_io,
+        cuda_graph: r.cuda_graph,
+        no_tf32: r.no_tf32,
+        device: r.device_id,
+        threads: r.threads.unwrap_or_else(crate::runtimes::default_threads),
+        isolation: match opts.isolation {
+            Isolation::InProcess => "in-process",
+            Isolation::Process { .. } => "process",
+        }
+        .into(),
+        gpu: gpu.map(|g| format!("{} (driver {})", g.name, g.driver)),
+        runtimes: availability.iter().filter(|a| a.usable).filter_map(|a| Some((a.runtime.to_string(), a.version.clone()?))).collect(),
+        files: files(plan),
+    }
+}
+
+/// Whose a file is: a model's, a runtime's, or the scenario's (neither).
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    Model(&'a str),
+    Runtime(&'a str),
+    Scenario,
+}
+
+/// A digest of `path`, named relative to `base`.
+fn digest(owner: Owner, path: &Path, base: &Path) -> FileDigest {
+    let (model, runtime) = match owner {
+        Owner::Model(m) => (Some(m.to_string()), None),
+        Owner::Runtime(r) => (None, Some(r.to_string())),
+        Owner::Scenario => (None, None),
+    };
+    let file = path.strip_prefix(base).unwrap_or(path).display().to_string();
+    let (bytes, xxh64) = match crate::digest::file(path) {
+        Ok((bytes, h)) => (bytes, format!("{h:016x}")),
+        Err(e) => (0, format!("unreadable ({e})")),
+    };
+    FileDigest { model, runtime, file, bytes, xxh64 }
+}
+
+/// The files of a folder, sorted (a test data set's inputs and expected outputs).
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default();
+    found.sort();
+    found
+}
+
+fn value_file(values: &Option<Values>) -> Option<PathBuf> {
+    match values {
+        Some(Values::File(p)) => Some(p.clone()),
+        _ => None,
+    }
+}
+
+/// Every file the run reads besides xbench and the runtime libraries, with its digest.
+fn files(plan: &ResolvedPlan) -> Vec<FileDigest> {
+    let mut out: Vec<FileDigest> = Vec::new();
+    let scenario_dir = &plan.plan.scenario_dir;
+    if let TextSource::File(p) = &plan.plan.settings.text {
+        out.push(digest(Owner::Scenario, p, scenario_dir));
+    }
+    for spec in plan.plan.settings.inputs.values() {
+        if let Some(p) = value_file(&spec.values) {
+            out.push(digest(Owner::Scenario, &p, scenario_dir));
+        }
+    }
+    for (k, m) in plan.models.iter().enumerate() {
+        let owner = Owner::Model(&m.name);
+        match &m.source {
+            ModelSource::Onnx { spec, io, .. } => {
+                let folder = spec.onnx.parent().unwrap_or(Path::new("")).to_path_buf();
+                let base = spec.dir.clone().unwrap_or_else(|| folder.clone());
+                let mut paths = vec![spec.onnx.clone()];
+                paths.extend(io.external_files.iter().map(|f| folder.join(&f.location)));
+                paths.extend(spec.tokenizer.clone());
+                paths.extend(spec.dir.as_ref().map(|d| d.join("model.yaml")).filter(|p| p.is_file()));
+                paths.extend(spec.inputs.values().filter_map(|s| value_file(&s.values)));
+                if plan.runs_test_data(k) {
+                    paths.extend(spec.test_data.iter().flat_map(|set| files_in(set)));
+                }
+                paths.dedup();
+                out.extend(paths.iter().map(|p| digest(owner, p, &base)));
+            }
+            ModelSource::Op { onnx, .. } => out.push(digest(owner, onnx, onnx.parent().unwrap_or(Path::new("")))),
+            ModelSource::Unavailable { .. } => {}
+        }
+    }
+    for rt in &plan.runtimes {
+        let file = match &rt.request.kind {
+            RuntimeKind::External { program } => Some(program),
+            RuntimeKind::Ep { library: Some(lib), .. } => Some(lib),
+            _ => None,
+        };
+        if let Some(p) = file.filter(|p| p.is_file()) {
+            out.push(digest(Owner::Runtime(rt.id.as_str()), p, scenario_dir));
+        }
+    }
+    out
+}
