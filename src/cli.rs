@@ -78,6 +78,10 @@ pub enum Cmd {
         /// With --resume: run the failed cells of the run again (skipped ones stay skipped).
         #[arg(long)]
         retry_failed: bool,
+        /// Run shard I of N of the scenario's (model, runtime) groups, split by their work (e.g. 2/4);
+        /// `xbench report` of every shard's results.json merges them into one result set.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
         /// Exit 0 even when cells failed or their outputs disagree (for grids where some are
         /// expected to); without it such a run exits with status 2.
         #[arg(long, short = 'i')]

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use xbench::shard::ShardSpec;
 use xbench::resolve::{resolve, ResolveOptions, ResolvedPlan};
 use xbench::results::{self, FlagKind, ResultsStore, RunResults, Status, WallTime};
 use xbench::run::{self, Isolation, Observer, Progress, RunOptions};
@@ -34,6 +35,7 @@ pub struct Args {
     pub parallel_loads: bool,
     pub ignore_failures: bool,
     pub retry_failed: bool,
+    pub shard: Option<String>,
 }
 
 /// The display, and report.md's tables rewritten after every group.
@@ -65,6 +67,7 @@ impl Observer for Watch<'_> {
 
 pub fn run(a: Args) -> Result<()> {
     let clock = Instant::now();
+    let asked = a.shard.as_deref().map(ShardSpec::parse).transpose().map_err(anyhow::Error::msg)?;
     let origin = scenario::origin_of(a.file.as_deref());
     let file = match &a.file {
         Some(path) => ScenarioFile::read(path)?,
@@ -75,10 +78,15 @@ pub fn run(a: Args) -> Result<()> {
     if a.retry_failed && a.resume.is_none() {
         bail!("--retry-failed runs the failed cells of an earlier run again, and no run was named\n  fix: name the run's folder with --resume DIR");
     }
-    let dir = a.resume.clone().or(a.out.clone()).unwrap_or_else(|| run::default_out_dir(&plan.name));
-    if let Some(rdir) = &a.resume {
-        read_resumable(rdir)?;
-    }
+    let early = match &a.resume {
+        Some(rdir) => Some(read_resumable(rdir)?),
+        None => None,
+    };
+    let shard = shard_to_run(asked, early.as_ref(), a.resume.as_deref())?;
+    let dir = a.resume.clone().or(a.out.clone()).unwrap_or_else(|| match shard {
+        Some(s) => run::default_out_dir(&format!("{}-shard-{}-of-{}", plan.name, s.index, s.count)),
+        None => run::default_out_dir(&plan.name),
+    });
     // Claimed before anything is written into it (operation graphs, results): for this run alone.
     // A resumed run's results are read again once the folder is this run's.
     let _claim = match &a.resume {
@@ -89,7 +97,7 @@ pub fn run(a: Args) -> Result<()> {
         None => None,
         Some(dir) => Some(read_resumable(dir)?),
     };
-    let plan = resolve(plan, &ResolveOptions { models_root: a.models_dir.clone(), ops_dir: Some(dir.join(".ops")) })?;
+    let mut plan = resolve(plan, &ResolveOptions { models_root: a.models_dir.clone(), ops_dir: Some(dir.join(".ops")) })?;
     let cuda = |r: &&xbench::runtimes::RuntimeSpec| r.engine() == xbench::runtimes::Engine::OnnxRuntime && r.device() == xbench::runtimes::DeviceClass::CudaGpu;
     if a.cuda_graph && !plan.runtimes.iter().any(|r| cuda(&r)) {
         bail!(
@@ -97,22 +105,7 @@ pub fn run(a: Args) -> Result<()> {
             plan.plan.runtime_ids().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
-    if let (Some(prev), Some(rdir)) = (&mut previous, &a.resume) {
-        run::record::check_resumable(prev, &plan, &file, rdir, a.retry_failed)?;
-        if a.retry_failed {
-            let n = run::record::retry_failed(prev, &plan);
-            tracing::info!("{n} failed cells of {} will run again", rdir.display());
-            if n > 0 && !rdir.join(".outputs").is_dir() {
-                tracing::warn!(
-                    "the finished run's saved outputs were removed when it ended: cells run again are compared only with cells that run again too (the others are marked not compared)"
-                );
-            }
-        }
-        let left = prev.cells.iter().filter(|c| c.status == Status::Pending).count();
-        tracing::info!("resuming {}: {left} of {} cells left", rdir.display(), prev.cells.len());
-    }
-    run::stop::install();
-    let opts = RunOptions {
+    let mut opts = RunOptions {
         runtime: RuntimeOptions {
             threads: plan.plan.settings.threads,
             ort_lib: a.ort_lib.clone(),
@@ -134,7 +127,42 @@ pub fn run(a: Args) -> Result<()> {
         },
         auto_setup: !a.no_setup,
         parallel_loads: a.parallel_loads,
+        keep_outputs: None,
     };
+    // A shard runs its groups of the whole plan only; its identity is the whole plan's.
+    let shard_info = shard.map(|s| {
+        let id = xbench::shard::plan_id(&plan.plan, &file, &run::record::timer_text(&opts), a.no_tf32);
+        xbench::shard::restrict(&mut plan, s, id)
+    });
+    if let (Some(now), Some(before), Some(rdir)) = (&shard_info, previous.as_ref().and_then(|p| p.shard.as_ref()), &a.resume) {
+        if now.plan_id != before.plan_id {
+            bail!("{} holds shard {} of another plan ({}) than this scenario and these options give ({})\n  fix: resume with the same scenario file, --runtimes and timing options as the first run, or start a new run without --resume", rdir.display(), before.label(), before.plan_id, now.plan_id);
+        }
+    }
+    if let (Some(prev), Some(rdir)) = (&mut previous, &a.resume) {
+        run::record::check_resumable(prev, &plan, &file, rdir, a.retry_failed)?;
+        if a.retry_failed {
+            let n = run::record::retry_failed(prev, &plan);
+            tracing::info!("{n} failed cells of {} will run again", rdir.display());
+            if n > 0 && !rdir.join(".outputs").is_dir() {
+                tracing::warn!(
+                    "the finished run's saved outputs were removed when it ended: cells run again are compared only with cells that run again too (the others are marked not compared)"
+                );
+            }
+        }
+        let left = prev.cells.iter().filter(|c| c.status == Status::Pending).count();
+        tracing::info!("resuming {}: {left} of {} cells left", rdir.display(), prev.cells.len());
+    }
+    if let Some(info) = &shard_info {
+        tracing::info!("shard {} of scenario `{}` (plan {}): {} of its {} groups, {} of {} cells", info.label(), plan.plan.name, info.plan_id, info.groups.len(), info.plan_groups, info.cells.len(), info.plan_cells);
+        if info.groups.is_empty() {
+            tracing::warn!("shard {} has no group to run: the plan has {} groups for {} shards; its results are written all the same, so that every shard is there to merge", info.label(), info.plan_groups, info.count);
+        }
+        if !info.kept_outputs.is_empty() {
+            opts.keep_outputs = Some(run::KeepOutputs { dir: dir.join("outputs"), cells: info.kept_outputs.clone() });
+        }
+    }
+    run::stop::install();
     let p = &plan.plan;
     tracing::info!(
         "scenario `{}`: {} models × {} runtimes × {} lengths × {} batch sizes = {} cells",
@@ -143,7 +171,7 @@ pub fn run(a: Args) -> Result<()> {
         p.runtimes.len(),
         p.input_chars.len(),
         p.batch_sizes.len(),
-        p.cells.len()
+        shard_info.as_ref().map_or(p.cells.len(), |i| i.plan_cells)
     );
     let availability = run::check_runtimes(&plan, &opts);
     let gpu = availability
@@ -151,7 +179,8 @@ pub fn run(a: Args) -> Result<()> {
         .any(|x| x.usable && x.runtime == RuntimeId::ORT_CUDA)
         .then(|| xbench::gpu::Gpu::open(a.device).ok().and_then(|g| g.info()))
         .flatten();
-    let fresh = run::record::fresh(&plan, &file, availability, gpu, &opts);
+    let mut fresh = run::record::fresh(&plan, &file, availability, gpu, &opts);
+    fresh.shard = shard_info.clone();
     let record = match (previous, &a.resume) {
         (Some(prev), Some(rdir)) => {
             run::record::check_conditions(&prev, &fresh, rdir)?;
@@ -178,6 +207,12 @@ pub fn run(a: Args) -> Result<()> {
     summary(store.results());
     println!("report:  {} and {}", report.display(), dir.join("index.html").display());
     println!("results: {} and {}", store.json_path().display(), store.csv_path().display());
+    if let Some(info) = &shard_info {
+        if !info.kept_outputs.is_empty() {
+            println!("outputs: {} (compared with other shards' cells when the shards are merged: keep them beside results.json)", dir.join("outputs").display());
+        }
+        println!("shard {}: merge every shard with `xbench report {} <the other shards' results.json> --out DIR`", info.label(), store.json_path().display());
+    }
     if end.stopped {
         return Err(Interrupted(format!(
             "stopped before the grid was finished; the finished cells are saved\n  resume with: xbench scenario {}--resume {}{}",
@@ -190,6 +225,18 @@ pub fn run(a: Args) -> Result<()> {
     match failures(store.results(), &dir, &a) {
         Some(why) if !a.ignore_failures => Err(CellsFailed(why).into()),
         _ => Ok(()),
+    }
+}
+
+/// The shard to run: `--shard`, or, resuming a shard's folder, the shard it holds.
+fn shard_to_run(asked: Option<ShardSpec>, previous: Option<&RunResults>, resume: Option<&Path>) -> Result<Option<ShardSpec>> {
+    let (Some(prev), Some(dir)) = (previous, resume) else { return Ok(asked) };
+    match (asked, &prev.shard) {
+        (None, Some(s)) => Ok(Some(ShardSpec { index: s.index, count: s.count })),
+        (Some(a), Some(s)) if (a.index, a.count) == (s.index, s.count) => Ok(Some(a)),
+        (Some(a), Some(s)) => bail!("{} holds shard {}, and --shard asks for {a}\n  fix: resume it with --shard {} (or without --shard), or run shard {a} into a folder of its own with --out", dir.display(), s.label(), s.label()),
+        (Some(a), None) => bail!("{} holds a run of the whole scenario, not a shard, and --shard asks for {a}\n  fix: resume it without --shard, or run shard {a} into a folder of its own with --out", dir.display()),
+        (None, None) => Ok(None),
     }
 }
 

@@ -12,6 +12,7 @@ mod flags;
 mod machine;
 mod outputs;
 mod runtime;
+mod shard;
 mod store;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,7 @@ pub use flags::{Flag, FlagKind};
 pub use machine::{GpuInfo, Machine};
 pub use outputs::{read_tensors, write_tensors, SavedOutputs};
 pub use runtime::{Availability, DeviceClass, Engine, SessionInfo};
+pub use shard::{ShardInfo, ShardPart, ShardSet};
 pub use store::{ResultsStore, RunEvent};
 
 pub use crate::scenario::{Tolerance, Tolerances};
@@ -264,6 +266,12 @@ pub struct RunResults {
     /// was recorded); `--resume` refuses to change it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Conditions>,
+    /// The shard of the plan this run is (`--shard I/N`): its cells are that shard's only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// The shards this result set was merged from (`xbench report` of every shard of a plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardSet>,
 }
 
 impl RunResults {

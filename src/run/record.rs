@@ -98,6 +98,8 @@ pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availab
         resumed_at: Vec::new(),
         wall: None,
         conditions: Some(conditions),
+        shard: None,
+        shards: None,
     }
 }
 
