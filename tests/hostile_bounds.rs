@@ -263,3 +263,28 @@ fn cells_over_the_memory_budget_fail_before_anything_runs_and_the_rest_run() {
     }
     assert!(res.cells.iter().any(|c| c.status == Status::Ok));
 }
+
+#[test]
+fn a_tokenizer_that_yields_no_tokens_fails_its_cells_with_the_fix_not_a_panic() {
+    let root = case_root();
+    let r = root.path();
+    // A normalizer that deletes every character, and no special tokens: every text becomes nothing.
+    let path = r.join("models/tiny-bert/tokenizer.json");
+    let mut tok: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    tok["normalizer"] = serde_json::json!({"type": "Replace", "pattern": {"Regex": "[\\s\\S]"}, "content": ""});
+    tok["post_processor"] = serde_json::Value::Null;
+    std::fs::write(&path, serde_json::to_vec(&tok).unwrap()).unwrap();
+    yaml(r, &S.replace("[tract-cpu]", "[tract-cpu, ort-cpu]"));
+    let ran = xbench(r, &["scenario", "x.yaml", "--out", "new"]);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+    let res = read_results(&r.join("new/results.json")).unwrap();
+    assert!(res.cells.iter().any(|c| c.status == Status::Failed && c.runtime.as_str() == "tract-cpu"), "tract's cell ran to the check");
+    for c in &res.cells {
+        let why = c.error.as_deref().unwrap_or_default();
+        assert!(c.status == Status::Failed || c.status == Status::Skipped, "{c:?}");
+        if c.status == Status::Failed {
+            assert!(why.contains("turned the text into no tokens at all") && why.contains("fix: use the tokenizer.json the model was exported with"), "{why}");
+        }
+    }
+}

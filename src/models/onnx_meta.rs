@@ -368,8 +368,7 @@ fn weight_flops_per_token(graph: &LiteGraph) -> u64 {
         .fold(0u64, |sum, size| sum.saturating_add(size.saturating_mul(2)))
 }
 
-/// The number of elements of a tensor of `dims`; a file may claim more than `u64` holds, and the
-/// count then stays at `u64::MAX` rather than wrapping to a small number.
+/// Elements of a tensor of `dims`, kept at `u64::MAX` when a file claims more than `u64` holds.
 fn elements(dims: &[i64]) -> u64 {
     dims.iter().fold(1u64, |n, &d| n.saturating_mul(d.max(0) as u64))
 }
