@@ -9,6 +9,9 @@ tokenizer.json and a model.yaml naming bert-base-uncased as the model to compare
   bert-base-uncased-ts-fused-fp16-rawmask   fused, fp16, Attention given the 2-D mask as it is
   bert-base-uncased-ts-fused-fp16-mha       fused into MultiHeadAttention instead of Attention, fp16
   bert-base-uncased-ts-fused-fp16-fastgelu  fused, fp16, GELU by its tanh approximation (FastGelu)
+  bert-base-uncased-ts-fused-fp16-packed    the fused fp16 model in ONNX Runtime's packing mode: padding
+                                            removed before the first layer (RemovePadding, PackedAttention)
+                                            and put back after the last (RestorePadding)
   bert-base-uncased-ts-fused-bf16           the TorchScript export of the model in bf16, fused
   bert-base-uncased-bf16                    the dynamo export of the model in bf16, fp32 outputs
 A variant that cannot be built is reported and left out; the others are still written.
@@ -50,6 +53,22 @@ def optimize(source: Path, folder: Path, describe: str, tweak, fp16: bool = True
     fused = ", ".join(f"{k} {v}" for k, v in stats.items())
     fv.write_yaml(folder, f"{describe} (fused: {fused})", NAME)
     print(f"  fused operators: {stats}")
+
+
+def packed(models: Path, folder: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.convert_to_packing_mode import PackingMode
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    source = models / f"{NAME}-ts-fused-fp16" / "model.onnx"
+    mode = PackingMode(OnnxModel(onnx.load(str(source))))
+    mode.convert()
+    ops = [n.op_type for n in mode.model.nodes()]
+    if "PackedAttention" not in ops or "RemovePadding" not in ops:
+        raise RuntimeError(f"packing mode left the graph without PackedAttention/RemovePadding (operators: {sorted(set(ops))})")
+    folder.mkdir(parents=True, exist_ok=True)
+    mode.model.save_model_to_file(str(folder / "model.onnx"))
+    fv.write_yaml(folder, f"bert-base-uncased, TorchScript export, fused, fp16, ONNX Runtime's packing mode (PackedAttention {ops.count('PackedAttention')}, RemovePadding, RestorePadding)", NAME)
 
 
 def bf16_torchscript(models: Path, folder: Path) -> None:
@@ -98,6 +117,7 @@ def main() -> int:
         ("ts-fused-fp16-rawmask", lambda f: optimize(ts, f, "bert-base-uncased, TorchScript export, fused with the raw 2-D attention mask, fp16", lambda o: o.use_raw_attention_mask(True))),
         ("ts-fused-fp16-mha", lambda f: optimize(ts, f, "bert-base-uncased, TorchScript export, fused into MultiHeadAttention, fp16", mha)),
         ("ts-fused-fp16-fastgelu", lambda f: optimize(ts, f, "bert-base-uncased, TorchScript export, fused, GELU approximated (FastGelu), fp16", fastgelu)),
+        ("ts-fused-fp16-packed", lambda f: packed(models, f)),
         ("ts-fused-bf16", lambda f: bf16_torchscript(models, f)),
         ("bf16", lambda f: bf16_dynamo(models, f)),
     ]
