@@ -73,6 +73,10 @@ pub enum Cmd {
         /// Continue the interrupted run in DIR (its results.json): finished cells are kept, the rest run.
         #[arg(long, value_name = "DIR", conflicts_with = "out")]
         resume: Option<PathBuf>,
+        /// Run shard I of N of the scenario's (model, runtime) groups, split by their work (e.g. 2/4);
+        /// `xbench report` of every shard's results.json merges them into one result set.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
         /// Exit 0 even when cells failed or their outputs disagree (for grids where some are
         /// expected to); without it such a run exits with status 2.
         #[arg(long, short = 'i')]

@@ -17,6 +17,9 @@
 //! 5. `report` — tables and figures drawn from results alone (`stats` summarises samples;
 //!    `compare` weighs two runs).
 //!
+//! `shard` splits a resolved plan into parts that run anywhere (`--shard I/N`, between stages 2
+//! and 3) and merges their results back into one record before stage 4.
+//!
 //! Shared vocabulary below the stages: `tensor` (host tensors of every ONNX type), `stats` (pure
 //! math and the project's RNG), `paper` (the paper's published tables), `results` (the record).
 
@@ -36,6 +39,7 @@ pub mod results;
 pub mod run;
 pub mod runtimes;
 pub mod scenario;
+pub mod shard;
 pub mod stats;
 pub mod tensor;
 

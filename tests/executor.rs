@@ -35,7 +35,7 @@ fn a_plan_runs_in_process_into_a_store_that_writes_every_event() {
     let file = ScenarioFile::parse(yaml, "t.yaml").unwrap();
     let plan = validate(&file, "t.yaml", ".".as_ref(), &Overrides::default()).unwrap();
     let plan = resolve(plan, &ResolveOptions { models_root: "models".into(), ops_dir: None }).unwrap();
-    let opts = RunOptions { runtime: RuntimeOptions { threads: Some(1), ..Default::default() }, isolation: Isolation::InProcess, auto_setup: false, parallel_loads: false };
+    let opts = RunOptions { runtime: RuntimeOptions { threads: Some(1), ..Default::default() }, isolation: Isolation::InProcess, auto_setup: false, parallel_loads: false, keep_outputs: None };
     let availability = run::check_runtimes(&plan, &opts);
     let dir = tempfile::tempdir().unwrap();
     let mut store = ResultsStore::create(run::record::fresh(&plan, &file, availability, None, &opts), dir.path()).unwrap();

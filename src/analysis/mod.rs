@@ -53,6 +53,13 @@ pub(crate) fn done(r: &RunResults, model: &str) -> bool {
     r.cells.iter().filter(|c| c.model == model).all(|c| c.status != Status::Pending)
 }
 
+/// Whether comparisons that take every result of `model` wait for the shards to be merged: in a
+/// shard's record whose cells of `model` are compared with other shards' cells (their outputs
+/// are kept for that), the results here are only some of them.
+pub(crate) fn deferred(r: &RunResults, model: &str) -> bool {
+    r.shard.as_ref().is_some_and(|s| s.kept_outputs.iter().any(|&k| r.cells.get(k).is_some_and(|c| c.model == model)))
+}
+
 /// The whole pass. `outputs_dir` holds the saved outputs of the run, when they are still there.
 pub fn analyze(r: &mut RunResults, outputs_dir: Option<&Path>) {
     let share = r.scenario.ci_warn_share.unwrap_or(0.10);

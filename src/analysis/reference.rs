@@ -104,7 +104,7 @@ pub(super) fn departures(r: &mut RunResults, dir: &Path) {
     'point: for (model, chars, batch) in points {
         let cells: Vec<usize> = r.cells.iter().filter(|c| c.model == model && c.chars == chars && c.batch == batch && c.status == Status::Ok).map(|c| c.index).collect();
         let disputed = cells.iter().any(|&i| r.cells[i].agreement.as_ref().is_some_and(Agreement::disagrees) || r.cells[i].expected.as_ref().is_some_and(Agreement::disagrees));
-        if !done(r, &model) || !disputed || cells.iter().any(|&i| r.cells[i].has_flag(FlagKind::Departs)) {
+        if !done(r, &model) || super::deferred(r, &model) || !disputed || cells.iter().any(|&i| r.cells[i].has_flag(FlagKind::Departs)) {
             continue;
         }
         let m = r.models.iter().position(|x| x.name == model);

@@ -28,7 +28,7 @@ pub fn missing_notes(r: &RunResults) -> Vec<String> {
 /// Compares every model with its sibling where both have run and the saved outputs are there.
 pub fn compare(r: &mut RunResults, outputs_dir: &Path) {
     for (m, s) in pairs(r) {
-        if done(r, &m) && done(r, &s) {
+        if done(r, &m) && done(r, &s) && !super::deferred(r, &m) && !super::deferred(r, &s) {
             compare_model(r, &m, &s, outputs_dir);
         }
     }

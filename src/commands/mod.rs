@@ -37,8 +37,8 @@ impl std::error::Error for CellsFailed {}
 
 pub fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
-        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads, no_tf32, ignore_failures } => {
-            scenario::run(scenario::Args { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, no_tf32, parallel_loads, ignore_failures })
+        Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads, no_tf32, ignore_failures, shard } => {
+            scenario::run(scenario::Args { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, no_tf32, parallel_loads, ignore_failures, shard })
         }
         Cmd::Runtimes { ort_lib, ep_lib } => {
             let opts = RuntimeOptions { threads: None, ort_lib, ep_libs: ep_lib.into_iter().collect(), ..Default::default() };

@@ -9,6 +9,7 @@ use xbench::results::{self, FlagKind, ResultsStore, RunResults, Status, WallTime
 use xbench::run::{self, Isolation, Observer, Progress, RunOptions};
 use xbench::runtimes::{RuntimeId, RuntimeOptions, Timing};
 use xbench::scenario::{self, Overrides, ScenarioFile, EMBEDDED_DEFAULT};
+use xbench::shard::ShardSpec;
 
 use super::{CellsFailed, Interrupted};
 use crate::cli::TimingArg;
@@ -33,6 +34,7 @@ pub struct Args {
     pub no_tf32: bool,
     pub parallel_loads: bool,
     pub ignore_failures: bool,
+    pub shard: Option<String>,
 }
 
 /// The display, and report.md's tables rewritten after every group.
@@ -64,6 +66,7 @@ impl Observer for Watch<'_> {
 
 pub fn run(a: Args) -> Result<()> {
     let clock = Instant::now();
+    let asked = a.shard.as_deref().map(ShardSpec::parse).transpose().map_err(anyhow::Error::msg)?;
     let origin = scenario::origin_of(a.file.as_deref());
     let file = match &a.file {
         Some(path) => ScenarioFile::read(path)?,
@@ -78,8 +81,12 @@ pub fn run(a: Args) -> Result<()> {
         None => None,
         Some(dir) => Some(results::read_results(&dir.join("results.json"))?),
     };
-    let dir = a.resume.clone().or(a.out.clone()).unwrap_or_else(|| run::default_out_dir(&plan.name));
-    let plan = resolve(plan, &ResolveOptions { models_root: a.models_dir.clone(), ops_dir: Some(dir.join(".ops")) })?;
+    let shard = shard_to_run(asked, previous.as_ref(), a.resume.as_deref())?;
+    let dir = a.resume.clone().or(a.out.clone()).unwrap_or_else(|| match shard {
+        Some(s) => run::default_out_dir(&format!("{}-shard-{}-of-{}", plan.name, s.index, s.count)),
+        None => run::default_out_dir(&plan.name),
+    });
+    let mut plan = resolve(plan, &ResolveOptions { models_root: a.models_dir.clone(), ops_dir: Some(dir.join(".ops")) })?;
     let cuda = |r: &&xbench::runtimes::RuntimeSpec| r.engine() == xbench::runtimes::Engine::OnnxRuntime && r.device() == xbench::runtimes::DeviceClass::CudaGpu;
     if a.cuda_graph && !plan.runtimes.iter().any(|r| cuda(&r)) {
         bail!(
@@ -87,14 +94,7 @@ pub fn run(a: Args) -> Result<()> {
             plan.plan.runtime_ids().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the output folder {}\n  fix: choose a writable folder with --out", dir.display()))?;
-    if let (Some(prev), Some(rdir)) = (&previous, &a.resume) {
-        run::record::check_resumable(prev, &plan, &file, rdir)?;
-        let left = prev.cells.iter().filter(|c| c.status == Status::Pending).count();
-        tracing::info!("resuming {}: {left} of {} cells left", rdir.display(), prev.cells.len());
-    }
-    run::stop::install();
-    let opts = RunOptions {
+    let mut opts = RunOptions {
         runtime: RuntimeOptions {
             threads: plan.plan.settings.threads,
             ort_lib: a.ort_lib.clone(),
@@ -116,7 +116,34 @@ pub fn run(a: Args) -> Result<()> {
         },
         auto_setup: !a.no_setup,
         parallel_loads: a.parallel_loads,
+        keep_outputs: None,
     };
+    // A shard runs its groups of the whole plan only; its identity is the whole plan's.
+    let shard_info = shard.map(|s| {
+        let id = xbench::shard::plan_id(&plan.plan, &file, &run::record::timer_text(&opts), a.no_tf32);
+        xbench::shard::restrict(&mut plan, s, id)
+    });
+    if let (Some(now), Some(before), Some(rdir)) = (&shard_info, previous.as_ref().and_then(|p| p.shard.as_ref()), &a.resume) {
+        if now.plan_id != before.plan_id {
+            bail!("{} holds shard {} of another plan ({}) than this scenario and these options give ({})\n  fix: resume with the same scenario file, --runtimes and timing options as the first run, or start a new run without --resume", rdir.display(), before.label(), before.plan_id, now.plan_id);
+        }
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the output folder {}\n  fix: choose a writable folder with --out", dir.display()))?;
+    if let (Some(prev), Some(rdir)) = (&previous, &a.resume) {
+        run::record::check_resumable(prev, &plan, &file, rdir)?;
+        let left = prev.cells.iter().filter(|c| c.status == Status::Pending).count();
+        tracing::info!("resuming {}: {left} of {} cells left", rdir.display(), prev.cells.len());
+    }
+    if let Some(info) = &shard_info {
+        tracing::info!("shard {} of scenario `{}` (plan {}): {} of its {} groups, {} of {} cells", info.label(), plan.plan.name, info.plan_id, info.groups.len(), info.plan_groups, info.cells.len(), info.plan_cells);
+        if info.groups.is_empty() {
+            tracing::warn!("shard {} has no group to run: the plan has {} groups for {} shards; its results are written all the same, so that every shard is there to merge", info.label(), info.plan_groups, info.count);
+        }
+        if !info.kept_outputs.is_empty() {
+            opts.keep_outputs = Some(run::KeepOutputs { dir: dir.join("outputs"), cells: info.kept_outputs.clone() });
+        }
+    }
+    run::stop::install();
     let p = &plan.plan;
     tracing::info!(
         "scenario `{}`: {} models × {} runtimes × {} lengths × {} batch sizes = {} cells",
@@ -125,7 +152,7 @@ pub fn run(a: Args) -> Result<()> {
         p.runtimes.len(),
         p.input_chars.len(),
         p.batch_sizes.len(),
-        p.cells.len()
+        shard_info.as_ref().map_or(p.cells.len(), |i| i.plan_cells)
     );
     let availability = run::check_runtimes(&plan, &opts);
     let gpu = availability
@@ -133,7 +160,8 @@ pub fn run(a: Args) -> Result<()> {
         .any(|x| x.usable && x.runtime == RuntimeId::ORT_CUDA)
         .then(|| xbench::gpu::Gpu::open(a.device).ok().and_then(|g| g.info()))
         .flatten();
-    let fresh = run::record::fresh(&plan, &file, availability, gpu, &opts);
+    let mut fresh = run::record::fresh(&plan, &file, availability, gpu, &opts);
+    fresh.shard = shard_info.clone();
     let record = match previous {
         Some(prev) => run::record::resumed(prev, fresh),
         None => fresh,
@@ -157,6 +185,12 @@ pub fn run(a: Args) -> Result<()> {
     summary(store.results());
     println!("report:  {} and {}", report.display(), dir.join("index.html").display());
     println!("results: {} and {}", store.json_path().display(), store.csv_path().display());
+    if let Some(info) = &shard_info {
+        if !info.kept_outputs.is_empty() {
+            println!("outputs: {} (compared with other shards' cells when the shards are merged: keep them beside results.json)", dir.join("outputs").display());
+        }
+        println!("shard {}: merge every shard with `xbench report {} <the other shards' results.json> --out DIR`", info.label(), store.json_path().display());
+    }
     if end.stopped {
         let runtimes_flag = a.runtimes.as_ref().map(|r| format!(" --runtimes {}", r.join(","))).unwrap_or_default();
         return Err(Interrupted(format!(
@@ -170,6 +204,18 @@ pub fn run(a: Args) -> Result<()> {
     match failures(store.results()) {
         Some(why) if !a.ignore_failures => Err(CellsFailed(why).into()),
         _ => Ok(()),
+    }
+}
+
+/// The shard to run: `--shard`, or, resuming a shard's folder, the shard it holds.
+fn shard_to_run(asked: Option<ShardSpec>, previous: Option<&RunResults>, resume: Option<&Path>) -> Result<Option<ShardSpec>> {
+    let (Some(prev), Some(dir)) = (previous, resume) else { return Ok(asked) };
+    match (asked, &prev.shard) {
+        (None, Some(s)) => Ok(Some(ShardSpec { index: s.index, count: s.count })),
+        (Some(a), Some(s)) if (a.index, a.count) == (s.index, s.count) => Ok(Some(a)),
+        (Some(a), Some(s)) => bail!("{} holds shard {}, and --shard asks for {a}\n  fix: resume it with --shard {} (or without --shard), or run shard {a} into a folder of its own with --out", dir.display(), s.label(), s.label()),
+        (Some(a), None) => bail!("{} holds a run of the whole scenario, not a shard, and --shard asks for {a}\n  fix: resume it without --shard, or run shard {a} into a folder of its own with --out", dir.display()),
+        (None, None) => Ok(None),
     }
 }
 

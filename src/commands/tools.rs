@@ -38,20 +38,68 @@ pub fn report(files: &[PathBuf], out: Option<PathBuf>, names: Vec<String>, paper
     if dir.is_file() {
         bail!("--out {} is a file; it takes the folder where report.md, index.html and the figures go", dir.display());
     }
-    let mut results = files.iter().map(|f| xbench::results::read_results(f)).collect::<Result<Vec<_>>>()?;
-    // The record's warnings and verdicts, judged again by this xbench (outputs are compared only during a run).
-    for r in &mut results {
-        xbench::analysis::analyze(r, None);
+    let loaded = files.iter().map(|f| Ok((f.clone(), xbench::results::read_results(f)?))).collect::<Result<Vec<_>>>()?;
+    let (mut results, merged) = gather(loaded, &dir)?;
+    // The record's warnings and verdicts, judged again by this xbench (outputs are compared only
+    // during a run, or here for the cells of merged shards that other shards' cells are compared with).
+    for (k, r) in results.iter_mut().enumerate() {
+        if merged.as_ref().map(|m| m.at) != Some(k) {
+            xbench::analysis::analyze(r, None);
+        }
     }
     let opts = ReportOptions { names, paper };
     let written = xbench::report::write_all(&results, &opts, &dir).with_context(|| {
         let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         format!("cannot draw the report of {}", list.join(", "))
     })?;
+    if let Some(m) = &merged {
+        let r = &results[m.at];
+        let set = r.shards.as_ref().expect("a merged set lists its shards");
+        let json = if results.len() == 1 { dir.join("results.json") } else { dir.join("results-merged.json") };
+        xbench::results::write_json(&json, r)?;
+        xbench::results::write_csv(&json.with_extension("csv"), r)?;
+        let mut hosts: Vec<&str> = set.parts.iter().map(|p| p.machine.name.as_str()).collect();
+        hosts.dedup();
+        println!("merged:  {} shards of scenario `{}` (plan {}), run on {}: one result set of {} cells", set.count, r.scenario.name, set.plan_id, hosts.join(", "), r.cells.len());
+        println!("results: {} and {}", json.display(), json.with_extension("csv").display());
+    }
     println!("report:  {}", written.markdown.display());
     println!("page:    {}", written.html.display());
     println!("figures: {} files in {}", written.figures.len(), dir.display());
     Ok(())
+}
+
+/// Where the merged shards stand among the report's results.
+struct MergedShards {
+    at: usize,
+}
+
+/// The results of a report: each file as it is, except that the shards of one plan become one
+/// result set (in the place of the first of them), compared across shards and judged again. A
+/// lone shard file is reported as it is, as its run did.
+fn gather(loaded: Vec<(PathBuf, xbench::results::RunResults)>, dir: &Path) -> Result<(Vec<xbench::results::RunResults>, Option<MergedShards>)> {
+    use xbench::shard::merge;
+    let lone = loaded.len() == 1 && loaded[0].1.shard.as_ref().is_some_and(|s| s.count > 1);
+    let Some(first) = loaded.iter().position(|(_, r)| r.shard.is_some()).filter(|_| !lone) else {
+        return Ok((loaded.into_iter().map(|(_, r)| r).collect(), None));
+    };
+    let (shards, others): (Vec<_>, Vec<_>) = loaded.into_iter().enumerate().partition(|(_, (_, r))| r.shard.is_some());
+    let shards: Vec<(PathBuf, xbench::results::RunResults)> = shards.into_iter().map(|(_, f)| f).collect();
+    let written = if others.is_empty() { "results.json" } else { "results-merged.json" };
+    let target = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()).join(written);
+    if let Some((p, _)) = shards.iter().find(|(p, _)| std::fs::canonicalize(p).is_ok_and(|p| p == target)) {
+        bail!("--out {} holds {}, which the merged results would replace\n  fix: choose another folder for the merged report with --out", dir.display(), p.display());
+    }
+    let mut merged = merge::merge(&shards)?;
+    let scratch = tempfile::Builder::new().prefix("xbench-shard-outputs-").tempdir().context("cannot make a scratch folder for the shards' outputs")?;
+    let missing = merge::gather_outputs(&shards, scratch.path())?;
+    merge::flag_missing(&mut merged, &missing);
+    xbench::analysis::analyze(&mut merged, Some(scratch.path()));
+    let mut results: Vec<(usize, xbench::results::RunResults)> = others.into_iter().map(|(k, (_, r))| (k, r)).collect();
+    results.push((first, merged));
+    results.sort_by_key(|(k, _)| *k);
+    let at = results.iter().position(|(k, _)| *k == first).expect("the merged set is there");
+    Ok((results.into_iter().map(|(_, r)| r).collect(), Some(MergedShards { at })))
 }
 
 pub fn compare(a: &Path, b: &Path, level: f64, fail_above: Option<f64>) -> Result<()> {

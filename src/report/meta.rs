@@ -42,7 +42,10 @@ fn single_header(r: &RunResults) -> Vec<Block> {
     vec![
         Block::Title(format!("xbench report: {}", r.scenario.name)),
         Block::Bullets(vec![
-            format!("Machine: `{}` — {}, {} cores, {} GiB, {} ({})", m.name, m.cpu, m.cores, m.memory_gib, m.os, m.arch),
+            match &r.shards {
+                Some(set) if set.parts.iter().any(|p| p.machine != *m) => format!("Machines: {} shards on `{}`, each listed under Shards", set.count, m.name),
+                _ => format!("Machine: `{}` — {}, {} cores, {} GiB, {} ({})", m.name, m.cpu, m.cores, m.memory_gib, m.os, m.arch),
+            },
             format!("xbench {} (commit {}), results format {}", r.xbench_version, r.git_commit, r.format_version),
             format!("Run: {}", run_span(r)),
             format!("Scenario: `{}`; {} warm-up runs, then {} timed iterations per cell", r.scenario_source, r.scenario.warmup, r.scenario.iterations),
@@ -132,6 +135,7 @@ fn timer_blocks(m: &Merged) -> Vec<Block> {
 /// Title, bullets, runtimes and models. With several runs each row starts with its machine.
 pub fn header_blocks(m: &Merged) -> Vec<Block> {
     let mut out = if m.multi() { multi_header(m) } else { single_header(m.sources[0].results) };
+    out.extend(super::shards::blocks(m));
     let lead = |label: &str| if m.multi() { vec![label.to_string()] } else { vec![] };
 
     out.push(Block::Heading("Runtimes".into()));

@@ -7,6 +7,7 @@ mod ops;
 pub mod figures;
 mod meta;
 pub mod paper;
+mod shards;
 mod siblings;
 mod tables;
 mod write;

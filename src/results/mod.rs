@@ -10,6 +10,7 @@ mod flags;
 mod machine;
 mod outputs;
 mod runtime;
+mod shard;
 mod store;
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ pub use flags::{Flag, FlagKind};
 pub use machine::{GpuInfo, Machine};
 pub use outputs::{read_tensors, write_tensors, SavedOutputs};
 pub use runtime::{Availability, DeviceClass, Engine, SessionInfo};
+pub use shard::{ShardInfo, ShardPart, ShardSet};
 pub use store::{ResultsStore, RunEvent};
 
 pub use crate::scenario::{Tolerance, Tolerances};
@@ -252,6 +254,12 @@ pub struct RunResults {
     /// Where the wall time went (set when the run ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall: Option<WallTime>,
+    /// The shard of the plan this run is (`--shard I/N`): its cells are that shard's only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// The shards this result set was merged from (`xbench report` of every shard of a plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardSet>,
 }
 
 impl RunResults {

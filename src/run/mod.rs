@@ -34,6 +34,36 @@ pub struct RunOptions {
     /// Start every group's worker at once so that loads overlap (process isolation only); timed
     /// runs still go one group at a time, and only after every load has finished.
     pub parallel_loads: bool,
+    /// Saved outputs to keep after the run (a shard's cells that other shards' are compared with).
+    pub keep_outputs: Option<KeepOutputs>,
+}
+
+/// Cells whose saved outputs outlive the run, and the folder they are kept in.
+#[derive(Debug, Clone)]
+pub struct KeepOutputs {
+    pub dir: PathBuf,
+    /// Cell indices.
+    pub cells: Vec<usize>,
+}
+
+impl KeepOutputs {
+    /// Keeps the saved outputs of `group`'s cells that are to be kept (linked, else copied).
+    fn keep(&self, plan: &ResolvedPlan, group: usize, outputs_dir: &Path) -> Result<()> {
+        let g = &plan.plan.groups[group];
+        for c in plan.plan.group_cells(g).iter().filter(|c| self.cells.contains(&c.index)) {
+            let from = crate::analysis::outputs_path(outputs_dir, c.index);
+            if !from.is_file() {
+                continue;
+            }
+            std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
+            let to = crate::analysis::outputs_path(&self.dir, c.index);
+            let _ = std::fs::remove_file(&to);
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where a run stands, for progress displays.
@@ -163,6 +193,9 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
             }
         }
         store.update(|r| crate::analysis::analyze(r, Some(outputs_dir)))?;
+        if let Some(keep) = &opts.keep_outputs {
+            keep.keep(plan, group.index, outputs_dir)?;
+        }
         crate::analysis::siblings::release_outputs(store.results(), outputs_dir);
         observer.group_done(store.results());
         if stopped {

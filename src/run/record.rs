@@ -95,6 +95,8 @@ pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availab
         cells: p.cells.iter().map(|c| CellRecord::empty(c, p.settings.warmup, p.settings.iterations, Status::Pending, None)).collect(),
         resumed_at: Vec::new(),
         wall: None,
+        shard: None,
+        shards: None,
     }
 }
 
