@@ -51,7 +51,7 @@ fn the_openvino_plugin_is_fetched_and_says_why_it_cannot_run_here_while_the_rest
     }
 
     let (r, _dir) = run(&format!(
-        "name: ov\nruntimes: [tract-cpu, ort-openvino, {{name: ov-fp32, runtime: ort-openvino, options: {{precision: FP32}}}}]\n{GRID}"
+        "name: ov\nruntimes: [tract-cpu, ort-openvino, {{name: ov-fp32, runtime: ort-openvino, options: {{load_config: '{{\"CPU\": {{\"INFERENCE_PRECISION_HINT\": \"f32\"}}}}'}}}}]\n{GRID}"
     ));
     for c in &r.cells {
         match (c.runtime.as_str(), intel) {
@@ -69,7 +69,7 @@ fn the_openvino_plugin_is_fetched_and_says_why_it_cannot_run_here_while_the_rest
     if intel {
         let g = r.groups.iter().find(|g| g.runtime == RuntimeId::new("ov-fp32")).unwrap();
         let s = g.session.as_ref().unwrap();
-        assert_eq!((s.precision.as_deref(), s.settings.get("precision").map(String::as_str)), (Some("fp32"), Some("FP32")), "{s:?}");
+        assert_eq!((s.precision.as_deref(), s.settings.get("load_config").map(String::as_str)), (Some("fp32"), Some(r#"{"CPU": {"INFERENCE_PRECISION_HINT": "f32"}}"#)), "{s:?}");
     }
 }
 
