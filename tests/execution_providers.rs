@@ -51,7 +51,7 @@ fn the_openvino_plugin_is_fetched_and_says_why_it_cannot_run_here_while_the_rest
     }
 
     let (r, _dir) = run(&format!(
-        "name: ov\nruntimes: [tract-cpu, ort-openvino, {{name: ov-fp32, runtime: ort-openvino, options: {{precision: FP32}}}}]\n{GRID}"
+        "name: ov\nruntimes: [tract-cpu, ort-openvino, {{name: ov-fp32, runtime: ort-openvino, options: {{load_config: '{{\"CPU\": {{\"INFERENCE_PRECISION_HINT\": \"f32\"}}}}'}}}}]\n{GRID}"
     ));
     for c in &r.cells {
         match (c.runtime.as_str(), intel) {
@@ -69,7 +69,7 @@ fn the_openvino_plugin_is_fetched_and_says_why_it_cannot_run_here_while_the_rest
     if intel {
         let g = r.groups.iter().find(|g| g.runtime == RuntimeId::new("ov-fp32")).unwrap();
         let s = g.session.as_ref().unwrap();
-        assert_eq!((s.precision.as_deref(), s.settings.get("precision").map(String::as_str)), (Some("fp32"), Some("FP32")), "{s:?}");
+        assert_eq!((s.precision.as_deref(), s.settings.get("load_config").map(String::as_str)), (Some("fp32"), Some(r#"{"CPU": {"INFERENCE_PRECISION_HINT": "f32"}}"#)), "{s:?}");
     }
 }
 
@@ -88,6 +88,29 @@ fn runtimes_of_ones_own_carry_their_options_into_the_results() {
     let by_name = r.groups.iter().find(|g| g.runtime == RuntimeId::new("cpu-by-name")).unwrap().session.clone().unwrap();
     assert!(by_name.placement.iter().any(|(ep, n)| ep == "CPUExecutionProvider" && *n > 0), "{by_name:?}");
     assert!(r.runtimes.iter().any(|a| a.runtime == RuntimeId::new("cpu-basic") && a.usable));
+}
+
+#[test]
+fn optimized_graphs_kept_between_runs_are_read_back_and_runtimes_may_choose_their_own_io() {
+    let yaml = format!(
+        "name: cached\nruntimes: [ort-cpu, {{name: cpu-cached, runtime: ort-cpu, session: {{optimized_cache: opt}}}}, {{name: cpu-bound, runtime: ort-cpu, session: {{io: pinned, timing: device-resident}}}}]\n{GRID}"
+    );
+    let (first, dir) = run(&yaml);
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let again = xbench(dir.path()).args(["scenario", "s.yaml", "--quiet", "--out", "again", "--models-dir"]).arg(&models).output().unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    let second = read_results(&dir.path().join("again/results.json")).unwrap();
+    let graph = |r: &RunResults| r.groups.iter().find(|g| g.runtime == RuntimeId::new("cpu-cached")).unwrap().session.clone().unwrap().settings.get("session.optimized_graph").cloned().unwrap_or_default();
+    assert!(graph(&first).starts_with("optimized and saved: "), "{}", graph(&first));
+    assert!(graph(&second).starts_with("read (graph optimization off): "), "{}", graph(&second));
+    assert_eq!(std::fs::read_dir(dir.path().join("opt")).unwrap().count(), 1, "one graph, no partial file left");
+    for r in [&first, &second] {
+        assert!(r.cells.iter().all(|c| c.status == Status::Ok), "{:?}", r.cells.iter().map(|c| &c.error).collect::<Vec<_>>());
+        assert!(r.cells.iter().filter(|c| c.runtime != RuntimeId::ORT_CPU).all(|c| c.agreement.as_ref().is_some_and(|a| a.agrees())));
+        let bound: Vec<_> = r.cells.iter().filter(|c| c.runtime == RuntimeId::new("cpu-bound")).map(|c| c.timer.clone()).collect();
+        assert!(bound.iter().all(|t| t.starts_with("device-resident (bound buffers")), "{bound:?}");
+        assert!(r.cells.iter().filter(|c| c.runtime == RuntimeId::ORT_CPU).all(|c| c.timer == "end-to-end"));
+    }
 }
 
 #[test]

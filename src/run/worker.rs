@@ -34,12 +34,18 @@ fn text_inputs(job: &GroupJob) -> anyhow::Result<TextInputs> {
 /// says so, the remaining cells are left unrun. Returns the loaded session, if any, for the caller
 /// to drop (a worker process exits without unloading).
 pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn() -> bool) -> Option<Box<dyn Session>> {
-    // Text models get prose and their tokenizer; other models get generated tensors.
-    let mut prepared = text_inputs(job);
+    // Text models get prose and their tokenizer (read while the session loads: a large vocabulary
+    // takes a good part of a second); other models get generated tensors.
     let started = Instant::now();
     let spec = runtimes::lookup(&job.runtime).map_err(|why| anyhow::anyhow!("`{}` {why}", job.runtime.id));
-    let loaded = spec.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|s| s.load(&job.model.onnx, &job.options));
-    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let (prepared, loaded, load_ms) = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| text_inputs(job));
+        let loaded = spec.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|s| s.load(&job.model.onnx, &job.options));
+        let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        let prepared = reading.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading the text and tokenizer panicked")));
+        (prepared, loaded, load_ms)
+    });
+    let mut prepared = prepared;
     let mut session = match loaded {
         Ok(s) => s,
         Err(e) => {

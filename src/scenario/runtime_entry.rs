@@ -104,8 +104,10 @@ impl RuntimeEntry {
         }
         let mut session = scalars(table, "session")?;
         // A path among the session options is the scenario's, like every path in it.
-        if let Some(p) = session.get_mut("optimized_model") {
-            *p = scenario_dir.join(&*p).to_string_lossy().into_owned();
+        for key in ["optimized_model", "optimized_cache"] {
+            if let Some(p) = session.get_mut(key) {
+                *p = scenario_dir.join(&*p).to_string_lossy().into_owned();
+            }
         }
         Ok(RuntimeRequest { id: RuntimeId::new(&name), kind, options: scalars(table, "options")?, session })
     }

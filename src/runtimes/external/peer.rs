@@ -110,3 +110,27 @@ fn clip(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_named_relative_to_the_run_starts_in_another_folder() {
+        let dir = Path::new("target").join(format!("peer-relative-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = dir.join("speak.sh");
+        std::fs::write(&program, "#!/bin/sh\necho '{\"type\": \"ready\"}'\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let elsewhere = std::env::temp_dir();
+        let mut peer = Peer::start(&program, &elsewhere).unwrap();
+        assert!(program.is_relative());
+        assert_eq!(peer.receive(Duration::from_secs(20), &["ready"]).unwrap()["type"], "ready");
+        drop(peer);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

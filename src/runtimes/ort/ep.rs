@@ -153,22 +153,45 @@ impl Ep {
     }
 }
 
-/// OpenVINO's inference precision: the `precision` option, else its default for the device — on a
-/// CPU with bfloat16 instructions (AVX-512 BF16, AMX) that is bf16, else fp32; fp16 on its GPUs.
+/// OpenVINO's inference precision. OpenVINO's own hint in `load_config` (`{"CPU":
+/// {"INFERENCE_PRECISION_HINT": "f32"}}`) decides where given. On the CPU device the plugin (1.8.1)
+/// leaves the `precision` option without effect — seen on an Intel Xeon with AMX: `FP32` and
+/// `ACCURACY` gave outputs identical to the default's, 2e-2 from ONNX Runtime's CPU provider,
+/// while the hint above gave 4e-6 — so there the default holds: bf16 on a CPU with bfloat16
+/// instructions (AVX-512 BF16, AMX), else fp32. On its GPUs and NPUs, `precision` (default fp16).
 fn openvino_precision(options: &BTreeMap<String, String>) -> Option<String> {
-    match options.get("precision").map(|p| p.to_ascii_uppercase()).as_deref() {
-        Some("FP32") | Some("ACCURACY") => return Some("fp32".into()),
-        Some("FP16") => return Some("fp16".into()),
-        Some("BF16") => return Some("bf16".into()),
-        _ => {}
+    let device = options.get("device_type").map(|d| d.to_ascii_uppercase()).unwrap_or_else(|| "CPU".into());
+    let gpu = device.starts_with("GPU") || device.starts_with("NPU");
+    if let Some(hint) = load_config_hint(options, if gpu { &device[..3] } else { "CPU" }) {
+        return Some(hint);
     }
-    let gpu = options.get("device_type").is_some_and(|d| d.to_ascii_uppercase().starts_with("GPU") || d.to_ascii_uppercase().starts_with("NPU"));
     if gpu {
-        return Some("fp16".into());
+        return Some(match options.get("precision").map(|p| p.to_ascii_uppercase()).as_deref() {
+            Some("FP32") | Some("ACCURACY") => "fp32",
+            Some("BF16") => "bf16",
+            _ => "fp16",
+        }
+        .into());
     }
     let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let bf16 = flags.lines().filter(|l| l.starts_with("flags")).any(|l| l.split_whitespace().any(|f| f == "avx512_bf16" || f == "amx_bf16"));
     Some(if bf16 { "bf16" } else { "fp32" }.into())
+}
+
+/// `INFERENCE_PRECISION_HINT` for `device` in OpenVINO's `load_config` JSON, as a precision class.
+fn load_config_hint(options: &BTreeMap<String, String>, device: &str) -> Option<String> {
+    let config: serde_json::Value = serde_json::from_str(options.get("load_config")?).ok()?;
+    let (_, settings) = config.as_object()?.iter().find(|(k, _)| k.to_ascii_uppercase().starts_with(device))?;
+    let hint = settings.get("INFERENCE_PRECISION_HINT")?.as_str()?.to_ascii_lowercase();
+    Some(
+        match hint.as_str() {
+            "f32" | "fp32" => "fp32",
+            "bf16" => "bf16",
+            "f16" | "fp16" => "fp16",
+            _ => return None,
+        }
+        .into(),
+    )
 }
 
 /// The devices the environment offers for provider `name` (plugins are never registered with virtual devices).
@@ -200,4 +223,24 @@ fn append_by_name(mut builder: SessionBuilder, name: &str, options: &BTreeMap<St
     // SAFETY: `status` is the status the call just returned, read once.
     unsafe { ort::Error::result_from_status(status) }.map_err(|e| e.to_string())?;
     Ok(builder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn openvino_precision_follows_its_own_hint_and_not_the_precision_option_on_the_cpu() {
+        let cpu_default = openvino_precision(&opts(&[]));
+        assert_eq!(openvino_precision(&opts(&[("precision", "FP32")])), cpu_default);
+        assert_eq!(openvino_precision(&opts(&[("load_config", r#"{"CPU": {"INFERENCE_PRECISION_HINT": "f32"}}"#)])).as_deref(), Some("fp32"));
+        assert_eq!(openvino_precision(&opts(&[("load_config", r#"{"CPU": {"INFERENCE_PRECISION_HINT": "bf16"}}"#)])).as_deref(), Some("bf16"));
+        assert_eq!(openvino_precision(&opts(&[("device_type", "GPU"), ("precision", "FP32")])).as_deref(), Some("fp32"));
+        assert_eq!(openvino_precision(&opts(&[("device_type", "GPU")])).as_deref(), Some("fp16"));
+        assert_eq!(openvino_precision(&opts(&[("load_config", "not json")])), cpu_default);
+    }
 }

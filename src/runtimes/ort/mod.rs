@@ -4,6 +4,7 @@
 //! nodes of the graph — never a silent fallback to the CPU. A session (`session`) moves inputs and
 //! outputs in one of several ways (`io`).
 
+mod cache;
 mod convert;
 mod cudart;
 mod env;
@@ -26,7 +27,7 @@ pub use env::{environment, parse_placement};
 pub use ep::Ep;
 pub use library::{find_ort_library, setup_ort, xbench_home, OrtLibrary, ORT_VERSION};
 
-use super::{Availability, DeviceClass, Engine, Runtime, RuntimeId, RuntimeOptions, Session};
+use super::{Availability, DeviceClass, Engine, Runtime, RuntimeId, RuntimeOptions, Session, Timing};
 use crate::scenario::{RuntimeKind, RuntimeRequest};
 
 /// Session options a scenario may set for an ONNX Runtime runtime (`session:`).
@@ -35,13 +36,21 @@ pub struct Settings {
     pub graph_optimization: Option<GraphOptimizationLevel>,
     /// Where ONNX Runtime saves the graph it optimized (a later run can load it instead).
     pub optimized_model: Option<PathBuf>,
+    /// A folder of optimized graphs, one per model, provider and options: saved on the first
+    /// load, read (with graph optimization off) on later ones.
+    pub optimized_cache: Option<PathBuf>,
     /// Fail the load when any node would fall back to the CPU provider.
     pub disable_cpu_fallback: bool,
     /// Which device a plugin offers to use: `cpu`, `gpu` or `npu`.
     pub device: Option<String>,
+    /// This runtime's timer, over the run's `--timing`.
+    pub timing: Option<Timing>,
+    /// This runtime's inputs and outputs: `pinned` (`--pinned-io`) or `cuda-graph` (`--cuda-graph`).
+    pub io: Option<String>,
 }
 
-const SESSION_KEYS: &str = "graph_optimization (disable, basic, extended, all), optimized_model (a path), disable_cpu_fallback (true/false), device (cpu, gpu, npu)";
+const SESSION_KEYS: &str =
+    "graph_optimization (disable, basic, extended, all), optimized_model (a path), optimized_cache (a folder), disable_cpu_fallback (true/false), device (cpu, gpu, npu), timing (end-to-end, device-resident), io (default, pinned, cuda-graph)";
 
 impl Settings {
     fn parse(session: &BTreeMap<String, String>) -> std::result::Result<Settings, String> {
@@ -58,9 +67,19 @@ impl Settings {
                     })
                 }
                 "optimized_model" => s.optimized_model = Some(PathBuf::from(v)),
+                "optimized_cache" => s.optimized_cache = Some(PathBuf::from(v)),
                 "disable_cpu_fallback" => s.disable_cpu_fallback = matches!(v.as_str(), "true" | "1"),
                 "device" if matches!(v.as_str(), "cpu" | "gpu" | "npu") => s.device = Some(v.clone()),
                 "device" => return Err(format!("`session.device` = `{v}` is not a device kind\n  fix: use cpu, gpu or npu")),
+                "timing" => {
+                    s.timing = Some(match v.as_str() {
+                        "end-to-end" => Timing::EndToEnd,
+                        "device-resident" => Timing::DeviceResident,
+                        _ => return Err(format!("`session.timing` = `{v}` is not a timer\n  fix: use end-to-end or device-resident")),
+                    })
+                }
+                "io" if matches!(v.as_str(), "default" | "pinned" | "cuda-graph") => s.io = Some(v.clone()),
+                "io" => return Err(format!("`session.io` = `{v}` is not an I/O mode\n  fix: use default, pinned or cuda-graph")),
                 other => return Err(format!("`session.{other}` is not a session option xbench sets\n  fix: use {SESSION_KEYS}")),
             }
         }
@@ -76,13 +95,37 @@ impl Settings {
         if let Some(p) = &self.optimized_model {
             out.push(("session.optimized_model".into(), p.display().to_string()));
         }
+        if let Some(p) = &self.optimized_cache {
+            out.push(("session.optimized_cache".into(), p.display().to_string()));
+        }
         if self.disable_cpu_fallback {
             out.push(("session.disable_cpu_fallback".into(), "true".into()));
         }
         if let Some(d) = &self.device {
             out.push(("session.device".into(), d.clone()));
         }
+        if let Some(t) = self.timing {
+            out.push(("session.timing".into(), t.as_str().into()));
+        }
+        if let Some(io) = &self.io {
+            out.push(("session.io".into(), io.clone()));
+        }
         out
+    }
+
+    /// The run's options with this runtime's own timer and I/O mode in place of the run's.
+    fn overlay(&self, opts: &RuntimeOptions) -> RuntimeOptions {
+        let mut o = opts.clone();
+        if let Some(t) = self.timing {
+            o.timing = t;
+        }
+        match self.io.as_deref() {
+            Some("default") => (o.pinned_io, o.cuda_graph) = (false, false),
+            Some("pinned") => (o.pinned_io, o.cuda_graph) = (true, false),
+            Some("cuda-graph") => (o.pinned_io, o.cuda_graph) = (false, true),
+            _ => {}
+        }
+        o
     }
 
     fn apply(&self, mut b: SessionBuilder) -> Result<SessionBuilder> {
@@ -175,6 +218,7 @@ impl Runtime for Ort {
             Err(e) => return na(format!("cannot ask ONNX Runtime for its providers: {e}"), version),
         }
         // Attaching to a throwaway builder catches missing libraries, absent devices and bad options.
+        let opts = &self.settings.overlay(opts);
         let attached = OrtInner::builder(&l.env).map_err(|e| anyhow::anyhow!("{e}")).and_then(|b| self.ep.attach(b, &self.options, self.settings.device.as_deref(), opts));
         match attached {
             Ok(_) => {
@@ -189,7 +233,7 @@ impl Runtime for Ort {
     }
 
     fn load(&self, onnx: &Path, opts: &RuntimeOptions) -> Result<Box<dyn Session>> {
-        Ok(Box::new(session::OrtSession::load(self, onnx, opts)?))
+        Ok(Box::new(session::OrtSession::load(self, onnx, &self.settings.overlay(opts))?))
     }
 
     fn device(&self) -> DeviceClass {
@@ -198,5 +242,34 @@ impl Runtime for Ort {
 
     fn engine(&self) -> Engine {
         Engine::OnnxRuntime
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> std::result::Result<Settings, String> {
+        Settings::parse(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn a_runtime_may_set_its_own_timer_and_io_over_the_runs() {
+        let run = RuntimeOptions { cuda_graph: true, ..Default::default() };
+        let s = settings(&[("io", "default"), ("timing", "device-resident")]).unwrap();
+        let o = s.overlay(&run);
+        assert_eq!((o.pinned_io, o.cuda_graph, o.timing), (false, false, Timing::DeviceResident));
+        let o = settings(&[("io", "cuda-graph")]).unwrap().overlay(&RuntimeOptions::default());
+        assert_eq!((o.pinned_io, o.cuda_graph, o.timing), (false, true, Timing::EndToEnd));
+        let o = settings(&[("io", "pinned")]).unwrap().overlay(&run);
+        assert_eq!((o.pinned_io, o.cuda_graph), (true, false));
+        let kept = Settings::default().overlay(&run);
+        assert!(kept.cuda_graph);
+        let described = settings(&[("io", "cuda-graph"), ("timing", "end-to-end")]).unwrap().describe();
+        assert!(described.contains(&("session.io".into(), "cuda-graph".into())) && described.contains(&("session.timing".into(), "end-to-end".into())));
+        for (k, v, says) in [("io", "graph", "is not an I/O mode"), ("timing", "wall", "is not a timer")] {
+            let e = settings(&[(k, v)]).unwrap_err();
+            assert!(e.contains(says) && e.contains("fix:"), "{e}");
+        }
     }
 }

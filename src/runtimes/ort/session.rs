@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Result};
 use ort::logging::LogLevel;
 use ort::memory::AllocationDevice;
+use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{RunOptions, Session as OrtInner};
 
 use super::env::{loaded, parse_placement, with_captured_log};
@@ -28,8 +29,28 @@ impl OrtSession {
         let threads = opts.threads.unwrap_or_else(default_threads);
         let builder = OrtInner::builder(&l.env).map_err(|e| anyhow!("{e}"))?.with_intra_threads(threads).map_err(ort::Error::<()>::from)?;
         let builder = ort.settings.apply(builder)?;
+        // A graph optimized by an earlier run for this file, library, provider and options is read
+        // as it is; else this load's optimized graph is saved for the next.
+        let key = format!("{} {} {:?} {:?} {:?}", l.version, ort.ep.name(), ort.options, ort.settings.graph_optimization, ort.settings.device);
+        let cached = ort.settings.optimized_cache.as_deref().map(|dir| (super::cache::lookup(dir, onnx, &key), dir));
+        let (source, builder) = match &cached {
+            Some((c, _)) if c.hit => (c.path.as_path(), builder.with_optimization_level(GraphOptimizationLevel::Disable).map_err(ort::Error::<()>::from)?),
+            Some((c, dir)) => {
+                std::fs::create_dir_all(dir).map_err(|e| anyhow!("cannot create the optimized-graph folder {}: {e}", dir.display()))?;
+                (onnx, builder.with_optimized_model_path(super::cache::partial(&c.path)).map_err(ort::Error::<()>::from)?)
+            }
+            None => (onnx, builder),
+        };
         let mut builder = ort.ep.attach(builder, &ort.options, ort.settings.device.as_deref(), opts)?.with_log_level(LogLevel::Verbose).map_err(ort::Error::<()>::from)?;
-        let (committed, log) = with_captured_log(|| builder.commit_from_file(onnx));
+        let (committed, log) = with_captured_log(|| builder.commit_from_file(source));
+        if let Some((c, _)) = cached.as_ref().filter(|(c, _)| !c.hit) {
+            let partial = super::cache::partial(&c.path);
+            if committed.is_ok() {
+                std::fs::rename(&partial, &c.path).map_err(|e| anyhow!("cannot keep the optimized graph {}: {e}", c.path.display()))?;
+            } else {
+                let _ = std::fs::remove_file(&partial);
+            }
+        }
         let session = committed.map_err(|e| {
             anyhow!(
                 "not supported by ONNX Runtime {}: it cannot load {}: {e}\n  fix: the model needs an operator, opset or IR version this ONNX Runtime lacks, or is not valid ONNX; run it on another runtime (tract-cpu), or with another ONNX Runtime (--ort-lib)",
@@ -72,6 +93,10 @@ impl OrtSession {
             precision: ort.ep.precision(&ort.options, opts),
             settings: ort.options.iter().map(|(k, v)| (k.clone(), v.clone())).chain(ort.settings.describe()).collect(),
         };
+        if let Some((c, _)) = &cached {
+            let what = if c.hit { "read (graph optimization off)" } else { "optimized and saved" };
+            info.settings.insert("session.optimized_graph".into(), format!("{what}: {}", c.path.display()));
+        }
         let device = if cuda { (AllocationDevice::CUDA, opts.device_id as i32) } else { (AllocationDevice::CPU, 0) };
         let core = Core { session, run_options, output_names, device };
         // CUDA graphs are an ort-cuda setting; other providers run as they would without it.
