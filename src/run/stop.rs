@@ -34,10 +34,15 @@ pub fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let mut fds = [0; 2];
-        // SAFETY: pipe2(2) into a two-element array.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        // SAFETY: pipe(2) into a two-element array, then close-on-exec on both ends (pipe2 is
+        // Linux-only), so that workers do not inherit them.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
             tracing::warn!("cannot watch for Ctrl-C: {}", std::io::Error::last_os_error());
             return;
+        }
+        for fd in fds {
+            // SAFETY: fcntl(2) on a descriptor just made.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         }
         PIPE.store(fds[1], Ordering::SeqCst);
         std::thread::spawn(move || watch(fds[0]));
