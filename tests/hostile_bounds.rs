@@ -2,6 +2,8 @@
 //! the machine down, through the real binary: each is refused with the exit code, the thing and
 //! the fix named, no panic, no hang, and whatever was in the folders before left byte-identical.
 
+mod hostile;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,26 +22,9 @@ struct Ran {
 
 fn xbench(root: &Path, args: &[&str]) -> Ran {
     let e = root.join(".stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xbench"))
-        .args(args)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status.code().unwrap_or(-1));
-        }
-        if t.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xbench"));
+    cmd.args(args).current_dir(root).stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&e).unwrap());
+    let code = hostile::run_limited(&mut cmd, LIMIT);
     Ran { code, stderr: std::fs::read_to_string(&e).unwrap_or_default() }
 }
 

@@ -11,7 +11,7 @@ mod hostile;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hostile::*;
 
@@ -209,26 +209,16 @@ fn check(c: &Case, root: &Path, log: &Path) -> Result<(), String> {
     for (k, v) in c.env {
         cmd.env(k, fill(v));
     }
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start xbench: {e}"))?;
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("xbench did not finish within 60 s, and was killed".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(code) = run_limited(&mut cmd, Duration::from_secs(60)) else {
+        return Err("xbench did not finish within 60 s, and was killed".into());
     };
     let text = format!("{}{}", std::fs::read_to_string(&out_path).unwrap_or_default(), std::fs::read_to_string(&err_path).unwrap_or_default());
-    let shown = format!("exit {:?}\n{text}", status.code());
+    let shown = format!("exit {code}\n{text}");
     println!("[{}] {shown}", c.name);
     if text.contains("panicked") {
         return Err(format!("xbench panicked\n{shown}"));
     }
-    if status.code() != Some(c.code) {
+    if code != c.code {
         return Err(format!("expected exit code {}\n{shown}", c.code));
     }
     let missing: Vec<String> = c.says.iter().map(|s| fill(s)).chain((!c.says.is_empty()).then(|| "fix:".to_string())).filter(|s| !text.contains(s.as_str())).collect();

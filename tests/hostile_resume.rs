@@ -5,9 +5,11 @@
 //! status 1, the thing and the fix named, no panic, no hang, and the finished run's files
 //! byte-identical afterwards. `--retry-failed` runs failed cells again, and nothing else.
 
+mod hostile;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use xbench::results::{read_results, write_json, CellRecord, RunResults, Status};
@@ -26,27 +28,10 @@ struct Ran {
 /// Runs xbench in `root` with the test doubles enabled; kills it after `LIMIT` (`code` is then `None`).
 fn xbench(root: &Path, args: &[&str]) -> Ran {
     let (o, e) = (root.join(".stdout"), root.join(".stderr"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xbench"))
-        .args(args)
-        .current_dir(root)
-        .env("XBENCH_FAKE_RUNTIMES", "1")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status.code().unwrap_or(-1));
-        }
-        if t.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xbench"));
+    cmd.args(args).current_dir(root).env("XBENCH_FAKE_RUNTIMES", "1").stdin(Stdio::null());
+    cmd.stdout(std::fs::File::create(&o).unwrap()).stderr(std::fs::File::create(&e).unwrap());
+    let code = hostile::run_limited(&mut cmd, LIMIT);
     let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
     Ran { code, stdout: read(&o), stderr: read(&e) }
 }

@@ -1,12 +1,31 @@
 //! What tests/hostile_paths.rs puts in place: a case folder holding a copy of the committed tiny
 //! model (`models/m`, `models/other`), files outside the model's folder that must never be read
 //! (`outside/`), an offline Hub cache, fake ONNX Runtime libraries compiled with `cc`, and a
-//! folder of Python modules that write a marker when imported.
+//! folder of Python modules that write a marker when imported; and, for every hostile battery,
+//! running xbench with a time limit.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Runs `cmd` to its end, or kills it once it has run for `limit`: its exit code (-1 when a
+/// signal ended it), `None` when it had to be killed (a hang).
+pub fn run_limited(cmd: &mut Command, limit: std::time::Duration) -> Option<i32> {
+    let mut child = cmd.spawn().expect("xbench starts");
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status.code().unwrap_or(-1));
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
 
 /// Text that only files outside the model's folder hold: it must never show up in what xbench says or writes.
 pub const SECRET: &str = "SECRET-3f9a1c-NOT-TO-BE-READ";
