@@ -39,9 +39,25 @@ pub struct Settings {
     pub disable_cpu_fallback: bool,
     /// Which device a plugin offers to use: `cpu`, `gpu` or `npu`.
     pub device: Option<String>,
+    /// ONNX Runtime's memory pattern (plans and allocates each shape's intermediate tensors in one
+    /// block); `None`: ONNX Runtime's default (on).
+    pub memory_pattern: Option<bool>,
+    /// Whether operators may keep weights repacked for their kernels (`session.disable_prepacking`
+    /// when false); `None`: ONNX Runtime's default (on).
+    pub prepacking: Option<bool>,
+    /// The CPU provider's memory arena; `None`: off.
+    pub cpu_arena: Option<bool>,
 }
 
-const SESSION_KEYS: &str = "graph_optimization (disable, basic, extended, all), optimized_model (a path), disable_cpu_fallback (true/false), device (cpu, gpu, npu)";
+const SESSION_KEYS: &str = "graph_optimization (disable, basic, extended, all), optimized_model (a path), disable_cpu_fallback (true/false), device (cpu, gpu, npu), memory_pattern, prepacking, cpu_arena (true/false)";
+
+fn flag(key: &str, v: &str) -> std::result::Result<bool, String> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(format!("`session.{key}` = `{other}` is not true or false\n  fix: use true or false")),
+    }
+}
 
 impl Settings {
     fn parse(session: &BTreeMap<String, String>) -> std::result::Result<Settings, String> {
@@ -61,6 +77,9 @@ impl Settings {
                 "disable_cpu_fallback" => s.disable_cpu_fallback = matches!(v.as_str(), "true" | "1"),
                 "device" if matches!(v.as_str(), "cpu" | "gpu" | "npu") => s.device = Some(v.clone()),
                 "device" => return Err(format!("`session.device` = `{v}` is not a device kind\n  fix: use cpu, gpu or npu")),
+                "memory_pattern" => s.memory_pattern = Some(flag(k, v)?),
+                "prepacking" => s.prepacking = Some(flag(k, v)?),
+                "cpu_arena" => s.cpu_arena = Some(flag(k, v)?),
                 other => return Err(format!("`session.{other}` is not a session option xbench sets\n  fix: use {SESSION_KEYS}")),
             }
         }
@@ -82,6 +101,11 @@ impl Settings {
         if let Some(d) = &self.device {
             out.push(("session.device".into(), d.clone()));
         }
+        for (k, v) in [("memory_pattern", self.memory_pattern), ("prepacking", self.prepacking), ("cpu_arena", self.cpu_arena)] {
+            if let Some(v) = v {
+                out.push((format!("session.{k}"), v.to_string()));
+            }
+        }
         out
     }
 
@@ -94,6 +118,12 @@ impl Settings {
         }
         if self.disable_cpu_fallback {
             b = b.with_disable_cpu_fallback().map_err(ort::Error::<()>::from)?;
+        }
+        if let Some(on) = self.memory_pattern {
+            b = b.with_memory_pattern(on).map_err(ort::Error::<()>::from)?;
+        }
+        if self.prepacking == Some(false) {
+            b = b.with_config_entry("session.disable_prepacking", "1").map_err(ort::Error::<()>::from)?;
         }
         Ok(b)
     }
@@ -175,7 +205,7 @@ impl Runtime for Ort {
             Err(e) => return na(format!("cannot ask ONNX Runtime for its providers: {e}"), version),
         }
         // Attaching to a throwaway builder catches missing libraries, absent devices and bad options.
-        let attached = OrtInner::builder(&l.env).map_err(|e| anyhow::anyhow!("{e}")).and_then(|b| self.ep.attach(b, &self.options, self.settings.device.as_deref(), opts));
+        let attached = OrtInner::builder(&l.env).map_err(|e| anyhow::anyhow!("{e}")).and_then(|b| self.ep.attach(b, &self.options, &self.settings, opts));
         match attached {
             Ok(_) => {
                 let from = match &found {
