@@ -76,7 +76,7 @@ fn the_openvino_plugin_is_fetched_and_says_why_it_cannot_run_here_while_the_rest
 #[test]
 fn runtimes_of_ones_own_carry_their_options_into_the_results() {
     let (r, dir) = run(&format!(
-        "name: own\nruntimes: [ort-cpu, {{name: cpu-basic, runtime: ort-cpu, session: {{graph_optimization: basic, optimized_model: opt.onnx}}}}, {{name: cpu-by-name, ep: CPUExecutionProvider}}]\n{GRID}"
+        "name: own\nruntimes: [ort-cpu, {{name: cpu-basic, runtime: ort-cpu, session: {{graph_optimization: basic, optimized_model: opt.onnx}}}}, {{name: cpu-by-name, ep: CPUExecutionProvider}}, {{name: cpu-lean, runtime: ort-cpu, session: {{memory_pattern: false, prepacking: false, cpu_arena: true}}}}]\n{GRID}"
     ));
     assert!(r.cells.iter().all(|c| c.status == Status::Ok), "{:?}", r.cells.iter().map(|c| &c.error).collect::<Vec<_>>());
     assert!(r.cells.iter().filter(|c| c.runtime != RuntimeId::ORT_CPU).all(|c| c.agreement.as_ref().is_some_and(|a| a.agrees())));
@@ -88,6 +88,10 @@ fn runtimes_of_ones_own_carry_their_options_into_the_results() {
     let by_name = r.groups.iter().find(|g| g.runtime == RuntimeId::new("cpu-by-name")).unwrap().session.clone().unwrap();
     assert!(by_name.placement.iter().any(|(ep, n)| ep == "CPUExecutionProvider" && *n > 0), "{by_name:?}");
     assert!(r.runtimes.iter().any(|a| a.runtime == RuntimeId::new("cpu-basic") && a.usable));
+    let lean = r.groups.iter().find(|g| g.runtime == RuntimeId::new("cpu-lean")).unwrap().session.clone().unwrap();
+    for (k, v) in [("session.memory_pattern", "false"), ("session.prepacking", "false"), ("session.cpu_arena", "true")] {
+        assert_eq!(lean.settings.get(k).map(String::as_str), Some(v), "{lean:?}");
+    }
 }
 
 #[test]
@@ -136,6 +140,7 @@ fn bad_runtime_options_are_refused_naming_the_key() {
         ("[{name: x, runtime: ort-cpu, options: {arena: 1}}]", "`options.arena`"),
         ("[{name: x, runtime: ort-cpu, session: {graph: all}}]", "`session.graph` is not a session option"),
         ("[{name: x, runtime: ort-cpu, session: {graph_optimization: max}}]", "`max` is not a level"),
+        ("[{name: x, runtime: ort-cpu, session: {memory_pattern: sometimes}}]", "`session.memory_pattern` = `sometimes` is not true or false"),
         ("[{name: x, runtime: tract-cpu, options: {a: 1}}]", "takes no options"),
         ("[{name: x, runtime: ort-nothing}]", "`ort-nothing` is not a runtime xbench knows"),
     ] {

@@ -5,6 +5,7 @@
 
 mod external;
 pub mod fake;
+pub mod loading;
 pub mod ort;
 mod python;
 mod registry;

@@ -34,7 +34,12 @@ impl Runtime for Tract {
 }
 
 pub struct TractSession {
-    model: InferenceModel,
+    /// The file, read again when a cell needs a plan for other shapes.
+    onnx: std::path::PathBuf,
+    /// The graph as read, until a plan is made of it. A plan is made of the graph itself, not of
+    /// a copy, so that its weights are not held twice (as read, and packed for the plan's
+    /// kernels); the next shapes' plan reads the file again.
+    model: Option<InferenceModel>,
     /// Shapes of the current plan's inputs, and the state reused across runs.
     current: Option<(Vec<Vec<usize>>, TypedSimpleState)>,
     /// Outputs of the last run, as tract returned them.
@@ -48,16 +53,12 @@ impl TractSession {
         if threads > 1 {
             tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::multithread(threads));
         }
-        // value_info (intermediate shapes) is ignored: exporters write it with the graph's symbolic
-        // dims (`batch`, `sequence`), which clash with the concrete input shapes set in `prepare`.
-        // tract infers those shapes itself.
-        let inference = tract_onnx::onnx()
-            .with_ignore_value_info(true)
-            .model_for_path(onnx)
-            .map_err(|e| anyhow!("not supported by tract: it cannot load {}: {e:#}\n  fix: {UNSUPPORTED_FIX}", onnx.display()))?;
+        let _loading = super::loading::Loading::begin();
+        let inference = read_model(onnx).map_err(|e| anyhow!("not supported by tract: it cannot load {}: {e:#}\n  fix: {UNSUPPORTED_FIX}", onnx.display()))?;
         let nodes = inference.nodes().len();
         Ok(TractSession {
-            model: inference,
+            onnx: onnx.to_path_buf(),
+            model: Some(inference),
             current: None,
             last: tvec!(),
             info: SessionInfo {
@@ -70,6 +71,65 @@ impl TractSession {
                 settings: Default::default(),
             },
         })
+    }
+}
+
+/// Reads the ONNX file at `onnx` into tract. The graph is given to tract without its weights,
+/// which tract then reads from the file one by one by offset (`weights_by_offset`), so that the
+/// file's contents are never held twice (tract's own reading decodes the whole file, every weight
+/// copied, before copying each weight again into its tensors). A file that cannot be read so is
+/// read by tract as it is.
+fn read_model(onnx: &std::path::Path) -> TractResult<InferenceModel> {
+    // value_info (intermediate shapes) is ignored: exporters write it with the graph's symbolic
+    // dims (`batch`, `sequence`), which clash with the concrete input shapes set in `prepare`.
+    // tract infers those shapes itself.
+    let mut framework = tract_onnx::onnx().with_ignore_value_info(true);
+    let light = || -> Option<(Vec<u8>, String)> {
+        let path = std::fs::canonicalize(onnx).ok()?;
+        let file = std::fs::File::open(&path).ok()?;
+        // SAFETY: the map is only read; the weights' pages are skipped, not read.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let graph = crate::onnx::by_offset::weights_by_offset(&map, path.file_name()?.to_str()?).ok()??;
+        Some((graph, path.parent()?.to_str()?.to_string()))
+    };
+    framework.provider = std::sync::Arc::new(ReadAt);
+    let Some((graph, dir)) = light() else { return framework.model_for_path(onnx) };
+    let parse = || -> TractResult<InferenceModel> {
+        use prost::Message;
+        let proto = tract_onnx::pb::ModelProto::decode(&graph[..])?;
+        let parsed = framework.parse(&proto, Some(&dir))?;
+        if !parsed.unresolved_inputs.is_empty() {
+            bail!("could not resolve inputs at top-level: {:?}", parsed.unresolved_inputs)
+        }
+        Ok(parsed.model)
+    };
+    // A graph tract does not take so is read as it is (its own error, if any, is the one told).
+    parse().or_else(|e| {
+        tracing::debug!("{}: the graph without its weights was refused ({e:#}); reading the file as it is", onnx.display());
+        framework.model_for_path(onnx)
+    })
+}
+
+/// Reads a weight's bytes from its file, straight into the buffer tract converts them from.
+struct ReadAt;
+
+impl tract_onnx::data_resolver::ModelDataResolver for ReadAt {
+    fn read_bytes_from_path(&self, buf: &mut Vec<u8>, p: &std::path::Path, offset: usize, length: Option<usize>) -> TractResult<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(p)?;
+        let size = file.metadata()?.len() as usize;
+        let length = length.unwrap_or(size.saturating_sub(offset));
+        if offset.checked_add(length).is_none_or(|end| end > size) {
+            bail!("{}: {length} bytes at offset {offset} lie past its end ({size} bytes)", p.display());
+        }
+        file.seek(SeekFrom::Start(offset as u64))?;
+        buf.clear();
+        buf.reserve_exact(length);
+        file.take(length as u64).read_to_end(buf)?;
+        if buf.len() != length {
+            bail!("{}: read {} of {length} bytes at offset {offset}", p.display(), buf.len());
+        }
+        Ok(())
     }
 }
 
@@ -149,7 +209,11 @@ impl Session for TractSession {
         // Drop the previous plan first: its packed weights would otherwise double the memory.
         self.current = None;
         self.last.clear();
-        let mut model = self.model.clone();
+        let _loading = super::loading::Loading::begin();
+        let mut model = match self.model.take() {
+            Some(m) => m,
+            None => read_model(&self.onnx).map_err(|e| anyhow!("tract cannot read {} again for shapes {shapes:?}: {e:#}", self.onnx.display()))?,
+        };
         let input_outlets = model.input_outlets()?.to_vec();
         if input_outlets.len() != feed.tensors.len() {
             return Err(anyhow!("tract sees {} graph inputs but {} are fed", input_outlets.len(), feed.tensors.len()));

@@ -82,9 +82,11 @@ impl Ep {
         }
     }
 
-    /// Attaches the provider, with `options` (its own keys), to `builder`. `device` chooses among
-    /// the devices a plugin offers (`cpu`, `gpu`, `npu`; default: the first).
-    pub fn attach(&self, builder: SessionBuilder, options: &BTreeMap<String, String>, device: Option<&str>, opts: &RuntimeOptions) -> Result<SessionBuilder> {
+    /// Attaches the provider, with `options` (its own keys), to `builder`. The session settings'
+    /// `device` chooses among the devices a plugin offers (`cpu`, `gpu`, `npu`; default: the
+    /// first); `cpu_arena` turns the CPU provider's memory arena on (off by default).
+    pub fn attach(&self, builder: SessionBuilder, options: &BTreeMap<String, String>, settings: &super::Settings, opts: &RuntimeOptions) -> Result<SessionBuilder> {
+        let device = settings.device.as_deref();
         let name = self.name().to_string();
         let fail = |e: String| anyhow!("{name} failed to register: {e}");
         let legacy = |mut b: SessionBuilder, dispatch: ep::ExecutionProviderDispatch| -> Result<SessionBuilder> {
@@ -92,7 +94,7 @@ impl Ep {
             Ok(b)
         };
         match self {
-            Ep::Cpu => legacy(builder, ep::CPU::default().build().error_on_failure()),
+            Ep::Cpu => legacy(builder, ep::CPU::default().with_arena_allocator(settings.cpu_arena == Some(true)).build().error_on_failure()),
             Ep::CoreMl => legacy(builder, ep::CoreML::default().build().error_on_failure()),
             Ep::Cuda => {
                 let mut cuda = ep::CUDA::default().with_device_id(opts.device_id as i32).with_cuda_graph(opts.cuda_graph).with_tf32(!opts.no_tf32);

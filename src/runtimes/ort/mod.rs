@@ -47,10 +47,25 @@ pub struct Settings {
     pub timing: Option<Timing>,
     /// This runtime's inputs and outputs: `pinned` (`--pinned-io`) or `cuda-graph` (`--cuda-graph`).
     pub io: Option<String>,
+    /// ONNX Runtime's memory pattern (plans and allocates each shape's intermediate tensors in one
+    /// block); `None`: ONNX Runtime's default (on).
+    pub memory_pattern: Option<bool>,
+    /// Whether operators may keep weights repacked for their kernels (`session.disable_prepacking`
+    /// when false); `None`: ONNX Runtime's default (on).
+    pub prepacking: Option<bool>,
+    /// The CPU provider's memory arena; `None`: off.
+    pub cpu_arena: Option<bool>,
 }
 
-const SESSION_KEYS: &str =
-    "graph_optimization (disable, basic, extended, all), optimized_model (a path), optimized_cache (a folder), disable_cpu_fallback (true/false), device (cpu, gpu, npu), timing (end-to-end, device-resident), io (default, pinned, cuda-graph)";
+const SESSION_KEYS: &str = "graph_optimization (disable, basic, extended, all), optimized_model (a path), optimized_cache (a folder), disable_cpu_fallback (true/false), device (cpu, gpu, npu), timing (end-to-end, device-resident), io (default, pinned, cuda-graph), memory_pattern, prepacking, cpu_arena (true/false)";
+
+fn flag(key: &str, v: &str) -> std::result::Result<bool, String> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(format!("`session.{key}` = `{other}` is not true or false\n  fix: use true or false")),
+    }
+}
 
 impl Settings {
     fn parse(session: &BTreeMap<String, String>) -> std::result::Result<Settings, String> {
@@ -80,6 +95,9 @@ impl Settings {
                 }
                 "io" if matches!(v.as_str(), "default" | "pinned" | "cuda-graph") => s.io = Some(v.clone()),
                 "io" => return Err(format!("`session.io` = `{v}` is not an I/O mode\n  fix: use default, pinned or cuda-graph")),
+                "memory_pattern" => s.memory_pattern = Some(flag(k, v)?),
+                "prepacking" => s.prepacking = Some(flag(k, v)?),
+                "cpu_arena" => s.cpu_arena = Some(flag(k, v)?),
                 other => return Err(format!("`session.{other}` is not a session option xbench sets\n  fix: use {SESSION_KEYS}")),
             }
         }
@@ -110,6 +128,11 @@ impl Settings {
         if let Some(io) = &self.io {
             out.push(("session.io".into(), io.clone()));
         }
+        for (k, v) in [("memory_pattern", self.memory_pattern), ("prepacking", self.prepacking), ("cpu_arena", self.cpu_arena)] {
+            if let Some(v) = v {
+                out.push((format!("session.{k}"), v.to_string()));
+            }
+        }
         out
     }
 
@@ -137,6 +160,12 @@ impl Settings {
         }
         if self.disable_cpu_fallback {
             b = b.with_disable_cpu_fallback().map_err(ort::Error::<()>::from)?;
+        }
+        if let Some(on) = self.memory_pattern {
+            b = b.with_memory_pattern(on).map_err(ort::Error::<()>::from)?;
+        }
+        if self.prepacking == Some(false) {
+            b = b.with_config_entry("session.disable_prepacking", "1").map_err(ort::Error::<()>::from)?;
         }
         Ok(b)
     }
@@ -219,7 +248,7 @@ impl Runtime for Ort {
         }
         // Attaching to a throwaway builder catches missing libraries, absent devices and bad options.
         let opts = &self.settings.overlay(opts);
-        let attached = OrtInner::builder(&l.env).map_err(|e| anyhow::anyhow!("{e}")).and_then(|b| self.ep.attach(b, &self.options, self.settings.device.as_deref(), opts));
+        let attached = OrtInner::builder(&l.env).map_err(|e| anyhow::anyhow!("{e}")).and_then(|b| self.ep.attach(b, &self.options, &self.settings, opts));
         match attached {
             Ok(_) => {
                 let from = match &found {

@@ -16,6 +16,24 @@ use super::{Ep, Ort};
 use crate::inputs::Feed;
 use crate::runtimes::{default_threads, Output, RuntimeOptions, Session, SessionInfo, Timing};
 
+/// The graph of `onnx` with its weights referred to by their offsets in the file, and the
+/// file's folder; `None` (load the file as it is) when there is nothing to refer to or the file
+/// cannot be read so.
+fn by_offset(onnx: &Path) -> Option<(Vec<u8>, std::path::PathBuf)> {
+    let file = std::fs::File::open(onnx).ok()?;
+    // SAFETY: the map is only read, and dropped before ONNX Runtime reads the file.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let name = onnx.file_name()?.to_str()?;
+    let dir = std::fs::canonicalize(onnx).ok()?.parent()?.to_path_buf();
+    match crate::onnx::by_offset::weights_by_offset(&map, name) {
+        Ok(graph) => graph.map(|g| (g, dir)),
+        Err(e) => {
+            tracing::debug!("{}: loaded as it is ({e:#})", onnx.display());
+            None
+        }
+    }
+}
+
 /// Fields drop in order: the I/O mode's bound values before the session that made them.
 pub(super) struct OrtSession {
     io: Box<dyn IoMode>,
@@ -41,8 +59,22 @@ impl OrtSession {
             }
             None => (onnx, builder),
         };
-        let mut builder = ort.ep.attach(builder, &ort.options, ort.settings.device.as_deref(), opts)?.with_log_level(LogLevel::Verbose).map_err(ort::Error::<()>::from)?;
-        let (committed, log) = with_captured_log(|| builder.commit_from_file(source));
+        let mut builder = ort.ep.attach(builder, &ort.options, &ort.settings, opts)?.with_log_level(LogLevel::Verbose).map_err(ort::Error::<()>::from)?;
+        // On the CPU provider (and no optimized-graph cache) the graph is given without its
+        // weights, which ONNX Runtime reads from the file by offset (`weights_by_offset`): the
+        // file's contents are never held twice.
+        let light = if matches!(ort.ep, Ep::Cpu) && cached.is_none() { by_offset(onnx) } else { None };
+        if let Some((_, dir)) = &light {
+            builder = builder.with_config_entry("session.model_external_initializers_file_folder_path", dir.to_string_lossy()).map_err(ort::Error::<()>::from)?;
+        }
+        let (committed, log) = with_captured_log(|| match &light {
+            // A graph ONNX Runtime does not take so (which should not happen) is loaded as it is.
+            Some((graph, _)) => builder.commit_from_memory(graph).or_else(|e| {
+                tracing::debug!("{}: the graph without its weights was refused ({e}); loading the file as it is", onnx.display());
+                builder.commit_from_file(onnx)
+            }),
+            None => builder.commit_from_file(source),
+        });
         if let Some((c, _)) = cached.as_ref().filter(|(c, _)| !c.hit) {
             let partial = super::cache::partial(&c.path);
             if committed.is_ok() {
