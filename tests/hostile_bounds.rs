@@ -143,21 +143,8 @@ fn check(c: &Case, root: &Path) -> Result<(), String> {
     let before = snapshot(root);
     let ran = xbench(root, c.args);
     let Some(code) = ran.code else { return Err(format!("still running after {LIMIT:?}; killed")) };
-    let e = &ran.stderr;
-    if e.contains("panicked") || code == 101 {
-        return Err(format!("panicked:\n{e}"));
-    }
-    if code != c.code {
-        return Err(format!("exit code {code}, expected {}\n{e}", c.code));
-    }
-    if !e.contains("\n  fix: ") {
-        return Err(format!("no `fix:` line:\n{e}"));
-    }
-    let missing: Vec<&&str> = c.says.iter().filter(|s| !e.contains(**s)).collect();
-    if !missing.is_empty() {
-        return Err(format!("the error does not say {missing:?}:\n{e}"));
-    }
-    // Nothing that was there changed, nothing was left behind (the new run's folder aside).
+    hostile::refused_as(&ran.stderr, code, c.code, c.says)?;
+    // Nothing that was there changed, and nothing was left behind.
     let after: Vec<_> = snapshot(root).into_iter().filter(|(p, _)| !p.ends_with(".stderr")).collect();
     let before: Vec<_> = before.into_iter().filter(|(p, _)| !p.ends_with(".stderr")).collect();
     if after != before {

@@ -245,20 +245,7 @@ fn check(c: &Case, root: &Path) -> Result<(), String> {
     }
     let ran = xbench(root, c.args);
     let Some(code) = ran.code else { return Err(format!("still running after {LIMIT:?}; killed")) };
-    let e = &ran.stderr;
-    if e.contains("panicked") || code == 101 {
-        return Err(format!("panicked:\n{e}"));
-    }
-    if code != 1 {
-        return Err(format!("exit code {code}, expected 1\nstdout:\n{}\nstderr:\n{e}", ran.stdout));
-    }
-    if !e.contains("\n  fix: ") {
-        return Err(format!("no `fix:` line:\n{e}"));
-    }
-    let missing: Vec<&&str> = c.says.iter().filter(|s| !e.contains(**s)).collect();
-    if !missing.is_empty() {
-        return Err(format!("the error does not say {missing:?}:\n{e}"));
-    }
+    hostile::refused_as(&ran.stderr, code, 1, c.says).map_err(|why| format!("{why}\nstdout:\n{}", ran.stdout))?;
     for (run, files) in c.kept.iter().zip(before) {
         if snapshot(&root.join(run)) != files {
             return Err(format!("the files of {run} changed"));

@@ -27,6 +27,25 @@ pub fn run_limited(cmd: &mut Command, limit: std::time::Duration) -> Option<i32>
     }
 }
 
+/// Checks a refusal: no panic, exit code `expected`, a `fix:` line, and every text of `says` in
+/// standard error. `Err` says what was wrong.
+pub fn refused_as(stderr: &str, code: i32, expected: i32, says: &[&str]) -> Result<(), String> {
+    if stderr.contains("panicked") || code == 101 {
+        return Err(format!("panicked:\n{stderr}"));
+    }
+    if code != expected {
+        return Err(format!("exit code {code}, expected {expected}\n{stderr}"));
+    }
+    if !stderr.contains("\n  fix: ") {
+        return Err(format!("no `fix:` line:\n{stderr}"));
+    }
+    let missing: Vec<&&str> = says.iter().filter(|s| !stderr.contains(**s)).collect();
+    if !missing.is_empty() {
+        return Err(format!("the error does not say {missing:?}:\n{stderr}"));
+    }
+    Ok(())
+}
+
 /// Text that only files outside the model's folder hold: it must never show up in what xbench says or writes.
 pub const SECRET: &str = "SECRET-3f9a1c-NOT-TO-BE-READ";
 /// The commit of the fake Hub cache.
