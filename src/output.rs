@@ -65,6 +65,13 @@ where
             _ => "xbench: ",
         };
         w.write_str(prefix)?;
+        // Debug lines carry the wall-clock time (UTC, to the 0.1 ms), so that the parent's and the
+        // workers' lines can be put on one timeline.
+        if *event.metadata().level() >= Level::DEBUG {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let day = now.as_secs() % 86_400;
+            write!(w, "[{:02}:{:02}:{:02}.{:04}] ", day / 3600, day / 60 % 60, day % 60, now.subsec_micros() / 100)?;
+        }
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }

@@ -38,7 +38,7 @@ fn a_plan_runs_in_process_into_a_store_that_writes_every_event() {
     let opts = RunOptions { runtime: RuntimeOptions { threads: Some(1), ..Default::default() }, isolation: Isolation::InProcess, auto_setup: false, parallel_loads: false, keep_outputs: None };
     let availability = run::check_runtimes(&plan, &opts);
     let dir = tempfile::tempdir().unwrap();
-    let mut store = ResultsStore::create(run::record::fresh(&plan, &file, availability, None, &opts), dir.path()).unwrap();
+    let mut store = ResultsStore::create(run::record::fresh(&plan, &file, availability, None, &opts, run::conditions::digests(&plan)), dir.path()).unwrap();
     assert!(read_results(store.json_path()).unwrap().cells.iter().all(|c| c.status == Status::Pending), "written before anything runs");
 
     let mut seen = Recorder::default();

@@ -74,7 +74,9 @@ fn parallel_loads_load_every_session_before_any_cell_and_lose_nothing() {
     let loads = wall.loads_ms.expect("the loading phase is timed");
     for g in &r.groups {
         let ready = g.ready_ms.expect("each group's ready time is recorded");
-        assert!(ready >= g.load_ms.unwrap() && ready <= loads + 1.0, "{g:?} vs {loads}");
+        // Each group ran its first cell once while the others loaded, and said so.
+        let first = g.first_run_ms.expect("each group's first run is recorded");
+        assert!(first > 0.0 && ready >= g.load_ms.unwrap() + first && ready <= loads + 1.0, "{g:?} vs {loads}");
     }
     assert!(wall.total_ms >= wall.setup_ms + loads + wall.groups_ms + wall.report_ms - 1.0, "{wall:?}");
     // Agreement still runs across the workers.
@@ -86,6 +88,7 @@ fn without_parallel_loads_the_wall_time_is_still_accounted() {
     let (r, _) = run("serial", &[]);
     let wall = r.wall.as_ref().unwrap();
     assert!(!wall.parallel_loads && wall.loads_ms.is_none());
+    assert!(r.groups.iter().all(|g| g.first_run_ms.is_none()), "a group loaded in its turn makes no extra run");
     assert!(wall.groups_ms > 0.0 && wall.total_ms >= wall.groups_ms);
     for c in r.cells.iter().filter(|c| c.status == Status::Ok) {
         let (wall_ms, warm) = (c.wall_ms.unwrap(), c.warmup_ms.unwrap());

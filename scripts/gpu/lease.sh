@@ -11,6 +11,9 @@
 #   p2          the batch-32 target: variants, provider options, attention environment variables
 #   frameworks  the paper grid across ONNX Runtime (xbench, Python) and PyTorch, in one report
 #   p3          the paper grid on ort-cuda, wall time: parallel loads, optimized graphs kept
+#   p3ab        the same grid with this build and with xbench-baseline (pack-lease.sh's
+#               XB_BASELINE), alternated; then this build serial, debug-logged, pinned, CUDA graph;
+#               and cuda-agreement.yaml (ort-cuda against ort-cpu)
 #   shards      the paper grid and the operation benchmark over two GPUs, merged (needs --shard)
 #   eps         OpenVINO against ort-cpu on the host CPU; WebGPU with the Vulkan loader
 # Every step logs its command, exit code and wall time to logs/steps.txt and goes on regardless;
@@ -112,6 +115,25 @@ phase_p3() {
   ls -la .xbench/optimized > logs/optimized.txt 2>&1
   grep -h "time:" runs/p3-*.log | tee logs/p3-times.txt
   pack p3 p3-parallel-1 p3-serial p3-cached-first p3-cached-second p3-cached-third p3-parallel-2 p3-graph
+}
+
+phase_p3ab() {
+  gpu_ort
+  local p=scenarios/paper.yaml new=$xb base=$root/xbench-baseline
+  for i in 1 2 3; do
+    xb=$base xrun "p3-baseline-$i" $p --runtimes ort-cuda --parallel-loads
+    xb=$new xrun "p3-new-$i" $p --runtimes ort-cuda --parallel-loads
+  done
+  xb=$base xrun p3-baseline-serial $p --runtimes ort-cuda
+  xrun p3-new-serial $p --runtimes ort-cuda
+  RUST_LOG=xbench=debug xrun p3-new-debug $p --runtimes ort-cuda --parallel-loads
+  xrun p3-new-pinned $p --runtimes ort-cuda --parallel-loads --pinned-io
+  xrun p3-new-graph $p --runtimes ort-cuda --parallel-loads --cuda-graph
+  xrun cuda-agreement-new scenarios/cuda-agreement.yaml --no-tf32 --parallel-loads
+  # How often the GPU's energy counter moves (idle): readings every 5 ms for 3 s.
+  timeout 3 nvidia-smi --query-gpu=timestamp,total_energy_consumption --format=csv,noheader,nounits -lms 5 > logs/energy-counter.txt 2>&1
+  grep -H "time:" runs/p3-*.log | tee logs/p3ab-times.txt
+  pack p3ab cuda-agreement-new p3-baseline-1 p3-new-1 p3-baseline-2 p3-new-2 p3-baseline-3 p3-new-3 p3-baseline-serial p3-new-serial p3-new-debug p3-new-pinned p3-new-graph
 }
 
 phase_shards() {

@@ -7,6 +7,8 @@
 #   epb.tar.xz   the OpenVINO plugin (CPU device only) and the WebGPU plugin, from .xbench/ep-*
 #   ort.NNN      ONNX Runtime's CUDA build (../shared/gpu/pack-ort-gpu.sh's tarball) in 1 MiB pieces
 # Usage, from this checkout:  scripts/gpu/pack-lease.sh DEST_CHECKOUT [PART_MIB]
+# With XB_BASELINE=PATH, that xbench binary goes along as xbench-baseline (builds compared side by
+# side); with XB_NO_EPS=1, the loaders and plugins stay behind (runs on ort-cuda only).
 # On the machine: .gj1 unpacks xb.tar.xz into /root/xb and gl.tar into /root/ep/gl, .gj2
 # unpacks epb.tar.xz into /root/ep, every folder's ort.* is copied to /root/ort, and the last one
 # joins them: cat ort.* | xz -d | tar xf -  (reports/gpu-h200/README.md lists the commands).
@@ -20,9 +22,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/xb" "$tmp/ep/ov" "$tmp/gl" "$tmp/ort"
 cp "$src/target/release/xbench" "$tmp/xb/"
+[ -n "${XB_BASELINE:-}" ] && cp "$XB_BASELINE" "$tmp/xb/xbench-baseline"
 cp -r "$src/scripts" "$src/scenarios" "$tmp/xb/"
 find "$tmp/xb" -name __pycache__ -prune -exec rm -rf {} +
 (cd "$tmp/xb" && tar cf - . | xz -T0 -6 > "$tmp/xb.tar.xz")
+if [ -n "${XB_NO_EPS:-}" ]; then
+  : > "$tmp/epb.tar.xz"; tar cf "$tmp/gl.tar" --files-from /dev/null
+else
 ov=$dest/.xbench/ep-onnxruntime-ep-openvino-1.8.1
 for f in libonnxruntime_providers_openvino_plugin.so libopenvino.so.2641 libopenvino_intel_cpu_plugin.so libopenvino_onnx_frontend.so.2641 \
   libopenvino_ir_frontend.so.2641 libopenvino_auto_plugin.so libopenvino_hetero_plugin.so libopenvino_auto_batch_plugin.so \
@@ -30,6 +36,7 @@ for f in libonnxruntime_providers_openvino_plugin.so libopenvino.so.2641 libopen
 cp "$dest/.xbench/ep-onnxruntime-ep-webgpu-0.4.0/libonnxruntime_providers_webgpu.so" "$tmp/ep/"
 (cd "$tmp/ep" && tar cf - . | xz -T0 -6 > "$tmp/epb.tar.xz")
 (cd "$dest/.gl" && tar cf "$tmp/gl.tar" ./*.deb)
+fi
 (cd "$tmp/ort" && split -b 1M -a 3 -d "$ortxz" ort.)
 # Fill the folders in order: xb and gl first, the plugins next, then ONNX Runtime's pieces.
 rm -rf "$dest"/.gj[0-9]*

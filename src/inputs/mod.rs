@@ -13,4 +13,4 @@ pub use crate::scenario::texts::BUILTIN_TEXTS;
 pub use feed::{check_vocab, load_tokenizer, Feed};
 pub use fill::{Fill, InputFill, InputPlan, Located};
 pub use shape::{concrete_shape, element_count, is_batch_dim, is_sequence_dim};
-pub use text::{load_text, passages};
+pub use text::{load_text, passages, Prose};

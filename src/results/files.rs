@@ -9,8 +9,16 @@ use anyhow::{bail, Context, Result};
 
 use super::{compat, RunResults, Status, FORMAT_VERSION};
 
-/// Writes `bytes` to `path` atomically.
+/// Writes `bytes` to `path` atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Writes `bytes` to `path` atomically: xbench stopped or killed at any moment leaves the old
+/// file or the new one, whole. With `sync` the new file and its folder are also on the disk when
+/// this returns, so that a power cut keeps it too (a write made between cells skips that wait,
+/// which would otherwise fall inside the next cell's timed runs).
+pub fn replace(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -21,18 +29,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("cannot write into {}", dir.display()))?;
     tmp.write_all(bytes).with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+    if sync {
+        tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+    }
     tmp.persist(path).map_err(|e| anyhow::anyhow!("cannot rename {} to {}: {}", e.file.path().display(), path.display(), e.error))?;
     // The rename itself is durable once the folder is synced (where the platform allows opening one).
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
+    if sync {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
     Ok(())
 }
 
 pub fn write_json(path: &Path, results: &RunResults) -> Result<()> {
-    let text = serde_json::to_vec_pretty(results).context("cannot serialize results")?;
-    write_atomic(path, &text)
+    write_atomic(path, &json_bytes(results)?)
+}
+
+pub(super) fn json_bytes(results: &RunResults) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(results).context("cannot serialize results")
 }
 
 const FIX: &str = "\n  fix: give the results.json that `xbench scenario` wrote";
@@ -69,6 +84,10 @@ const CSV_HEAD: [&str; 31] = [
 
 /// One row per cell: its coordinates, status, tokens, summary and verdicts.
 pub fn write_csv(path: &Path, results: &RunResults) -> Result<()> {
+    write_atomic(path, &csv_bytes(results)?)
+}
+
+pub(super) fn csv_bytes(results: &RunResults) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(CSV_HEAD)?;
     let f = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
@@ -115,8 +134,7 @@ pub fn write_csv(path: &Path, results: &RunResults) -> Result<()> {
             c.expected.as_ref().and_then(|a| a.within_tolerance).map(|ok| ok.to_string()).unwrap_or_default(),
         ])?;
     }
-    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("cannot lay out results.csv: {e}"))?;
-    write_atomic(path, &bytes)
+    w.into_inner().map_err(|e| anyhow::anyhow!("cannot lay out results.csv: {e}"))
 }
 
 #[cfg(test)]

@@ -147,9 +147,14 @@ pub struct GroupRecord {
     /// Session creation / model load time.
     pub load_ms: Option<f64>,
     /// From starting the group's worker to its session being loaded, as xbench saw it (process
-    /// start, runtime library, session creation).
+    /// start, runtime library, session creation, and the first run when there was one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_ms: Option<f64>,
+    /// One untimed run of the group's first cell, made right after the load while other groups
+    /// were still loading (`--parallel-loads`): a runtime's one-time start-up work (kernels loaded,
+    /// libraries' handles made) then overlaps the other loads instead of a cell's warm-ups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_run_ms: Option<f64>,
     /// Peak resident memory of the process that ran this group.
     pub peak_rss_mib: Option<f64>,
     pub session: Option<SessionInfo>,
@@ -221,7 +226,7 @@ pub struct WallTime {
     /// Checking runtimes, reading models, starting the results file (and, with parallel loads,
     /// everything before the loads).
     pub setup_ms: f64,
-    /// With parallel loads: the loading phase, all sessions at once.
+    /// With parallel loads: the loading phase, all sessions at once (each with its first run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loads_ms: Option<f64>,
     /// Running the groups one after another (each group's load included unless loaded ahead).

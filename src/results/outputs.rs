@@ -76,7 +76,7 @@ pub fn write_tensors(path: &Path, tensors: &[Output], mut meta: HashMap<String, 
         .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
         .context("cannot lay out the tensors")?;
     let file = safetensors::serialize(views, Some(meta)).context("cannot serialize the tensors")?;
-    super::write_atomic(path, &file)
+    super::files::replace(path, &file, false)
 }
 
 /// Reads every tensor of a safetensors file (in the file's order) and its metadata.

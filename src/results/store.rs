@@ -1,18 +1,21 @@
 //! The results of a run in progress: each event from the executor is applied to the record and
-//! the record is written at once (JSON replaced atomically, then CSV), so that a crash loses at
-//! most the cell in progress.
+//! the record is written at once (JSON replaced atomically, then CSV), so that a crash of xbench
+//! loses at most the cell in progress. Those writes are synced to the disk at each change of the
+//! record as a whole (a group's end, the analysis, the run's end), not after every cell: a power
+//! cut may lose the cells of the group in progress, never an earlier file.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::{write_csv, write_json, CellRecord, RunResults, SessionInfo, Status};
+use super::files::{csv_bytes, json_bytes, replace};
+use super::{CellRecord, RunResults, SessionInfo, Status};
 
 /// What the executor reports, in the order things happen.
 #[derive(Debug, Clone)]
 pub enum RunEvent {
     /// A group's session was loaded; `ready_ms` is from starting its worker to that moment.
-    Loaded { group: usize, load_ms: f64, ready_ms: f64, session: SessionInfo },
+    Loaded { group: usize, load_ms: f64, first_run_ms: Option<f64>, ready_ms: f64, session: SessionInfo },
     /// A group's session could not be loaded: its cells still to run fail with `error`.
     LoadFailed { group: usize, error: String },
     /// A cell finished, measured or failed.
@@ -61,25 +64,31 @@ impl ResultsStore {
         self.results
     }
 
-    /// Writes the record.
+    /// Writes the record, synced to the disk.
     pub fn save(&self) -> Result<()> {
-        write_json(&self.json, &self.results)?;
-        write_csv(&self.csv, &self.results)
+        self.write(true)
     }
 
-    /// Applies `event` to the record and writes it.
+    fn write(&self, sync: bool) -> Result<()> {
+        replace(&self.json, &json_bytes(&self.results)?, sync)?;
+        replace(&self.csv, &csv_bytes(&self.results)?, sync)
+    }
+
+    /// Applies `event` to the record and writes it (synced when a group ends).
     pub fn apply(&mut self, event: RunEvent) -> Result<()> {
+        let sync = !matches!(event, RunEvent::Cell(_) | RunEvent::Loaded { .. });
         apply(&mut self.results, event);
-        self.save()
+        self.write(sync)
     }
 }
 
 /// Applies `event` to `r` (no I/O).
 pub fn apply(r: &mut RunResults, event: RunEvent) {
     match event {
-        RunEvent::Loaded { group, load_ms, ready_ms, session } => {
+        RunEvent::Loaded { group, load_ms, first_run_ms, ready_ms, session } => {
             let g = &mut r.groups[group];
             g.load_ms = Some(load_ms);
+            g.first_run_ms = first_run_ms;
             g.ready_ms = Some(ready_ms);
             g.session = Some(session);
         }
@@ -139,7 +148,7 @@ mod tests {
         let (model, runtime) = (r.groups[g].model.clone(), r.groups[g].runtime);
         let mine: Vec<usize> = r.cells.iter().filter(|c| c.model == model && c.runtime == runtime).map(|c| c.index).collect();
         assert!(mine.len() >= 2, "the fixture has a group of several cells");
-        apply(&mut r, RunEvent::Loaded { group: g, load_ms: 5.0, ready_ms: 7.0, session: SessionInfo::default() });
+        apply(&mut r, RunEvent::Loaded { group: g, load_ms: 5.0, first_run_ms: None, ready_ms: 7.0, session: SessionInfo::default() });
         let mut first = r.cells[mine[0]].clone();
         first.status = Status::Ok;
         apply(&mut r, RunEvent::Cell(Box::new(first.clone())));

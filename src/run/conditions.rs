@@ -11,8 +11,8 @@ use crate::results::{Availability, Conditions, FileDigest, GpuInfo, Machine};
 use crate::runtimes::Timing;
 use crate::scenario::{RuntimeKind, TextSource, Values};
 
-/// The conditions of a run of `plan` with `opts`, on `machine`.
-pub fn gather(plan: &ResolvedPlan, opts: &RunOptions, availability: &[Availability], machine: &Machine, gpu: Option<&GpuInfo>) -> Conditions {
+/// The conditions of a run of `plan` with `opts`, on `machine`; `files` are [`digests`] of the plan.
+pub fn gather(opts: &RunOptions, availability: &[Availability], machine: &Machine, gpu: Option<&GpuInfo>, files: Vec<FileDigest>) -> Conditions {
     let r = &opts.runtime;
     Conditions {
         xbench: format!("{} ({})", crate::VERSION, crate::GIT_COMMIT),
@@ -34,7 +34,7 @@ pub fn gather(plan: &ResolvedPlan, opts: &RunOptions, availability: &[Availabili
         .into(),
         gpu: gpu.map(|g| format!("{} (driver {})", g.name, g.driver)),
         runtimes: availability.iter().filter(|a| a.usable).filter_map(|a| Some((a.runtime.to_string(), a.version.clone()?))).collect(),
-        files: files(plan),
+        files,
     }
 }
 
@@ -61,6 +61,33 @@ fn digest(owner: Owner, path: &Path, base: &Path) -> FileDigest {
     FileDigest { model, runtime, file, bytes, xxh64 }
 }
 
+/// The digests of `files`, in their order, read side by side (a run's model files add up to
+/// gigabytes: one after another they would hold up the run's start).
+fn digest_all(files: &[(Owner, PathBuf, PathBuf)]) -> Vec<FileDigest> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8).min(files.len().max(1));
+    // The largest first, so that no large file is left to the end alone.
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(std::fs::metadata(&files[i].1).map_or(0, |m| m.len())));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, FileDigest)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let Some(&i) = order.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) else { break mine };
+                        let (owner, path, base) = &files[i];
+                        mine.push((i, digest(*owner, path, base)));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("digesting a file panicked")).collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, d)| d).collect()
+}
+
 /// The files of a folder, sorted (a test data set's inputs and expected outputs).
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default();
@@ -76,15 +103,16 @@ fn value_file(values: &Option<Values>) -> Option<PathBuf> {
 }
 
 /// Every file the run reads besides xbench and the runtime libraries, with its digest.
-fn files(plan: &ResolvedPlan) -> Vec<FileDigest> {
-    let mut out: Vec<FileDigest> = Vec::new();
+pub fn digests(plan: &ResolvedPlan) -> Vec<FileDigest> {
+    // What to digest first (owner, file, the folder it is named from), then the digests.
+    let mut out: Vec<(Owner, PathBuf, PathBuf)> = Vec::new();
     let scenario_dir = &plan.plan.scenario_dir;
     if let TextSource::File(p) = &plan.plan.settings.text {
-        out.push(digest(Owner::Scenario, p, scenario_dir));
+        out.push((Owner::Scenario, p.clone(), scenario_dir.clone()));
     }
     for spec in plan.plan.settings.inputs.values() {
         if let Some(p) = value_file(&spec.values) {
-            out.push(digest(Owner::Scenario, &p, scenario_dir));
+            out.push((Owner::Scenario, p, scenario_dir.clone()));
         }
     }
     for (k, m) in plan.models.iter().enumerate() {
@@ -102,9 +130,9 @@ fn files(plan: &ResolvedPlan) -> Vec<FileDigest> {
                     paths.extend(spec.test_data.iter().flat_map(|set| files_in(set)));
                 }
                 paths.dedup();
-                out.extend(paths.iter().map(|p| digest(owner, p, &base)));
+                out.extend(paths.into_iter().map(|p| (owner, p, base.clone())));
             }
-            ModelSource::Op { onnx, .. } => out.push(digest(owner, onnx, onnx.parent().unwrap_or(Path::new("")))),
+            ModelSource::Op { onnx, .. } => out.push((owner, onnx.clone(), onnx.parent().unwrap_or(Path::new("")).to_path_buf())),
             ModelSource::Unavailable { .. } => {}
         }
     }
@@ -115,8 +143,8 @@ fn files(plan: &ResolvedPlan) -> Vec<FileDigest> {
             _ => None,
         };
         if let Some(p) = file.filter(|p| p.is_file()) {
-            out.push(digest(Owner::Runtime(rt.id.as_str()), p, scenario_dir));
+            out.push((Owner::Runtime(rt.id.as_str()), p.clone(), scenario_dir.clone()));
         }
     }
-    out
+    digest_all(&out)
 }

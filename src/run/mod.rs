@@ -193,7 +193,10 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
                             RunEvent::GroupEnded { why, .. } => observer.group_failed(model, group.runtime.as_str(), why),
                             _ => {}
                         }
-                        store.apply(event)
+                        let t = Instant::now();
+                        let written = store.apply(event);
+                        tracing::debug!("results written in {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+                        written
                     })?;
                     // A dead worker's unrun cells are counted as they are failed.
                     done = store.results().cells.iter().filter(|c| c.status != Status::Pending).count();
@@ -208,12 +211,14 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
                 }
             }
         }
+        let ended = Instant::now();
         store.update(|r| crate::analysis::analyze(r, Some(outputs_dir)))?;
         if let Some(keep) = &opts.keep_outputs {
             keep.keep(plan, group.index, outputs_dir)?;
         }
         crate::analysis::siblings::release_outputs(store.results(), outputs_dir);
         observer.group_done(store.results());
+        tracing::debug!("group {} analysed and its results written in {:.1} ms", group.index, ended.elapsed().as_secs_f64() * 1e3);
         if stopped {
             break;
         }

@@ -60,10 +60,11 @@ pub fn model_records(plan: &ResolvedPlan) -> Vec<ModelRecord> {
 }
 
 /// A fresh record of `plan`: every group and cell pending.
-pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availability>, gpu: Option<results::GpuInfo>, opts: &RunOptions) -> RunResults {
+/// A new record of `plan`; `files` are the digests of its files (`conditions::digests`).
+pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availability>, gpu: Option<results::GpuInfo>, opts: &RunOptions, files: Vec<results::FileDigest>) -> RunResults {
     let p = &plan.plan;
     let machine = crate::machine::detect();
-    let conditions = super::conditions::gather(plan, opts, &availability, &machine, gpu.as_ref());
+    let conditions = super::conditions::gather(opts, &availability, &machine, gpu.as_ref(), files);
     RunResults {
         format_version: results::FORMAT_VERSION,
         xbench_version: crate::VERSION.into(),
@@ -90,6 +91,7 @@ pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availab
                 error: None,
                 load_ms: None,
                 ready_ms: None,
+                first_run_ms: None,
                 peak_rss_mib: None,
                 session: None,
             })

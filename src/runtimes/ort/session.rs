@@ -60,10 +60,11 @@ impl OrtSession {
             None => (onnx, builder),
         };
         let mut builder = ort.ep.attach(builder, &ort.options, &ort.settings, opts)?.with_log_level(LogLevel::Verbose).map_err(ort::Error::<()>::from)?;
-        // On the CPU provider (and no optimized-graph cache) the graph is given without its
-        // weights, which ONNX Runtime reads from the file by offset (`weights_by_offset`): the
-        // file's contents are never held twice.
-        let light = if matches!(ort.ep, Ep::Cpu) && cached.is_none() { by_offset(onnx) } else { None };
+        // On the CPU and CUDA providers (and no optimized-graph cache) the graph is given without
+        // its weights, which ONNX Runtime reads from the file by offset (`weights_by_offset`): the
+        // file's contents are never held twice, nor parsed as part of the graph (on CUDA the weights
+        // go from the file to the GPU).
+        let light = if matches!(ort.ep, Ep::Cpu | Ep::Cuda) && cached.is_none() { by_offset(onnx) } else { None };
         if let Some((_, dir)) = &light {
             builder = builder.with_config_entry("session.model_external_initializers_file_folder_path", dir.to_string_lossy()).map_err(ort::Error::<()>::from)?;
         }
