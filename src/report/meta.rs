@@ -133,6 +133,22 @@ fn timer_blocks(m: &Merged) -> Vec<Block> {
 }
 
 /// Title, bullets, runtimes and models. With several runs each row starts with its machine.
+/// A runtime's version as checked, else as its sessions reported it (an external program says its
+/// own when it loads), else "—".
+fn version(r: &RunResults, av: &crate::results::Availability) -> String {
+    if let Some(v) = &av.version {
+        return v.clone();
+    }
+    let mut told: Vec<&str> = r.groups.iter().filter(|g| g.runtime == av.runtime).filter_map(|g| g.session.as_ref()).map(|x| x.version.as_str()).filter(|v| !v.is_empty() && *v != "unknown").collect();
+    told.sort_unstable();
+    told.dedup();
+    if told.is_empty() {
+        "—".into()
+    } else {
+        format!("{} (as its sessions said)", told.join(", "))
+    }
+}
+
 pub fn header_blocks(m: &Merged) -> Vec<Block> {
     let mut out = if m.multi() { multi_header(m) } else { single_header(m.sources[0].results) };
     out.extend(super::shards::blocks(m));
@@ -150,7 +166,7 @@ pub fn header_blocks(m: &Merged) -> Vec<Block> {
             row.extend([
                 av.runtime.to_string(),
                 if av.usable { "yes" } else { "no" }.to_string(),
-                av.version.as_deref().unwrap_or("—").to_string(),
+                version(r, av),
                 threads,
                 av.detail.replace('\n', " ").replace('|', "\\|"),
             ]);

@@ -102,6 +102,9 @@ impl RuntimeEntry {
         if library.is_some() && !matches!(kind, RuntimeKind::Ep { .. }) {
             return Err((".ep_library".into(), "goes with `ep:` only\n  fix: name the execution provider with `ep:`, or remove `ep_library`".into()));
         }
+        if table.contains_key("session") && matches!(kind, RuntimeKind::External { .. }) {
+            return Err((".session".into(), "sets ONNX Runtime's session, which an external program does not have\n  fix: pass the program's own settings under `options:` (it receives them in `hello`)".into()));
+        }
         let mut session = scalars(table, "session")?;
         // A path among the session options is the scenario's, like every path in it.
         for key in ["optimized_model", "optimized_cache"] {

@@ -45,6 +45,19 @@ fn io_json(io: &[IoInfo]) -> Value {
     Value::Array(io.iter().map(|i| json!({"name": i.name, "elem_type": i.elem_type, "dims": dims(i)})).collect())
 }
 
+/// The `placement` of a `ready` message: [name, count] pairs; `Err` shows the first entry that is not one.
+fn placement(ready: &Value) -> std::result::Result<Vec<(String, usize)>, String> {
+    let Some(v) = ready.get("placement").filter(|v| !v.is_null()) else { return Ok(vec![]) };
+    let Some(entries) = v.as_array() else { return Err(v.to_string()) };
+    entries
+        .iter()
+        .map(|p| match (p.get(0).and_then(Value::as_str), p.get(1).and_then(Value::as_u64), p.as_array().map(Vec::len)) {
+            (Some(name), Some(n), Some(2)) => Ok((name.to_string(), n as usize)),
+            _ => Err(p.to_string()),
+        })
+        .collect()
+}
+
 impl ExternalSession {
     pub fn start(id: RuntimeId, program: &Path, options: &BTreeMap<String, String>, onnx: &Path, opts: &RuntimeOptions) -> Result<ExternalSession> {
         let io = crate::models::read_io(onnx)?;
@@ -71,11 +84,9 @@ impl ExternalSession {
         }
         let engine = text(&ready, "engine").unwrap_or_else(|| "external".into());
         let device = text(&ready, "device").unwrap_or_default();
-        let placement = ready
-            .get("placement")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_str()?.to_string(), p.get(1)?.as_u64()? as usize))).collect())
-            .unwrap_or_default();
+        let placement = placement(&ready).map_err(|bad| {
+            anyhow!("{} sent a `placement` entry {bad}, which is not a [name, count] pair\n  fix: send `placement` as pairs of a name and a non-negative integer, e.g. [[\"cuda\", 1]], or leave it out", peer.program)
+        })?;
         let info = SessionInfo {
             threads: text(&ready, "threads").unwrap_or_default(),
             providers: vec![if device.is_empty() { engine } else { format!("{engine} ({device})") }],
@@ -139,7 +150,17 @@ impl ExternalSession {
         if text(answer, "type").as_deref() == Some("cell_error") {
             bail!("{who}: {}", text(answer, "message").unwrap_or_else(|| "(no message)".into()));
         }
-        let samples: Vec<f64> = answer.get("samples_ms").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+        let Some(sent) = answer.get("samples_ms").and_then(Value::as_array) else {
+            bail!("{who} sent no `samples_ms` list\n  fix: answer with every timed iteration's time in milliseconds, `\"samples_ms\": [2.46, 2.45, …]`");
+        };
+        if sent.len() > crate::measure::MAX_ITERATIONS {
+            bail!("{who} sent {} samples, more than the {} iterations xbench takes in one cell\n  fix: stop at {} iterations (a minimum time may add iterations up to that)", sent.len(), crate::measure::MAX_ITERATIONS, crate::measure::MAX_ITERATIONS);
+        }
+        let mut samples = Vec::with_capacity(sent.len());
+        for (i, s) in sent.iter().enumerate() {
+            let Some(ms) = s.as_f64() else { bail!("{who} sent {s} as sample {i} of `samples_ms`; every sample must be a number of milliseconds") };
+            samples.push(ms);
+        }
         if samples.len() < iterations {
             bail!("{who} sent {} samples where at least {iterations} timed iterations were asked\n  fix: the program must time every iteration it is asked for", samples.len());
         }
@@ -147,6 +168,13 @@ impl ExternalSession {
             bail!("{who} sent a sample of {bad} ms; every sample must be a positive time");
         }
         let (got, _) = read_tensors(outputs).map_err(|e| anyhow!("{who} wrote no readable outputs: {e:#}"))?;
+        // An empty file would leave nothing to compare, and nothing compared must not read as agreement.
+        if got.is_empty() {
+            bail!(
+                "{who} wrote an outputs file with no tensor in it\n  fix: write the model's outputs ({}) as computed in the last timed iteration",
+                self.io.outputs.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ")
+            );
+        }
         for o in &got {
             let Some(declared) = self.io.outputs.iter().find(|d| d.name == o.name) else {
                 bail!("{who} wrote an output `{}` the model does not have (it has {})", o.name, self.io.outputs.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", "));
