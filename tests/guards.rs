@@ -115,3 +115,25 @@ fn scenario_cells_of_unusable_providers_are_skipped_with_the_reason() {
         }
     }
 }
+
+#[test]
+fn a_first_run_that_hangs_while_sessions_load_side_by_side_fails_only_its_cell() {
+    // With --parallel-loads each worker runs its first cell once before the run starts; when that
+    // run never returns, the cell fails on the time limit and the group's other cells still run.
+    let (r, _) = run_with(
+        "first-run-hangs",
+        "name: h\nmodels: [tiny-bert]\nruntimes: [fake-exact, fake-hang]\ninput_chars: [50]\nbatch_sizes: [1, 2]\niterations: 3\nwarmup: 1\ncell_timeout_s: 1\n",
+        &["--parallel-loads", "--ignore-failures"],
+        0,
+    );
+    let cell = |rt: &str, batch: usize| r.cells.iter().find(|c| c.runtime == RuntimeId::new(rt) && c.batch == batch).unwrap();
+    let hung = cell("fake-hang", 1);
+    assert_eq!(hung.status, Status::Failed);
+    assert!(hung.error.as_deref().is_some_and(|e| e.contains("took longer than `cell_timeout_s` (1 s)") && e.contains("fix:")), "{:?}", hung.error);
+    for (rt, batch) in [("fake-hang", 2), ("fake-exact", 1), ("fake-exact", 2)] {
+        assert_eq!(cell(rt, batch).status, Status::Ok, "{rt} batch {batch}: {:?}", cell(rt, batch).error);
+    }
+    let group = |rt: &str| r.groups.iter().find(|g| g.runtime == RuntimeId::new(rt)).unwrap();
+    assert!(group("fake-exact").first_run_ms.is_some_and(|ms| ms > 0.0));
+    assert!(group("fake-hang").first_run_ms.is_none(), "a first run that never ended has no time");
+}

@@ -15,7 +15,9 @@ use super::{CellRecord, RunResults, SessionInfo, Status};
 #[derive(Debug, Clone)]
 pub enum RunEvent {
     /// A group's session was loaded; `ready_ms` is from starting its worker to that moment.
-    Loaded { group: usize, load_ms: f64, first_run_ms: Option<f64>, ready_ms: f64, session: SessionInfo },
+    Loaded { group: usize, load_ms: f64, ready_ms: f64, session: SessionInfo },
+    /// A group loaded side by side with others ran its first cell once, untimed (`None`: it failed).
+    FirstRun { group: usize, ms: Option<f64> },
     /// A group's session could not be loaded: its cells still to run fail with `error`.
     LoadFailed { group: usize, error: String },
     /// A cell finished, measured or failed.
@@ -76,7 +78,7 @@ impl ResultsStore {
 
     /// Applies `event` to the record and writes it (synced when a group ends).
     pub fn apply(&mut self, event: RunEvent) -> Result<()> {
-        let sync = !matches!(event, RunEvent::Cell(_) | RunEvent::Loaded { .. });
+        let sync = !matches!(event, RunEvent::Cell(_) | RunEvent::Loaded { .. } | RunEvent::FirstRun { .. });
         apply(&mut self.results, event);
         self.write(sync)
     }
@@ -85,10 +87,10 @@ impl ResultsStore {
 /// Applies `event` to `r` (no I/O).
 pub fn apply(r: &mut RunResults, event: RunEvent) {
     match event {
-        RunEvent::Loaded { group, load_ms, first_run_ms, ready_ms, session } => {
+        RunEvent::FirstRun { group, ms } => r.groups[group].first_run_ms = ms,
+        RunEvent::Loaded { group, load_ms, ready_ms, session } => {
             let g = &mut r.groups[group];
             g.load_ms = Some(load_ms);
-            g.first_run_ms = first_run_ms;
             g.ready_ms = Some(ready_ms);
             g.session = Some(session);
         }
@@ -148,7 +150,7 @@ mod tests {
         let (model, runtime) = (r.groups[g].model.clone(), r.groups[g].runtime);
         let mine: Vec<usize> = r.cells.iter().filter(|c| c.model == model && c.runtime == runtime).map(|c| c.index).collect();
         assert!(mine.len() >= 2, "the fixture has a group of several cells");
-        apply(&mut r, RunEvent::Loaded { group: g, load_ms: 5.0, first_run_ms: None, ready_ms: 7.0, session: SessionInfo::default() });
+        apply(&mut r, RunEvent::Loaded { group: g, load_ms: 5.0, ready_ms: 7.0, session: SessionInfo::default() });
         let mut first = r.cells[mine[0]].clone();
         first.status = Status::Ok;
         apply(&mut r, RunEvent::Cell(Box::new(first.clone())));

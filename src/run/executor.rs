@@ -128,7 +128,8 @@ impl<'a> Executor<'a> {
 /// The event a worker's message makes; `ready_ms` is from the worker's start to now.
 fn event(group: usize, m: WorkerMsg, ready_ms: f64) -> RunEvent {
     match m {
-        WorkerMsg::Loaded { load_ms, first_run_ms, session } => RunEvent::Loaded { group, load_ms, first_run_ms, ready_ms, session },
+        WorkerMsg::Loaded { load_ms, session } => RunEvent::Loaded { group, load_ms, ready_ms, session },
+        WorkerMsg::FirstRun { ms } => RunEvent::FirstRun { group, ms },
         WorkerMsg::LoadFailed { error } => RunEvent::LoadFailed { group, error },
         WorkerMsg::Cell(record) => RunEvent::Cell(record),
         WorkerMsg::Done { peak_rss_mib } => RunEvent::GroupDone { group, peak_rss_mib },

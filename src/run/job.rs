@@ -104,14 +104,10 @@ impl GroupJob {
 /// Messages from a worker, one JSON line each on its standard output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum WorkerMsg {
-    /// The session loaded; `first_run_ms` is one untimed run of the group's first cell made
-    /// before saying so, when the group waits for its turn (loads side by side).
-    Loaded {
-        load_ms: f64,
-        #[serde(default)]
-        first_run_ms: Option<f64>,
-        session: SessionInfo,
-    },
+    Loaded { load_ms: f64, session: SessionInfo },
+    /// A group that waits for its turn (loads side by side) ran its first cell once, untimed, after
+    /// loading: how long it took (`None`: it failed, and the cell will say why).
+    FirstRun { ms: Option<f64> },
     LoadFailed { error: String },
     Cell(Box<CellRecord>),
     Done { peak_rss_mib: Option<f64> },

@@ -130,10 +130,16 @@ impl Spawned {
         None
     }
 
-    /// Reads messages until the session has loaded or failed to (or the worker is gone).
+    /// Reads messages until the session has loaded or failed to, and a worker waiting for its turn
+    /// has made its first run (or the worker is gone, or silent past its limit).
     pub fn read_until_loaded(&mut self) {
+        let gated = self.stdin.is_some();
         while let Some(m) = self.next_msg() {
-            let loaded = matches!(m, WorkerMsg::Loaded { .. } | WorkerMsg::LoadFailed { .. });
+            let loaded = match m {
+                WorkerMsg::Loaded { .. } => !gated,
+                WorkerMsg::LoadFailed { .. } | WorkerMsg::FirstRun { .. } => true,
+                _ => false,
+            };
             self.early.push(m);
             if loaded {
                 self.ready_ms = Some(self.elapsed_ms());
@@ -147,6 +153,8 @@ impl Spawned {
         stop::set_child(self.child.id());
         let mut outcome = Ok(());
         let mut stopped = false;
+        // Loaded ahead (`--parallel-loads`): the session's load is among the early messages.
+        let mut loaded = self.early.iter().any(|m| matches!(m, WorkerMsg::Loaded { .. }));
         for m in std::mem::take(&mut self.early) {
             if let Err(e) = on_msg(m) {
                 outcome = Err(e);
@@ -158,7 +166,6 @@ impl Spawned {
             let _ = stdin.write_all(b"go\n").and_then(|_| stdin.flush());
         }
         let mut cells = 0;
-        let mut loaded = self.early.iter().any(|m| matches!(m, WorkerMsg::Loaded { .. }));
         while outcome.is_ok() {
             let Some(m) = self.next_msg() else { break };
             let was_cell = matches!(m, WorkerMsg::Cell(_));

@@ -57,11 +57,13 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
     // GPU facts for CUDA groups (NVML; absent without the driver).
     let cuda = spec.as_ref().is_ok_and(|s| s.device() == DeviceClass::CudaGpu);
     let gpu = cuda.then(|| crate::gpu::Gpu::open(job.options.device_id).ok()).flatten();
-    // Loaded side by side with other groups, the group runs its first cell once, untimed, before
-    // saying it is loaded: one-time start-up work overlaps the other loads, never a timed run.
-    let first_run_ms = if job.gated { first_run(job, session.as_mut(), prepared.as_mut().ok().and_then(|t| t.as_mut())) } else { None };
-    emit(WorkerMsg::Loaded { load_ms, first_run_ms, session: session.info() });
+    emit(WorkerMsg::Loaded { load_ms, session: session.info() });
     if job.gated {
+        // Loaded side by side with other groups, the group runs its first cell once, untimed,
+        // before it counts as ready: one-time start-up work overlaps the other loads, never a
+        // timed run (xbench waits for this message before any group's cells start).
+        let ms = first_run(job, session.as_mut(), prepared.as_mut().ok().and_then(|t| t.as_mut()));
+        emit(WorkerMsg::FirstRun { ms });
         // Other groups may still be loading or running: wait for this group's turn. An empty read
         // means xbench is gone or stopped the run.
         let mut line = String::new();

@@ -5,6 +5,7 @@
 //! - `fake-wrong`: like `fake-exact`, but its outputs are off by 0.5.
 //! - `fake-flat`: right outputs, but the same latency whatever the work.
 //! - `fake-crash`: aborts the process on its first run.
+//! - `fake-hang`: never returns from a run of a single row (batch 1); runs other batches as `fake-exact`.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,7 @@ pub enum Behaviour {
     Wrong,
     Flat,
     Crash,
+    Hang,
 }
 
 /// A test double.
@@ -69,6 +71,9 @@ impl Session for FakeSession {
         let (b, l) = (feed.batch, feed.seq_len);
         match self.behaviour {
             Behaviour::Crash => std::process::abort(),
+            Behaviour::Hang if b == 1 => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
             Behaviour::Flat => spin(Duration::from_micros(300)),
             _ => spin(Duration::from_micros(20 + 2 * (b * l) as u64)),
         }

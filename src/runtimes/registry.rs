@@ -62,6 +62,7 @@ static REGISTRY: &[Registration] = &[
     double("fake-wrong", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Wrong)) as Arc<dyn Runtime>)),
     double("fake-flat", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Flat)) as Arc<dyn Runtime>)),
     double("fake-crash", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Crash)) as Arc<dyn Runtime>)),
+    double("fake-hang", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Hang)) as Arc<dyn Runtime>)),
 ];
 
 /// A runtime of a plan: its request and what it is.
