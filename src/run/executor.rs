@@ -62,8 +62,9 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
-    /// Runs `job`'s cells, passing each event to `sink` as it happens.
-    pub fn run(&mut self, job: &GroupJob, sink: &mut dyn FnMut(RunEvent) -> Result<()>) -> Result<GroupEnd> {
+    /// Runs `job`'s cells, passing each event to `sink` as it happens; `last`: no group runs after
+    /// this one (its worker's exit is then not waited for, `Spawned::drive`).
+    pub fn run(&mut self, job: &GroupJob, last: bool, sink: &mut dyn FnMut(RunEvent) -> Result<()>) -> Result<GroupEnd> {
         let g = job.group;
         match self.isolation {
             Isolation::InProcess => {
@@ -95,7 +96,7 @@ impl<'a> Executor<'a> {
                 };
                 // Loaded while the run was being set up, its ready time is its own; else it is from its start.
                 let ready = child.ready_ms;
-                let end = child.drive(&mut |m| sink(event(g, m, ready.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1e3))))?;
+                let end = child.drive(last, &mut |m| sink(event(g, m, ready.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1e3))))?;
                 match end {
                     ChildEnd::Finished => Ok(GroupEnd::Finished),
                     ChildEnd::Stopped => Ok(GroupEnd::Stopped),

@@ -154,8 +154,10 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
 
     let started = Instant::now();
     let (mut measured_cells, mut measured_secs) = (0usize, 0f64);
+    // The last group that runs: nothing runs after it, so its worker's exit is not waited for.
+    let last = todo.iter().rposition(|t| t.pending > 0 && t.job.is_ok());
     let mut stopped = false;
-    for (group, t) in plan.plan.groups.iter().zip(todo) {
+    for (k, (group, t)) in plan.plan.groups.iter().zip(todo).enumerate() {
         if stop::requested() {
             stopped = true;
             break;
@@ -174,7 +176,7 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
                 // A cell that outlived the time limit is failed; the group's other cells go on in a new worker.
                 let mut job = first;
                 loop {
-                    let end = exec.run(&job, &mut |event| {
+                    let end = exec.run(&job, last == Some(k), &mut |event| {
                         match &event {
                             RunEvent::Cell(record) => {
                                 done += 1;
