@@ -195,7 +195,7 @@ impl Spawned {
         }
         let exiting = std::time::Instant::now();
         let status = self.child.wait().context("cannot wait for the worker process")?;
-        tracing::debug!("worker exited {:.1} ms after its last message", exiting.elapsed().as_secs_f64() * 1e3);
+        tracing::debug!("worker reaped {:.1} ms after its output ended", exiting.elapsed().as_secs_f64() * 1e3);
         self.finished = true;
         stop::set_child(0);
         outcome?;
@@ -306,15 +306,5 @@ pub fn worker_main() -> Result<()> {
     } else {
         std::mem::forget(session);
     }
-    // Nor run the libraries' exit handlers: a CUDA runtime's tears its context down there, which
-    // held up the next group by about 60 ms (the system frees the device memory all the same).
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    #[cfg(unix)]
-    // SAFETY: _exit(2) ends the process; every message was written and flushed above.
-    unsafe {
-        libc::_exit(0)
-    }
-    #[cfg(not(unix))]
     std::process::exit(0)
 }
