@@ -67,11 +67,11 @@ fn python_onnxruntime_through_the_protocol_agrees_with_ort_cpu_on_the_same_token
 fn programs_that_crash_hang_babble_lie_or_refuse_fail_their_own_cells_and_the_run_goes_on() {
     let t = |name: &str| repo(&format!("tests/data/external/{name}.py"));
     let runtimes = format!(
-        "[tract-cpu, {{name: crash, external: {}}}, {{name: hang, external: {}}}, {{name: garbage, external: {}}}, {{name: liar, external: {}}}, {{name: refuse, external: {}}}, {{name: missing, external: {}}}]",
+        "[tract-cpu, {{name: crash, external: {}}}, {{name: hang, external: {}}}, {{name: garbage, external: {}}}, {{name: liar, external: {}, options: {{bend: lie}}}}, {{name: refuse, external: {}}}, {{name: missing, external: {}}}]",
         t("crash"),
         t("hang"),
         t("garbage"),
-        t("liar"),
+        t("bent"),
         t("refuse"),
         t("no-such-program")
     );

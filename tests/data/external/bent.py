@@ -3,8 +3,10 @@
 rule, chosen by its `bend` option, each of which must fail the cell:
   placement  `ready` sends a placement entry that is not a [name, count] pair;
   samples    `result` sends a sample that is not a number;
-  empty      the outputs file holds no tensor.
-Otherwise it writes zeros of the declared shapes. Standard library only."""
+  empty      the outputs file holds no tensor;
+  lie        one sample fewer than the iterations asked for, and outputs with one row too many.
+Otherwise it writes zeros of the declared shapes. Standard library only (the safetensors files are
+read and written by hand)."""
 
 import json
 import struct
@@ -50,10 +52,10 @@ while line := sys.stdin.readline():
               "placement": placement, "threads": "1", "timer": "nothing is timed: zeros are written", "load_ms": 0.1})
     elif msg["type"] == "cell":
         batch, sequence = input_shape(Path(msg["inputs"]))[:2]
-        sizes = {"batch": batch, "sequence": sequence}
+        sizes = {"batch": batch + 1 if bend == "lie" else batch, "sequence": sequence}
         shapes = {o["name"]: [d if isinstance(d, int) else sizes.get(d, 1) for d in o.get("dims") or ["batch"]] for o in outputs}
         write_zeros(Path(msg["outputs"]), {} if bend == "empty" else shapes)
-        samples = [1.0] * int(msg["iterations"])
+        samples = [1.0] * max(0, int(msg["iterations"]) - (bend == "lie"))
         if bend == "samples":
             samples[1] = "fast"
         send({"type": "result", "index": msg["index"], "samples_ms": samples, "prepare_ms": 0.0, "warmup_ms": 0.0})
