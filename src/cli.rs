@@ -211,6 +211,14 @@ pub enum SetupCmd {
     /// Download a plugin execution provider's wheel from PyPI (pinned version) into .xbench/:
     /// openvino, webgpu, mlx, tensorrt-rtx.
     Ep { name: String },
+    /// Make a Python environment with a framework for external runtimes, pinned versions from
+    /// PyPI, under .xbench/runtimes/NAME: mlx, torch, onnxruntime.
+    Runtime {
+        name: String,
+        /// The CUDA build (mlx[cuda13], onnxruntime-gpu; PyPI's torch for Linux has CUDA already).
+        #[arg(long)]
+        gpu: bool,
+    },
 }
 
 /// `NAME=PATH` of `--ep-lib`.

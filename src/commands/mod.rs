@@ -50,6 +50,12 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
                 let a = spec.check(&opts);
                 println!("{:<w$} {:<7} {:<8} {}", spec.id.as_str(), if a.usable { "yes" } else { "no" }, a.version.as_deref().unwrap_or("-"), a.detail.replace('\n', &indent));
             }
+            // The frameworks that external runtime programs run on (scripts/runtimes/).
+            println!("\n{:<w$} {:<7} detail", "framework", "set up");
+            let indent = format!("\n{}", " ".repeat(w + 9));
+            for (name, ready, detail) in runtimes::frameworks::status_lines() {
+                println!("{:<w$} {:<7} {}", name, if ready { "yes" } else { "no" }, detail.replace('\n', &indent));
+            }
             Ok(())
         }
         Cmd::Models { models_dir } => list_models(&models_dir),
@@ -63,6 +69,19 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
             let p = plugins::plugin(&name).ok_or_else(|| anyhow::anyhow!("`{name}` is not a plugin execution provider xbench knows\n  fix: use one of: {}", plugins::names()))?;
             let lib = plugins::setup(p)?;
             println!("{}", lib.display());
+            Ok(())
+        }
+        Cmd::Setup { what: SetupCmd::Runtime { name, gpu } } => {
+            use xbench::runtimes::frameworks::{self, Framework};
+            let fw = Framework::by_name(&name).ok_or_else(|| {
+                let known: Vec<&str> = frameworks::FRAMEWORKS.iter().map(|f| f.name).collect();
+                anyhow::anyhow!("`{name}` is not a framework xbench sets up\n  fix: use one of: {}", known.join(", "))
+            })?;
+            let python = frameworks::setup(fw, gpu)?;
+            for v in frameworks::versions(&python, fw.shown) {
+                println!("  {v}");
+            }
+            println!("{}", python.display());
             Ok(())
         }
         Cmd::Report { results, out, name_as, paper } => tools::report(&results, out, name_as, paper),

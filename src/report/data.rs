@@ -151,6 +151,12 @@ impl<'a> Merged<'a> {
         self.sources.len() > 1
     }
 
+    /// What series `s`'s timer covers in the vocabulary every runtime shares, where its runtime said.
+    pub fn timer_class(&self, s: usize) -> Option<crate::results::TimerClass> {
+        let SeriesKind::Measured { source, runtime } = &self.series[s].kind else { return None };
+        self.sources[*source].results.groups.iter().filter(|g| g.runtime == *runtime).find_map(|g| g.session.as_ref()?.timer_class)
+    }
+
     /// Indices of the measured series.
     pub fn measured(&self) -> Vec<usize> {
         (0..self.series.len()).filter(|&i| !self.series[i].is_published()).collect()

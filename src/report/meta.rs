@@ -112,24 +112,40 @@ fn multi_header(m: &Merged) -> Vec<Block> {
     ]
 }
 
-/// What each series' timer covered, where a runtime described it in its own words (an external
-/// program, buffers of xbench's own): series with different timers are not the same measurement.
+/// What each series' timer covered: in the vocabulary every runtime shares (end to end or
+/// device-resident, and how host memory moved), and in its runtime's own words where it gave them
+/// (an external program, buffers of xbench's own). Series with different timers are not the same
+/// measurement, and the tables' ratios between them say so.
 fn timer_blocks(m: &Merged) -> Vec<Block> {
-    let mut items = vec![];
-    for s in &m.sources {
-        let prefix = if m.multi() { format!("{} · ", s.label) } else { String::new() };
-        for av in &s.results.runtimes {
-            let session = s.results.groups.iter().filter(|g| g.runtime == av.runtime).find_map(|g| g.session.as_ref());
-            let Some(io) = session.and_then(|x| x.io.as_ref()) else { continue };
-            let label = s.results.cells.iter().find(|c| c.runtime == av.runtime && c.summary.is_some()).map(|c| c.timer.clone()).unwrap_or_default();
-            let precision = session.and_then(|x| x.precision.as_ref()).map(|p| format!(" Computes in {p}.")).unwrap_or_default();
-            items.push(format!("{prefix}{} (`{label}`): {}.{precision}", av.runtime, io.trim_end_matches('.')));
-        }
+    let mut rows = vec![];
+    let mut classes = vec![];
+    for (i, series) in m.series.iter().enumerate() {
+        let super::data::SeriesKind::Measured { source, runtime } = &series.kind else { continue };
+        let s = &m.sources[*source];
+        let session = s.results.groups.iter().filter(|g| g.runtime == *runtime).find_map(|g| g.session.as_ref());
+        let class = m.timer_class(i);
+        classes.push(class);
+        let label = s.results.cells.iter().find(|c| c.runtime == *runtime && c.summary.is_some()).map(|c| c.timer.clone()).unwrap_or_default();
+        let words = session.and_then(|x| x.io.as_ref()).map(|io| io.trim_end_matches('.').to_string()).unwrap_or_default();
+        let precision = session.and_then(|x| x.precision.clone()).unwrap_or_else(|| "—".into());
+        let (timing, host) = match class {
+            Some(c) => (c.timing.as_str().to_string(), c.host_memory.map(|h| h.as_str().to_string()).unwrap_or_else(|| "—".into())),
+            None => ("not stated".into(), "not stated".into()),
+        };
+        rows.push(vec![series.label.clone(), timing, host, if label.is_empty() { "—".into() } else { format!("`{label}`") }, precision, words]);
     }
-    if items.is_empty() {
+    if rows.is_empty() {
         return vec![];
     }
-    vec![Block::Para("What each series' timer covers, as its runtime says (series with different timers are different measurements):".into()), Block::Bullets(items)]
+    classes.dedup();
+    let mut para = "What each series' timer covers: `end-to-end` from host arrays to outputs in host memory, `device-resident` with inputs already on the device and outputs left there (device synchronised); host memory `none` (computed on host memory, no device copies), `pageable` or `pinned` (copies between that host memory and the device), `unified` (shared memory, no copies).".to_string();
+    if classes.len() > 1 {
+        para.push_str(" These series do not all time the same thing: a ratio between two of them (the tables' `vs` columns marked *timers differ*) compares different measurements.");
+    }
+    vec![
+        Block::Para(para),
+        Block::Table { head: ["series", "timer", "host memory", "label", "precision", "in the runtime's words"].iter().map(|s| s.to_string()).collect(), rows },
+    ]
 }
 
 /// Title, bullets, runtimes and models. With several runs each row starts with its machine.

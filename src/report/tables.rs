@@ -43,7 +43,16 @@ fn head(m: &Merged, label: &str, extra: &[&str]) -> Vec<String> {
     cols.extend(extra.iter().map(|s| s.to_string()));
     cols.extend(m.series.iter().map(|s| format!("{} (ms, {})", s.label, timer_of(m, s))));
     let measured = m.measured();
-    cols.extend(measured.iter().skip(1).map(|&i| format!("{} vs {}", m.series[i].label, m.series[measured[0]].label)));
+    cols.extend(measured.iter().skip(1).map(|&i| {
+        let base = measured[0];
+        // A ratio between series that timed different things says so in its heading.
+        let differ = match (m.timer_class(base), m.timer_class(i)) {
+            (Some(a), Some(b)) if a == b => "",
+            (Some(_), Some(_)) => " (timers differ)",
+            _ => " (timer not stated)",
+        };
+        format!("{} vs {}{differ}", m.series[i].label, m.series[base].label)
+    }));
     cols
 }
 

@@ -89,8 +89,71 @@ fn paper_blocks(m: &Merged) -> Vec<Block> {
         }
         items.push("Only cells that match a measured one by model name, input length and batch size are shown; averages of a published series cover the same cells as ours, or are left out.".into());
     }
+    let mut out = vec![Block::Heading("Published numbers (paper)".into())];
+    out.extend(same_backends(m));
     items.push("Source: the paper's appendix C as published (mean only, no spread; 11 runs, mean of the 10 fastest, no GPU synchronisation): a reference for order of magnitude, not ground truth. Data: `src/report/paper/model-latency.tsv`.".into());
-    vec![Block::Heading("Published numbers (paper)".into()), Block::Bullets(items)]
+    out.push(Block::Bullets(items));
+    out
+}
+
+/// Our series that run one of the paper's backends (a runtime named as the paper names it:
+/// `mlx-gpu`, `mlx-cpu`, `torch-cuda`, `torch-cpu`) beside the paper's devices for that backend:
+/// per model, the mean of the cell means over the cells both have.
+fn same_backends(m: &Merged) -> Vec<Block> {
+    let rows_all = paper::rows();
+    let mut devices: Vec<String> = vec![];
+    for r in &rows_all {
+        if !devices.contains(&r.device) {
+            devices.push(r.device.clone());
+        }
+    }
+    let mut rows = vec![];
+    for i in m.measured() {
+        let super::data::SeriesKind::Measured { runtime, .. } = &m.series[i].kind else { continue };
+        let backend = runtime.as_str();
+        let published: Vec<&paper::PublishedRow> = rows_all.iter().filter(|r| r.backend == backend).collect();
+        if published.is_empty() {
+            continue;
+        }
+        for model in m.model_names() {
+            // Our cells of this model that the paper also has for this backend.
+            let ours: Vec<(usize, usize, f64)> = published
+                .iter()
+                .filter(|r| r.cell.model == model)
+                .filter_map(|r| match m.value(i, &model, r.cell.chars, r.cell.batch) {
+                    Some(super::data::Value::Measured(c)) if c.status == crate::results::Status::Ok => c.summary.as_ref().map(|s| (r.cell.chars, r.cell.batch, s.mean_ms)),
+                    _ => None,
+                })
+                .fold(vec![], |mut v, x| {
+                    if !v.iter().any(|(c, b, _)| (*c, *b) == (x.0, x.1)) {
+                        v.push(x);
+                    }
+                    v
+                });
+            if ours.is_empty() {
+                continue;
+            }
+            let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+            let mut cols = vec![backend.to_string(), model.clone(), format!("{} ({} cells)", m.series[i].label, ours.len()), format!("{:.2}", mean(&ours.iter().map(|x| x.2).collect::<Vec<_>>()))];
+            for d in &devices {
+                let theirs: Vec<f64> = ours
+                    .iter()
+                    .filter_map(|(ch, b, _)| published.iter().find(|r| r.device == *d && r.cell.model == model && r.cell.chars == *ch && r.cell.batch == *b).map(|r| r.cell.mean_ms))
+                    .collect();
+                cols.push(if theirs.len() == ours.len() { format!("{:.2}", mean(&theirs)) } else { "—".into() });
+            }
+            rows.push(cols);
+        }
+    }
+    if rows.is_empty() {
+        return vec![];
+    }
+    let mut head: Vec<String> = ["backend", "model", "our series", "ours (ms)"].iter().map(|s| s.to_string()).collect();
+    head.extend(devices.iter().map(|d| format!("paper {d} (ms)")));
+    vec![
+        Block::Para("The paper's backends beside ours: each of our runtimes named as the paper names a backend, per model the mean of its cell means over the cells the paper also has for that backend, and the paper's mean over the same cells on each of its devices (— where a device lacks one of them). The paper's timers differ from ours (its GPU runs were not synchronised): an order of magnitude, not a ratio to quote.".into()),
+        Block::Table { head, rows },
+    ]
 }
 
 fn caption(fig: &Figure, published: bool) -> String {

@@ -24,7 +24,7 @@ pub use files::{parse_results, read_results, write_atomic, write_csv, write_json
 pub use flags::{Flag, FlagKind};
 pub use machine::{GpuInfo, Machine};
 pub use outputs::{read_tensors, write_tensors, SavedOutputs};
-pub use runtime::{Availability, DeviceClass, Engine, SessionInfo};
+pub use runtime::{Availability, DeviceClass, Engine, HostMemory, SessionInfo, TimerClass, Timing};
 pub use shard::{ShardInfo, ShardPart, ShardSet};
 pub use store::{ResultsStore, RunEvent};
 

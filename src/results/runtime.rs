@@ -93,6 +93,88 @@ impl Availability {
     }
 }
 
+/// What the timer covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Timing {
+    /// Host tensors in, outputs copied to host (the paper's way).
+    #[default]
+    EndToEnd,
+    /// Inputs on the device before the clock starts (for ONNX Runtime: bound on the device once (IO binding), outputs left there; the
+    /// timer stops after the device has finished (outputs synchronized).
+    DeviceResident,
+}
+
+impl Timing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timing::EndToEnd => "end-to-end",
+            Timing::DeviceResident => "device-resident",
+        }
+    }
+}
+
+/// How host data moves inside an end-to-end timer, in the words every runtime's series shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostMemory {
+    /// The computation reads and writes host memory itself: no copies to a device (CPU runtimes).
+    #[serde(rename = "none")]
+    NoCopies,
+    /// Copies between ordinary (pageable) host memory and the device.
+    Pageable,
+    /// Copies between page-locked (pinned) host buffers and the device.
+    Pinned,
+    /// Host and device share memory (Apple silicon; CUDA managed memory): no copies.
+    Unified,
+}
+
+impl HostMemory {
+    pub const ALL: [HostMemory; 4] = [HostMemory::NoCopies, HostMemory::Pageable, HostMemory::Pinned, HostMemory::Unified];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostMemory::NoCopies => "none",
+            HostMemory::Pageable => "pageable",
+            HostMemory::Pinned => "pinned",
+            HostMemory::Unified => "unified",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HostMemory> {
+        HostMemory::ALL.into_iter().find(|h| h.as_str() == s)
+    }
+}
+
+/// What a series' timer covers, in one vocabulary for every runtime: end to end or
+/// device-resident, and how host data moved (`None` where the runtime does not say, and for a
+/// device-resident timer, which copies nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerClass {
+    pub timing: Timing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_memory: Option<HostMemory>,
+}
+
+impl TimerClass {
+    pub fn new(timing: Timing, host_memory: Option<HostMemory>) -> TimerClass {
+        TimerClass { timing, host_memory: if timing == Timing::DeviceResident { None } else { host_memory } }
+    }
+}
+
+impl std::fmt::Display for TimerClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match self.host_memory {
+            None => "",
+            Some(HostMemory::NoCopies) => ", on host memory",
+            Some(HostMemory::Pageable) => ", pageable copies",
+            Some(HostMemory::Pinned) => ", pinned copies",
+            Some(HostMemory::Unified) => ", unified memory",
+        };
+        write!(f, "{}{how}", self.timing.as_str())
+    }
+}
+
 /// What a loaded session really runs with, recorded per group.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionInfo {
@@ -115,4 +197,12 @@ pub struct SessionInfo {
     /// The options the runtime was given (an execution provider's own, `session.*` settings).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub settings: std::collections::BTreeMap<String, String>,
+    /// What the timer covers, in the vocabulary every runtime shares; `None` where the runtime
+    /// did not say (results written before it was recorded, an external program that sends none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer_class: Option<TimerClass>,
+    /// What an external program says about how it built the model (which weights, which
+    /// configuration), in its own words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
 }

@@ -138,7 +138,7 @@ pub fn digests(plan: &ResolvedPlan) -> Vec<FileDigest> {
     }
     for rt in &plan.runtimes {
         let file = match &rt.request.kind {
-            RuntimeKind::External { program } => Some(program),
+            RuntimeKind::External { program, .. } => Some(program),
             RuntimeKind::Ep { library: Some(lib), .. } => Some(lib),
             _ => None,
         };

@@ -103,6 +103,6 @@ impl Session for FakeSession {
 
     fn info(&self) -> SessionInfo {
         let name = format!("fake-{:?}", self.behaviour).to_lowercase();
-        SessionInfo { threads: "1 thread".into(), providers: vec![name], version: "test".into(), placement: vec![], io: None, precision: None, settings: Default::default() }
+        SessionInfo { threads: "1 thread".into(), providers: vec![name], version: "test".into(), placement: vec![], io: None, precision: None, settings: Default::default(), timer_class: Some(super::TimerClass::new(super::Timing::EndToEnd, Some(super::HostMemory::NoCopies))), notes: None }
     }
 }

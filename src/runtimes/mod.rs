@@ -4,6 +4,7 @@
 //! (`ort`), and test doubles (`fake`, registered only with `XBENCH_FAKE_RUNTIMES=1`).
 
 mod external;
+pub mod frameworks;
 pub mod fake;
 pub mod loading;
 pub mod ort;
@@ -17,33 +18,12 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::inputs::Feed;
-pub use crate::results::{Availability, DeviceClass, Engine, SessionInfo};
+pub use crate::results::{Availability, DeviceClass, Engine, HostMemory, SessionInfo, TimerClass, Timing};
 pub use crate::scenario::RuntimeId;
 pub use crate::tensor::Output;
 pub use registry::{all, check, load, lookup, names, Runtime, RuntimeSpec};
 
 pub use ort::{find_ort_library, setup_ort, OrtLibrary, ORT_VERSION};
-
-/// What the timer covers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Timing {
-    /// Host tensors in, outputs copied to host (the paper's way).
-    #[default]
-    EndToEnd,
-    /// ONNX Runtime only: inputs bound on the device once (IO binding), outputs left there; the
-    /// timer stops after the device has finished (outputs synchronized).
-    DeviceResident,
-}
-
-impl Timing {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Timing::EndToEnd => "end-to-end",
-            Timing::DeviceResident => "device-resident",
-        }
-    }
-}
 
 /// Settings shared by all runtimes of a run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

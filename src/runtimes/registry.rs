@@ -126,7 +126,7 @@ pub fn lookup(request: &RuntimeRequest) -> std::result::Result<RuntimeSpec, Stri
             (reg.make)(request).map_err(|m| format!("(`{base}`) {m}"))?
         }
         RuntimeKind::Ep { .. } => ort::Ort::from_request(request)?,
-        RuntimeKind::External { program } => Arc::new(external::External::new(request.id, program, &request.options)),
+        RuntimeKind::External { program, python } => Arc::new(external::External::new(request.id, program, python.as_deref(), &request.options)),
     };
     Ok(RuntimeSpec { id: request.id, request: request.clone(), runtime })
 }

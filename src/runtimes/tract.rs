@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::model::typed::TypedSimpleState;
 
-use super::{Availability, DeviceClass, Engine, Output, Runtime, RuntimeId, RuntimeOptions, Session, SessionInfo, TRACT_VERSION};
+use super::{Availability, DeviceClass, Engine, HostMemory, Output, Runtime, RuntimeId, RuntimeOptions, Session, SessionInfo, TimerClass, Timing, TRACT_VERSION};
 use crate::inputs::Feed;
 use crate::tensor::{ElemType, Tensor as HostTensor};
 
@@ -69,6 +69,9 @@ impl TractSession {
                 io: None,
                 precision: None,
                 settings: Default::default(),
+                // tract computes on host tensors, copied into its own per run inside the timer.
+                timer_class: Some(TimerClass::new(Timing::EndToEnd, Some(HostMemory::NoCopies))),
+                notes: None,
             },
         })
     }

@@ -30,8 +30,13 @@ pub enum RuntimeKind {
     /// An ONNX Runtime execution provider by ONNX Runtime's name (`OpenVINOExecutionProvider`),
     /// built into the library or registered from a plugin library.
     Ep { provider: String, library: Option<PathBuf> },
-    /// A program speaking xbench's external runtime protocol (docs/runtime-protocol.md).
-    External { program: PathBuf },
+    /// A program speaking xbench's external runtime protocol (docs/runtime-protocol.md), and the
+    /// Python interpreter the entry gives it (`python:`; else its framework's environment).
+    External {
+        program: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        python: Option<PathBuf>,
+    },
 }
 
 /// A runtime of a plan: its name, what it is, and its options as written.
@@ -74,7 +79,7 @@ impl RuntimeEntry {
             }
             RuntimeEntry::Table(t) => t,
         };
-        const KEYS: &str = "name, runtime, ep, ep_library, external, options, session";
+        const KEYS: &str = "name, runtime, ep, ep_library, external, python, options, session";
         for k in table.keys() {
             if !KEYS.split(", ").any(|x| x == k) {
                 return Err((format!(".{k}"), format!("is not a key a runtime entry takes\n  fix: use {KEYS}")));
@@ -90,10 +95,11 @@ impl RuntimeEntry {
         let name = text("name")?.ok_or_else(|| (String::new(), "has no `name`\n  fix: name the runtime as its column should read, e.g. `{name: ort-openvino-fp32, runtime: ort-openvino, options: {precision: FP32}}`".to_string()))?;
         RuntimeId::check_name(&name).map_err(|m| (".name".to_string(), format!("= `{name}`: {m}\n  fix: choose another name")))?;
         let (runtime, ep, library, external) = (text("runtime")?, text("ep")?, text("ep_library")?, text("external")?);
+        let python = text("python")?;
         let kind = match (runtime, ep, external) {
             (Some(r), None, None) => RuntimeKind::Registered(r),
             (None, Some(provider), None) => RuntimeKind::Ep { provider, library: library.clone().map(|l| scenario_dir.join(l)) },
-            (None, None, Some(program)) => RuntimeKind::External { program: scenario_dir.join(program) },
+            (None, None, Some(program)) => RuntimeKind::External { program: scenario_dir.join(program), python: python.clone().map(|p| interpreter_path(scenario_dir, &p)) },
             (None, None, None) => {
                 return Err((String::new(), format!("= `{name}` does not say what it runs\n  fix: add `runtime: ort-openvino` (a registered runtime with options), `ep: SomeExecutionProvider` (any ONNX Runtime execution provider) or `external: path/to/program` (docs/runtime-protocol.md)")))
             }
@@ -101,6 +107,9 @@ impl RuntimeEntry {
         };
         if library.is_some() && !matches!(kind, RuntimeKind::Ep { .. }) {
             return Err((".ep_library".into(), "goes with `ep:` only\n  fix: name the execution provider with `ep:`, or remove `ep_library`".into()));
+        }
+        if python.is_some() && !matches!(kind, RuntimeKind::External { .. }) {
+            return Err((".python".into(), "goes with `external:` only (the interpreter a Python program runs with)\n  fix: remove `python`, or name the program with `external:`".into()));
         }
         if table.contains_key("session") && matches!(kind, RuntimeKind::External { .. }) {
             return Err((".session".into(), "sets ONNX Runtime's session, which an external program does not have\n  fix: pass the program's own settings under `options:` (it receives them in `hello`)".into()));
@@ -113,6 +122,16 @@ impl RuntimeEntry {
             }
         }
         Ok(RuntimeRequest { id: RuntimeId::new(&name), kind, options: scalars(table, "options")?, session })
+    }
+}
+
+/// `python:` as written: a path (relative to the scenario file) when it holds a `/`, else a
+/// command looked up on `PATH` (`python3.12`).
+fn interpreter_path(scenario_dir: &Path, given: &str) -> PathBuf {
+    if given.contains('/') || given.contains('\\') {
+        scenario_dir.join(given)
+    } else {
+        PathBuf::from(given)
     }
 }
 
@@ -160,7 +179,11 @@ mod tests {
         assert_eq!(r.kind, RuntimeKind::Ep { provider: "FooExecutionProvider".into(), library: Some(dir.join("lib/libfoo.so")) });
         assert_eq!(r.session.get("graph_optimization").map(String::as_str), Some("basic"));
         let r = entry("{name: torch, external: ../scripts/runtimes/torch_hf.py}").request(dir).unwrap();
-        assert_eq!(r.kind, RuntimeKind::External { program: dir.join("../scripts/runtimes/torch_hf.py") });
+        assert_eq!(r.kind, RuntimeKind::External { program: dir.join("../scripts/runtimes/torch_hf.py"), python: None });
+        let r = entry("{name: mlx, external: ../scripts/runtimes/mlx_hf.py, python: ../env/bin/python3}").request(dir).unwrap();
+        assert_eq!(r.kind, RuntimeKind::External { program: dir.join("../scripts/runtimes/mlx_hf.py"), python: Some(dir.join("../env/bin/python3")) });
+        let r = entry("{name: mlx, external: a.py, python: python3.12}").request(dir).unwrap();
+        assert_eq!(r.kind, RuntimeKind::External { program: dir.join("a.py"), python: Some(PathBuf::from("python3.12")) });
     }
 
     #[test]
@@ -174,6 +197,7 @@ mod tests {
             ("{name: x, runtime: a, options: [1]}", ".options", "is not a table"),
             ("{name: x, runtime: a, options: {a: [1, 2]}}", ".options.a", "not a single value"),
             ("{name: x, runtime: a, ep_library: l.so}", ".ep_library", "goes with `ep:` only"),
+            ("{name: x, runtime: ort-cpu, python: /usr/bin/python3}", ".python", "goes with `external:` only"),
             ("{name: x, runtime: 3}", ".runtime", "is not a name"),
         ] {
             let (k, m) = entry(yaml).request(Path::new(".")).unwrap_err();

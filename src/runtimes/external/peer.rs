@@ -21,14 +21,15 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Starts `program` in `cwd`: a `.py` file with `python3 -P`, anything else as it is. The
+    /// Starts `program` in `cwd`: a `.py` file with `PYTHON -P` (`python3` on `PATH` unless
+    /// `python` names another interpreter), anything else as it is. The
     /// program is the file the scenario names, made absolute from xbench's own working folder
     /// first: a relative path would otherwise be looked for in `cwd`, or a bare name on `PATH`.
-    pub fn start(program: &Path, cwd: &Path) -> Result<Peer> {
+    pub fn start(program: &Path, python: Option<&Path>, cwd: &Path) -> Result<Peer> {
         let name = program.display().to_string();
         let program = &std::path::absolute(program).with_context(|| format!("cannot locate the external runtime {name}\n  fix: give `external:` the path of the program, relative to the scenario file"))?;
         let mut cmd = if program.extension().and_then(|e| e.to_str()) == Some("py") {
-            let mut c = Command::new("python3");
+            let mut c = Command::new(python.unwrap_or(Path::new("python3")));
             c.arg("-P").arg(program);
             c
         } else {
@@ -127,7 +128,7 @@ mod tests {
             std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         let elsewhere = std::env::temp_dir();
-        let mut peer = Peer::start(&program, &elsewhere).unwrap();
+        let mut peer = Peer::start(&program, None, &elsewhere).unwrap();
         assert!(program.is_relative());
         assert_eq!(peer.receive(Duration::from_secs(20), &["ready"]).unwrap()["type"], "ready");
         drop(peer);

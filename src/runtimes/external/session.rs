@@ -14,7 +14,7 @@ use super::PROTOCOL;
 use crate::inputs::Feed;
 use crate::models::{Dim, IoInfo, ModelIo};
 use crate::results::{read_tensors, write_tensors};
-use crate::runtimes::{Output, RuntimeId, RuntimeOptions, SelfTimed, Session, SessionInfo};
+use crate::runtimes::{HostMemory, Output, RuntimeId, RuntimeOptions, SelfTimed, Session, SessionInfo, TimerClass, Timing};
 
 /// How long an answer may take when the scenario sets no `cell_timeout_s`.
 const DEFAULT_TIMEOUT_S: f64 = 600.0;
@@ -58,11 +58,32 @@ fn placement(ready: &Value) -> std::result::Result<Vec<(String, usize)>, String>
         .collect()
 }
 
+/// `ready`'s `timing` and `host_memory`, in the vocabulary of xbench's own series; `None` when
+/// the program sends no `timing`.
+fn timer_class(ready: &Value) -> std::result::Result<Option<TimerClass>, String> {
+    let timing = match ready.get("timing").filter(|v| !v.is_null()) {
+        None => return Ok(None),
+        Some(v) => match v.as_str() {
+            Some("end-to-end") => Timing::EndToEnd,
+            Some("device-resident") => Timing::DeviceResident,
+            _ => return Err(format!("sent `timing` {v}, which is not a timer xbench knows\n  fix: send \"end-to-end\" or \"device-resident\" (docs/runtime-protocol.md), or leave it out")),
+        },
+    };
+    let host = match ready.get("host_memory").filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => Some(v.as_str().and_then(HostMemory::parse).ok_or_else(|| {
+            let known: Vec<&str> = HostMemory::ALL.iter().map(|h| h.as_str()).collect();
+            format!("sent `host_memory` {v}, which is not a way host memory moves that xbench knows\n  fix: send one of {} (docs/runtime-protocol.md), or leave it out", known.join(", "))
+        })?),
+    };
+    Ok(Some(TimerClass::new(timing, host)))
+}
+
 impl ExternalSession {
-    pub fn start(id: RuntimeId, program: &Path, options: &BTreeMap<String, String>, onnx: &Path, opts: &RuntimeOptions) -> Result<ExternalSession> {
+    pub fn start(id: RuntimeId, program: &Path, python: Option<&Path>, options: &BTreeMap<String, String>, onnx: &Path, opts: &RuntimeOptions) -> Result<ExternalSession> {
         let io = crate::models::read_io(onnx)?;
         let scratch = tempfile::Builder::new().prefix("xbench-external-").tempdir()?;
-        let mut peer = Peer::start(program, scratch.path())?;
+        let mut peer = Peer::start(program, python, scratch.path())?;
         let timeout = Duration::from_secs_f64(opts.cell_timeout_s.unwrap_or(DEFAULT_TIMEOUT_S));
         let dir = onnx.parent().unwrap_or(Path::new("."));
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
@@ -95,6 +116,8 @@ impl ExternalSession {
             io: text(&ready, "timer").map(|t| format!("{}: {t}", peer.program)),
             precision: text(&ready, "precision"),
             settings: options.clone(),
+            timer_class: timer_class(&ready).map_err(|why| anyhow!("{} {why}", peer.program))?,
+            notes: text(&ready, "notes"),
         };
         if let Some(p) = info.precision.as_deref().filter(|p| !crate::scenario::PRECISIONS.contains(p)) {
             bail!(

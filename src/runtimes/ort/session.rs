@@ -14,7 +14,7 @@ use super::env::{loaded, parse_placement, with_captured_log};
 use super::io::{Bound, Core, Host, IoMode, Staged, Staging};
 use super::{Ep, Ort};
 use crate::inputs::Feed;
-use crate::runtimes::{default_threads, Output, RuntimeOptions, Session, SessionInfo, Timing};
+use crate::runtimes::{default_threads, HostMemory, Output, RuntimeOptions, Session, SessionInfo, TimerClass, Timing};
 
 /// The graph of `onnx` with its weights referred to by their offsets in the file, and the
 /// file's folder; `None` (load the file as it is) when there is nothing to refer to or the file
@@ -125,6 +125,8 @@ impl OrtSession {
             io: None,
             precision: ort.ep.precision(&ort.options, opts),
             settings: ort.options.iter().map(|(k, v)| (k.clone(), v.clone())).chain(ort.settings.describe()).collect(),
+            timer_class: None,
+            notes: None,
         };
         if let Some((c, _)) = &cached {
             let what = if c.hit { "read (graph optimization off)" } else { "optimized and saved" };
@@ -144,6 +146,16 @@ impl OrtSession {
                 Timing::DeviceResident => Box::<Bound>::default(),
             }
         };
+        // End to end, the CPU provider reads the host tensors; the CUDA provider copies them from
+        // ordinary host memory itself, or xbench copies them through pinned buffers. What other
+        // providers do with host memory is theirs, and not stated.
+        let host = match (cpu, cuda, opts.pinned_io || graph) {
+            (true, _, _) => Some(HostMemory::NoCopies),
+            (_, true, true) => Some(HostMemory::Pinned),
+            (_, true, false) => Some(HostMemory::Pageable),
+            _ => None,
+        };
+        info.timer_class = Some(TimerClass::new(opts.timing, host));
         Ok(OrtSession { io, core, info })
     }
 }
