@@ -123,4 +123,6 @@ def match(onnx_path: Path, shapes: dict[str, tuple[int, ...]]) -> Matched:
         import onnx
     except ImportError:
         raise StrategyUnavailable("the `onnx` package is not installed (pip install onnx) to read the ONNX file's weights") from None
+    if not onnx_path.is_file():
+        raise StrategyUnavailable(f"there is no ONNX file at {onnx_path} to take the weights from")
     return match_graph(onnx.load(str(onnx_path)).graph, shapes, onnx_path.name)
