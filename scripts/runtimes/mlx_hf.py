@@ -7,7 +7,9 @@ Speaks protocol 1 of docs/runtime-protocol.md over stdin/stdout (see protocol.py
   dtype    fp32 (default) | fp16 | bf16: the weights (model.set_dtype). mlx-transformers 0.3.0 builds
            the attention mask in float32, so from the first attention on MLX promotes activations to
            float32: an fp16 or bf16 run computes most products in float32 on half-precision
-           weights, and its outputs are float32 (written as computed)
+           weights, and its outputs are float32 (written as computed); see mask_dtype
+  mask_dtype  float32 (default: as mlx-transformers builds it) | dtype: fp16/bf16 only; the mask
+           built in `dtype`, so that the whole forward pass and the outputs are in half precision
   compile  false (default) | true: the forward wrapped in mx.compile, traced for each input shape
            before the warm-up (untimed)
   tf32     false (default) | true: GPU only. MLX lets float32 matrix products use reduced precision
@@ -48,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import protocol  # noqa: E402
 from protocol import AdapterError, Cell, CellResult, Hello, Ready  # noqa: E402
 
-OPTIONS = {"device": "cpu", "dtype": "fp32", "compile": "false", "tf32": "false", "timing": "end-to-end", "weights": "auto", "seed": "0"}
+OPTIONS = {"device": "cpu", "dtype": "fp32", "mask_dtype": "float32", "compile": "false", "tf32": "false", "timing": "end-to-end", "weights": "auto", "seed": "0"}
 SETUP = "run `xbench setup runtime mlx` (or pip install mlx mlx-transformers for the python3 this runtime uses)"
 
 
@@ -90,6 +92,9 @@ class MlxHF:
         opts = protocol.Options(hello.options, OPTIONS)
         gpu = opts.text("device", ("cpu", "gpu")) == "gpu"
         dtype_name = opts.text("dtype", ("fp32", "fp16", "bf16"))
+        half_mask = opts.text("mask_dtype", ("float32", "dtype")) == "dtype"
+        if half_mask and dtype_name == "fp32":
+            raise AdapterError("option mask_dtype: dtype applies to dtype fp16 or bf16 (an fp32 run builds its mask in float32 anyway)")
         self.compiled = opts.flag("compile")
         tf32 = opts.flag("tf32")
         self.resident = opts.text("timing", ("end-to-end", "device-resident")) == "device-resident"
@@ -117,6 +122,8 @@ class MlxHF:
         self.model = built.model
         if dtype != mx.float32:
             self.model.set_dtype(dtype)
+        if half_mask:
+            mlx_model.mask_in(type(self.model), dtype)
         import inspect
 
         self.accepted = set(inspect.signature(self.model.__call__).parameters)
@@ -138,7 +145,9 @@ class MlxHF:
             notes.append("the Linux CPU wheel bundles the reference BLAS (no optimised kernels): expect matrix products far slower than in other runtimes")
         if gpu:
             notes.append(f"MLX_ENABLE_TF32={os.environ['MLX_ENABLE_TF32']}: float32 matrix products {'may use TF32' if tf32 else 'in full float32'}")
-        if dtype_name != "fp32":
+        if half_mask:
+            notes.append(f"{dtype_name} weights, attention mask built in {dtype_name} (mask_dtype: dtype): the forward pass and its outputs are {dtype_name}")
+        elif dtype_name != "fp32":
             notes.append(
                 f"{dtype_name} weights; mlx-transformers' float32 attention mask promotes activations to float32 from the first attention on, "
                 "so most products run in float32 and the outputs are float32"

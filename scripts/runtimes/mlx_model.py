@@ -59,6 +59,25 @@ def model_class(config: Any) -> Any:
     return getattr(models, name)
 
 
+def mask_in(cls: Any, dtype: Any) -> None:
+    """Has the module of `cls` build the additive attention mask in `dtype` rather than float32
+    (mlx-transformers' default, which promotes a half-precision forward to float32 from the first
+    attention on)."""
+    import sys
+
+    module = sys.modules[cls.__module__]
+    build = getattr(module, "get_extended_attention_mask", None)
+    if build is None:
+        raise AdapterError(f"mlx-transformers' {cls.__module__} builds no attention mask this program can set the type of")
+    original = getattr(build, "original", build)
+
+    def in_dtype(attention_mask: Any, input_shape: Any, dtype_: Any = None) -> Any:
+        return original(attention_mask, input_shape, dtype)
+
+    in_dtype.original = original  # type: ignore[attr-defined]
+    module.get_extended_attention_mask = in_dtype
+
+
 def package_version(name: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
