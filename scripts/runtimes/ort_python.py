@@ -6,10 +6,14 @@ Speaks protocol 1 of docs/runtime-protocol.md over stdin/stdout (see protocol.py
   provider            cpu (default) | cuda. CUDA is never allowed to fall back to the CPU silently:
                       the program refuses to start unless CUDAExecutionProvider is registered and
                       takes nodes of the graph.
-  io                  numpy (default): `session.run(None, feeds)` with numpy arrays in and out.
-                      binding: IO binding; each iteration copies the inputs to the device as
-                      OrtValues, runs with outputs bound to (and left on) the device, and waits for
-                      them; the outputs are copied out only for the outputs file.
+  io                  numpy (default): `session.run(None, feeds)` with numpy arrays in and out
+                      (end to end only). binding: IO binding, timed by `timing`.
+  timing              end-to-end (default) | device-resident (io binding only). With binding, end
+                      to end: each iteration copies the numpy inputs to the device as OrtValues,
+                      runs with outputs bound to the device, waits for them and copies them to
+                      numpy (copy_outputs_to_cpu); device-resident: the inputs are copied to the
+                      device and bound before the clock, each iteration runs and waits, and the
+                      outputs stay on the device (copied out only for the outputs file).
   threads             intra-op threads (default: hello's `threads`, else onnxruntime's default).
   graph_optimization  disable | basic | extended | all (default: onnxruntime's default, all).
   tf32                CUDA only: true (default, onnxruntime's own default) lets fp32 matrix
@@ -37,10 +41,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np  # noqa: E402
+
 import protocol  # noqa: E402
 from protocol import AdapterError, Cell, CellResult, Hello, Ready  # noqa: E402
 
-OPTIONS = {"provider": "cpu", "io": "numpy", "threads": "", "graph_optimization": "", "tf32": "true"}
+OPTIONS = {"provider": "cpu", "io": "numpy", "timing": "end-to-end", "threads": "", "graph_optimization": "", "tf32": "true"}
 OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 PLACEMENT_LINE = re.compile(r"placed on \[(?P<ep>[^\]]+)\]\. Number of nodes: (?P<n>\d+)")
@@ -117,6 +123,7 @@ class OrtPython:
         self.device_type = "cpu"
         self.device_id = 0
         self.run_options: Any = None
+        self.resident = False
 
     def load(self, hello: Hello) -> Ready:
         import onnxruntime as ort
@@ -124,6 +131,9 @@ class OrtPython:
         opts = protocol.Options(hello.options, OPTIONS)
         provider = opts.text("provider", tuple(PROVIDER_NAMES))
         self.binding_mode = opts.text("io", ("numpy", "binding")) == "binding"
+        self.resident = opts.text("timing", protocol.TIMINGS) == "device-resident"
+        if self.resident and not self.binding_mode:
+            raise AdapterError("timing device-resident needs io binding (session.run with numpy arrays always copies in and out)")
         level = opts.text("graph_optimization", ("", *OPTIMIZATION_LEVELS))
         threads = opts.integer("threads")
         if threads is None:
@@ -182,13 +192,17 @@ class OrtPython:
             threads=threads_text,
             timer=self._timer(provider),
             timer_label=self._timer_label(provider),
+            timing="device-resident" if self.resident else "end-to-end",
+            host_memory="pageable" if provider == "cuda" and not self.resident else "none",
             extra={"notes": "; ".join(notes), "io": "binding" if self.binding_mode else "numpy"},
         )
 
     def _timer_label(self, provider: str) -> str:
         if not self.binding_mode:
             return "end-to-end"
-        return "IO binding, outputs on the GPU" if provider == "cuda" else "IO binding"
+        if self.resident:
+            return "device-resident (IO binding)"
+        return "end-to-end (IO binding, pageable copies)" if provider == "cuda" else "IO binding"
 
     def _timer(self, provider: str) -> str:
         if not self.binding_mode:
@@ -196,16 +210,24 @@ class OrtPython:
                 "end-to-end: session.run(None, feeds) with numpy arrays in host memory and numpy outputs back"
                 + (" (onnxruntime copies inputs to the GPU and outputs back, and returns after the GPU has finished)" if provider == "cuda" else "")
             )
+        where = "the GPU" if provider == "cuda" else "CPU memory allocated by onnxruntime"
+        if self.resident:
+            return (
+                f"device-resident (IO binding): numpy inputs copied to {'the GPU' if provider == 'cuda' else 'OrtValues'} and bound before "
+                f"the clock; run_with_iobinding with outputs bound to {where}, then io_binding.synchronize_outputs() before the clock "
+                "stops; outputs are copied to host memory only after timing, for the outputs file"
+            )
         if provider == "cuda":
             return (
-                "IO binding: numpy inputs copied to the GPU as new OrtValues (OrtValue.ortvalue_from_numpy), bound, "
-                "run_with_iobinding with outputs bound to and left on the GPU, then io_binding.synchronize_outputs() "
-                "before the clock stops; outputs are copied to host memory only after timing, for the outputs file"
+                "end-to-end (IO binding): numpy inputs (pageable host memory) copied to the GPU as new OrtValues "
+                "(OrtValue.ortvalue_from_numpy), bound, run_with_iobinding with outputs bound to the GPU, "
+                "io_binding.synchronize_outputs(), then the outputs copied to numpy arrays in pageable host memory "
+                "(copy_outputs_to_cpu) before the clock stops"
             )
         return (
-            "IO binding on the CPU: numpy inputs wrapped as OrtValues (no copy), bound, run_with_iobinding with "
-            "outputs bound to CPU memory allocated by onnxruntime, then synchronize_outputs(); the outputs are "
-            "converted to numpy only after timing"
+            "end-to-end (IO binding on the CPU): numpy inputs wrapped as OrtValues (no copy), bound, run_with_iobinding with "
+            "outputs bound to CPU memory allocated by onnxruntime, then synchronize_outputs(); the outputs, already in "
+            "host memory, are converted to numpy only after timing"
         )
 
     def run_cell(self, cell: Cell) -> CellResult:
@@ -223,7 +245,7 @@ class OrtPython:
         prepare_ms = protocol.elapsed_ms(prepare_started)
         timed = protocol.time_iterations(step, cell.warmup, cell.iterations, cell.min_time_s)
         if self.binding_mode:
-            outputs = [value.numpy() for value in timed.last]
+            outputs = [value if isinstance(value, np.ndarray) else value.numpy() for value in timed.last]
         else:
             outputs = timed.last
         protocol.save_arrays(cell.outputs, dict(zip(names, outputs)))
@@ -237,6 +259,17 @@ class OrtPython:
         binding = session.io_binding()
         for name in names:
             binding.bind_output(name, device_type, device_id)
+        if self.resident:  # the inputs reach the device before the clock
+            for name, array in feeds.items():
+                binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device_type, device_id))
+
+            def resident_step() -> list[Any]:
+                session.run_with_iobinding(binding, run_options)
+                binding.synchronize_outputs()
+                return binding.get_outputs()
+
+            return resident_step
+        to_host = device_type == "cuda"
 
         def step() -> list[Any]:
             for name, array in feeds.items():
@@ -244,7 +277,7 @@ class OrtPython:
                 binding.bind_ortvalue_input(name, value)
             session.run_with_iobinding(binding, run_options)
             binding.synchronize_outputs()
-            return binding.get_outputs()
+            return binding.copy_outputs_to_cpu() if to_host else binding.get_outputs()
 
         return step
 

@@ -31,6 +31,14 @@ from pathlib import Path
 from typing import IO, Any, Generic, Protocol, TypeVar
 
 PROTOCOL = 1
+# `ready`'s `timing`: end-to-end (host arrays in, outputs in host memory) or device-resident
+# (inputs on the device before the clock, outputs left there, the device synchronised).
+TIMINGS = ("end-to-end", "device-resident")
+# `ready`'s `host_memory`: how host data moves inside the timed region. none: nothing crosses to a
+# device (a CPU run on host memory, or a device-resident timer); pageable: copies from and to
+# ordinary host memory; pinned: copies from and to page-locked host buffers; unified: memory that
+# host and device share (Apple silicon, CUDA managed memory).
+HOST_MEMORY = ("none", "pageable", "pinned", "unified")
 
 T = TypeVar("T")
 
@@ -126,6 +134,8 @@ class Ready:
     threads: str
     timer: str  # what one timed iteration covers, in words
     timer_label: str  # the same in a few words, for column headings
+    timing: str  # "end-to-end" or "device-resident" (TIMINGS)
+    host_memory: str  # how host data moves inside the timed region (HOST_MEMORY)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. notes; xbench ignores unknown fields
 
 
@@ -211,6 +221,8 @@ def serve(adapter: Adapter) -> int:
     started = time.perf_counter_ns()
     try:
         ready = adapter.load(Hello.parse(first))
+        if ready.timing not in TIMINGS or ready.host_memory not in HOST_MEMORY:
+            raise AdapterError(f"the program's ready says timing `{ready.timing}` and host_memory `{ready.host_memory}`, not one of {TIMINGS} and {HOST_MEMORY}")
     except Exception as err:  # anything that stops the load is reported, not raised
         if not isinstance(err, AdapterError):
             traceback.print_exc(file=sys.stderr)
@@ -230,6 +242,8 @@ def serve(adapter: Adapter) -> int:
             "threads": ready.threads,
             "timer": ready.timer,
             "timer_label": ready.timer_label,
+            "timing": ready.timing,
+            "host_memory": ready.host_memory,
             "load_ms": round(load_ms, 3),
         }
     )

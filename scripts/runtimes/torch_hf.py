@@ -10,6 +10,13 @@ Speaks protocol 1 of docs/runtime-protocol.md over stdin/stdout (see protocol.py
               max-autotune, max-autotune-no-cudagraphs (compiled per input shape, untimed)
   cuda_graph  false (default) | true: the forward captured in a torch.cuda.CUDAGraph per input shape,
               with static input buffers that each timed iteration copies the host inputs into
+  timing      end-to-end (default) | device-resident: the inputs copied to the device before the
+              clock, the outputs left there, the device synchronized
+  io          CUDA, end to end only: pinned (default) | pageable. pinned: the cell's input tensors
+              are put in page-locked host buffers before timing (allocated once per shape), each
+              iteration copies them to the device with non_blocking=True and the outputs into
+              page-locked host buffers with non_blocking=True, then synchronizes; pageable: inputs
+              moved with .to() from ordinary host memory and outputs copied out with .cpu()
   tf32        false (default) | true: CUDA only; lets fp32 matrix products use TF32 (precision tf32)
   seed        0 (default): the seed for `weights: seed`
   weights     auto (default) | checkpoint | onnx | seed
@@ -25,9 +32,12 @@ scripts/export_models.py. Its weights, with `auto` tried in this order:
               class built from the configuration with eager attention, as the export script does.
 `ready` says which were used (fields `weights` and `notes`).
 
-Timer, end to end: the host input tensors are moved to the device, the forward pass runs under
+Timer (perf_counter_ns around each iteration), end to end: the host input tensors are copied to
+the device (pinned or pageable, as `io` says), the forward pass runs under
 torch.inference_mode(), the outputs the ONNX model declares are copied to host memory, and the
-device is synchronized, all inside each timed iteration (perf_counter_ns).
+device is synchronized. Device-resident: the forward pass on inputs already on the device and
+the synchronization only. On the CPU nothing is copied either way. `ready` carries `timing` and
+`host_memory` (none, pinned or pageable).
 
 Needs torch, transformers, safetensors, numpy, PyYAML; `onnx` for `weights: onnx`.
 """
@@ -53,6 +63,8 @@ OPTIONS = {
     "attention": "eager",
     "compile": "",
     "cuda_graph": "false",
+    "timing": "end-to-end",
+    "io": "",
     "tf32": "false",
     "seed": "0",
     "weights": "auto",
@@ -83,6 +95,8 @@ class TorchHF:
         self.accepted: set[str] = set()
         self.graphs: dict[tuple, tuple[Any, dict[str, Any], dict[str, Any]]] = {}  # shape -> graph, inputs, outputs
         self.prepared_shapes: set[tuple] = set()
+        self.resident = False
+        self.io = ""  # pinned | pageable on CUDA end to end; "" otherwise (nothing moves while timed)
 
     def load(self, hello: Hello) -> Ready:
         import torch
@@ -98,6 +112,13 @@ class TorchHF:
         seed = opts.integer("seed") or 0
         weights = opts.text("weights", ("auto", "checkpoint", "onnx", "seed"))
         self.cuda = device_kind == "cuda"
+        self.resident = opts.text("timing", protocol.TIMINGS) == "device-resident"
+        io = opts.text("io", ("", "pinned", "pageable"))
+        if io and not self.cuda:
+            raise AdapterError("option io applies to device cuda only (on the CPU the model reads the host tensors themselves)")
+        if io and self.resident:
+            raise AdapterError("option io applies to timing end-to-end only (device-resident timing moves no host data)")
+        self.io = (io or "pinned") if self.cuda and not self.resident else ""
         if self.cuda and not torch.cuda.is_available():
             raise AdapterError(f"device cuda was asked for, but torch {torch.__version__} sees no CUDA GPU (torch.version.cuda = {torch.version.cuda})")
         if not self.cuda and (self.cuda_graph or tf32):
@@ -160,29 +181,45 @@ class TorchHF:
             threads=f"intra-op {torch.get_num_threads()}",
             timer=self._timer(compile_mode),
             timer_label=self._timer_label(compile_mode),
+            timing="device-resident" if self.resident else "end-to-end",
+            host_memory=self.io or "none",
             extra={"weights": built.strategy, "notes": "; ".join(notes)},
         )
 
     def _timer_label(self, compile_mode: str) -> str:
-        how = [f"torch.compile {compile_mode}"] if compile_mode else []
+        how = [f"{self.io} copies"] if self.io else []
+        if compile_mode:
+            how.append(f"torch.compile {compile_mode}")
         if self.cuda_graph:
             how.append("CUDA graph")
-        return "end-to-end" + (f" ({', '.join(how)})" if how else "")
+        return ("device-resident" if self.resident else "end-to-end") + (f" ({', '.join(how)})" if how else "")
 
     def _timer(self, compile_mode: str) -> str:
         what = f"the torch.compile({compile_mode}) model's forward" if compile_mode else "the forward pass"
         if self.cuda_graph:
+            what = "graph replay (the forward pass captured once per input shape, before timing)"
+        else:
+            what += " under torch.inference_mode()"
+        if not self.cuda:
+            timing = "device-resident" if self.resident else "end-to-end"
+            return f"{timing} on the CPU: {what} on the host input tensors (read before timing; no copies either way), outputs are host tensors"
+        where = "the CUDA graph's static input buffers" if self.cuda_graph else "the GPU"
+        if self.resident:
             return (
-                "end-to-end: host input tensors (pageable) copied into the CUDA graph's static input buffers on the GPU, "
-                "graph replay (the forward pass captured once per input shape, before timing), outputs copied to host memory "
-                "with .cpu(); torch.cuda.synchronize() before the clock stops"
+                f"device-resident: the cell's inputs copied to {where} before the clock; {what}, outputs left on the GPU, "
+                "torch.cuda.synchronize() before the clock stops; outputs are copied to host memory only after timing"
             )
-        if self.cuda:
+        if self.io == "pinned":
             return (
-                f"end-to-end: host input tensors (pageable) moved to the GPU with .to(), {what} under torch.inference_mode(), "
-                "outputs copied to host memory with .cpu(); torch.cuda.synchronize() before the clock stops"
+                "end-to-end (pinned copies): the cell's input tensors put in page-locked host buffers before timing (allocated "
+                f"once per shape); each iteration copies them to {where} with non_blocking=True, runs {what}, copies the outputs "
+                "into page-locked host buffers with non_blocking=True, and calls torch.cuda.synchronize() before the clock stops"
             )
-        return f"end-to-end on the CPU: {what} under torch.inference_mode() on the host input tensors (read before timing; no copies), outputs are host tensors"
+        copy_in = "copied into the CUDA graph's static input buffers with copy_()" if self.cuda_graph else "moved to the GPU with .to()"
+        return (
+            f"end-to-end (pageable copies): host input tensors in ordinary (pageable) memory {copy_in}, {what}, "
+            "outputs copied to host memory with .cpu(); torch.cuda.synchronize() before the clock stops"
+        )
 
     def run_cell(self, cell: Cell) -> CellResult:
         import torch
@@ -203,31 +240,65 @@ class TorchHF:
         refused = sorted(set(host) - self.accepted)
         if refused:
             raise AdapterError(f"{type(self.model).__name__}.forward takes no {', '.join(refused)}")
-        names, device, cuda = self.output_names, self.device, self.cuda
         shape_key = tuple((name, tuple(t.shape), str(t.dtype)) for name, t in sorted(host.items()))
 
         with torch.inference_mode():
             prepare_started = time.perf_counter_ns()
-            if self.cuda_graph:
-                step = self._graph_step(shape_key, host)
-            else:
-                forward = self.forward
-
-                def step() -> dict[str, Any]:
-                    inputs = {name: t.to(device) for name, t in host.items()}
-                    out = forward(**inputs)
-                    result = {name: output(out, name) for name in names}
-                    if cuda:
-                        torch.cuda.synchronize(device)
-                    return result
-
-                if self.compiled and shape_key not in self.prepared_shapes:
-                    step()  # compiles for this shape, untimed
+            step = self._graph_step(shape_key, host) if self.cuda_graph else self._eager_step(shape_key, host)
             self.prepared_shapes.add(shape_key)
             prepare_ms = protocol.elapsed_ms(prepare_started)
             timed = protocol.time_iterations(step, cell.warmup, cell.iterations, cell.min_time_s)
-        save_file({name: t.contiguous() for name, t in timed.last.items()}, str(cell.outputs))
+        save_file({name: t.cpu().contiguous() for name, t in timed.last.items()}, str(cell.outputs))  # device-resident outputs leave the GPU here
         return CellResult(timed.samples_ms, prepare_ms, timed.warmup_ms)
+
+    def _eager_step(self, shape_key: tuple, host: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+        """A step that runs the (possibly compiled) forward, as `timing` and `io` say; the first
+        run for a shape (compiling, for a compiled model) happens here, untimed."""
+        import torch
+
+        forward, names, device = self.forward, self.output_names, self.device
+        if not self.cuda or self.io == "pageable":
+            cuda = self.cuda
+
+            def step() -> dict[str, Any]:
+                inputs = {name: t.to(device) for name, t in host.items()}
+                out = forward(**inputs)
+                result = {name: output(out, name) for name in names}
+                if cuda:
+                    torch.cuda.synchronize(device)
+                return result
+
+            if self.compiled and shape_key not in self.prepared_shapes:
+                step()  # compiles for this shape, untimed
+            return step
+
+        on_device = {name: t.to(device) for name, t in host.items()}
+        first = forward(**on_device)  # compiles for this shape when compiled; gives the outputs' shapes
+        shapes = {name: output(first, name, to_host=False) for name in names}
+        torch.cuda.synchronize(device)
+        if self.resident:
+
+            def resident_step() -> dict[str, Any]:
+                out = forward(**on_device)
+                result = {name: output(out, name, to_host=False) for name in names}
+                torch.cuda.synchronize(device)
+                return result
+
+            return resident_step
+
+        pinned_in = {name: t.pin_memory() for name, t in host.items()}
+        host_out = {name: torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for name, t in shapes.items()}
+        del on_device, first, shapes
+
+        def pinned_step() -> dict[str, Any]:
+            inputs = {name: t.to(device, non_blocking=True) for name, t in pinned_in.items()}
+            out = forward(**inputs)
+            for name in names:
+                host_out[name].copy_(output(out, name, to_host=False), non_blocking=True)
+            torch.cuda.synchronize(device)
+            return host_out
+
+        return pinned_step
 
     def _probe_capture(self, hello: Hello, attention: str) -> None:
         """Captures the forward once on a 1 x 8 dummy batch, so that a model that cannot be captured
@@ -272,6 +343,31 @@ class TorchHF:
             self.graphs[key] = (graph, static_in, static_out)
         graph, static_in, static_out = self.graphs[key]
         device = self.device
+        if self.resident:
+            for name, t in host.items():  # this cell's inputs reach the GPU before the clock
+                static_in[name].copy_(t)
+            torch.cuda.synchronize(device)
+
+            def resident_step() -> dict[str, Any]:
+                graph.replay()
+                torch.cuda.synchronize(device)
+                return static_out
+
+            return resident_step
+        if self.io == "pinned":
+            pinned_in = {name: t.pin_memory() for name, t in host.items()}
+            host_out = {name: torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for name, t in static_out.items()}
+
+            def pinned_step() -> dict[str, Any]:
+                for name, t in pinned_in.items():
+                    static_in[name].copy_(t, non_blocking=True)
+                graph.replay()
+                for name, t in static_out.items():
+                    host_out[name].copy_(t, non_blocking=True)
+                torch.cuda.synchronize(device)
+                return host_out
+
+            return pinned_step
 
         def step() -> dict[str, Any]:
             for name, t in host.items():

@@ -1,0 +1,128 @@
+"""A model's parameters from an ONNX file's initializers, without torch (hf_model.py, mlx_model.py).
+
+`match(onnx_path, shapes)` takes the parameters a framework's model has ({name: shape}, Hugging
+Face names) and returns one numpy array per parameter, read from the ONNX initializers:
+
+- names are matched after stripping the prefix most initializer names share (often `model.` in
+  exports of a wrapper module, or nothing);
+- a 2-D initializer that the graph uses as the right-hand side of MatMul (x @ W) is stored
+  `[in, out]`, the transpose of a linear layer's `[out, in]` weight: it is transposed;
+  `weight_orientation` follows it through Cast, Identity and Transpose nodes to find out;
+- every parameter must be matched with its shape; otherwise `StrategyUnavailable` lists the
+  parameters without an initializer and those that do not fit.
+
+Needs `onnx` and numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hf_config import StrategyUnavailable
+
+# Nodes a weight may pass through on its way to the operation that uses it.
+PASS_THROUGH_OPS = ("Cast", "Identity")
+
+
+@dataclass
+class Matched:
+    arrays: dict[str, Any]  # parameter name -> numpy array in the parameter's [out, in] layout
+    prefix: str  # stripped from the initializer names
+    transposed: int  # 2-D weights transposed from the graph's [in, out]
+    initializers: int  # in the file
+
+    def describe(self, onnx_path: Path) -> str:
+        shown = f"prefix `{self.prefix}` stripped, " if self.prefix else ""
+        return f"initializers of {onnx_path} ({len(self.arrays)} parameters matched of {self.initializers} initializers, {shown}{self.transposed} 2-D weights transposed)"
+
+
+def weight_orientation(graph: Any) -> dict[str, str]:
+    """For each initializer the graph uses as a matrix operand: `in_out` when it is the right-hand
+    side of MatMul (x @ W, so W is the linear layer's weight transposed) or of Gemm without transB,
+    `out_in` when Gemm transposes it or a Transpose node does before MatMul, `as_is` for other uses."""
+    consumers: dict[str, list[tuple[Any, int]]] = {}
+    for node in graph.node:
+        for position, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, position))
+
+    def uses(name: str, transposed: bool, depth: int = 0) -> set[str]:
+        found: set[str] = set()
+        for node, position in consumers.get(name, []):
+            if node.op_type in PASS_THROUGH_OPS and depth < 4:
+                found |= uses(node.output[0], transposed, depth + 1)
+            elif node.op_type == "Transpose" and depth < 4:
+                perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), [1, 0])
+                found |= uses(node.output[0], not transposed if perm == [1, 0] else transposed, depth + 1)
+            elif node.op_type == "MatMul" and position == 1:
+                found.add("out_in" if transposed else "in_out")
+            elif node.op_type == "Gemm" and position == 1:
+                trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+                found.add("out_in" if bool(trans_b) != transposed else "in_out")
+            else:
+                found.add("as_is")
+        return found
+
+    orientation = {}
+    for tensor in graph.initializer:
+        if len(tensor.dims) == 2:
+            found = uses(tensor.name, False)
+            orientation[tensor.name] = found.pop() if len(found) == 1 else ("mixed" if found else "unused")
+    return orientation
+
+
+def common_prefix(initializers: Any, params: Any) -> str:
+    """The prefix most initializer names put before the parameter names (often "" or "model.")."""
+    counts: dict[str, int] = {}
+    for init in initializers:
+        for name in params:
+            if init.endswith(name) and (len(init) == len(name) or init[-len(name) - 1] == "."):
+                prefix = init[: len(init) - len(name)]
+                counts[prefix] = counts.get(prefix, 0) + 1
+    return max(counts, key=lambda p: (counts[p], -len(p))) if counts else ""
+
+
+def match_graph(graph: Any, shapes: dict[str, tuple[int, ...]], label: str) -> Matched:
+    """`match` on a loaded graph; `label` names the file in messages."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    initializers = {t.name: t for t in graph.initializer}
+    prefix = common_prefix(initializers, shapes)
+    orientation = weight_orientation(graph)
+    arrays: dict[str, Any] = {}
+    missing, wrong, transposed = [], [], 0
+    for name, shape in shapes.items():
+        tensor = initializers.get(prefix + name)
+        if tensor is None:
+            missing.append(name)
+            continue
+        array = numpy_helper.to_array(tensor)
+        want = tuple(shape)
+        how = orientation.get(tensor.name, "as_is")
+        if array.ndim == 2 and how == "in_out" and array.T.shape == want:
+            array, transposed = array.T, transposed + 1
+        elif array.shape != want or (array.ndim == 2 and how == "mixed"):
+            wrong.append(f"{name} {list(array.shape)} (model {list(want)}, used {how})")
+            continue
+        arrays[name] = np.array(array, order="C")  # a writable, contiguous copy
+    if missing or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} of the model's {len(shapes)} parameters have no initializer named after them ({', '.join(missing[:3])}…)")
+        if wrong:
+            parts.append(f"{len(wrong)} do not fit ({'; '.join(wrong[:3])})")
+        raise StrategyUnavailable(f"{label}: " + " and ".join(parts))
+    return Matched(arrays, prefix, transposed, len(initializers))
+
+
+def match(onnx_path: Path, shapes: dict[str, tuple[int, ...]]) -> Matched:
+    """The parameters `shapes` names, from the initializers of the ONNX file at `onnx_path`."""
+    try:
+        import onnx
+    except ImportError:
+        raise StrategyUnavailable("the `onnx` package is not installed (pip install onnx) to read the ONNX file's weights") from None
+    if not onnx_path.is_file():
+        raise StrategyUnavailable(f"there is no ONNX file at {onnx_path} to take the weights from")
+    return match_graph(onnx.load(str(onnx_path)).graph, shapes, onnx_path.name)

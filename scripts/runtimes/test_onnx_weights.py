@@ -1,0 +1,103 @@
+"""Tests of the torch-free weight matching (onnx_weights.py) and configuration table (hf_config.py).
+
+Run with `python3 -m pytest scripts/runtimes/test_onnx_weights.py` or `python3 scripts/runtimes/test_onnx_weights.py`;
+needs numpy and onnx.
+"""
+
+from __future__ import annotations
+
+import sys
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import hf_config  # noqa: E402
+import onnx_weights  # noqa: E402
+
+IN, OUT = 3, 4
+
+
+def graph(extra_nodes=(), extra_inits=()):  # noqa: ANN001, ANN201
+    """x [1, IN] through four layers whose weights the graph stores and uses in different ways:
+    - `model.plain.weight` [IN, OUT], right-hand side of MatMul (stored transposed);
+    - `model.turned.weight` [OUT, IN], Transpose then MatMul (stored as the layer's own);
+    - `model.gemm.weight` [OUT, IN], Gemm with transB=1 (as the layer's own), through a Cast;
+    - `model.norm.weight` [OUT], an elementwise Mul (1-D, as it is)."""
+    rng = np.random.default_rng(0)
+    w = {
+        "model.plain.weight": rng.standard_normal((IN, OUT)).astype(np.float32),
+        "model.turned.weight": rng.standard_normal((OUT, IN)).astype(np.float32),
+        "model.gemm.weight": rng.standard_normal((OUT, IN)).astype(np.float32),
+        "model.norm.weight": rng.standard_normal((OUT,)).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("MatMul", ["x", "model.plain.weight"], ["a"]),
+        helper.make_node("Transpose", ["model.turned.weight"], ["turned_t"], perm=[1, 0]),
+        helper.make_node("MatMul", ["x", "turned_t"], ["b"]),
+        helper.make_node("Cast", ["model.gemm.weight"], ["gemm_w"], to=TensorProto.FLOAT),
+        helper.make_node("Gemm", ["x", "gemm_w"], ["c"], transB=1),
+        helper.make_node("Mul", ["a", "model.norm.weight"], ["d"]),
+        helper.make_node("Sum", ["b", "c", "d"], ["y"]),
+        *extra_nodes,
+    ]
+    inits = [numpy_helper.from_array(a, name) for name, a in w.items()] + list(extra_inits)
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, IN])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, OUT])], inits
+    )
+    return g, w
+
+
+LAYERS = {"plain.weight": (OUT, IN), "turned.weight": (OUT, IN), "gemm.weight": (OUT, IN), "norm.weight": (OUT,)}
+
+
+class OnnxWeights(unittest.TestCase):
+    def test_orientation_follows_each_use(self) -> None:
+        g, _ = graph()
+        self.assertEqual(
+            onnx_weights.weight_orientation(g),
+            {"model.plain.weight": "in_out", "model.turned.weight": "out_in", "model.gemm.weight": "out_in"},
+        )
+
+    def test_every_parameter_matched_in_the_layers_layout_with_the_prefix_stripped(self) -> None:
+        g, w = graph()
+        m = onnx_weights.match_graph(g, LAYERS, "g.onnx")
+        self.assertEqual((m.prefix, m.transposed, sorted(m.arrays)), ("model.", 1, sorted(LAYERS)))
+        np.testing.assert_array_equal(m.arrays["plain.weight"], w["model.plain.weight"].T)
+        np.testing.assert_array_equal(m.arrays["turned.weight"], w["model.turned.weight"])
+        np.testing.assert_array_equal(m.arrays["gemm.weight"], w["model.gemm.weight"])
+        np.testing.assert_array_equal(m.arrays["norm.weight"], w["model.norm.weight"])
+        self.assertTrue(all(a.flags.c_contiguous and a.flags.writeable for a in m.arrays.values()))
+        self.assertIn("4 parameters matched of 4 initializers, prefix `model.` stripped, 1 2-D weights transposed", m.describe(Path("g.onnx")))
+
+    def test_missing_and_misfit_parameters_are_listed(self) -> None:
+        g, _ = graph()
+        shapes = {**LAYERS, "pooler.weight": (OUT, OUT), "norm.weight": (IN,)}
+        with self.assertRaises(hf_config.StrategyUnavailable) as caught:
+            onnx_weights.match_graph(g, shapes, "g.onnx")
+        text = str(caught.exception)
+        self.assertIn("1 of the model's 5 parameters have no initializer named after them (pooler.weight", text)
+        self.assertIn("1 do not fit (norm.weight [4] (model [3], used as_is))", text)
+
+    def test_a_weight_used_both_ways_is_refused(self) -> None:
+        extra = [helper.make_node("MatMul", ["x", "model.turned.weight"], ["e"])]  # plain and transposed uses at once
+        g, _ = graph(extra_nodes=extra)
+        with self.assertRaises(hf_config.StrategyUnavailable) as caught:
+            onnx_weights.match_graph(g, LAYERS, "g.onnx")
+        self.assertIn("turned.weight [4, 3] (model [4, 3], used mixed)", str(caught.exception))
+
+
+class EmbeddedConfigurations(unittest.TestCase):
+    def test_the_export_scripts_table_is_read_without_importing_it(self) -> None:
+        models = hf_config.embedded_models()
+        self.assertEqual(set(models), {"bert-base-uncased", "bert-large-uncased", "roberta-base", "xlm-roberta-base"})
+        self.assertEqual((models["bert-large-uncased"].architecture, models["bert-large-uncased"].config["hidden_size"]), ("bert", 1024))
+        self.assertEqual(models["xlm-roberta-base"].config["vocab_size"], 250002)
+        self.assertNotIn("torch", sys.modules)
+
+
+if __name__ == "__main__":
+    unittest.main()
