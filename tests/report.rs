@@ -14,8 +14,16 @@ fn load(name: &str) -> RunResults {
     read_results(&data(name)).unwrap()
 }
 
-fn snapshot(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name)).unwrap()
+/// Compares `actual` with the committed snapshot `name`; `XBENCH_UPDATE_SNAPSHOTS=1` writes it
+/// instead (then review the change with git diff).
+fn assert_snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
+    if std::env::var_os("XBENCH_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert!(expected == actual, "{name} differs from its snapshot (XBENCH_UPDATE_SNAPSHOTS=1 rewrites it):\n--- expected\n{expected}\n--- actual\n{actual}");
 }
 
 /// A fresh, empty folder under the system's temporary folder, removed when dropped.
@@ -67,15 +75,15 @@ fn has_rgb(pixels: &[u8], channels: usize, rgb: [u8; 3]) -> bool {
 
 #[test]
 fn single_machine_markdown_is_unchanged() {
-    assert_eq!(report::markdown(&load("machine-a.json")), snapshot("single-machine-a.md"));
-    assert_eq!(report::markdown(&load("machine-b.json")), snapshot("single-machine-b.md"));
+    assert_snapshot("single-machine-a.md", &report::markdown(&load("machine-a.json")));
+    assert_snapshot("single-machine-b.md", &report::markdown(&load("machine-b.json")));
 }
 
 #[test]
 fn merged_markdown_matches_its_snapshot() {
     let results = [load("machine-a.json"), load("machine-b.json")];
     let md = report::markdown_report(&results, &ReportOptions { names: vec!["Linux VM".into()], paper: false }).unwrap();
-    assert_eq!(md, snapshot("merged-two-machines.md"));
+    assert_snapshot("merged-two-machines.md", &md);
 }
 
 #[test]

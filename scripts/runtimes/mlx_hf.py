@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# xbench-framework: mlx
 """xbench external runtime: the model in MLX through mlx-transformers (the paper's own code path).
 
 Speaks protocol 1 of docs/runtime-protocol.md over stdin/stdout (see protocol.py). Options (strings):

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# xbench-framework: onnxruntime
 """xbench external runtime: Python onnxruntime, called the way people call it.
 
 Speaks protocol 1 of docs/runtime-protocol.md over stdin/stdout (see protocol.py). Options (strings):

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# xbench-framework: torch
 """xbench external runtime: the model rebuilt in PyTorch with transformers.
 
 Speaks protocol 1 of docs/runtime-protocol.md over stdin/stdout (see protocol.py). Options (strings):

@@ -154,7 +154,12 @@ impl<'a> Merged<'a> {
     /// What series `s`'s timer covers in the vocabulary every runtime shares, where its runtime said.
     pub fn timer_class(&self, s: usize) -> Option<crate::results::TimerClass> {
         let SeriesKind::Measured { source, runtime } = &self.series[s].kind else { return None };
-        self.sources[*source].results.groups.iter().filter(|g| g.runtime == *runtime).find_map(|g| g.session.as_ref()?.timer_class)
+        let r = self.sources[*source].results;
+        let session = r.groups.iter().filter(|g| g.runtime == *runtime).find_map(|g| g.session.as_ref())?;
+        session.timer_class.or_else(|| {
+            let label = &r.cells.iter().find(|c| c.runtime == *runtime && c.summary.is_some())?.timer;
+            crate::results::TimerClass::of_earlier_record(&session.providers, label)
+        })
     }
 
     /// Indices of the measured series.

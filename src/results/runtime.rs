@@ -162,6 +162,29 @@ impl TimerClass {
     }
 }
 
+impl TimerClass {
+    /// The class of a session recorded before classes were, from what xbench's own runtimes
+    /// recorded then: the provider (tract, ONNX Runtime's CPU or CUDA provider) and the cell's
+    /// timer label. `None` for anything else (external programs, other providers).
+    pub fn of_earlier_record(providers: &[String], label: &str) -> Option<TimerClass> {
+        let provider = providers.first().map(String::as_str)?;
+        let timing = if label.starts_with("device-resident") {
+            Timing::DeviceResident
+        } else if label.starts_with("end-to-end") {
+            Timing::EndToEnd
+        } else {
+            return None;
+        };
+        let host = match provider {
+            "tract CPU" | "CPUExecutionProvider" => HostMemory::NoCopies,
+            "CUDAExecutionProvider" if label.contains("pinned copies") => HostMemory::Pinned,
+            "CUDAExecutionProvider" if label == "end-to-end" => HostMemory::Pageable,
+            _ => return None,
+        };
+        Some(TimerClass::new(timing, Some(host)))
+    }
+}
+
 impl std::fmt::Display for TimerClass {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let how = match self.host_memory {
@@ -205,4 +228,20 @@ pub struct SessionInfo {
     /// configuration), in its own words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earlier_records_of_xbench_own_runtimes_get_their_timer_class_and_others_none() {
+        let of = |p: &str, label: &str| TimerClass::of_earlier_record(&[p.to_string()], label).map(|c| c.to_string());
+        assert_eq!(of("tract CPU", "end-to-end").as_deref(), Some("end-to-end, on host memory"));
+        assert_eq!(of("CUDAExecutionProvider", "end-to-end").as_deref(), Some("end-to-end, pageable copies"));
+        assert_eq!(of("CUDAExecutionProvider", "end-to-end (pinned copies, CUDA graph)").as_deref(), Some("end-to-end, pinned copies"));
+        assert_eq!(of("CUDAExecutionProvider", "device-resident (bound buffers, CUDA graph)").as_deref(), Some("device-resident"));
+        assert_eq!(of("torch (NVIDIA H200 (cuda:0))", "end-to-end (CUDA graph)"), None, "an external program's is its own to say");
+        assert_eq!(of("CoreMLExecutionProvider", "end-to-end"), None);
+    }
 }
