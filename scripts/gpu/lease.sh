@@ -9,7 +9,10 @@
 #   export      the paper's four models, random weights (bert-base also in fp16)
 #   variants    BERT-base's TorchScript export and the variants of scripts/gpu/p2_variants.py
 #   p2          the batch-32 target: variants, provider options, attention environment variables
-#   frameworks  the paper grid across ONNX Runtime (xbench, Python) and PyTorch, in one report
+#   mlx         MLX for CUDA (pack-lease.sh's XB_MLX_WHEELS pieces in /root/ort) into /root/mlxsite
+#   frameworks  the paper grid across ONNX Runtime (xbench, Python), PyTorch and MLX, in one report;
+#               then P2b (scenarios/gpu/p2b.yaml): the best ONNX configuration against PyTorch,
+#               end to end with pinned copies and device-resident on both sides
 #   p3          the paper grid on ort-cuda, wall time: parallel loads, optimized graphs kept
 #   p3ab        the same grid with this build and with xbench-baseline (pack-lease.sh's
 #               XB_BASELINE), alternated; then this build serial, debug-logged, pinned, CUDA graph;
@@ -26,7 +29,7 @@ cd "$root" || exit 1
 mkdir -p logs runs "$out"
 export ORT_DYLIB_PATH=/root/ort/libonnxruntime.so.1.31.1
 nv=$(python3 -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null) || nv=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
-export LD_LIBRARY_PATH=/root/ort:$nv/cu13/lib:$nv/cudnn/lib:${LD_LIBRARY_PATH:-}
+export LD_LIBRARY_PATH=/root/ort:$nv/cu13/lib:$nv/cudnn/lib:$nv/nccl/lib:${LD_LIBRARY_PATH:-}
 export PYTHONUNBUFFERED=1 XBENCH_HOME=$root/.xbench
 xb=$root/xbench
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
@@ -48,7 +51,9 @@ xrun() {
 }
 table() { [ -f "runs/$1/results.json" ] && python3 scripts/gpu/plan_next.py table "runs/$1/results.json" | tee "runs/$1.table"; }
 pack() { tar czf "$out/$1.tgz" --exclude='.outputs' logs $(for n in "${@:2}"; do ls -d runs/"$n" runs/"$n".log runs/"$n".table 2>/dev/null; done); ls -la "$out"; }
-gpu_ort() { export PYTHONPATH=/root/ort/py; }
+# Python onnxruntime-gpu, and MLX where the mlx phase installed it.
+gpu_ort() { export PYTHONPATH=/root/ort/py${MLXSITE:+:$MLXSITE}; }
+[ -d /root/mlxsite ] && MLXSITE=/root/mlxsite
 
 phase_export() {
   nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader
@@ -90,15 +95,26 @@ phase_p2() {
   pack p2 p2-variants p2-options p2-env-none p2-env-ORT_DISABLE_FLASH_ATTENTION p2-env-ORT_DISABLE_FUSED_ATTENTION p2-env-ORT_DISABLE_TRT_FLASH_ATTENTION p2-env-ORT_ENABLE_FUSED_CAUSAL_ATTENTION
 }
 
+phase_mlx() {
+  ls /root/ort/mlx.* > /dev/null || { echo "no MLX pieces in /root/ort" | tee -a logs/steps.txt; return; }
+  mkdir -p /root/mlxwheels /root/mlxsite
+  cat /root/ort/mlx.* | tar xf - -C /root/mlxwheels && rm /root/ort/mlx.*
+  step mlx-install python3 -m pip install -q --no-index --no-deps --no-compile --target /root/mlxsite /root/mlxwheels/*.whl
+  MLXSITE=/root/mlxsite
+  gpu_ort
+  step mlx-check python3 -c "import mlx.core as mx, mlx_transformers; print('mlx', mx.__version__, mx.default_device())" 2>&1 | tail -3
+}
+
 phase_frameworks() {
   gpu_ort
   [ -f scenarios/gpu/run-frameworks.yaml ] || cp scenarios/gpu/frameworks.yaml scenarios/gpu/run-frameworks.yaml
   # Every group loaded at once holds every model in host and GPU memory together: only on the larger machine.
   local fl=$loads; [ "$gpus" -lt 2 ] && fl=
-  TMO=540 xrun frameworks scenarios/gpu/run-frameworks.yaml $fl -i
+  TMO=540 xrun frameworks scenarios/gpu/run-frameworks.yaml --no-tf32 $fl -i
   table frameworks > /dev/null
+  TMO=300 xrun p2b scenarios/gpu/p2b.yaml --no-tf32 -i
   cp scenarios/gpu/run-frameworks.yaml logs/
-  pack frameworks frameworks
+  pack frameworks frameworks p2b
 }
 
 phase_p3() {

@@ -8,7 +8,9 @@
 #   ort.NNN      ONNX Runtime's CUDA build (../shared/gpu/pack-ort-gpu.sh's tarball) in 1 MiB pieces
 # Usage, from this checkout:  scripts/gpu/pack-lease.sh DEST_CHECKOUT [PART_MIB]
 # With XB_BASELINE=PATH, that xbench binary goes along as xbench-baseline (builds compared side by
-# side); with XB_NO_EPS=1, the loaders and plugins stay behind (runs on ort-cuda only).
+# side); with XB_NO_EPS=1, the loaders and plugins stay behind (runs on ort-cuda only); with
+# XB_MLX_WHEELS=DIR, the wheels in DIR (mlx, mlx-cuda-13, mlx-transformers for Python 3.12) go
+# along as 1 MiB pieces mlx.NNN after ONNX Runtime's (lease.sh's mlx phase joins and installs them).
 # On the machine: .gj1 unpacks xb.tar.xz into /root/xb and gl.tar into /root/ep/gl, .gj2
 # unpacks epb.tar.xz into /root/ep, every folder's ort.* is copied to /root/ort, and the last one
 # joins them: cat ort.* | xz -d | tar xf -  (reports/gpu-h200/README.md lists the commands).
@@ -38,6 +40,9 @@ cp "$dest/.xbench/ep-onnxruntime-ep-webgpu-0.4.0/libonnxruntime_providers_webgpu
 (cd "$dest/.gl" && tar cf "$tmp/gl.tar" ./*.deb)
 fi
 (cd "$tmp/ort" && split -b 1M -a 3 -d "$ortxz" ort.)
+if [ -n "${XB_MLX_WHEELS:-}" ]; then
+  (cd "$XB_MLX_WHEELS" && tar cf - ./*.whl) | (cd "$tmp/ort" && split -b 1M -a 3 -d - mlx.)
+fi
 # Fill the folders in order: xb and gl first, the plugins next, then ONNX Runtime's pieces.
 rm -rf "$dest"/.gj[0-9]*
 exclude="$(git -C "$dest" rev-parse --path-format=absolute --git-common-dir)/info/exclude"
@@ -50,7 +55,8 @@ put() {
 }
 put "$tmp/xb.tar.xz"; put "$tmp/gl.tar"
 n=2 used=0; put "$tmp/epb.tar.xz"
-for f in "$tmp"/ort/ort.*; do
+for f in "$tmp"/ort/ort.* "$tmp"/ort/mlx.*; do
+  [ -e "$f" ] || continue
   # the first folder's room goes to ONNX Runtime too
   if [ "$n" = 2 ] && [ ! -e "$dest/.gj1/full" ] && [ $(( $(du -sb "$dest/.gj1" | cut -f1) + 1048576 )) -le "$part" ]; then
     cp "$f" "$dest/.gj1/"; continue
