@@ -36,6 +36,7 @@ mlx-transformers, transformers < 6, numpy, safetensors, PyYAML; `onnx` for `weig
 
 from __future__ import annotations
 
+import inspect
 import os
 import platform
 import sys
@@ -124,8 +125,6 @@ class MlxHF:
             self.model.set_dtype(dtype)
         if half_mask:
             mlx_model.mask_in(type(self.model), dtype)
-        import inspect
-
         self.accepted = set(inspect.signature(self.model.__call__).parameters)
         self.forward = mx.compile(self._forward) if self.compiled else self._forward
 
@@ -199,8 +198,9 @@ class MlxHF:
     def _timer(self, backend: str, host_memory: str) -> str:
         what = "the mx.compile'd forward pass" if self.compiled else "the forward pass"
         if self.resident:
+            where = " (on CUDA in managed memory, which moves to the GPU when the GPU first reads it, in the warm-up)" if backend == "cuda" else ""
             return (
-                f"device-resident: inputs made into mx.arrays and evaluated before the clock; {what}, then mx.eval on every output "
+                f"device-resident: inputs made into mx.arrays{where} and evaluated before the clock; {what}, then mx.eval on every output "
                 "(it returns once they are computed); outputs stay MLX arrays and are converted to numpy only after timing"
             )
         memory = {
