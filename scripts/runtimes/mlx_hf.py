@@ -164,7 +164,7 @@ class MlxHF:
             precision=precision,
             placement=[(backend, 1)],
             threads="MLX's own (no thread setting)",
-            timer=self._timer(backend, host_memory),
+            timer=self._timer(backend),
             timer_label=self._timer_label(),
             timing="device-resident" if self.resident else "end-to-end",
             host_memory="none" if self.resident else host_memory,
@@ -195,10 +195,10 @@ class MlxHF:
         how = " (mx.compile)" if self.compiled else ""
         return ("device-resident" if self.resident else "end-to-end") + how
 
-    def _timer(self, backend: str, host_memory: str) -> str:
+    def _timer(self, backend: str) -> str:
         what = "the mx.compile'd forward pass" if self.compiled else "the forward pass"
         if self.resident:
-            where = " (on CUDA in managed memory, which moves to the GPU when the GPU first reads it, in the warm-up)" if backend == "cuda" else ""
+            where = " (on CUDA in managed memory, which moves to the GPU when the GPU first reads it)" if backend == "cuda" else ""
             return (
                 f"device-resident: inputs made into mx.arrays{where} and evaluated before the clock; {what}, then mx.eval on every output "
                 "(it returns once they are computed); outputs stay MLX arrays and are converted to numpy only after timing"
