@@ -1,13 +1,13 @@
 """The transformers model behind torch_hf.py: its configuration and its weights.
 
 `build(hello, weights, seed, with_pooler)` returns the model (eager attention, fp32, on the CPU)
-and says where its configuration and weights came from. The configuration is the model folder's config.json, or
-else model.yaml's `architecture` with the matching configuration embedded in
-scripts/export_models.py. The weights come from one of three strategies (`auto` tries them in this
-order, each one either applies or says why not):
+and says where its configuration and weights came from. The configuration is hf_config.py's: the
+model folder's config.json, or else model.yaml's `architecture` with the matching configuration
+embedded in scripts/export_models.py. The weights come from one of three strategies (`auto` tries
+them in this order, each one either applies or says why not):
 
   checkpoint  a transformers checkpoint in the folder, loaded with from_pretrained;
-  onnx        the ONNX file's initializers, matched to the model's parameters by name;
+  onnx        the ONNX file's initializers, matched to the model's parameters by onnx_weights.py;
   seed        torch.manual_seed(seed) and the model class, as the export script builds random
               models (only where model.yaml says `weights: random`, unless asked for by name).
 """

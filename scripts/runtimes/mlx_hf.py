@@ -37,6 +37,7 @@ mlx-transformers, transformers < 6, numpy, safetensors, PyYAML; `onnx` for `weig
 
 from __future__ import annotations
 
+import inspect
 import os
 import platform
 import sys
@@ -125,8 +126,6 @@ class MlxHF:
             self.model.set_dtype(dtype)
         if half_mask:
             mlx_model.mask_in(type(self.model), dtype)
-        import inspect
-
         self.accepted = set(inspect.signature(self.model.__call__).parameters)
         self.forward = mx.compile(self._forward) if self.compiled else self._forward
 
@@ -166,7 +165,7 @@ class MlxHF:
             precision=precision,
             placement=[(backend, 1)],
             threads="MLX's own (no thread setting)",
-            timer=self._timer(backend, host_memory),
+            timer=self._timer(backend),
             timer_label=self._timer_label(),
             timing="device-resident" if self.resident else "end-to-end",
             host_memory="none" if self.resident else host_memory,
@@ -197,11 +196,12 @@ class MlxHF:
         how = " (mx.compile)" if self.compiled else ""
         return ("device-resident" if self.resident else "end-to-end") + how
 
-    def _timer(self, backend: str, host_memory: str) -> str:
+    def _timer(self, backend: str) -> str:
         what = "the mx.compile'd forward pass" if self.compiled else "the forward pass"
         if self.resident:
+            where = " (on CUDA in managed memory, which moves to the GPU when the GPU first reads it)" if backend == "cuda" else ""
             return (
-                f"device-resident: inputs made into mx.arrays and evaluated before the clock; {what}, then mx.eval on every output "
+                f"device-resident: inputs made into mx.arrays{where} and evaluated before the clock; {what}, then mx.eval on every output "
                 "(it returns once they are computed); outputs stay MLX arrays and are converted to numpy only after timing"
             )
         memory = {

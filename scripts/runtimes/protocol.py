@@ -8,7 +8,9 @@ An adapter implements `Adapter` (load the model, run one cell, report peak memor
   pointed at standard error, so that whatever a library prints (Python or C) reaches xbench's
   diagnostics and never the protocol stream;
 - the message loop: hello → ready | error, cell → result | cell_error, bye → done;
-- the timing rule shared by every adapter (`time_iterations`);
+- the timing rule shared by every adapter (`time_iterations`), and the words `ready` uses to
+  class a timer (`TIMINGS`: end-to-end or device-resident; `HOST_MEMORY`: none, pageable,
+  pinned or unified), which every adapter must fill in (`Ready.timing`, `Ready.host_memory`);
 - option parsing with defaults and checked choices (`Options`);
 - safetensors files as numpy arrays (`load_arrays`, `save_arrays`).
 
