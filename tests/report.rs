@@ -182,6 +182,28 @@ fn paper_mode_adds_labelled_published_series_where_cells_match() {
     let row = md.lines().find(|l| l.starts_with("| bert-base-uncased / 50 / 1 |")).unwrap();
     assert!(row.ends_with("| 41.82 | 35.37 | 14.48 | 41.67 | 4.92 | +41% |"), "{row}");
 
+    // A runtime named as the paper names a backend is set beside that backend's published figures,
+    // per model over the same cells.
+    let mut r = as_bert_base(load("machine-a.json"));
+    let torch = xbench::runtimes::RuntimeId::new("torch-cpu");
+    let ort = xbench::runtimes::RuntimeId::new("ort-cpu");
+    r.runtimes.iter_mut().filter(|a| a.runtime == ort).for_each(|a| a.runtime = torch);
+    r.groups.iter_mut().filter(|g| g.runtime == ort).for_each(|g| g.runtime = torch);
+    r.cells.iter_mut().filter(|c| c.runtime == ort).for_each(|c| c.runtime = torch);
+    let ours: Vec<f64> = r.cells.iter().filter(|c| c.runtime == torch).map(|c| c.summary.as_ref().unwrap().mean_ms).collect();
+    let tsv = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/paper/model-latency.tsv")).unwrap();
+    let published = |device: &str| -> Vec<f64> {
+        tsv.lines().map(|l| l.split('\t').collect::<Vec<_>>()).filter(|f| f[0] == device && f[1] == "torch-cpu" && f[2] == "bert-base-uncased").map(|f| f[5].parse().unwrap()).collect()
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let a10 = published("nvidia-a10");
+    assert_eq!((ours.len(), a10.len()), (12, 12), "the paper's whole grid on both sides");
+    let tmp = scratch("paper-backends");
+    let md = std::fs::read_to_string(report::write_all(&[r], &ReportOptions { names: vec![], paper: true }, tmp.path()).unwrap().markdown).unwrap();
+    let row = md.lines().find(|l| l.starts_with("| torch-cpu | bert-base-uncased |")).unwrap_or_else(|| panic!("no backend row:\n{md}"));
+    assert!(row.starts_with(&format!("| torch-cpu | bert-base-uncased | torch-cpu (12 cells) | {:.2} | {:.2} |", mean(&ours), mean(&a10))), "{row}");
+    assert!(!md.lines().any(|l| l.starts_with("| tract-cpu | bert-base-uncased |")), "a runtime the paper does not have gets no row");
+
     // Without matching cells: a note, and no published series anywhere.
     let tmp = scratch("paper-none");
     let dir = tmp.path();
