@@ -8,6 +8,11 @@ Face names) and returns one numpy array per parameter, read from the ONNX initia
 - a 2-D initializer that the graph uses as the right-hand side of MatMul (x @ W) is stored
   `[in, out]`, the transpose of a linear layer's `[out, in]` weight: it is transposed;
   `weight_orientation` follows it through Cast, Identity and Transpose nodes to find out;
+- a parameter with no initializer of its name is looked for through the node metadata the torch
+  dynamo exporter writes (`pkg.torch.onnx.fx_node`, which names the `p_…` parameters each ONNX
+  node computes with): such exports store linear weights pre-transposed under names such as
+  `val_51`, and keep one initializer for parameters of equal values (the zero biases and unit
+  layer-norm scales of a freshly initialised model), so several parameters may share one;
 - every parameter must be matched with its shape; otherwise `StrategyUnavailable` lists the
   parameters without an initializer and those that do not fit.
 
@@ -16,6 +21,7 @@ Needs `onnx` and numpy.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +38,18 @@ class Matched:
     prefix: str  # stripped from the initializer names
     transposed: int  # 2-D weights transposed from the graph's [in, out]
     initializers: int  # in the file
+    through_metadata: int = 0  # parameters found through the exporter's node metadata
+    zero_biases: int = 0  # linear biases the graph leaves out (it adds none): zeros
 
     def describe(self, onnx_path: Path) -> str:
         shown = f"prefix `{self.prefix}` stripped, " if self.prefix else ""
-        return f"initializers of {onnx_path} ({len(self.arrays)} parameters matched of {self.initializers} initializers, {shown}{self.transposed} 2-D weights transposed)"
+        meta = f", {self.through_metadata} found through the exporter's node metadata (pkg.torch.onnx.fx_node)" if self.through_metadata else ""
+        if self.zero_biases:
+            meta += f", {self.zero_biases} linear biases the graph does not add taken as zeros"
+        return (
+            f"initializers of {onnx_path} ({len(self.arrays)} parameters matched of {self.initializers} initializers, "
+            f"{shown}{self.transposed} 2-D weights transposed{meta})"
+        )
 
 
 def weight_orientation(graph: Any) -> dict[str, str]:
@@ -83,6 +97,43 @@ def common_prefix(initializers: Any, params: Any) -> str:
     return max(counts, key=lambda p: (counts[p], -len(p))) if counts else ""
 
 
+FX_PARAMETER = re.compile(r"%p_(\w+)")
+ZERO = "<zero>"  # a linear layer's bias the exported graph leaves out: it adds nothing, so it is zero
+
+
+def fx_aliases(graph: Any, initializers: dict[str, Any], wanted: dict[str, tuple[int, ...]], prefix: str) -> dict[str, str]:
+    """Parameter name -> initializer name, from the torch dynamo exporter's node metadata: the ONNX
+    nodes of one exported call (a linear layer's MatMul and Add) carry the same
+    `pkg.torch.onnx.fx_node`, which names the call's parameters
+    (`%p_model_encoder_layer_0_attention_self_query_weight`, lower-cased); their initializer inputs
+    are paired with those parameters by shape (2-D also transposed), in the order both appear.
+    A linear call whose bias no node adds (the exporter drops an all-zero addend) maps the bias to
+    ZERO. Only `wanted` parameters (those without an initializer of their own name) are looked for."""
+    by_fx = {"".join(c if c.isalnum() else "_" for c in prefix + name).lower(): name for name in wanted}  # torch lower-cases them
+    calls: dict[str, list[Any]] = {}
+    for node in graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}.get("pkg.torch.onnx.fx_node")
+        if meta:
+            calls.setdefault(meta, []).append(node)
+    aliases: dict[str, str] = {}
+    for meta, nodes in calls.items():
+        params = [by_fx[p] for p in (f.lower() for f in FX_PARAMETER.findall(meta)) if p in by_fx and by_fx[p] not in aliases]
+        for name in (name for node in nodes for name in node.input):
+            tensor = initializers.get(name)
+            if tensor is None or not params:
+                continue
+            dims = tuple(tensor.dims)
+            for param in params:
+                shape = tuple(wanted[param])
+                if dims == shape or (len(dims) == 2 and dims[::-1] == shape):
+                    aliases[param] = name
+                    params.remove(param)
+                    break
+        if "aten.linear" in meta and len(params) == 1 and params[0].endswith("bias") and len(wanted[params[0]]) == 1:
+            aliases[params[0]] = ZERO
+    return aliases
+
+
 def match_graph(graph: Any, shapes: dict[str, tuple[int, ...]], label: str) -> Matched:
     """`match` on a loaded graph; `label` names the file in messages."""
     import numpy as np
@@ -91,10 +142,15 @@ def match_graph(graph: Any, shapes: dict[str, tuple[int, ...]], label: str) -> M
     initializers = {t.name: t for t in graph.initializer}
     prefix = common_prefix(initializers, shapes)
     orientation = weight_orientation(graph)
+    unnamed = {name: shape for name, shape in shapes.items() if prefix + name not in initializers}
+    aliases = fx_aliases(graph, initializers, unnamed, prefix) if unnamed else {}
     arrays: dict[str, Any] = {}
     missing, wrong, transposed = [], [], 0
     for name, shape in shapes.items():
-        tensor = initializers.get(prefix + name)
+        if aliases.get(name) == ZERO:
+            arrays[name] = np.zeros(shape, dtype=np.float32)
+            continue
+        tensor = initializers.get(prefix + name) or initializers.get(aliases.get(name, ""))
         if tensor is None:
             missing.append(name)
             continue
@@ -114,7 +170,8 @@ def match_graph(graph: Any, shapes: dict[str, tuple[int, ...]], label: str) -> M
         if wrong:
             parts.append(f"{len(wrong)} do not fit ({'; '.join(wrong[:3])})")
         raise StrategyUnavailable(f"{label}: " + " and ".join(parts))
-    return Matched(arrays, prefix, transposed, len(initializers))
+    zeros = sum(1 for a in aliases.values() if a == ZERO)
+    return Matched(arrays, prefix, transposed, len(initializers), len(aliases) - zeros, zeros)
 
 
 def match(onnx_path: Path, shapes: dict[str, tuple[int, ...]]) -> Matched:

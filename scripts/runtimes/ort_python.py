@@ -261,10 +261,11 @@ class OrtPython:
         for name in names:
             binding.bind_output(name, device_type, device_id)
         if self.resident:  # the inputs reach the device before the clock
-            for name, array in feeds.items():
-                binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device_type, device_id))
+            values = {name: ort.OrtValue.ortvalue_from_numpy(array, device_type, device_id) for name, array in feeds.items()}
+            for name, value in values.items():
+                binding.bind_ortvalue_input(name, value)
 
-            def resident_step() -> list[Any]:
+            def resident_step(_bound: dict[str, Any] = values) -> list[Any]:  # the bound inputs live as long as the step
                 session.run_with_iobinding(binding, run_options)
                 binding.synchronize_outputs()
                 return binding.get_outputs()

@@ -90,6 +90,62 @@ class OnnxWeights(unittest.TestCase):
         self.assertIn("turned.weight [4, 3] (model [4, 3], used mixed)", str(caught.exception))
 
 
+def fx(node, call: str, *params: str):  # noqa: ANN001, ANN201
+    """The node metadata torch's dynamo exporter writes: the aten call and its parameters."""
+    args = ", ".join(["%x", *(f"%p_{p}" for p in params)])
+    helper.set_metadata_props(node, {"pkg.torch.onnx.fx_node": f"%out = call_function[target=torch.ops.aten.{call}.default](args = ({args}), kwargs = {{}})"})
+    return node
+
+
+class DynamoExports(unittest.TestCase):
+    """Weights stored under exporter names (`val_N`, pre-transposed), one initializer kept for two
+    equal biases, a layer norm's parameters (lower-cased by torch), and a bias the graph drops."""
+
+    def test_parameters_found_through_the_node_metadata(self) -> None:
+        rng = np.random.default_rng(1)
+        w1, w2 = rng.standard_normal((IN, OUT)).astype(np.float32), rng.standard_normal((OUT, OUT)).astype(np.float32)
+        shared = rng.standard_normal((OUT,)).astype(np.float32)
+        scale, shift = rng.standard_normal((OUT,)).astype(np.float32), rng.standard_normal((OUT,)).astype(np.float32)
+        nodes = [
+            fx(helper.make_node("MatMul", ["x", "val_1"], ["a"]), "linear", "model_first_weight", "model_first_bias"),
+            fx(helper.make_node("Add", ["a", "model.first.bias"], ["b"]), "linear", "model_first_weight", "model_first_bias"),
+            fx(helper.make_node("LayerNormalization", ["b", "val_7", "val_8"], ["c"]), "layer_norm", "model_layernorm_weight", "model_layernorm_bias"),
+            fx(helper.make_node("MatMul", ["c", "val_2"], ["d"]), "linear", "model_second_weight", "model_second_bias"),
+            fx(helper.make_node("Add", ["d", "model.first.bias"], ["e"]), "linear", "model_second_weight", "model_second_bias"),
+            fx(helper.make_node("Gemm", ["e", "model.third.weight"], ["y"], transB=1), "linear", "model_third_weight", "model_third_bias"),
+        ]
+        inits = [
+            numpy_helper.from_array(w1, "val_1"),
+            numpy_helper.from_array(w2, "val_2"),
+            numpy_helper.from_array(shared, "model.first.bias"),
+            numpy_helper.from_array(scale, "val_7"),
+            numpy_helper.from_array(shift, "val_8"),
+            numpy_helper.from_array(w2, "model.third.weight"),
+        ]
+        g = helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, IN])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, OUT])], inits
+        )
+        shapes = {
+            "first.weight": (OUT, IN), "first.bias": (OUT,), "LayerNorm.weight": (OUT,), "LayerNorm.bias": (OUT,),
+            "second.weight": (OUT, OUT), "second.bias": (OUT,), "third.weight": (OUT, OUT), "third.bias": (OUT,),
+        }
+        m = onnx_weights.match_graph(g, shapes, "g.onnx")
+        np.testing.assert_array_equal(m.arrays["first.weight"], w1.T)
+        np.testing.assert_array_equal(m.arrays["second.weight"], w2.T)  # square: the MatMul use says it is stored transposed
+        np.testing.assert_array_equal(m.arrays["third.weight"], w2)  # Gemm with transB: as it is
+        np.testing.assert_array_equal(m.arrays["second.bias"], shared)  # one initializer for two equal biases
+        np.testing.assert_array_equal(m.arrays["LayerNorm.weight"], scale)
+        np.testing.assert_array_equal(m.arrays["LayerNorm.bias"], shift)
+        np.testing.assert_array_equal(m.arrays["third.bias"], np.zeros(OUT, np.float32))  # the Gemm adds no bias
+        self.assertEqual((m.transposed, m.through_metadata, m.zero_biases), (2, 5, 1))
+
+    def test_without_metadata_such_a_graph_is_refused(self) -> None:
+        g, _ = graph(extra_inits=[numpy_helper.from_array(np.zeros((IN, OUT), np.float32), "val_1")])
+        with self.assertRaises(hf_config.StrategyUnavailable) as caught:
+            onnx_weights.match_graph(g, {**LAYERS, "first.weight": (OUT, IN)}, "g.onnx")
+        self.assertIn("have no initializer named after them (first.weight", str(caught.exception))
+
+
 class EmbeddedConfigurations(unittest.TestCase):
     def test_the_export_scripts_table_is_read_without_importing_it(self) -> None:
         models = hf_config.embedded_models()
