@@ -287,3 +287,83 @@ fn report_command_merges_files_and_explains_its_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("newer.json") && err.contains("format version 99"), "{err}");
 }
+
+/// Debian's Chromium, installed with apt-get on first use where it is missing and the tests run as
+/// root (as on CI and the project's machines), as the Python packages the tests drive are.
+fn chromium() -> &'static str {
+    static FOUND: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    FOUND.get_or_init(|| {
+        let runs = || std::process::Command::new("chromium").arg("--version").output().is_ok_and(|o| o.status.success());
+        if !runs() {
+            let sh = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium";
+            let ok = std::process::Command::new("sh").args(["-c", sh]).status().is_ok_and(|s| s.success());
+            assert!(ok && runs(), "Debian's chromium is needed to render the report page: `{sh}` (as root) installs it");
+        }
+    });
+    "chromium"
+}
+
+/// The page as a reader sees it: headless Chromium (Debian's `chromium`) renders `index.html` with
+/// a checking script added, and the DOM it leaves says what was drawn; a screenshot is kept under
+/// the test build's temporary folder.
+fn render_in_chromium(html: &Path, name: &str) -> serde_json::Value {
+    let page = std::fs::read_to_string(html).unwrap();
+    let probe = r#"<script>
+window.__errors = [];
+window.addEventListener('error', e => __errors.push(String(e.message || (e.target && e.target.outerHTML) || e)), true);
+window.addEventListener('load', () => {
+  const problems = [];
+  const figures = [...document.querySelectorAll('figure svg')];
+  figures.forEach((s, i) => { const r = s.getBoundingClientRect(); if (!(r.width > 0 && r.height > 0)) problems.push(`figure ${i} is drawn ${r.width}x${r.height}`); });
+  const page = document.documentElement.clientWidth;
+  const tables = [...document.querySelectorAll('table')];
+  tables.forEach((t, i) => {
+    const box = t.parentElement, scrolls = ['auto', 'scroll'].includes(getComputedStyle(box).overflowX);
+    if (t.getBoundingClientRect().width > page + 1 && !scrolls) problems.push(`table ${i} is wider than the page and does not scroll`);
+  });
+  if (document.documentElement.scrollWidth > page + 1) problems.push(`the page is ${document.documentElement.scrollWidth}px wide in a ${page}px window`);
+  const out = document.createElement('pre');
+  out.id = 'xbench-check';
+  out.textContent = JSON.stringify({figures: figures.length, tables: tables.length, problems, errors: __errors});
+  document.body.appendChild(out);
+});
+</script>"#;
+    let checked = html.with_file_name("checked.html");
+    std::fs::write(&checked, page.replacen("<head>", &format!("<head>\n{probe}"), 1)).unwrap();
+    let chromium = |extra: &[&str]| {
+        let out = std::process::Command::new(chromium())
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,2400", "--virtual-time-budget=5000"])
+            .args(extra)
+            .arg(&checked)
+            .output()
+            .expect("chromium runs");
+        assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&shot);
+    chromium(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a screenshot of the page at {}", shot.display());
+    eprintln!("screenshot: {}", shot.display());
+    let dom = String::from_utf8_lossy(&chromium(&["--dump-dom"]).stdout).into_owned();
+    let at = dom.find("<pre id=\"xbench-check\">").unwrap_or_else(|| panic!("the checking script ran:\n{}", &dom[dom.len().saturating_sub(2000)..]));
+    let json = &dom[at + "<pre id=\"xbench-check\">".len()..];
+    let json = &json[..json.find("</pre>").unwrap()];
+    serde_json::from_str(&json.replace("&quot;", "\"").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")).unwrap()
+}
+
+#[test]
+fn the_page_renders_in_a_browser_with_every_figure_drawn_and_every_table_fitting_or_scrolling() {
+    for (name, results) in [("quick", vec![load("machine-a.json")]), ("merged", vec![load("machine-a.json"), load("machine-b.json")])] {
+        let tmp = scratch(&format!("browser-{name}"));
+        let files = report::write_all(&results, &ReportOptions { names: vec![], paper: name == "merged" }, tmp.path()).unwrap();
+        let seen = render_in_chromium(&files.html, name);
+        assert_eq!(seen["figures"], 3, "{name}: figs. 2-4 drawn: {seen}");
+        assert!(seen["tables"].as_u64().unwrap() >= 5, "{name}: {seen}");
+        assert_eq!(seen["problems"], serde_json::json!([]), "{name}: {seen}");
+        assert_eq!(seen["errors"], serde_json::json!([]), "{name}: no error on the page: {seen}");
+    }
+}
