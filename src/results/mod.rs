@@ -23,7 +23,7 @@ pub use conditions::{differences, Conditions, Difference, FileDigest, Scope};
 pub use files::{parse_results, read_results, write_atomic, write_csv, write_json};
 pub use flags::{Flag, FlagKind};
 pub use machine::{GpuInfo, Machine};
-pub use outputs::{read_tensors, write_tensors, SavedOutputs};
+pub use outputs::{read_tensors, tensors_from_bytes, write_tensors, SavedOutputs};
 pub use runtime::{Availability, DeviceClass, Engine, SessionInfo};
 pub use shard::{ShardInfo, ShardPart, ShardSet};
 pub use store::{ResultsStore, RunEvent};

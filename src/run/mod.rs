@@ -12,6 +12,7 @@ pub mod outdir;
 mod process;
 pub mod record;
 pub mod stop;
+mod tree;
 mod worker;
 
 use std::path::{Path, PathBuf};
