@@ -69,6 +69,11 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::MakeTinyBert { out, fp16, seed } => {
             use xbench::onnx::tiny_bert;
             let cfg = tiny_bert::TinyBertConfig { seed, ..Default::default() };
+            // Only over a model xbench wrote (its producer is xbench), never over someone's own.
+            let model = out.join("model.onnx");
+            let what = "the tiny test model";
+            xbench::files::check_write(&model, what, xbench::onnx::builder::made_by_xbench, &[])?;
+            xbench::files::check_write(&out.join("config.json"), what, |_| xbench::onnx::builder::made_by_xbench(&model), &[])?;
             let path = if fp16 { tiny_bert::write_fp16(&cfg, &out)? } else { tiny_bert::write(&cfg, &out)? };
             println!("{}", path.display());
             Ok(())

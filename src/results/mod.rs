@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use agreement::{missing_sibling_note, Agreement, OutputDiff, SiblingAgreement, EXPECTED};
 pub use check::inconsistency;
 pub use conditions::{differences, Conditions, Difference, FileDigest, Scope};
-pub use files::{parse_results, read_results, write_atomic, write_csv, write_json};
+pub use files::{parse_results, read_results, replace, write_atomic, write_csv, write_json};
 pub use flags::{Flag, FlagKind};
 pub use machine::{GpuInfo, Machine};
 pub use outputs::{read_tensors, tensors_from_bytes, write_tensors, SavedOutputs};

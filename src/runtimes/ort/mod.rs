@@ -57,6 +57,12 @@ pub struct Settings {
     pub cpu_arena: Option<bool>,
 }
 
+/// Whether `path` holds an optimized graph xbench saved there (`optimized_model`), with its
+/// record: the only existing file a run may write an optimized graph over.
+pub fn is_saved_graph(path: &std::path::Path) -> bool {
+    cache::is_recorded(path)
+}
+
 const SESSION_KEYS: &str = "graph_optimization (disable, basic, extended, all), optimized_model (a path), optimized_cache (a folder), disable_cpu_fallback (true/false), device (cpu, gpu, npu), timing (end-to-end, device-resident), io (default, pinned, cuda-graph), memory_pattern, prepacking, cpu_arena (true/false)";
 
 fn flag(key: &str, v: &str) -> std::result::Result<bool, String> {
