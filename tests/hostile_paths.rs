@@ -136,6 +136,12 @@ const ORT_LIBRARY: &[Case] = &[
     case("--ort-lib that is a text file", Build(fake_libs), &["runtimes", "--ort-lib", "lib/libtext.so"], 0, &["cannot load ONNX Runtime from", "lib/libtext.so"]),
     case("ORT_DYLIB_PATH whose OrtGetApiBase returns NULL", Build(fake_libs), &["runtimes"], 0, &["lib/libnullbase.so (found by ORT_DYLIB_PATH)", "returned NULL"]).env(&[("ORT_DYLIB_PATH", "{root}/lib/libnullbase.so")]),
     case("xbench scenario --ort-lib whose GetApi returns NULL", Build(ort_scenario), &["scenario", "s.yaml", "--no-setup", "--ort-lib", "lib/libnullapi.so", "--out", "out"], 0, &["ort-cpu", "not usable", "`GetApi(31)` returned NULL"]).present(OK_RUN),
+    // Plugin libraries are probed in a process of their own: one that crashes is named, never loaded, and the rest runs.
+    case("a plugin library that crashes as it registers", Build(|r| plugin_scenario(r, "crashep")), PLUGIN_SCEN, 0, &["crashy", "lib/libcrashep.so crashed a probe process with signal 11 (SIGSEGV)", "ONNX Runtime 1.31.1", "xbench setup ep"]).present(OK_RUN),
+    case("a plugin library that crashes as it registers, --in-process", Build(|r| plugin_scenario(r, "crashep")), &["scenario", "s.yaml", "--no-setup", "--in-process", "--ort-lib", "ort/libonnxruntime.so.1.31.1", "--out", "out"], 0, &["lib/libcrashep.so crashed a probe process with signal 11 (SIGSEGV)"]).present(OK_RUN),
+    case("a plugin library that hands back a garbage factory", Build(|r| plugin_scenario(r, "garbageep")), PLUGIN_SCEN, 0, &["lib/libgarbageep.so crashed a probe process with signal"]).present(OK_RUN),
+    case("xbench runtimes with --ep-lib of a plugin library that aborts", Build(plugin_libs), &["runtimes", "--ort-lib", "ort/libonnxruntime.so.1.31.1", "--ep-lib", "openvino=lib/libabortep.so"], 0, &["ort-openvino", "lib/libabortep.so crashed a probe process with signal 6 (SIGABRT)"]),
+    case("--ep-lib with a name xbench does not know", Build(|_| {}), &["runtimes", "--ep-lib", "openvnio=lib/libcrashep.so"], 1, &["`--ep-lib openvnio=lib/libcrashep.so`", "`openvnio` is not a plugin execution provider xbench knows", "openvino, webgpu, mlx, tensorrt-rtx"]),
     case("xbench scenario --in-process --ort-lib whose OrtGetApiBase returns NULL", Build(ort_scenario), &["scenario", "s.yaml", "--no-setup", "--in-process", "--ort-lib", "lib/libnullbase.so", "--out", "out"], 0, &["ort-cpu", "`OrtGetApiBase()` returned NULL"]).present(OK_RUN),
 ];
 
@@ -425,6 +431,14 @@ fn hub_snapshot_linked_out(r: &Path) {
     }
     std::fs::remove_dir_all(&snap).unwrap();
     link(&away, &snap);
+}
+
+const PLUGIN_SCEN: &[&str] = &["scenario", "s.yaml", "--no-setup", "--ort-lib", "ort/libonnxruntime.so.1.31.1", "--out", "out"];
+
+/// `m` on tract-cpu and on a provider from the plugin library `lib/lib<lib>.so`.
+fn plugin_scenario(r: &Path, lib: &str) {
+    plugin_libs(r);
+    write(&r.join("s.yaml"), &format!("name: p\nmodels: [m]\nruntimes: [tract-cpu, {{name: crashy, ep: CrashyExecutionProvider, ep_library: lib/lib{lib}.so}}]\ninput_chars: [50]\nbatch_sizes: [1]\nwarmup: 1\niterations: 2\n"));
 }
 
 fn ort_scenario(r: &Path) {

@@ -12,6 +12,7 @@ mod ep;
 mod io;
 mod library;
 pub mod plugins;
+mod probe;
 mod session;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use ort::session::Session as OrtInner;
 
 pub use env::{environment, parse_placement};
 pub use ep::Ep;
+pub use probe::{probe_main, probe_with};
 pub use library::{find_ort_library, setup_ort, xbench_home, OrtLibrary, ORT_VERSION};
 
 use super::{Availability, DeviceClass, Engine, Runtime, RuntimeId, RuntimeOptions, Session, Timing};
