@@ -181,6 +181,15 @@ pub enum Cmd {
     /// Internal: run one group of a scenario, its job read from standard input (started by `xbench scenario`).
     #[command(hide = true)]
     Worker,
+    /// Internal: register a plugin library with ONNX Runtime in a process of its own, before
+    /// xbench loads it (started by xbench).
+    #[command(hide = true)]
+    ProbeEp {
+        name: String,
+        library: PathBuf,
+        #[arg(long)]
+        ort_lib: PathBuf,
+    },
 }
 
 const FETCH_HELP: &str = "\

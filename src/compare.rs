@@ -18,7 +18,13 @@ pub enum Verdict {
     Slower,
     /// The interval contains 1.
     NoDifference,
+    /// A run has fewer than [`MIN_SAMPLES`] samples of the cell: an interval of one sample is
+    /// that sample, not a measure of how much the time varies, so no verdict is given.
+    NotEnoughSamples,
 }
+
+/// The fewest samples of a cell, in each run, that a verdict is drawn from.
+pub const MIN_SAMPLES: usize = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CellComparison {
@@ -59,7 +65,9 @@ pub fn compare(a: &RunResults, b: &RunResults, level: f64) -> Comparison {
             Some(cb) => {
                 let ratio = mean(&cb.samples_ms) / mean(&ca.samples_ms);
                 let ci = bootstrap_ratio_ci(&ca.samples_ms, &cb.samples_ms, level, 4000, 0xC0FFEE + i as u64);
-                let verdict = if ci[0] > 1.0 {
+                let verdict = if ca.samples_ms.len().min(cb.samples_ms.len()) < MIN_SAMPLES {
+                    Verdict::NotEnoughSamples
+                } else if ci[0] > 1.0 {
                     Verdict::Slower
                 } else if ci[1] < 1.0 {
                     Verdict::Faster
@@ -95,12 +103,41 @@ impl Comparison {
         self.cells.iter().filter(|c| c.verdict == Verdict::Slower && c.ratio > 1.0 + threshold).collect()
     }
 
+    /// What keeps B from passing `--fail-above PERCENT` (`a`, `b`: the runs' files as named):
+    /// a cell slower beyond it, a cell of A that B did not measure, or a cell whose samples are
+    /// too few for a verdict. A check that could not look at a cell is not a pass.
+    pub fn gate(&self, percent: f64, a: &str, b: &str) -> std::result::Result<(), String> {
+        let reg = self.regressions(percent / 100.0);
+        if !reg.is_empty() {
+            return Err(format!("{} cells are slower than in {a} by more than {percent}%\n  fix: find what made them slower (the table above lists them), or raise --fail-above if the change is expected", reg.len()));
+        }
+        let lacking: Vec<&str> = self.unmatched.iter().filter_map(|u| u.strip_prefix("only in A: ")).collect();
+        if !lacking.is_empty() {
+            let more = if lacking.len() > 5 { format!(", and {} more", lacking.len() - 5) } else { String::new() };
+            return Err(format!(
+                "{b} lacks {} of the {} cells measured in {a}, so they were not checked: {}{more}\n  fix: compare a run of B that measured every cell of A (resume it, or run the same scenario), or compare with a run A of the same cells",
+                lacking.len(),
+                lacking.len() + self.cells.len(),
+                lacking[..lacking.len().min(5)].join("; ")
+            ));
+        }
+        let thin: Vec<String> = self.cells.iter().filter(|c| c.verdict == Verdict::NotEnoughSamples).map(|c| key(&c.model, c.runtime, c.chars, c.batch)).collect();
+        if !thin.is_empty() {
+            return Err(format!(
+                "{} cells have fewer than {MIN_SAMPLES} samples in {a} or {b}, too few for a verdict (the first: {})\n  fix: measure with `iterations: {MIN_SAMPLES}` or more (10 or more for a verdict worth trusting)",
+                thin.len(),
+                thin[0]
+            ));
+        }
+        Ok(())
+    }
+
     /// A plain-text table.
     pub fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "ratio = mean(B) / mean(A); interval: {:.0}% bootstrap; verdict from the interval (faster / slower / no difference)",
+            "ratio = mean(B) / mean(A); interval: {:.0}% bootstrap; verdict from the interval (faster / slower / no difference; not enough samples under {MIN_SAMPLES} in a run)",
             self.level * 100.0
         );
         let _ = writeln!(out, "{:<48} {:>10} {:>10} {:>7} {:>17}  verdict", "cell", "A (ms)", "B (ms)", "ratio", "interval");
@@ -109,6 +146,7 @@ impl Comparison {
                 Verdict::Faster => "faster",
                 Verdict::Slower => "slower",
                 Verdict::NoDifference => "no difference",
+                Verdict::NotEnoughSamples => "not enough samples",
             };
             let _ = writeln!(
                 out,

@@ -1,8 +1,33 @@
 //! Reading a file the user named, within bounds: only a regular file (a named pipe would block,
 //! `/dev/zero` would never end), and no more than a limit that no sensible file of its kind reaches.
+//! Writing a file the user named, by one rule: only a new file, or one xbench made for the same
+//! purpose; never through a link, never over a file of the run being measured.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Checks that xbench may write `what` (e.g. "the optimized graph") at `path`: nothing is there,
+/// or a regular file that `ours` recognizes as one xbench made for this purpose. A link, a file of
+/// the run being measured (`measured`: the model's files, the scenario, its text), or any other
+/// file is refused, naming it and the fix; nothing is written before this says yes.
+pub fn check_write(path: &Path, what: &str, ours: impl Fn(&Path) -> bool, measured: &[PathBuf]) -> anyhow::Result<()> {
+    let Ok(md) = std::fs::symlink_metadata(path) else { return Ok(()) };
+    let fix = "fix: give a path where nothing is yet (or remove what is there, if it is not needed)";
+    if md.file_type().is_symlink() {
+        anyhow::bail!("{} is a symbolic link: xbench does not write {what} through a link, which would replace the file it points to\n  {fix}", path.display());
+    }
+    let here = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if measured.iter().any(|m| std::fs::canonicalize(m).is_ok_and(|m| m == here)) {
+        anyhow::bail!("{} is a file of the run being measured (a model's file or the scenario): writing {what} there would destroy it\n  {fix}", path.display());
+    }
+    if !md.is_file() {
+        anyhow::bail!("{} {}: xbench writes {what} only as a new file\n  {fix}", path.display(), is_kind(&md));
+    }
+    if !ours(path) {
+        anyhow::bail!("{} exists, and xbench did not make it as {what}: writing there would replace it\n  {fix}", path.display());
+    }
+    Ok(())
+}
 
 /// The bytes of the regular file at `path` (links followed), refused past `limit` bytes. The error
 /// says what is wrong in words that follow the path in a message ("… is not a regular file").
@@ -24,6 +49,7 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// What a file that is not a regular one is, in words.
 fn kind(md: &std::fs::Metadata) -> &'static str {
     #[cfg(unix)]
     {
@@ -44,6 +70,11 @@ fn kind(md: &std::fs::Metadata) -> &'static str {
     } else {
         "not a plain file"
     }
+}
+
+/// The same, as a predicate: "is a folder", "is a named pipe".
+fn is_kind(md: &std::fs::Metadata) -> String {
+    format!("is {}", kind(md))
 }
 
 #[cfg(test)]

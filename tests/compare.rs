@@ -33,6 +33,12 @@ fn verdicts_follow_the_interval_and_unmatched_cells_are_listed() {
     assert!(c.unmatched[0].starts_with("only in A") && c.unmatched[0].contains(&format!("{} chars", dropped.chars)));
     assert_eq!(c.regressions(0.2).len(), 1);
     assert_eq!(c.regressions(0.6).len(), 0);
+    // One sample on a side is no verdict, however far apart the two are.
+    let mut one = b.clone();
+    one.cells[0].samples_ms.truncate(1);
+    let c = compare(&a, &one, 0.95);
+    assert_eq!(c.cells.iter().find(|x| x.chars == a.cells[0].chars && x.batch == a.cells[0].batch && x.runtime == a.cells[0].runtime && x.model == a.cells[0].model).unwrap().verdict, Verdict::NotEnoughSamples);
+    assert!(c.table().contains("not enough samples"));
 }
 
 #[test]

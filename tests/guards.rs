@@ -28,7 +28,7 @@ fn run_with(name: &str, yaml: &str, args: &[&str], code: i32) -> (RunResults, St
     assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
     let r = read_results(&dir.join("out/results.json")).unwrap();
     let md = std::fs::read_to_string(dir.join("out/report.md")).unwrap();
-    (r, md + &String::from_utf8_lossy(&out.stdout))
+    (r, md + &String::from_utf8_lossy(&out.stdout) + &String::from_utf8_lossy(&out.stderr))
 }
 
 #[test]
@@ -64,6 +64,37 @@ fn the_reference_runtime_can_be_chosen() {
     assert_eq!(r.reference_runtime, RuntimeId::new("fake-wrong"));
     let exact = r.cells.iter().find(|c| c.runtime == RuntimeId::new("fake-exact")).unwrap();
     assert_eq!(exact.agreement.as_ref().unwrap().reference, "fake-wrong");
+}
+
+#[test]
+fn a_run_that_compared_or_measured_nothing_does_not_pass() {
+    use xbench::results::FlagKind;
+    let grid = "models: [tiny-bert]\ninput_chars: [50]\nbatch_sizes: [1, 2]\niterations: 2\nwarmup: 0\n";
+    let not_compared = |r: &RunResults, says: &str| {
+        for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::TRACT_CPU) {
+            assert!(c.status == Status::Ok && c.agreement.is_none(), "{c:?}");
+            let f = c.flags.iter().find(|f| f.kind == FlagKind::NotCompared).unwrap_or_else(|| panic!("flagged not compared: {:?}", c.flags));
+            assert!(f.detail.contains(says), "{f:?}");
+        }
+    };
+    // The named reference crashes: nothing was compared with it, and the run does not pass.
+    let (r, text) = run_with("ref-crash", &format!("name: c\nruntimes: [tract-cpu, fake-crash]\nreference: fake-crash\n{grid}"), &[], 2);
+    not_compared(&r, "outputs not compared with fake-crash: fake-crash did not run this cell (failed: ");
+    assert!(text.contains("none compared with fake-crash, which ran no cell") && !text.contains("disagree with fake-crash"), "{text}");
+    assert!(text.contains("2 were not compared (a reference that did not run"), "{text}");
+    // The named reference cannot run here (skipped): the same.
+    let gone = "{name: gone, external: /nonexistent/gone.py}";
+    let (r, text) = run_with("ref-skipped", &format!("name: s\nruntimes: [tract-cpu, {gone}]\nreference: gone\n{grid}"), &[], 2);
+    not_compared(&r, "gone did not run this cell (skipped: ");
+    assert!(text.contains("none compared with gone"), "{text}");
+    // Every runtime skipped: nothing measured is no pass.
+    let (r, text) = run_with("all-skipped", &format!("name: n\nruntimes: [{gone}]\n{grid}"), &[], 2);
+    assert!(r.cells.iter().all(|c| c.status == Status::Skipped));
+    assert!(text.contains("no cell was measured: 2 skipped and 0 failed (the first: gone is not usable here") && text.contains("--ignore-failures"), "{text}");
+    // The default reference (ort-cpu) where it cannot run: the first listed runtime that runs.
+    let (r, _) = run_with("default-ref", &format!("name: d\nruntimes: [ort-cpu, fake-exact, fake-wrong]\n{grid}"), &["--ort-lib", "/nonexistent/libonnxruntime.so", "--no-setup", "-i"], 0);
+    assert_eq!(r.reference_runtime, RuntimeId::new("fake-exact"));
+    assert!(r.cells.iter().filter(|c| c.runtime == RuntimeId::new("fake-wrong")).all(|c| c.agreement.as_ref().is_some_and(|a| a.disagrees())));
 }
 
 #[test]

@@ -39,10 +39,12 @@ struct Case {
     present: &'static [&'static str],
     /// Paths in the case's folder that must not.
     absent: &'static [&'static str],
+    /// Files in the case's folder that must be byte-identical afterwards.
+    kept: &'static [&'static str],
 }
 
 const fn case(name: &'static str, given: Given, args: &'static [&'static str], code: i32, says: &'static [&'static str]) -> Case {
-    Case { name, given, args, env: &[], code, says, present: &[], absent: &[] }
+    Case { name, given, args, env: &[], code, says, present: &[], absent: &[], kept: &[] }
 }
 
 impl Case {
@@ -54,6 +56,9 @@ impl Case {
     }
     const fn absent(self, absent: &'static [&'static str]) -> Case {
         Case { absent, ..self }
+    }
+    const fn kept(self, kept: &'static [&'static str]) -> Case {
+        Case { kept, ..self }
     }
 }
 
@@ -131,6 +136,12 @@ const ORT_LIBRARY: &[Case] = &[
     case("--ort-lib that is a text file", Build(fake_libs), &["runtimes", "--ort-lib", "lib/libtext.so"], 0, &["cannot load ONNX Runtime from", "lib/libtext.so"]),
     case("ORT_DYLIB_PATH whose OrtGetApiBase returns NULL", Build(fake_libs), &["runtimes"], 0, &["lib/libnullbase.so (found by ORT_DYLIB_PATH)", "returned NULL"]).env(&[("ORT_DYLIB_PATH", "{root}/lib/libnullbase.so")]),
     case("xbench scenario --ort-lib whose GetApi returns NULL", Build(ort_scenario), &["scenario", "s.yaml", "--no-setup", "--ort-lib", "lib/libnullapi.so", "--out", "out"], 0, &["ort-cpu", "not usable", "`GetApi(31)` returned NULL"]).present(OK_RUN),
+    // Plugin libraries are probed in a process of their own: one that crashes is named, never loaded, and the rest runs.
+    case("a plugin library that crashes as it registers", Build(|r| plugin_scenario(r, "crashep")), PLUGIN_SCEN, 0, &["crashy", "lib/libcrashep.so crashed a probe process with signal 11 (SIGSEGV)", "ONNX Runtime 1.31.1", "xbench setup ep"]).present(OK_RUN),
+    case("a plugin library that crashes as it registers, --in-process", Build(|r| plugin_scenario(r, "crashep")), &["scenario", "s.yaml", "--no-setup", "--in-process", "--ort-lib", "ort/libonnxruntime.so.1.31.1", "--out", "out"], 0, &["lib/libcrashep.so crashed a probe process with signal 11 (SIGSEGV)"]).present(OK_RUN),
+    case("a plugin library that hands back a garbage factory", Build(|r| plugin_scenario(r, "garbageep")), PLUGIN_SCEN, 0, &["lib/libgarbageep.so crashed a probe process with signal"]).present(OK_RUN),
+    case("xbench runtimes with --ep-lib of a plugin library that aborts", Build(plugin_libs), &["runtimes", "--ort-lib", "ort/libonnxruntime.so.1.31.1", "--ep-lib", "openvino=lib/libabortep.so"], 0, &["ort-openvino", "lib/libabortep.so crashed a probe process with signal 6 (SIGABRT)"]),
+    case("--ep-lib with a name xbench does not know", Build(|_| {}), &["runtimes", "--ep-lib", "openvnio=lib/libcrashep.so"], 1, &["`--ep-lib openvnio=lib/libcrashep.so`", "`openvnio` is not a plugin execution provider xbench knows", "openvino, webgpu, mlx, tensorrt-rtx"]),
     case("xbench scenario --in-process --ort-lib whose OrtGetApiBase returns NULL", Build(ort_scenario), &["scenario", "s.yaml", "--no-setup", "--in-process", "--ort-lib", "lib/libnullbase.so", "--out", "out"], 0, &["ort-cpu", "`OrtGetApiBase()` returned NULL"]).present(OK_RUN),
 ];
 
@@ -141,6 +152,80 @@ const HELPERS_ISOLATED: &[Case] = &[
     case("xbench scenario in a folder of Python traps, fetching ONNX Runtime, with a Python runtime beside it", Build(trapped_scenario), &["scenario", "s.yaml", "--ignore-failures", "--out", "out"], 0, &[]).env(TRAPPED).present(&["out/results.json", "home/onnxruntime-1.31.1/libonnxruntime.so.1.31.1", "ran-prog-py"]),
     case("an external runtime named by a bare name runs the scenario's file, not one on PATH", Build(bare_external), SCEN_I, 0, &[]).env(&[("PATH", "{root}/bin:{PATH}")]).present(&["out/results.json", "ran-prog"]),
 ];
+
+/// A scenario running `m` on ort-cpu whose graph ONNX Runtime optimizes is saved at `path`.
+fn optimized_at(root: &Path, path: &str) {
+    write(&root.join("s.yaml"), &format!("name: o\nmodels: [m]\nruntimes: [{{name: o, runtime: ort-cpu, session: {{optimized_model: {path}}}}}]\ninput_chars: [50]\nbatch_sizes: [1]\nwarmup: 1\niterations: 2\n"));
+}
+
+/// A finished run in `old/` (results, report) and one in `new/`.
+fn two_runs(root: &Path) {
+    for out in ["old", "new"] {
+        let ran = Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(root).args(["scenario", "s.yaml", "--no-setup", "--quiet", "--out", out]).output().unwrap();
+        assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    }
+}
+
+/// `busy/`, its lock held by this test process (as a running scenario holds it), and a results file.
+fn busy(root: &Path) {
+    std::fs::copy(repo("tests/data/machine-a.json"), root.join("a.json")).unwrap();
+    std::fs::create_dir_all(root.join("busy")).unwrap();
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(root.join("busy/.xbench-lock")).unwrap();
+    std::fs::write(root.join("busy/.xbench-lock"), "4242").unwrap();
+    // SAFETY: flock(2) on a descriptor this test owns; kept open (and locked) until the test process ends.
+    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    std::mem::forget(lock);
+}
+
+#[rustfmt::skip]
+const FILES_WRITTEN: &[Case] = &[
+    case("optimized_model: the model's own file", Build(|r| optimized_at(r, "models/m/model.onnx")), SCEN, 1, &["runtime `o`", "models/m/model.onnx is a file of the run being measured", "would destroy it"]).kept(&["models/m/model.onnx"]).absent(&["out"]),
+    case("optimized_model: the scenario", Build(|r| optimized_at(r, "s.yaml")), SCEN, 1, &["s.yaml is a file of the run being measured"]).kept(&["s.yaml"]),
+    case("optimized_model: a file of the user's", Build(|r| { write(&r.join("mine.onnx"), "mine"); optimized_at(r, "mine.onnx") }), SCEN, 1, &["mine.onnx exists, and xbench did not make it as the optimized graph"]).kept(&["mine.onnx"]),
+    case("optimized_model: a link to a file outside", Build(|r| { link(&r.join("outside/secret.txt"), &r.join("opt.onnx")); optimized_at(r, "opt.onnx") }), SCEN, 1, &["opt.onnx is a symbolic link"]).kept(&["outside/secret.txt"]),
+    case("feeds --out the scenario itself", Build(|_| {}), &["feeds", "s.yaml", "--out", "s.yaml"], 1, &["s.yaml is a file of the run being measured"]).kept(&["s.yaml"]),
+    case("feeds --out a model's tokenizer", Build(|_| {}), &["feeds", "s.yaml", "--out", "models/m/tokenizer.json"], 1, &["models/m/tokenizer.json is a file of the run being measured"]).kept(&["models/m/tokenizer.json"]),
+    case("feeds --out a file of the user's", Build(|_| {}), &["feeds", "s.yaml", "--out", "outside/secret.txt"], 1, &["outside/secret.txt exists, and xbench did not make it as feeds"]).kept(&["outside/secret.txt"]),
+    case("feeds --out a new file, then over it again", Build(|r| { let ran = Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(r).args(["feeds", "s.yaml", "--out", "f.json"]).output().unwrap(); assert!(ran.status.success()) }), &["feeds", "s.yaml", "--out", "f.json"], 0, &[]).present(&["f.json"]),
+    case("make-tiny-bert --out a user's model", Build(|r| { std::fs::create_dir_all(r.join("models/user")).unwrap(); std::fs::copy(repo("tests/data/models/tiny-bert-int8/model.onnx"), r.join("models/user/model.onnx")).unwrap(); }), &["make-tiny-bert", "--out", "models/user"], 1, &["models/user/model.onnx exists, and xbench did not make it as the tiny test model"]).kept(&["models/user/model.onnx"]).absent(&["models/user/config.json"]),
+    case("make-tiny-bert --out a model xbench made", Build(|_| {}), &["make-tiny-bert", "--out", "models/m"], 0, &[]),
+    case("report --out an earlier run's folder", Build(two_runs), &["report", "new/results.json", "--out", "old"], 1, &["old holds an earlier run (its results.json), which is not among the results given", "choose a new or empty folder"]).kept(&["old/results.json", "old/report.md", "old/results.csv", "new/results.json"]),
+    case("report of a run into its own folder", Build(two_runs), &["report", "old/results.json", "--out", "old"], 0, &[]).kept(&["old/results.json"]),
+    case("report --out a folder a running scenario holds", Build(busy), &["report", "a.json", "--out", "busy"], 1, &["another xbench run (process 4242) is writing to busy"]).absent(&["busy/report.md"]),
+];
+
+#[test]
+fn files_xbench_writes_are_new_or_its_own_never_the_run_s() {
+    run_all("files-written", FILES_WRITTEN);
+}
+
+#[test]
+fn a_report_md_replaced_by_a_link_during_a_run_is_not_written_through() {
+    let tmp = tempfile::Builder::new().prefix("hostile-report-link-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let root = tmp.path();
+    base(root);
+    // tract's group, then one that stalls 3 s on its cell: report.md's tables are written between them.
+    write(&root.join("s.yaml"), "name: l\nmodels: [m]\nruntimes: [tract-cpu, fake-hang]\ninput_chars: [50]\nbatch_sizes: [1]\nwarmup: 0\niterations: 2\ncell_timeout_s: 3\n");
+    let secret = std::fs::read(root.join("outside/secret.txt")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(root).env("XBENCH_FAKE_RUNTIMES", "1").args(["scenario", "s.yaml", "--no-setup", "--ignore-failures", "--out", "out"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let report = root.join("out/report.md");
+    let started = std::time::Instant::now();
+    while !report.is_file() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_file(&report).unwrap();
+    link(&root.join("outside/secret.txt"), &report);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("out/report.md is a symbolic link") && stderr.contains("fix: remove the link"), "{stderr}");
+    assert_eq!(std::fs::read(root.join("outside/secret.txt")).unwrap(), secret, "nothing written through the link");
+    assert!(read_results_ok(&root.join("out/results.json")), "the results are kept");
+}
+
+fn read_results_ok(p: &Path) -> bool {
+    xbench::results::read_results(p).is_ok_and(|r| r.complete)
+}
 
 #[test]
 fn files_of_a_model_stay_inside_its_folder() {
@@ -164,10 +249,10 @@ fn helpers_run_isolated_from_the_working_folder() {
 
 #[test]
 fn the_battery_is_large_enough() {
-    let n = MODEL_FOLDER.len() + HUB_CACHE.len() + ORT_LIBRARY.len() + HELPERS_ISOLATED.len();
+    let n = MODEL_FOLDER.len() + HUB_CACHE.len() + ORT_LIBRARY.len() + HELPERS_ISOLATED.len() + FILES_WRITTEN.len();
     assert!(n >= 30, "{n} cases");
     let mut names = std::collections::HashSet::new();
-    assert!([MODEL_FOLDER, HUB_CACHE, ORT_LIBRARY, HELPERS_ISOLATED].iter().flat_map(|c| c.iter()).all(|c| names.insert(c.name)), "case names are distinct");
+    assert!([MODEL_FOLDER, HUB_CACHE, ORT_LIBRARY, HELPERS_ISOLATED, FILES_WRITTEN].iter().flat_map(|c| c.iter()).all(|c| names.insert(c.name)), "case names are distinct");
 }
 
 fn run_all(group: &str, cases: &[Case]) {
@@ -209,6 +294,10 @@ fn check(c: &Case, root: &Path, log: &Path) -> Result<(), String> {
     for (k, v) in c.env {
         cmd.env(k, fill(v));
     }
+    let before: Vec<Option<Vec<u8>>> = c.kept.iter().map(|p| std::fs::read(root.join(p)).ok()).collect();
+    if let Some(p) = c.kept.iter().zip(&before).find_map(|(p, b)| b.is_none().then_some(p)) {
+        return Err(format!("{p} is not there before the command"));
+    }
     let Some(code) = run_limited(&mut cmd, Duration::from_secs(60)) else {
         return Err("xbench did not finish within 60 s, and was killed".into());
     };
@@ -233,6 +322,11 @@ fn check(c: &Case, root: &Path, log: &Path) -> Result<(), String> {
     }
     if c.args[0] == "scenario" && c.code == 1 && root.join("out/results.json").exists() {
         return Err(format!("a refused scenario wrote results\n{shown}"));
+    }
+    for (p, b) in c.kept.iter().zip(before) {
+        if std::fs::read(root.join(p)).ok() != b {
+            return Err(format!("{p} changed\n{shown}"));
+        }
     }
     for p in c.present {
         if !root.join(p).exists() {
@@ -337,6 +431,14 @@ fn hub_snapshot_linked_out(r: &Path) {
     }
     std::fs::remove_dir_all(&snap).unwrap();
     link(&away, &snap);
+}
+
+const PLUGIN_SCEN: &[&str] = &["scenario", "s.yaml", "--no-setup", "--ort-lib", "ort/libonnxruntime.so.1.31.1", "--out", "out"];
+
+/// `m` on tract-cpu and on a provider from the plugin library `lib/lib<lib>.so`.
+fn plugin_scenario(r: &Path, lib: &str) {
+    plugin_libs(r);
+    write(&r.join("s.yaml"), &format!("name: p\nmodels: [m]\nruntimes: [tract-cpu, {{name: crashy, ep: CrashyExecutionProvider, ep_library: lib/lib{lib}.so}}]\ninput_chars: [50]\nbatch_sizes: [1]\nwarmup: 1\niterations: 2\n"));
 }
 
 fn ort_scenario(r: &Path) {

@@ -220,12 +220,25 @@ const CASES: &[Case] = &[
     case("--fail-above NaN", nothing, &["compare", "done/results.json", "done/results.json", "--fail-above", "NaN"], &["--fail-above NaN", "every regression pass", "e.g. --fail-above 10"], &["done"], &[]),
     case("--fail-above inf", nothing, &["compare", "done/results.json", "done/results.json", "--fail-above", "inf"], &["--fail-above inf", "finite"], &["done"], &[]),
     case("--fail-above -5", nothing, &["compare", "done/results.json", "done/results.json", "--fail-above=-5"], &["--fail-above -5", "0 or more"], &["done"], &[]),
+    // Comparisons that checked nothing do not pass.
+    case("--fail-above where B lacks cells of A", nothing, &["compare", "done/results.json", "cut/results.json", "--fail-above", "10"], &["cut/results.json lacks 1 of the 2 cells measured in done/results.json", "tiny-bert / tract-cpu / 50 chars / batch 2", "compare a run of B that measured every cell of A"], &["done", "cut"], &[]),
+    case("--fail-above on single samples", single_samples, &["compare", "done/results.json", "done/results.json", "--fail-above", "10"], &["2 cells have fewer than 2 samples", "too few for a verdict", "`iterations: 2` or more"], &["done"], &[]),
     case("--level NaN", nothing, &["compare", "done/results.json", "done/results.json", "--level", "NaN"], &["--level NaN", "strictly between 0 and 1", "--level 0.95"], &["done"], &[]),
     case("--level 1", nothing, &["compare", "done/results.json", "done/results.json", "--level", "1"], &["--level 1 ", "strictly between 0 and 1"], &["done"], &[]),
     // One model named several ways runs once: the scenario is refused before anything runs.
     case("one model listed three ways", |r| std::fs::write(r.join("dup.yaml"), S.replace("[tiny-bert]", "[tiny-bert, ./tiny-bert, tiny-bert/.]")).unwrap(), &["scenario", "dup.yaml", "--models-dir", "models", "--no-setup", "--quiet", "--out", "new"], &["dup.yaml", "`models[1]` = `./tiny-bert` is model `tiny-bert` again, already listed as `tiny-bert`", "list each model once"], &[], &["new"]),
     case("one ONNX file named two ways", |r| std::fs::write(r.join("dup.yaml"), S.replace("[tiny-bert]", "[tiny-bert, tiny-bert/model.onnx]")).unwrap(), &["scenario", "dup.yaml", "--models-dir", "models", "--no-setup", "--quiet", "--out", "new"], &["`models[1]` = `tiny-bert/model.onnx`", "the one of `models[0]` (model `tiny-bert`)", "run twice"], &[], &["new"]),
 ];
+
+/// `done` with one sample per cell, as a run of `iterations: 1` records it.
+fn single_samples(root: &Path) {
+    edit(root, "done", |v| {
+        for c in v["cells"].as_array_mut().unwrap() {
+            let first = c["samples_ms"][0].clone();
+            c["samples_ms"] = Value::Array(vec![first]);
+        }
+    });
+}
 
 /// Flips one byte of `ext`'s external weights (the file keeps its size, so the model still loads).
 fn flip_weight_byte(root: &Path) {

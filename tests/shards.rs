@@ -187,6 +187,27 @@ fn missing_doubled_and_foreign_shards_are_refused_naming_them() {
         let flag = c.flags.iter().find(|f| f.kind == xbench::results::FlagKind::NotCompared).expect("flagged as not compared");
         assert!(flag.detail.contains("shard 2/3") && flag.detail.contains("outputs"), "{flag:?}");
     }
+
+    // The reference shard's two outputs files swapped: each is tied to its cell by the digest its
+    // shard recorded, so neither is compared with the other cell's outputs.
+    std::fs::rename(dir.join("a2/outputs-lost"), dir.join("a2/outputs")).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("a2/outputs")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let before = read_results(&f("a2")).unwrap();
+    assert_eq!(before.shard.as_ref().unwrap().kept_digests.len(), 2, "{:?}", before.shard);
+    let tmp_file = dir.join("a2/swap");
+    std::fs::rename(&files[0], &tmp_file).unwrap();
+    std::fs::rename(&files[1], &files[0]).unwrap();
+    std::fs::rename(&tmp_file, &files[1]).unwrap();
+    let swapped = dir.join("swapped");
+    ok(&report(&[f("a1"), f("a2"), f("a3")], &swapped, &[]));
+    let m = read_results(&swapped.join("results.json")).unwrap();
+    for c in m.cells.iter().filter(|c| c.runtime == RuntimeId::TRACT_CPU) {
+        assert!(c.agreement.is_none(), "{c:?}");
+        let flag = c.flags.iter().find(|f| f.kind == xbench::results::FlagKind::NotCompared).expect("flagged as not compared");
+        assert!(flag.detail.contains("is not the file shard 2/3 kept for that cell") && flag.detail.contains("swapped or changed"), "{flag:?}");
+    }
 }
 
 #[test]
@@ -223,7 +244,13 @@ fn a_shard_folder_resumes_as_its_shard() {
     ok(&xbench().arg("scenario").arg(&a).args(["--quiet", "--resume"]).arg(&out).output().unwrap());
     let done = read_results(&out.join("results.json")).unwrap();
     assert!(done.complete && done.resumed_at.len() == 1);
-    assert_eq!(done.shard, first.shard, "still shard 2/2 of the same plan");
+    // The cell run again kept new outputs, recorded by their own digest; the rest is the same shard.
+    let (mut now, mut then) = (done.shard.clone().unwrap(), first.shard.clone().unwrap());
+    assert_eq!(now.kept_digests.keys().collect::<Vec<_>>(), then.kept_digests.keys().collect::<Vec<_>>(), "every kept file recorded");
+    let digest = xbench::digest::file(&kept).unwrap().1;
+    assert_eq!(now.kept_digests[&last], format!("{digest:016x}"), "the digest of the file the resumed run kept");
+    (now.kept_digests, then.kept_digests) = Default::default();
+    assert_eq!(now, then, "still shard 2/2 of the same plan");
     assert_eq!(cells(&done), cells(&first));
     assert_eq!(done.cells[0].samples_ms, first.cells[0].samples_ms, "the finished cell is kept");
     assert_ne!(done.cells[last].samples_ms, first.cells[last].samples_ms, "the cut cell ran again");

@@ -13,6 +13,9 @@ pub fn expected_path(outputs_dir: &Path, model: usize, set: usize) -> PathBuf {
     outputs_dir.join(format!("expected-{model}-{set}.safetensors"))
 }
 
+/// How a cell whose reference cell did not run is flagged.
+const NOT_RUN: &str = "did not run this cell";
+
 /// What a verdict says, for a flag.
 fn why(a: &Agreement, against: &str) -> String {
     let mut why = format!("outputs differ from {against}: max abs diff {:.3e} ({} tolerance)", a.max_abs, a.precision.as_deref().unwrap_or("fp32"));
@@ -28,6 +31,13 @@ fn why(a: &Agreement, against: &str) -> String {
 /// element to compare, leave a flag saying so.
 pub(super) fn compare_runtimes(r: &mut RunResults, dir: &Path) {
     let reference = r.reference_runtime;
+    // A reference cell that did not run before may have run since (`--retry-failed`): compare again.
+    for i in 0..r.cells.len() {
+        let c = &r.cells[i];
+        if c.has_flag(FlagKind::NotCompared) && r.cell(&c.model, reference, c.chars, c.batch).is_some_and(|rc| rc.status == Status::Ok) {
+            r.cells[i].flags.retain(|f| !(f.kind == FlagKind::NotCompared && f.detail.contains(NOT_RUN)));
+        }
+    }
     let todo: Vec<usize> = r
         .cells
         .iter()
@@ -37,7 +47,17 @@ pub(super) fn compare_runtimes(r: &mut RunResults, dir: &Path) {
         .collect();
     for i in todo {
         let c = &r.cells[i];
-        let Some(ref_cell) = r.cell(&c.model, reference, c.chars, c.batch).filter(|rc| rc.status == Status::Ok) else { continue };
+        let Some(ref_cell) = r.cell(&c.model, reference, c.chars, c.batch) else { continue };
+        // Nothing to compare with is not agreement: the cell says so.
+        if matches!(ref_cell.status, Status::Skipped | Status::Failed) {
+            let why = ref_cell.error.as_deref().and_then(|e| e.lines().next()).unwrap_or("no reason recorded");
+            let detail = format!("outputs not compared with {reference}: {reference} {NOT_RUN} ({}: {why})", if ref_cell.status == Status::Skipped { "skipped" } else { "failed" });
+            add_flag(&mut r.cells[i], Flag::new(FlagKind::NotCompared, detail));
+            continue;
+        }
+        if ref_cell.status != Status::Ok {
+            continue;
+        }
         let (precision, tol) = r.judged_by(&c.model, &[c.runtime, reference]);
         let read = SavedOutputs::read(&outputs_path(dir, i)).and_then(|got| Ok((got, SavedOutputs::read(&outputs_path(dir, ref_cell.index))?)));
         let cell = &mut r.cells[i];

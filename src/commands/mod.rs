@@ -35,12 +35,30 @@ impl std::fmt::Display for CellsFailed {
 
 impl std::error::Error for CellsFailed {}
 
+/// Refuses `--ep-lib NAME=PATH` with a NAME xbench does not know (it would be ignored).
+fn check_ep_libs(ep_lib: &[(String, std::path::PathBuf)]) -> Result<()> {
+    let known: Vec<&str> = runtimes::ort::plugins::PLUGINS.iter().map(|p| p.name).collect();
+    if let Some((name, path)) = ep_lib.iter().find(|(n, _)| !known.contains(&n.as_str())) {
+        anyhow::bail!("`--ep-lib {name}={}`: `{name}` is not a plugin execution provider xbench knows; it knows {}\n  fix: spell it as one of those, or name any other provider's library in the scenario (`ep: NAME, ep_library: PATH`)", path.display(), known.join(", "));
+    }
+    Ok(())
+}
+
 pub fn dispatch(cmd: Cmd) -> Result<()> {
+    // Plugin libraries are probed in a child process before this one loads them (a worker is such
+    // a process already).
+    if !matches!(cmd, Cmd::Worker | Cmd::ProbeEp { .. }) {
+        if let Ok(exe) = std::env::current_exe() {
+            runtimes::ort::probe_with(exe);
+        }
+    }
     match cmd {
         Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads, no_tf32, ignore_failures, retry_failed, shard } => {
+            check_ep_libs(&ep_lib)?;
             scenario::run(scenario::Args { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, no_tf32, parallel_loads, ignore_failures, retry_failed, shard })
         }
         Cmd::Runtimes { ort_lib, ep_lib } => {
+            check_ep_libs(&ep_lib)?;
             let opts = RuntimeOptions { threads: None, ort_lib, ep_libs: ep_lib.into_iter().collect(), ..Default::default() };
             let all = runtimes::all();
             let w = all.iter().map(|s| s.id.as_str().len()).max().unwrap_or(7).max(7);
@@ -88,6 +106,11 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::MakeTinyBert { out, fp16, seed } => {
             use xbench::onnx::tiny_bert;
             let cfg = tiny_bert::TinyBertConfig { seed, ..Default::default() };
+            // Only over a model xbench wrote (its producer is xbench), never over someone's own.
+            let model = out.join("model.onnx");
+            let what = "the tiny test model";
+            xbench::files::check_write(&model, what, xbench::onnx::builder::made_by_xbench, &[])?;
+            xbench::files::check_write(&out.join("config.json"), what, |_| xbench::onnx::builder::made_by_xbench(&model), &[])?;
             let path = if fp16 { tiny_bert::write_fp16(&cfg, &out)? } else { tiny_bert::write(&cfg, &out)? };
             println!("{}", path.display());
             Ok(())
@@ -96,6 +119,7 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Feeds { file, out, models_dir } => tools::write_feeds(&file, &out, &models_dir),
         Cmd::Fetch { repo, revision, file, name, models_dir, quiet: _ } => tools::fetch(&repo, revision, file, name, models_dir),
         Cmd::Worker => xbench::run::worker_main(),
+        Cmd::ProbeEp { name, library, ort_lib } => runtimes::ort::probe_main(&name, &library, &ort_lib),
     }
 }
 

@@ -59,8 +59,9 @@ impl Observer for Watch<'_> {
     }
     fn group_done(&mut self, r: &RunResults) {
         // The tables only: figures are drawn once, at the end.
-        if let Err(e) = std::fs::write(self.report, xbench::report::markdown(r)) {
-            tracing::warn!("cannot write {}: {e}", self.report.display());
+        // Never through a link put there while the run goes on (the report at the end then fails, saying so).
+        if let Err(e) = xbench::report::write(self.report, xbench::report::markdown(r).as_bytes()) {
+            tracing::warn!("{e:#}");
         }
     }
 }
@@ -98,6 +99,7 @@ pub fn run(a: Args) -> Result<()> {
         Some(dir) => Some(read_resumable(dir)?),
     };
     let mut plan = resolve(plan, &ResolveOptions { models_root: a.models_dir.clone(), ops_dir: Some(dir.join(".ops")) })?;
+    check_session_writes(&plan, a.file.as_deref())?;
     tracing::debug!("plan resolved {:.0} ms after the start", clock.elapsed().as_secs_f64() * 1e3);
     let cuda = |r: &&xbench::runtimes::RuntimeSpec| r.engine() == xbench::runtimes::Engine::OnnxRuntime && r.device() == xbench::runtimes::DeviceClass::CudaGpu;
     if a.cuda_graph && !plan.runtimes.iter().any(|r| cuda(&r)) {
@@ -279,20 +281,28 @@ fn same_flags(a: &Args) -> String {
     f
 }
 
-/// Why a finished run is a failure: cells that failed, or whose outputs disagree with the
-/// reference runtime, the expected outputs or the sibling model (`None` when there are none).
+/// Why a finished run is a failure: cells that failed, whose outputs disagree with the
+/// reference runtime, the expected outputs or the sibling model, or were not compared when they
+/// should have been; or no cell measured at all (`None` when there are none).
 fn failures(r: &RunResults, dir: &Path, a: &Args) -> Option<String> {
-    let failed = r.cells.iter().filter(|c| c.status == Status::Failed).count();
+    let count = |s| r.cells.iter().filter(|c| c.status == s).count();
+    let (failed, skipped) = (count(Status::Failed), count(Status::Skipped));
     let disagree = r.cells.iter().filter(|c| c.flags.iter().any(|f| f.kind.is_disagreement())).count();
-    if failed + disagree == 0 {
-        return None;
-    }
+    let not_compared = r.cells.iter().filter(|c| c.has_flag(FlagKind::NotCompared)).count();
     let retry = if failed > 0 {
         format!("; once their cause is fixed, run them again with: xbench scenario {}--resume {} --retry-failed{}", a.file.as_ref().map(|f| format!("{} ", f.display())).unwrap_or_default(), dir.display(), same_flags(a))
     } else {
         String::new()
     };
-    Some(format!("{failed} cells failed and {disagree} disagree (the report lists them); pass --ignore-failures to exit 0 all the same{retry}"))
+    if count(Status::Ok) == 0 && !r.cells.is_empty() {
+        let first = r.cells.iter().find_map(|c| c.error.as_deref()).and_then(|e| e.lines().next()).unwrap_or("no reason recorded");
+        return Some(format!("no cell was measured: {skipped} skipped and {failed} failed (the first: {first}); pass --ignore-failures to exit 0 all the same{retry}"));
+    }
+    if failed + disagree + not_compared == 0 {
+        return None;
+    }
+    let not_compared = if not_compared > 0 { format!(", {not_compared} were not compared (a reference that did not run, outputs that could not be read)") } else { String::new() };
+    Some(format!("{failed} cells failed and {disagree} disagree{not_compared} (the report lists them); pass --ignore-failures to exit 0 all the same{retry}"))
 }
 
 /// The terminal summary: each outcome counted.
@@ -318,17 +328,42 @@ fn summary(r: &RunResults) {
     } else {
         format!("{} of {} compared with their sibling model disagree with it; ", judged.iter().filter(|ok| !**ok).count(), judged.len())
     };
+    // A reference that measured nothing compared nothing: "0 disagree" would claim agreement.
+    let reference = r.reference_runtime;
+    let judged = if r.cells.iter().any(|c| c.runtime == reference && c.status == Status::Ok) {
+        format!("{disagree} disagree with {reference}")
+    } else {
+        format!("none compared with {reference}, which ran no cell")
+    };
     println!(
-        "{} cells: {} ok, {} failed, {} skipped; {} disagree with {}; {expected}{not_compared}{departs}{siblings}{} suspicious; {} with warnings (listed in the report)",
+        "{} cells: {} ok, {} failed, {} skipped; {judged}; {expected}{not_compared}{departs}{siblings}{} suspicious; {} with warnings (listed in the report)",
         r.cells.len(),
         count(Status::Ok),
         count(Status::Failed),
         count(Status::Skipped),
-        disagree,
-        r.reference_runtime,
         suspicious,
         warned
     );
+}
+
+/// Refuses, before anything runs, an `optimized_model` path that xbench may not write: a link, a
+/// file of the run (a model's file, the scenario, its text) or any file it did not save there.
+fn check_session_writes(plan: &ResolvedPlan, file: Option<&Path>) -> Result<()> {
+    let mut measured: Vec<PathBuf> = file.map(Path::to_path_buf).into_iter().collect();
+    if let scenario::TextSource::File(p) = &plan.plan.settings.text {
+        measured.push(p.clone());
+    }
+    for m in &plan.models {
+        let Some(dir) = m.onnx().and_then(Path::parent) else { continue };
+        measured.extend(std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()));
+    }
+    for r in &plan.runtimes {
+        if let Some(p) = r.request.session.get("optimized_model") {
+            xbench::files::check_write(Path::new(p), "the optimized graph (`session: {optimized_model: …}`)", xbench::runtimes::ort::is_saved_graph, &measured)
+                .with_context(|| format!("runtime `{}`", r.request.id))?;
+        }
+    }
+    Ok(())
 }
 
 /// Where the run's wall time went, one line.

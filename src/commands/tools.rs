@@ -35,7 +35,7 @@ pub fn report(files: &[PathBuf], out: Option<PathBuf>, names: Vec<String>, paper
         },
         None => bail!("{} results files make one report: say which folder it goes to with --out DIR", files.len()),
     };
-    xbench::run::outdir::check_report_dir(&dir)?;
+    let _claim = xbench::run::outdir::claim_report(&dir, files)?;
     let loaded = files.iter().map(|f| Ok((f.clone(), xbench::results::read_results(f)?))).collect::<Result<Vec<_>>>()?;
     let (mut results, merged) = gather(loaded, &dir)?;
     // The record's warnings and verdicts, judged again by this xbench (outputs are compared only
@@ -115,18 +115,31 @@ pub fn compare(a: &Path, b: &Path, level: f64, fail_above: Option<f64>) -> Resul
         bail!("no cell was measured in both {} and {}\n  fix: compare runs of the same scenario", a.display(), b.display());
     }
     if let Some(pct) = fail_above {
-        let reg = cmp.regressions(pct / 100.0);
-        if !reg.is_empty() {
-            bail!("{} cells are slower than in {} by more than {pct}%\n  fix: find what made them slower (the table above lists them), or raise --fail-above if the change is expected", reg.len(), a.display());
-        }
+        cmp.gate(pct, &a.display().to_string(), &b.display().to_string()).map_err(anyhow::Error::msg)?;
     }
     Ok(())
+}
+
+/// Whether `path` holds feeds as `xbench feeds` writes them: a JSON list of objects, each with a
+/// model, a length, a batch size and inputs.
+fn is_feeds_file(path: &Path) -> bool {
+    let Ok(bytes) = xbench::files::read_regular(path, 4 << 30) else { return false };
+    serde_json::from_slice::<Vec<serde_json::Map<String, serde_json::Value>>>(&bytes).is_ok_and(|list| list.iter().all(|f| ["model", "chars", "batch", "inputs"].iter().all(|k| f.contains_key(*k))))
 }
 
 pub fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
     use xbench::inputs::{self, Feed};
     use xbench::tensor::Tensor;
     let (_, plan) = super::scenario::resolve_file(file, models_dir)?;
+    // Never over the scenario, its text or a model's file; over an earlier feeds file only.
+    let mut measured = vec![file.to_path_buf()];
+    if let xbench::scenario::TextSource::File(p) = &plan.plan.settings.text {
+        measured.push(p.clone());
+    }
+    for m in &plan.models {
+        measured.extend(m.onnx().and_then(Path::parent).and_then(|d| std::fs::read_dir(d).ok()).into_iter().flatten().flatten().map(|e| e.path()));
+    }
+    xbench::files::check_write(out, "feeds", is_feeds_file, &measured)?;
     let text = inputs::load_text(&plan.plan.settings.text)?;
     let mut feeds = Vec::new();
     for m in &plan.models {
@@ -157,7 +170,7 @@ pub fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
             }
         }
     }
-    std::fs::write(out, serde_json::to_vec(&feeds)?).with_context(|| format!("cannot write {}", out.display()))?;
+    xbench::results::write_atomic(out, &serde_json::to_vec(&feeds)?).with_context(|| format!("cannot write {}", out.display()))?;
     println!("{} feeds written to {}", feeds.len(), out.display());
     Ok(())
 }

@@ -4,6 +4,13 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+/// Whether the ONNX file at `path` was written by xbench's own builder (its producer is
+/// `xbench`): a test model `make-tiny-bert` may write again. Files over 256 MiB are not read
+/// (xbench writes none so large).
+pub fn made_by_xbench(path: &Path) -> bool {
+    crate::files::read_regular(path, 256 << 20).is_ok_and(|bytes| tract_onnx::pb::ModelProto::decode(&bytes[..]).is_ok_and(|m| m.producer_name == "xbench"))
+}
+
 use anyhow::{bail, ensure, Context, Result};
 use prost::Message;
 use tract_onnx::pb::attribute_proto::AttributeType;

@@ -13,7 +13,7 @@ mod tables;
 mod write;
 
 pub use tables::speedup;
-pub use write::{machine_labels, markdown_report, merge, write_all, ReportFiles, ReportOptions};
+pub use write::{machine_labels, markdown_report, merge, write, write_all, ReportFiles, ReportOptions};
 
 use crate::results::RunResults;
 

@@ -211,8 +211,23 @@ pub fn markdown_report(results: &[RunResults], opts: &ReportOptions) -> Result<S
     Ok(to_markdown(&document(&m, &figs, opts.paper)))
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}\n  fix: choose a writable folder with --out", path.display()))
+/// Refuses to write through a link at `path` (one planted while a run goes on, or since): the
+/// write would land wherever it points.
+fn refuse_link(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        anyhow::bail!(
+            "{} is a symbolic link: xbench does not write the report through a link, which would replace the file it points to\n  fix: remove the link, then draw the report again with `xbench report {}`",
+            path.display(),
+            path.with_file_name("results.json").display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes a file of the report: never through a link, and replaced whole (a new file renamed over the old).
+pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    refuse_link(path)?;
+    crate::results::replace(path, bytes, false).with_context(|| format!("cannot write {}\n  fix: choose a writable folder with --out", path.display()))
 }
 
 /// Writes report.md, index.html and every figure (PNG and SVG) of `results` into `dir`, removing
@@ -226,6 +241,7 @@ pub fn write_all(results: &[RunResults], opts: &ReportOptions, dir: &Path) -> Re
     for f in figures::figures(&m) {
         let png = dir.join(format!("{}.png", f.stem));
         let svg_path = dir.join(format!("{}.svg", f.stem));
+        refuse_link(&png)?;
         f.write_png(&png)?;
         let svg = f.svg()?;
         write(&svg_path, svg.as_bytes())?;

@@ -85,6 +85,11 @@ pub fn read_tensors(path: &Path) -> Result<(Vec<Output>, HashMap<String, String>
     parse_tensors(&bytes, None).with_context(|| format!("{} is not a readable safetensors file", path.display()))
 }
 
+/// Every tensor (in the file's order) and the metadata of a safetensors file's bytes.
+pub fn tensors_from_bytes(bytes: &[u8]) -> Result<(Vec<Output>, HashMap<String, String>)> {
+    parse_tensors(bytes, None)
+}
+
 /// The tensors of a safetensors file: those `order` names, in that order (strings from the
 /// metadata included), or else all of them in the file's order.
 fn parse_tensors(bytes: &[u8], order: Option<Vec<String>>) -> Result<(Vec<Output>, HashMap<String, String>)> {

@@ -27,6 +27,11 @@ pub struct ShardInfo {
     /// because a cell of another shard is compared with them (or they with it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kept_outputs: Vec<usize>,
+    /// The XXH64 digest (hex) of each kept outputs file, by cell, recorded as it is kept: a file
+    /// that does not match (swapped with another cell's, edited) is not compared when the shards
+    /// are merged.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub kept_digests: std::collections::BTreeMap<usize, String>,
 }
 
 impl ShardInfo {

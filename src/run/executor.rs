@@ -102,6 +102,12 @@ impl<'a> Executor<'a> {
                     ChildEnd::Stopped => Ok(GroupEnd::Stopped),
                     ChildEnd::TimedOut { cells, loaded, limit_s } => {
                         let fix = "fix: set a longer `cell_timeout_s` in the scenario if it needs more time, or find what stalled it (a stopped or starved process, a runtime that hangs)";
+                        // Every cell reported, silent at the end (an external program that does
+                        // not answer `bye`): the group is finished, its peak memory unknown.
+                        if loaded && cells >= job.cells.len() {
+                            sink(RunEvent::GroupDone { group: g, peak_rss_mib: None })?;
+                            return Ok(GroupEnd::Finished);
+                        }
                         match job.cells.get(cells).filter(|_| loaded) {
                             Some(cell) => {
                                 let why = format!("took longer than `cell_timeout_s` ({limit_s} s) without finishing; its worker was stopped and the group goes on in a new one\n  {fix}");

@@ -12,6 +12,7 @@ pub mod outdir;
 mod process;
 pub mod record;
 pub mod stop;
+mod tree;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -51,9 +52,11 @@ pub struct KeepOutputs {
 }
 
 impl KeepOutputs {
-    /// Keeps the saved outputs of `group`'s cells that are to be kept (linked, else copied).
-    fn keep(&self, plan: &ResolvedPlan, group: usize, outputs_dir: &Path) -> Result<()> {
+    /// Keeps the saved outputs of `group`'s cells that are to be kept (linked, else copied);
+    /// returns each kept file's digest, by cell, for the record that ties it to its cell.
+    fn keep(&self, plan: &ResolvedPlan, group: usize, outputs_dir: &Path) -> Result<Vec<(usize, String)>> {
         let g = &plan.plan.groups[group];
+        let mut digests = Vec::new();
         for c in plan.plan.group_cells(g).iter().filter(|c| self.cells.contains(&c.index)) {
             let from = crate::analysis::outputs_path(outputs_dir, c.index);
             if !from.is_file() {
@@ -65,8 +68,10 @@ impl KeepOutputs {
             if std::fs::hard_link(&from, &to).is_err() {
                 std::fs::copy(&from, &to).with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
             }
+            let (_, digest) = crate::digest::file(&to).with_context(|| format!("cannot read {}", to.display()))?;
+            digests.push((c.index, format!("{digest:016x}")));
         }
-        Ok(())
+        Ok(digests)
     }
 }
 
@@ -216,7 +221,10 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
         let ended = Instant::now();
         store.update(|r| crate::analysis::analyze(r, Some(outputs_dir)))?;
         if let Some(keep) = &opts.keep_outputs {
-            keep.keep(plan, group.index, outputs_dir)?;
+            let digests = keep.keep(plan, group.index, outputs_dir)?;
+            if !digests.is_empty() {
+                store.update(|r| r.shard.iter_mut().for_each(|s| s.kept_digests.extend(digests.iter().cloned())))?;
+            }
         }
         crate::analysis::siblings::release_outputs(store.results(), outputs_dir);
         observer.group_done(store.results());

@@ -131,9 +131,23 @@ pub fn claim_resumed(dir: &Path) -> Result<OutDir> {
     Ok(claim)
 }
 
-/// Checks that `xbench report` may write into `dir`: a new or empty folder, or one holding only
-/// what xbench writes (a run's or an earlier report's files), none of them a link.
-pub fn check_report_dir(dir: &Path) -> Result<()> {
+/// Claims `dir` for `xbench report` of `inputs` (results files), as [`check_report_dir`] allows,
+/// holding its lock while the report is written: a folder a running scenario writes to is refused.
+pub fn claim_report(dir: &Path, inputs: &[PathBuf]) -> Result<OutDir> {
+    check_report_dir(dir, inputs)?;
+    let made = !dir.exists();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the report folder {}\n  fix: choose a writable folder with --out", dir.display()))?;
+    let claim = OutDir { path: dir.to_path_buf(), _lock: lock(dir)?, made };
+    // Checked again under the lock: a run may have started writing there in between.
+    check_report_dir(dir, inputs)?;
+    Ok(claim)
+}
+
+/// Checks that `xbench report` of `inputs` may write into `dir`: a new or empty folder, or one
+/// holding only what xbench writes, none of them a link; and where a run's results.json is there,
+/// only when it is one of `inputs` (redrawing that run's own report) or a merged set a report
+/// wrote: another run's report and results are that run's.
+pub fn check_report_dir(dir: &Path, inputs: &[PathBuf]) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
@@ -142,6 +156,18 @@ pub fn check_report_dir(dir: &Path) -> Result<()> {
     }
     let found = entries(dir)?;
     refuse_links(dir, &found)?;
+    let results = dir.join("results.json");
+    if results.is_file() {
+        let same = |p: &PathBuf| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&results).ok();
+        let merged_here = crate::results::read_results(&results).is_ok_and(|r| r.shards.is_some());
+        if !inputs.iter().any(same) && !merged_here {
+            bail!(
+                "{} holds an earlier run (its results.json), which is not among the results given: its report and results would be replaced\n  fix: choose a new or empty folder with --out (or give {} among the results, to redraw that run's report)",
+                dir.display(),
+                results.display()
+            );
+        }
+    }
     // Results files of other runs may lie beside a report (`report a.json b.json --out .`).
     let foreign: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).filter(|n| !is_own(n) && !n.ends_with(".json") && !n.ends_with(".csv")).collect();
     if !foreign.is_empty() {
@@ -178,11 +204,11 @@ mod tests {
         let e = claim_new(&mine).err().unwrap().to_string();
         assert!(e.contains("`notes.txt`") && e.contains("did not write"), "{e}");
         assert!(!mine.join(LOCK).exists(), "a refused claim leaves no lock file behind");
-        assert!(check_report_dir(&mine).is_err());
+        assert!(check_report_dir(&mine, &[]).is_err());
         // A link planted where xbench writes.
         std::os::unix::fs::symlink(tmp.path().join("elsewhere"), dir.join("report.md")).unwrap();
         let e = claim_resumed(&dir).err().unwrap().to_string();
         assert!(e.contains("report.md") && e.contains("symbolic link"), "{e}");
-        assert!(check_report_dir(&dir).is_err());
+        assert!(check_report_dir(&dir, &[]).is_err());
     }
 }

@@ -44,6 +44,8 @@ pub struct Spawned {
     ended: bool,
     /// It stayed silent past its limit.
     silent: bool,
+    /// It sent a message xbench cannot read: what was wrong with it.
+    garbled: Option<String>,
     finished: bool,
 }
 
@@ -63,9 +65,13 @@ impl Spawned {
         let mut child = cmd.spawn().with_context(|| format!("cannot start a worker process ({})", exe.display()))?;
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = std::sync::mpsc::channel();
+        // A native library may print anything, in any encoding: lines are taken as they come.
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
+            let mut reader = std::io::BufReader::new(stdout);
+            let mut buf = Vec::new();
+            while reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+                let line = String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned();
+                buf.clear();
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -80,6 +86,7 @@ impl Spawned {
             limit: watchdog(job.options.cell_timeout_s.unwrap_or(crate::scenario::DEFAULT_CELL_TIMEOUT_S)),
             timeout_s: job.options.cell_timeout_s.unwrap_or(crate::scenario::DEFAULT_CELL_TIMEOUT_S),
             silent: false,
+            garbled: None,
             early: Vec::new(),
             started,
             ready_ms: None,
@@ -120,9 +127,14 @@ impl Spawned {
                 }
             };
             match line.strip_prefix(MSG_PREFIX) {
+                // A message lost would leave its cell pending in a run that says it is complete.
                 Some(msg) => match serde_json::from_str::<WorkerMsg>(msg) {
                     Ok(m) => return Some(m),
-                    Err(e) => tracing::warn!("unreadable worker message ({e})"),
+                    Err(e) => {
+                        self.garbled = Some(format!("{e}"));
+                        self.ended = true;
+                        break;
+                    }
                 },
                 None => tracing::info!(target: "xbench::worker", "{line}"),
             }
@@ -190,7 +202,7 @@ impl Spawned {
                 return Ok(ChildEnd::Finished);
             }
         }
-        if stopped || outcome.is_err() || self.silent {
+        if stopped || outcome.is_err() || self.silent || self.garbled.is_some() {
             kill_group(&mut self.child);
         }
         let exiting = std::time::Instant::now();
@@ -205,6 +217,9 @@ impl Spawned {
         }
         if self.silent {
             return Ok(ChildEnd::TimedOut { cells, loaded, limit_s: self.timeout_s });
+        }
+        if let Some(why) = self.garbled.take() {
+            return Ok(ChildEnd::Died(format!("the runtime process sent a message xbench cannot read ({why}) and was stopped; the cells it had reported are kept")));
         }
         if status.success() {
             return Ok(ChildEnd::Finished);
@@ -250,14 +265,10 @@ fn reap_in_background(pid: u32) {
     let _ = pid;
 }
 
-/// Kills the worker and everything it started (an external runtime's program): the worker leads
-/// its own process group.
+/// Kills the worker and everything it started (an external runtime's program and what that
+/// started), and removes the scratch folders it left.
 fn kill_group(child: &mut std::process::Child) {
-    #[cfg(unix)]
-    // SAFETY: kill(2) of the process group of a worker this program started.
-    unsafe {
-        libc::kill(-(child.id() as i32), libc::SIGKILL);
-    }
+    super::tree::kill_tree(child.id());
     let _ = child.kill();
 }
 

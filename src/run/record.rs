@@ -77,7 +77,7 @@ pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availab
         scenario: file.clone(),
         timer: timer_text(opts),
         gpu,
-        reference_runtime: p.settings.reference,
+        reference_runtime: reference(p.settings.reference, file.reference.is_some(), &availability),
         tolerances: p.settings.tolerances,
         runtimes: availability,
         models: model_records(plan),
@@ -103,6 +103,17 @@ pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availab
         shard: None,
         shards: None,
     }
+}
+
+/// The runtime the others are compared with: the one the scenario names (`named`), even when it
+/// cannot run here (its cells are then flagged not compared, and the run says so); else the
+/// default (ONNX Runtime on the CPU) when it runs here, else the first listed runtime that does.
+fn reference(planned: crate::scenario::RuntimeId, named: bool, availability: &[Availability]) -> crate::scenario::RuntimeId {
+    let usable = |id| availability.iter().any(|a| a.runtime == id && a.usable);
+    if named || usable(planned) {
+        return planned;
+    }
+    availability.iter().find(|a| a.usable).map_or(planned, |a| a.runtime)
 }
 
 /// Refuses to resume `prev` with `plan` (from `file`) unless they describe the same grid and

@@ -75,13 +75,14 @@ fn watch(fd: i32) {
         let pid = CHILD.load(Ordering::SeqCst);
         if pid > 0 {
             tracing::warn!("stopping at once: the cell being measured stays pending; finished cells are kept");
-            // SAFETY: kill(2) of the process group of a worker this program started (the worker
-            // leads it; an external runtime's program is in it too).
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            // The worker, its process group, and the external runtime's program it started.
+            super::tree::kill_tree(pid as u32);
         } else if crate::run::stop::in_process() {
             // A cell running in this process cannot be interrupted: its results up to the last
             // finished cell are already on disk.
             tracing::warn!("stopped at once; finished cells are in the results file");
+            crate::runtimes::external::end_all();
+            crate::runtimes::external::remove_scratch(std::process::id());
             std::process::exit(exit_code());
         }
     }
@@ -122,7 +123,6 @@ pub fn set_child(pid: u32) {
     CHILD.store(pid as i32, Ordering::SeqCst);
     // A stop at once asked for while this worker was starting: end it now.
     if pid > 0 && at_once() {
-        // SAFETY: kill(2) of the process group of a worker this program started.
-        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        super::tree::kill_tree(pid);
     }
 }

@@ -146,7 +146,12 @@ fn run_cell(job: &GroupJob, cell: &Cell, session: &mut dyn Session, text: Option
     }
     let mut record = job.empty_record(cell, Status::Ok, None);
     let (kept, stalled) = crate::stats::split_stalled(&samples.latency_ms);
-    record.summary = Some(summarize(&kept, feed.batch, feed.real_tokens()));
+    let summary = summarize(&kept, feed.batch, feed.real_tokens());
+    // results.json holds numbers only: statistics that are not finite fail the cell, never the file.
+    if !summary.is_finite() {
+        anyhow::bail!("the statistics of the samples ({} to {} ms) are not finite numbers\n  fix: check the runtime's timer", summary.min_ms, summary.max_ms);
+    }
+    record.summary = Some(summary);
     record.tokens = feed.text;
     record.fed = feed.fed;
     record.prepare_ms = Some(samples.prepare_ms);

@@ -3,7 +3,7 @@
 //! and loads a model. tract on CPU (`tract`), ONNX Runtime with one execution provider per runtime
 //! (`ort`), and test doubles (`fake`, registered only with `XBENCH_FAKE_RUNTIMES=1`).
 
-mod external;
+pub(crate) mod external;
 pub mod frameworks;
 pub mod fake;
 pub mod loading;

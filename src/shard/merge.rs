@@ -214,6 +214,15 @@ pub fn gather_outputs(files: &[(PathBuf, RunResults)], into: &Path) -> Result<Ve
                 missing.push((s.cells[k], format!("shard {} keeps them in {}, which is not there (keep each shard's outputs/ folder beside its results.json)", s.label(), from.display())));
                 continue;
             }
+            // The file must be the one the shard kept for that cell (its digest is recorded).
+            if let Some(want) = s.kept_digests.get(&k) {
+                let got = crate::digest::file(&from).map(|(_, d)| format!("{d:016x}")).unwrap_or_default();
+                if got != *want {
+                    missing.push((s.cells[k], format!("{} is not the file shard {} kept for that cell (its digest is {got}, the shard recorded {want}): it was swapped or changed (put back the shard's own outputs/ folder)", from.display(), s.label())));
+                    continue;
+                }
+            }
+            let _ = std::fs::remove_file(&to);
             if std::fs::hard_link(&from, &to).is_err() {
                 std::fs::copy(&from, &to)?;
             }

@@ -149,7 +149,7 @@ pub fn restrict(plan: &mut ResolvedPlan, spec: ShardSpec, plan_id: String) -> Sh
     let (plan_groups, plan_cells) = (p.groups.len(), p.cells.len());
     let mut groups = Vec::new();
     let mut cells = Vec::new();
-    let mut info = ShardInfo { index: spec.index, count: spec.count, plan_id, plan_groups, plan_cells, groups: vec![], cells: vec![], kept_outputs: vec![] };
+    let mut info = ShardInfo { index: spec.index, count: spec.count, plan_id, plan_groups, plan_cells, groups: vec![], cells: vec![], kept_outputs: vec![], kept_digests: Default::default() };
     for g in p.groups.iter().filter(|g| owner[g.index] == mine) {
         let mut group = g.clone();
         group.index = groups.len();

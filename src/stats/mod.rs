@@ -33,6 +33,15 @@ pub struct Summary {
     pub tokens_per_s: Option<f64>,
 }
 
+impl Summary {
+    /// Whether every statistic is a finite number (what results.json can hold: JSON has no
+    /// infinity or NaN).
+    pub fn is_finite(&self) -> bool {
+        let all = [self.mean_ms, self.median_ms, self.p90_ms, self.p99_ms, self.std_ms, self.min_ms, self.max_ms, self.items_per_s];
+        all.iter().chain(&self.mean_ci95_ms).chain(&self.median_ci95_ms).chain(&self.tokens_per_s).all(|x| x.is_finite())
+    }
+}
+
 /// Percentile by linear interpolation between closest ranks (`q` in 0..=1) of sorted data.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     assert!(!sorted.is_empty(), "percentile of no samples");
@@ -42,17 +51,30 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// Arithmetic mean. A sum that would overflow is taken of the samples divided by their count
+/// instead, so that the mean of finite samples is finite.
 pub fn mean(xs: &[f64]) -> f64 {
-    xs.iter().sum::<f64>() / xs.len() as f64
+    let n = xs.len() as f64;
+    let sum = xs.iter().sum::<f64>();
+    if sum.is_finite() {
+        sum / n
+    } else {
+        xs.iter().map(|x| x / n).sum()
+    }
 }
 
-/// Sample standard deviation; 0 for fewer than two samples.
+/// Sample standard deviation; 0 for fewer than two samples. The deviations are scaled by the
+/// largest before they are squared, so that it stays finite for finite samples.
 pub fn std_dev(xs: &[f64]) -> f64 {
     if xs.len() < 2 {
         return 0.0;
     }
     let m = mean(xs);
-    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
+    let scale = xs.iter().map(|x| (x - m).abs()).fold(0.0, f64::max);
+    if scale == 0.0 || !scale.is_finite() {
+        return scale;
+    }
+    scale * (xs.iter().map(|x| ((x - m) / scale).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
 }
 
 fn sorted(xs: &[f64]) -> Vec<f64> {
@@ -94,7 +116,7 @@ pub fn bootstrap_ci(xs: &[f64], stat: impl Fn(&[f64]) -> f64, level: f64, resamp
 pub fn bootstrap_ratio_ci(a: &[f64], b: &[f64], level: f64, resamples: usize, seed: u64) -> [f64; 2] {
     assert!(!a.is_empty() && !b.is_empty(), "ratio of empty samples");
     let mut rng = Rng::new(seed);
-    let mut resample_mean = |xs: &[f64]| (0..xs.len()).map(|_| xs[rng.below(xs.len() as u64) as usize]).sum::<f64>() / xs.len() as f64;
+    let mut resample_mean = |xs: &[f64]| mean(&(0..xs.len()).map(|_| xs[rng.below(xs.len() as u64) as usize]).collect::<Vec<_>>());
     let mut ratios: Vec<f64> = (0..resamples).map(|_| resample_mean(b) / resample_mean(a)).collect();
     ratios.sort_by(f64::total_cmp);
     let alpha = (1.0 - level) / 2.0;
@@ -185,6 +207,21 @@ mod tests {
         assert!(ci[0] < 1.5 + 1e-9 && 1.5 - 1e-9 < ci[1] && ci[0] > 1.0, "{ci:?}");
         let same = bootstrap_ratio_ci(&a, &a, 0.95, 2000, 2);
         assert!(same[0] <= 1.0 && 1.0 <= same[1], "{same:?}");
+    }
+
+    #[test]
+    fn statistics_of_huge_finite_samples_stay_finite() {
+        let xs = [1e307, 1.5e308, 1e308, 1.7e308];
+        let s = summarize(&xs, 1, Some(1));
+        assert!(s.is_finite(), "{s:?}");
+        assert!((s.mean_ms - 1.075e308).abs() < 1e295, "{}", s.mean_ms);
+        // The same deviations a million times smaller give the same standard deviation, scaled.
+        let small: Vec<f64> = xs.iter().map(|x| x / 1e300).collect();
+        assert!((s.std_ms / 1e300 - std_dev(&small)).abs() < 1e-6 * std_dev(&small), "{} {}", s.std_ms, std_dev(&small));
+        let ci = bootstrap_ratio_ci(&xs, &xs, 0.95, 200, 3);
+        assert!(ci.iter().all(|r| r.is_finite()), "{ci:?}");
+        assert!(!Summary { mean_ms: f64::INFINITY, ..s.clone() }.is_finite());
+        assert!(!Summary { tokens_per_s: Some(f64::NAN), ..s }.is_finite());
     }
 
     #[test]

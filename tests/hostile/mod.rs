@@ -209,6 +209,39 @@ pub fn fake_libs(root: &Path) {
     write(&dir.join("libtext.so"), "not a library\n");
 }
 
+/// Plugin execution provider libraries that break ONNX Runtime's registration, compiled with `cc`
+/// into `root/lib/`: one crashes (SIGSEGV), one aborts (SIGABRT), one hands back a garbage factory.
+pub const PLUGIN_LIBS: &[(&str, &str)] = &[
+    ("crashep", "void *CreateEpFactories(void) { *(volatile int *)0 = 1; return 0; }\nvoid *ReleaseEpFactory(void *f) { (void)f; return 0; }\n"),
+    ("abortep", "#include <stdlib.h>\nvoid *CreateEpFactories(void) { abort(); }\nvoid *ReleaseEpFactory(void *f) { (void)f; return 0; }\n"),
+    ("garbageep", "void *CreateEpFactories(const char *n, const void *b, const void *l, void **f, unsigned long max, unsigned long *num) { (void)n; (void)b; (void)l; (void)max; f[0] = (void *)0x10; *num = 1; return 0; }\nvoid *ReleaseEpFactory(void *f) { (void)f; return 0; }\n"),
+];
+
+/// The plugin libraries above in `root/lib/`, and ONNX Runtime's own library (the project copy,
+/// fetched with `xbench setup ort` when it is not there yet) linked into `root/ort/`.
+pub fn plugin_libs(root: &Path) {
+    let dir = root.join("lib");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, source) in PLUGIN_LIBS {
+        let c = dir.join(format!("{name}.c"));
+        std::fs::write(&c, source).unwrap();
+        let out = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(dir.join(format!("lib{name}.so"))).arg(&c).output().unwrap();
+        assert!(out.status.success(), "cc {name}.c: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let ort = repo(".xbench/onnxruntime-1.31.1");
+    if !ort.is_dir() {
+        let setup = Command::new(env!("CARGO_BIN_EXE_xbench")).args(["setup", "ort"]).env("XBENCH_HOME", repo(".xbench")).output().unwrap();
+        assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
+    }
+    std::fs::create_dir_all(root.join("ort")).unwrap();
+    for e in std::fs::read_dir(&ort).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::hard_link(&p, root.join("ort").join(p.file_name().unwrap())).or_else(|_| std::fs::copy(&p, root.join("ort").join(p.file_name().unwrap())).map(|_| ())).unwrap();
+        }
+    }
+}
+
 /// Python modules that write `MARKER-<module>` into the case folder when imported, a `python3`
 /// that writes one when run, and a check that the trap springs for Python run the
 /// ordinary way (from this folder, with `PYTHONPATH=.`).

@@ -13,8 +13,28 @@ use anyhow::Result;
 
 use super::{frameworks, Availability, DeviceClass, Engine, Runtime, RuntimeId, RuntimeOptions, Session};
 
+pub use peer::end_all;
+
 /// The protocol version xbench speaks.
 pub const PROTOCOL: u64 = 1;
+
+/// How the scratch folders made by process `pid` are named in the temporary folder (followed by
+/// random characters): a killed worker's are found and removed by the process that killed it.
+pub fn scratch_prefix(pid: u32) -> String {
+    format!("xbench-external-{pid}-")
+}
+
+/// Removes the scratch folders process `pid` left in the temporary folder (it was killed before
+/// it could).
+pub fn remove_scratch(pid: u32) {
+    let prefix = scratch_prefix(pid);
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten().filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix))) {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
 
 /// An external program, the name the scenario gives it, and its options.
 pub struct External {

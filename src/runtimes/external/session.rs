@@ -4,20 +4,46 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::peer::Peer;
 use super::PROTOCOL;
 use crate::inputs::Feed;
 use crate::models::{Dim, IoInfo, ModelIo};
-use crate::results::{read_tensors, write_tensors};
+use crate::results::{tensors_from_bytes, write_tensors};
 use crate::runtimes::{HostMemory, Output, RuntimeId, RuntimeOptions, SelfTimed, Session, SessionInfo, TimerClass, Timing};
 
 /// How long an answer may take when the scenario sets no `cell_timeout_s`.
 const DEFAULT_TIMEOUT_S: f64 = 600.0;
+
+/// The longest time an answer may give, in milliseconds: a day, the longest `cell_timeout_s`
+/// (everything a `result` reports happened within one).
+pub const MAX_MS: f64 = 86_400_000.0;
+
+/// A number as a message shows it: in scientific notation when very large or small.
+fn show(ms: f64) -> String {
+    if ms != 0.0 && !(1e-6..1e15).contains(&ms.abs()) {
+        format!("{ms:e}")
+    } else {
+        format!("{ms}")
+    }
+}
+
+/// The rule a time of `ms` milliseconds breaks, if any (`zero`: whether 0 is allowed).
+fn broken_time_rule(ms: f64, zero: bool) -> Option<String> {
+    if !ms.is_finite() {
+        Some("it must be a finite number".into())
+    } else if ms < 0.0 || (ms == 0.0 && !zero) {
+        Some(if zero { "it must be 0 or more" } else { "it must be above 0" }.into())
+    } else if ms > MAX_MS {
+        Some(format!("it must be at most {MAX_MS:.0} ms (one day, the longest `cell_timeout_s`)"))
+    } else {
+        None
+    }
+}
 
 pub struct ExternalSession {
     peer: Peer,
@@ -82,7 +108,9 @@ fn timer_class(ready: &Value) -> std::result::Result<Option<TimerClass>, String>
 impl ExternalSession {
     pub fn start(id: RuntimeId, program: &Path, python: Option<&Path>, options: &BTreeMap<String, String>, onnx: &Path, opts: &RuntimeOptions) -> Result<ExternalSession> {
         let io = crate::models::read_io(onnx)?;
-        let scratch = tempfile::Builder::new().prefix("xbench-external-").tempdir()?;
+        let scratch = tempfile::Builder::new().prefix(&super::scratch_prefix(std::process::id())).tempdir().map_err(|e| {
+            anyhow!("cannot make a scratch folder for {} in the temporary folder {} ({e})\n  fix: point TMPDIR at a folder that exists and is writable, or unset it", program.display(), std::env::temp_dir().display())
+        })?;
         let mut peer = Peer::start(program, python, scratch.path())?;
         let timeout = Duration::from_secs_f64(opts.cell_timeout_s.unwrap_or(DEFAULT_TIMEOUT_S));
         let dir = onnx.parent().unwrap_or(Path::new("."));
@@ -144,7 +172,9 @@ impl ExternalSession {
             "type": "cell", "index": index, "warmup": warmup, "iterations": iterations, "min_time_s": min_time_s,
             "inputs": inputs, "outputs": outputs,
         }));
+        let asked = Instant::now();
         let answer = sent.and_then(|_| self.peer.receive(self.timeout, &["result", "cell_error"]));
+        let took_ms = asked.elapsed().as_secs_f64() * 1e3;
         let answer = match answer {
             Ok(a) => a,
             Err(e) => {
@@ -159,13 +189,14 @@ impl ExternalSession {
             self.broken = Some(why.clone());
             bail!("{why}\n  fix: answer each cell with its own `index`, in order");
         }
-        let result = self.judge(&answer, index, feed, iterations, &outputs);
+        let result = self.judge(&answer, index, feed, iterations, &outputs, took_ms);
         let _ = std::fs::remove_file(&outputs);
         result
     }
 
-    /// Checks an answer against the rules of the protocol and what the model declares.
-    fn judge(&self, answer: &Value, index: usize, feed: &Feed, iterations: usize, outputs: &PathBuf) -> Result<SelfTimed> {
+    /// Checks an answer against the rules of the protocol and what the model declares; `took_ms`:
+    /// from the `cell` message to the answer.
+    fn judge(&self, answer: &Value, index: usize, feed: &Feed, iterations: usize, outputs: &PathBuf, took_ms: f64) -> Result<SelfTimed> {
         let who = &self.peer.program;
         if answer.get("index").and_then(Value::as_u64) != Some(index as u64) {
             bail!("{who} answered for cell {} when cell {index} was asked", answer.get("index").unwrap_or(&Value::Null));
@@ -179,18 +210,33 @@ impl ExternalSession {
         if sent.len() > crate::measure::MAX_ITERATIONS {
             bail!("{who} sent {} samples, more than the {} iterations xbench takes in one cell\n  fix: stop at {} iterations (a minimum time may add iterations up to that)", sent.len(), crate::measure::MAX_ITERATIONS, crate::measure::MAX_ITERATIONS);
         }
+        let fix = "fix: send every time in milliseconds, as the program's clock read it";
         let mut samples = Vec::with_capacity(sent.len());
         for (i, s) in sent.iter().enumerate() {
             let Some(ms) = s.as_f64() else { bail!("{who} sent {s} as sample {i} of `samples_ms`; every sample must be a number of milliseconds") };
+            if let Some(rule) = broken_time_rule(ms, false) {
+                bail!("{who} sent {} ms as sample {i} of `samples_ms`: {rule}\n  {fix}", show(ms));
+            }
             samples.push(ms);
         }
         if samples.len() < iterations {
             bail!("{who} sent {} samples where at least {iterations} timed iterations were asked\n  fix: the program must time every iteration it is asked for", samples.len());
         }
-        if let Some(bad) = samples.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            bail!("{who} sent a sample of {bad} ms; every sample must be a positive time");
+        let mut untimed = [0.0; 2];
+        for (k, key) in ["prepare_ms", "warmup_ms"].into_iter().enumerate() {
+            let Some(v) = answer.get(key).filter(|v| !v.is_null()) else { continue };
+            let Some(ms) = v.as_f64() else { bail!("{who} sent {v} as `{key}`; it must be a number of milliseconds, or left out") };
+            if let Some(rule) = broken_time_rule(ms, true) {
+                bail!("{who} sent {} ms as `{key}`: {rule}\n  {fix}", show(ms));
+            }
+            untimed[k] = ms;
         }
-        let (got, _) = read_tensors(outputs).map_err(|e| anyhow!("{who} wrote no readable outputs: {e:#}"))?;
+        // Everything the answer reports happened between the `cell` message and the answer.
+        let total = samples.iter().sum::<f64>() + untimed[0] + untimed[1];
+        if total > took_ms * 1.05 + 10.0 {
+            bail!("{who} reported {total:.1} ms of work (samples, `prepare_ms` and `warmup_ms` together) for a cell it answered {took_ms:.1} ms after it was asked\n  {fix}, each time taken within the cell");
+        }
+        let (got, _) = read_outputs(outputs).map_err(|e| anyhow!("{who} wrote no readable outputs: {e:#}"))?;
         // An empty file would leave nothing to compare, and nothing compared must not read as agreement.
         if got.is_empty() {
             bail!(
@@ -216,8 +262,7 @@ impl ExternalSession {
                 }
             }
         }
-        let ms = |k: &str| answer.get(k).and_then(Value::as_f64).unwrap_or(0.0);
-        Ok(SelfTimed { latency_ms: samples, outputs: got, prepare_ms: ms("prepare_ms"), warmup_ms: ms("warmup_ms") })
+        Ok(SelfTimed { latency_ms: samples, outputs: got, prepare_ms: untimed[0], warmup_ms: untimed[1] })
     }
 }
 
@@ -242,11 +287,43 @@ impl Session for ExternalSession {
         self.info.clone()
     }
 
-    /// `bye`, then the program's `done`; its peak memory counts with the worker's (the program is waited for).
+    /// `bye`, then the program's `done`; its peak memory counts with the worker's (the program is
+    /// waited for). Then whatever it left running is ended and its scratch folder removed, before
+    /// the group reports that it is done (a worker may be ended as soon as it has).
     fn close(&mut self) {
         if self.broken.is_none() && self.peer.send(&json!({"type": "bye"})).is_ok() {
-            let _ = self.peer.receive(Duration::from_secs(10), &["done"]);
+            let _ = self.peer.receive(self.timeout.min(Duration::from_secs(10)), &["done"]);
         }
         self.peer.wait();
+        self.peer.end();
+        let _ = std::fs::remove_dir_all(self.scratch.path());
     }
+}
+
+/// The outputs file, read only if it is a regular file: a named pipe, a device or a link there
+/// (which could block, or lead out of the scratch folder) is refused at once.
+fn read_outputs(path: &Path) -> Result<(Vec<Output>, std::collections::HashMap<String, String>)> {
+    use std::io::Read;
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    }
+    let kind = |m: &std::fs::Metadata| {
+        let t = m.file_type();
+        if t.is_symlink() { "a symbolic link" } else if t.is_dir() { "a folder" } else { "not a regular file (a named pipe, socket or device)" }
+    };
+    if let Some(m) = std::fs::symlink_metadata(path).ok().filter(|m| !m.is_file()) {
+        bail!("{} is {}\n  fix: write the outputs as a regular safetensors file at the `outputs` path", path.display(), kind(&m));
+    }
+    let mut file = open.open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let m = file.metadata()?;
+    if !m.is_file() {
+        bail!("{} is {}\n  fix: write the outputs as a regular safetensors file at the `outputs` path", path.display(), kind(&m));
+    }
+    let mut bytes = Vec::with_capacity(m.len() as usize);
+    file.read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
+    tensors_from_bytes(&bytes).with_context(|| format!("{} is not a readable safetensors file", path.display()))
 }

@@ -86,6 +86,15 @@ pub(super) fn loaded(opts: &RuntimeOptions) -> std::result::Result<&'static Load
         .map_err(Clone::clone)
 }
 
+/// The library loaded in this process, when it is: its path and version.
+pub(super) fn loaded_library() -> Option<std::path::PathBuf> {
+    LOADED.get()?.as_ref().ok().map(|l| l.lib.path.clone())
+}
+
+pub(super) fn loaded_version() -> Option<String> {
+    LOADED.get()?.as_ref().ok().map(|l| l.version.clone())
+}
+
 /// The process's ONNX Runtime environment (loading the library on first use), for code that
 /// drives `ort` directly beside xbench, such as the overhead benchmark.
 pub fn environment(opts: &RuntimeOptions) -> Result<&'static Environment> {

@@ -12,6 +12,7 @@ mod ep;
 mod io;
 mod library;
 pub mod plugins;
+mod probe;
 mod session;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use ort::session::Session as OrtInner;
 
 pub use env::{environment, parse_placement};
 pub use ep::Ep;
+pub use probe::{probe_main, probe_with};
 pub use library::{find_ort_library, setup_ort, xbench_home, OrtLibrary, ORT_VERSION};
 
 use super::{Availability, DeviceClass, Engine, Runtime, RuntimeId, RuntimeOptions, Session, Timing};
@@ -55,6 +57,12 @@ pub struct Settings {
     pub prepacking: Option<bool>,
     /// The CPU provider's memory arena; `None`: off.
     pub cpu_arena: Option<bool>,
+}
+
+/// Whether `path` holds an optimized graph xbench saved there (`optimized_model`), with its
+/// record: the only existing file a run may write an optimized graph over.
+pub fn is_saved_graph(path: &std::path::Path) -> bool {
+    cache::is_recorded(path)
 }
 
 const SESSION_KEYS: &str = "graph_optimization (disable, basic, extended, all), optimized_model (a path), optimized_cache (a folder), disable_cpu_fallback (true/false), device (cpu, gpu, npu), timing (end-to-end, device-resident), io (default, pinned, cuda-graph), memory_pattern, prepacking, cpu_arena (true/false)";

@@ -228,7 +228,9 @@ pub fn register(env: &ort::environment::Environment, name: &str, path: &Path) ->
     if let Some(outcome) = done.get(path) {
         return outcome.clone();
     }
-    let outcome = env.register_ep_library(format!("xbench-{name}-{}", done.len()), path).map_err(|e| format!("ONNX Runtime cannot register {}: {e}", path.display()));
+    // Loaded here only once a probe process has survived registering it.
+    let probed = super::env::loaded_library().map_or(Ok(()), |ort| super::probe::probe(name, path, &ort));
+    let outcome = probed.and_then(|()| env.register_ep_library(format!("xbench-{name}-{}", done.len()), path).map_err(|e| format!("ONNX Runtime cannot register {}: {e}", path.display())));
     done.insert(path.to_path_buf(), outcome.clone());
     outcome
 }

@@ -80,9 +80,14 @@ impl OrtSession {
             let partial = super::cache::partial(&c.path);
             if committed.is_ok() {
                 std::fs::rename(&partial, &c.path).map_err(|e| anyhow!("cannot keep the optimized graph {}: {e}", c.path.display()))?;
+                super::cache::record(&c.path, onnx, &key)?;
             } else {
                 let _ = std::fs::remove_file(&partial);
             }
+        }
+        // The graph saved where `optimized_model` says is recorded as xbench's (it may be written again).
+        if let Some(p) = ort.settings.optimized_model.as_deref().filter(|_| committed.is_ok()) {
+            super::cache::record(p, onnx, &key)?;
         }
         let session = committed.map_err(|e| {
             anyhow!(
