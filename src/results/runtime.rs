@@ -176,6 +176,7 @@ impl TimerClass {
             return None;
         };
         let host = match provider {
+            "tract CPU" | "CPUExecutionProvider" | "CUDAExecutionProvider" if timing == Timing::DeviceResident => return Some(TimerClass::new(timing, None)),
             "tract CPU" | "CPUExecutionProvider" => HostMemory::NoCopies,
             "CUDAExecutionProvider" if label.contains("pinned copies") => HostMemory::Pinned,
             "CUDAExecutionProvider" if label == "end-to-end" => HostMemory::Pageable,
