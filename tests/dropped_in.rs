@@ -372,3 +372,30 @@ fn a_dim_declared_minus_one_is_an_unnamed_dynamic_dim() {
     let r = run(root, &format!("{head}inputs: {{x: {{file: x.npy}}}}\n"));
     assert_eq!((r.cells[0].status, r.cells[0].fed[0].shape.as_slice()), (Status::Ok, &[2, 4][..]));
 }
+
+#[test]
+fn a_model_not_fed_text_is_shown_and_written_as_it_is_fed() {
+    let tmp = setup("shown");
+    let root = tmp.path();
+    std::fs::create_dir_all(root.join("models/conv")).unwrap();
+    conv_model(&root.join("models/conv/model.onnx"));
+    write_npy(&root.join("x.npy"), &[1, 3, 8, 8]);
+    std::fs::write(root.join("s.yaml"), "name: shown\nmodels: [conv]\nruntimes: [tract-cpu]\ninput_chars: [8]\nbatch_sizes: [1, 4]\niterations: 2\ninputs: {x: {file: x.npy}}\n").unwrap();
+    let xbench = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(root).args(args).env("XBENCH_HOME", std::env::current_dir().unwrap().join(".xbench")).output().unwrap();
+    // The progress line names what the cell was fed, no tokens.
+    let out = xbench(&["scenario", "s.yaml", "--out", "out"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("conv · tract-cpu · batch 1: mean") && stderr.contains("(x [1, 3, 8, 8])"), "{stderr}");
+    assert!(!stderr.contains("tokens padded") && !stderr.contains("-0.0 s"), "{stderr}");
+    // `xbench feeds` writes what it is fed, whatever it is.
+    let out = xbench(&["feeds", "s.yaml", "--out", "feeds.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let feeds: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("feeds.json")).unwrap()).unwrap();
+    let feeds = feeds.as_array().unwrap();
+    assert_eq!(feeds.len(), 1, "{feeds:?}");
+    let x = &feeds[0]["inputs"][0];
+    assert_eq!((x["name"].as_str(), x["shape"].clone(), feeds[0]["batch"].as_u64()), (Some("x"), serde_json::json!([1, 3, 8, 8]), Some(1)));
+    assert!(x["source"].as_str().unwrap().contains("x.npy") && x["data"].as_array().unwrap().len() == 192, "{x}");
+    assert!(feeds[0]["tokens_per_row"].is_null());
+}

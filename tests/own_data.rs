@@ -223,3 +223,28 @@ fn test_data_is_matched_by_name_and_files_that_match_nothing_are_named() {
     let e = r.cells[0].error.clone().unwrap();
     assert!(e.contains("output_2.pb: its tensor has no name, and position 2 is past the graph's 2 outputs"), "{e}");
 }
+
+#[test]
+fn expected_outputs_that_depart_count_once_per_data_set() {
+    use prost::Message;
+    let tmp = vad_folder();
+    let dir = tmp.path();
+    // Both data sets' first expected output shifted by 1: both runtimes agree, the files depart.
+    for n in 0..2 {
+        let path = dir.join(format!("models/vad/test_data_set_{n}/output_0.pb"));
+        let mut t = tract_onnx::pb::TensorProto::decode(std::fs::read(&path).unwrap().as_slice()).unwrap();
+        if t.raw_data.is_empty() {
+            t.float_data.iter_mut().for_each(|v| *v += 1.0);
+        } else {
+            t.raw_data = t.raw_data.chunks(4).flat_map(|b| (f32::from_le_bytes(b.try_into().unwrap()) + 1.0).to_le_bytes()).collect();
+        }
+        std::fs::write(&path, t.encode_to_vec()).unwrap();
+    }
+    std::fs::write(dir.join("s.yaml"), "name: vad\nmodels: [vad]\nruntimes: [ort-cpu, tract-cpu]\niterations: 2\nwarmup: 0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(dir).args(["scenario", "s.yaml", "--out", "out"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let r = read_results(&dir.join("out/results.json")).unwrap();
+    assert_eq!(r.cells.iter().filter(|c| c.has_flag(FlagKind::Departs)).count(), 4, "every cell of both sets is flagged");
+    assert!(stdout.contains("2 depart from results that agree"), "two results departed, the two sets' expected outputs: {stdout}");
+}
