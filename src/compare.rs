@@ -32,6 +32,8 @@ pub struct CellComparison {
     pub runtime: RuntimeId,
     pub chars: usize,
     pub batch: usize,
+    /// Where the cell lies in its model's grid, in words (`50 chars / batch 1`, `test_data_set_0`).
+    pub point: String,
     pub mean_a_ms: f64,
     pub mean_b_ms: f64,
     /// mean(B) / mean(A).
@@ -48,8 +50,8 @@ pub struct Comparison {
     pub unmatched: Vec<String>,
 }
 
-fn key(model: &str, runtime: RuntimeId, chars: usize, batch: usize) -> String {
-    format!("{model} / {runtime} / {chars} chars / batch {batch}")
+fn key(r: &RunResults, c: &crate::results::CellRecord) -> String {
+    format!("{} / {} / {}", c.model, c.runtime, r.point_label(c))
 }
 
 /// Compares every cell measured in both runs, at confidence `level` (e.g. 0.95).
@@ -61,7 +63,7 @@ pub fn compare(a: &RunResults, b: &RunResults, level: f64) -> Comparison {
     for &i in &ia {
         let ca = &a.cells[i];
         match ib.iter().map(|&j| &b.cells[j]).find(|cb| cb.model == ca.model && cb.runtime == ca.runtime && cb.chars == ca.chars && cb.batch == ca.batch) {
-            None => unmatched.push(format!("only in A: {}", key(&ca.model, ca.runtime, ca.chars, ca.batch))),
+            None => unmatched.push(format!("only in A: {}", key(a, ca))),
             Some(cb) => {
                 let ratio = mean(&cb.samples_ms) / mean(&ca.samples_ms);
                 let ci = bootstrap_ratio_ci(&ca.samples_ms, &cb.samples_ms, level, 4000, 0xC0FFEE + i as u64);
@@ -79,6 +81,7 @@ pub fn compare(a: &RunResults, b: &RunResults, level: f64) -> Comparison {
                     runtime: ca.runtime,
                     chars: ca.chars,
                     batch: ca.batch,
+                    point: a.point_label(ca),
                     mean_a_ms: mean(&ca.samples_ms),
                     mean_b_ms: mean(&cb.samples_ms),
                     ratio,
@@ -91,7 +94,7 @@ pub fn compare(a: &RunResults, b: &RunResults, level: f64) -> Comparison {
     for &j in &ib {
         let cb = &b.cells[j];
         if !cells.iter().any(|c| c.model == cb.model && c.runtime == cb.runtime && c.chars == cb.chars && c.batch == cb.batch) {
-            unmatched.push(format!("only in B: {}", key(&cb.model, cb.runtime, cb.chars, cb.batch)));
+            unmatched.push(format!("only in B: {}", key(b, cb)));
         }
     }
     Comparison { level, cells, unmatched }
@@ -121,7 +124,7 @@ impl Comparison {
                 lacking[..lacking.len().min(5)].join("; ")
             ));
         }
-        let thin: Vec<String> = self.cells.iter().filter(|c| c.verdict == Verdict::NotEnoughSamples).map(|c| key(&c.model, c.runtime, c.chars, c.batch)).collect();
+        let thin: Vec<String> = self.cells.iter().filter(|c| c.verdict == Verdict::NotEnoughSamples).map(|c| format!("{} / {} / {}", c.model, c.runtime, c.point)).collect();
         if !thin.is_empty() {
             return Err(format!(
                 "{} cells have fewer than {MIN_SAMPLES} samples in {a} or {b}, too few for a verdict (the first: {})\n  fix: measure with `iterations: {MIN_SAMPLES}` or more (10 or more for a verdict worth trusting)",
@@ -151,7 +154,7 @@ impl Comparison {
             let _ = writeln!(
                 out,
                 "{:<48} {:>10.4} {:>10.4} {:>7.3} [{:>6.3}, {:>6.3}]  {verdict}",
-                key(&c.model, c.runtime, c.chars, c.batch),
+                format!("{} / {} / {}", c.model, c.runtime, c.point),
                 c.mean_a_ms,
                 c.mean_b_ms,
                 c.ratio,

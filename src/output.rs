@@ -126,17 +126,22 @@ pub fn cell_line(r: &CellRecord, p: Progress) -> String {
     let width = p.total.to_string().len();
     let op = xbench::scenario::ops::is_op(&r.model);
     // Operation cases have no text: their line names the case and the runtime only.
-    let what = if op { format!("{} · {}", r.model, r.runtime) } else { format!("{} · {} · {} chars × batch {}", r.model, r.runtime, r.chars, r.batch) };
+    let what = match (op, r.data_set, &r.tokens) {
+        (true, _, _) => format!("{} · {}", r.model, r.runtime),
+        (_, Some(n), _) => format!("{} · {} · test_data_set_{n}", r.model, r.runtime),
+        (_, _, Some(_)) => format!("{} · {} · {} chars × batch {}", r.model, r.runtime, r.chars, r.batch),
+        _ if r.chars == 0 => format!("{} · {} · batch {}", r.model, r.runtime, r.batch),
+        _ => format!("{} · {} · length {} × batch {}", r.model, r.runtime, r.chars, r.batch),
+    };
     let result = match (&r.status, &r.summary) {
         (Status::Ok, Some(s)) if op => format!("mean {:.4} ms [{:.4}, {:.4}]", s.mean_ms, s.mean_ci95_ms[0], s.mean_ci95_ms[1]),
-        (Status::Ok, Some(s)) => format!(
-            "mean {:.3} ms [{:.3}, {:.3}] ({} tokens padded to {})",
-            s.mean_ms,
-            s.mean_ci95_ms[0],
-            s.mean_ci95_ms[1],
-            r.tokens.as_ref().map(|t| t.tokens_per_row.iter().sum::<usize>()).unwrap_or(0),
-            r.tokens.as_ref().map(|t| t.padded_len).unwrap_or(0)
-        ),
+        (Status::Ok, Some(s)) => {
+            let fed = match &r.tokens {
+                Some(t) => format!("{} tokens padded to {}", t.tokens_per_row.iter().sum::<usize>(), t.padded_len),
+                None => r.fed.iter().map(|f| format!("{} {:?}", f.name, f.shape)).collect::<Vec<_>>().join(", "),
+            };
+            format!("mean {:.3} ms [{:.3}, {:.3}] ({fed})", s.mean_ms, s.mean_ci95_ms[0], s.mean_ci95_ms[1])
+        }
         _ => format!("FAILED: {}", r.error.as_deref().unwrap_or("").lines().next().unwrap_or("")),
     };
     let eta = p.eta_s.map(|s| format!(" — ETA {}", fmt_secs(s))).unwrap_or_default();

@@ -123,7 +123,22 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
     check_input_keys(&plan, &models)?;
     let mut plan = plan;
     let (grid, use_test_data) = (plan.grid_points(), plan.settings.test_data);
-    let points: Vec<Vec<Point>> = models.iter().map(|m| if use_test_data && !m.test_data().is_empty() { (0..m.test_data().len()).map(Point::data_set).collect() } else { grid.clone() }).collect();
+    let mut points = Vec::new();
+    for m in &models {
+        points.push(if use_test_data && !m.test_data().is_empty() {
+            (0..m.test_data().len()).map(Point::data_set).collect()
+        } else {
+            match model_grid(&plan, m).map_err(|e| anyhow!("{origin}: {e}"))? {
+                Some(g) => {
+                    if let Some(note) = &g.note {
+                        tracing::warn!("model `{}`: {note}", m.name);
+                    }
+                    g.lengths.iter().flat_map(|&chars| g.batches.iter().map(move |&batch| Point { chars, batch, data_set: None })).collect()
+                }
+                None => grid.clone(),
+            }
+        });
+    }
     if let Some(m) = models.iter().zip(&points).find(|(_, p)| p.is_empty()).map(|(m, _)| m) {
         return Err(anyhow!(
             "{origin}: model `{}` has no test data of its own (test_data_set_N folders), so it runs on the scenario's grid, but `input_chars` and `batch_sizes` list no sizes\n  fix: list them, e.g. `input_chars: [50]` and `batch_sizes: [1]`",
@@ -131,6 +146,14 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
         ));
     }
     plan.regrid(|m| points[m].clone());
+    // Test data whose files match no graph input or output fails the model's cells, naming the
+    // file, before anything runs; the other models run.
+    for m in models.iter_mut().filter(|m| use_test_data && !m.test_data().is_empty()) {
+        if let Err(why) = check_test_data(m) {
+            tracing::warn!("the cells of `{}` will fail, the other models run: {why}", m.name);
+            m.source = ModelSource::Unavailable { why, hub: None };
+        }
+    }
     for m in &models {
         let own_data = use_test_data && !m.test_data().is_empty();
         match m.inputs() {
@@ -144,6 +167,27 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
         }
     }
     Ok(ResolvedPlan { plan, runtimes, models })
+}
+
+/// The grid of model `m` when it is fed generated or given values (not text, not its own test
+/// data): each grid axis that reaches none of its inputs runs once, at the size it is fed.
+pub fn model_grid(plan: &Plan, m: &ResolvedModel) -> Result<Option<crate::inputs::ModelGrid>, String> {
+    match m.inputs() {
+        Ok(p) if !p.takes_text() && m.op().is_none() => crate::inputs::model_grid(p, &plan.settings.dims, &plan.input_chars, &plan.batch_sizes).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Reads every test data set of `m` as its cells will: each file must give a graph input or
+/// output, by its name (by position only when unnamed), and every input and output must be given.
+fn check_test_data(m: &ResolvedModel) -> Result<(), String> {
+    let Ok(io) = m.io() else { return Ok(()) };
+    for set in m.test_data() {
+        models::test_data::read_inputs(set, &io.inputs)
+            .and_then(|_| models::test_data::read_expected(set, &io.outputs))
+            .map_err(|e| format!("model `{}`: its test data: {e:#}", m.name))?;
+    }
+    Ok(())
 }
 
 /// A model found on disk, with its graph's inputs and outputs and how they are fed; an unreadable

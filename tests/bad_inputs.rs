@@ -92,8 +92,10 @@ const CASES: &[Case] = &[
     case("model.yaml compare_with leaves the models root", compare_with_outside, Scenario("broken-model.yaml"), Refused, &["broken-model.yaml", "`compare_with: ../tiny-bert` is not a model name"]),
     case("model.yaml names a missing tokenizer", tokenizer_named_missing, Scenario("broken-model.yaml"), Refused, &["broken-model.yaml", "`broken`", "vocab.json is missing", "tokenizer:"]),
     // Models: what a cell cannot feed (recorded per cell; the run goes on).
-    case("text model with an input that is a condition", unfillable_text_input, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "input `keep`", "the condition (input 0) of Where", "`inputs: {keep: 1}`"]),
-    case("generated input of a type xbench cannot make", unfillable_string_input, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "input `words`", "takes strings", "`inputs: {words: some text}`"]),
+    case("text model with an input that is a condition", unfillable_text_input, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "input `keep`", "the condition (input 0) of Where", "`inputs: {keep: <value>}`"]),
+    case("generated input of a type xbench cannot make", unfillable_string_input, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "input `words`", "takes strings", "`inputs: {words: <text>}`"]),
+    case("integer input one-hot encoded against a range", one_hot_bytes, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "input `bytes` (int32 [batch, 8])", "compared for equality (input 0) of Equal", "`inputs: {bytes: <value>}`", "{integers: [<lo>, <hi>]}"]),
+    case("integer input into an embedding lookup", embedding_ids, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "input `ids` (int32 [batch, 8])", "the indices (input 1) of Gather", "`inputs: {ids: <value>}`"]),
     case("named dims whose product overflows", cube_input, Scenario("dims-overflow.yaml"), CellsFail, &["model `broken`", "input `voxels`", "[16777216, 16777216, 16777216]", "more than 2^31 elements", "smaller dims"]),
     case("text model without tokenizer.json", no_tokenizer, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "no tokenizer.json", "copy the model's tokenizer.json"]),
     case("corrupt tokenizer.json", corrupt_tokenizer, Scenario("broken-model.yaml"), CellsFail, &["cannot load tokenizer", "broken/tokenizer.json", "model's own tokenizer.json"]),
@@ -336,6 +338,36 @@ fn unfillable_string_input(root: &Path) {
     let words = g.input("words", DataType::String, &shape);
     g.node_named("Identity", &[&words], vec![], &["y"]);
     g.output("y", DataType::String, &shape);
+    builder::write(&g.finish(17).unwrap(), &dir.join("model.onnx")).unwrap();
+}
+
+/// A byte classifier's first layer: int32 bytes, broadcast and compared against a range of 256
+/// (a one-hot), cast and multiplied into a weight. Bytes of 0 or 1 would leave 254 rows unused.
+fn one_hot_bytes(root: &Path) {
+    let dir = broken_without_text(root);
+    let mut g = GraphBuilder::new("one_hot");
+    let bytes = g.input("bytes", DataType::Int32, &[Dim::sym("batch"), Dim::Fixed(8)]);
+    let shape = g.init_i64("shape", &[3], vec![1, 8, 256]).unwrap();
+    let range = g.init_raw("range", &[256], DataType::Int32, (0..256i32).flat_map(|i| i.to_le_bytes()).collect()).unwrap();
+    let w = g.init_f32("w", &[256, 4], vec![0.25; 1024]).unwrap();
+    let axes = g.init_i64("axes", &[1], vec![2]).unwrap();
+    let column = g.node("Unsqueeze", &[&bytes, &axes], vec![]);
+    let wide = g.node("Expand", &[&column, &shape], vec![]);
+    let hot = g.node("Equal", &[&wide, &range], vec![]);
+    let hot = g.node("Cast", &[&hot], vec![builder::attr_int("to", DataType::Float as i64)]);
+    g.node_named("MatMul", &[&hot, &w], vec![], &["y"]);
+    g.output("y", DataType::Float, &[Dim::sym("batch"), Dim::Fixed(8), Dim::Fixed(4)]);
+    builder::write(&g.finish(17).unwrap(), &dir.join("model.onnx")).unwrap();
+}
+
+/// An embedding table looked up by int32 ids.
+fn embedding_ids(root: &Path) {
+    let dir = broken_without_text(root);
+    let mut g = GraphBuilder::new("embedding");
+    let ids = g.input("ids", DataType::Int32, &[Dim::sym("batch"), Dim::Fixed(8)]);
+    let table = g.init_f32("table", &[100, 4], (0..400).map(|i| i as f32).collect()).unwrap();
+    g.node_named("Gather", &[&table, &ids], vec![], &["y"]);
+    g.output("y", DataType::Float, &[Dim::sym("batch"), Dim::Fixed(8), Dim::Fixed(4)]);
     builder::write(&g.finish(17).unwrap(), &dir.join("model.onnx")).unwrap();
 }
 

@@ -126,7 +126,8 @@ fn a_stateful_model_runs_on_its_test_data_and_its_scalar_input_is_never_made_up(
     let grid = "name: vad\nmodels: [vad]\nruntimes: [tract-cpu]\ninput_chars: [1]\nbatch_sizes: [2]\niterations: 2\nwarmup: 0\ntest_data: false\n";
     let (r, _) = scenario(dir, grid, 2);
     let e = r.cells[0].error.as_deref().unwrap();
-    assert!(e.contains("input `sr` (int64 [])") && e.contains("single value") && e.contains("`inputs: {sr: 1}`"), "{e}");
+    // It is compared with a rate to choose the If's branch: its value selects what is computed.
+    assert!(e.contains("input `sr` (int64 [])") && e.contains("compared for equality (input 0) of Equal") && e.contains("`inputs: {sr: <value>}`"), "{e}");
     // Following the fix runs it.
     let (r, _) = scenario(dir, &format!("{grid}inputs: {{sr: 16000}}\n"), 0);
     let c = &r.cells[0];
@@ -186,4 +187,64 @@ fn a_quantized_model_is_recorded_as_int8_and_judged_by_the_int8_tolerance() {
         // Integer products are exact; the float steps around them round differently (measured 3.7e-4 at most here).
         assert!(a.agrees() && a.max_abs > 0.0 && a.max_abs < 1e-2, "{a:?}");
     }
+}
+
+/// Rewrites the name of the tensor in the ONNX TensorProto file at `path`.
+fn rename_tensor(path: &Path, name: &str) {
+    use prost::Message;
+    let mut t = tract_onnx::pb::TensorProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap();
+    t.name = name.to_string();
+    std::fs::write(path, t.encode_to_vec()).unwrap();
+}
+
+#[test]
+fn test_data_is_matched_by_name_and_files_that_match_nothing_are_named() {
+    let tmp = vad_folder();
+    let dir = tmp.path();
+    let set = dir.join("models/vad/test_data_set_1");
+    let yaml = "name: vad\nmodels: [vad]\nruntimes: [tract-cpu]\niterations: 2\nwarmup: 0\n";
+    // An unnamed tensor goes by its position, and the cell says so.
+    rename_tensor(&set.join("input_1.pb"), "");
+    let (r, _) = scenario(dir, yaml, 0);
+    let sr = r.cells[1].fed.iter().find(|f| f.name == "sr").unwrap();
+    assert_eq!(sr.source, "test_data_set_1/input_1.pb (unnamed: taken by position as `sr`)");
+    assert!(r.cells[1].expected.as_ref().unwrap().agrees());
+    // A named tensor that is no graph input: the model's cells fail, naming the file; exit 2.
+    rename_tensor(&set.join("input_1.pb"), "rate");
+    let (r, _) = scenario(dir, yaml, 2);
+    assert!(r.cells.iter().all(|c| c.status == Status::Failed), "{:?}", r.cells);
+    let e = r.cells[0].error.clone().unwrap();
+    assert!(e.contains("test_data_set_1/input_1.pb: its tensor is named `rate`, which is no graph input (the graph's inputs: `x`, `sr`, `state`)") && e.contains("fix:"), "{e}");
+    // An extra expected-output file is refused the same way, never left uncompared silently.
+    rename_tensor(&set.join("input_1.pb"), "sr");
+    std::fs::copy(set.join("output_0.pb"), set.join("output_2.pb")).unwrap();
+    rename_tensor(&set.join("output_2.pb"), "");
+    let (r, _) = scenario(dir, yaml, 2);
+    let e = r.cells[0].error.clone().unwrap();
+    assert!(e.contains("output_2.pb: its tensor has no name, and position 2 is past the graph's 2 outputs"), "{e}");
+}
+
+#[test]
+fn expected_outputs_that_depart_count_once_per_data_set() {
+    use prost::Message;
+    let tmp = vad_folder();
+    let dir = tmp.path();
+    // Both data sets' first expected output shifted by 1: both runtimes agree, the files depart.
+    for n in 0..2 {
+        let path = dir.join(format!("models/vad/test_data_set_{n}/output_0.pb"));
+        let mut t = tract_onnx::pb::TensorProto::decode(std::fs::read(&path).unwrap().as_slice()).unwrap();
+        if t.raw_data.is_empty() {
+            t.float_data.iter_mut().for_each(|v| *v += 1.0);
+        } else {
+            t.raw_data = t.raw_data.chunks(4).flat_map(|b| (f32::from_le_bytes(b.try_into().unwrap()) + 1.0).to_le_bytes()).collect();
+        }
+        std::fs::write(&path, t.encode_to_vec()).unwrap();
+    }
+    std::fs::write(dir.join("s.yaml"), "name: vad\nmodels: [vad]\nruntimes: [ort-cpu, tract-cpu]\niterations: 2\nwarmup: 0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(dir).args(["scenario", "s.yaml", "--out", "out"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let r = read_results(&dir.join("out/results.json")).unwrap();
+    assert_eq!(r.cells.iter().filter(|c| c.has_flag(FlagKind::Departs)).count(), 4, "every cell of both sets is flagged");
+    assert!(stdout.contains("2 depart from results that agree"), "two results departed, the two sets' expected outputs: {stdout}");
 }

@@ -16,6 +16,9 @@ pub use agreement::{compare_outputs, compare_siblings, feed_difference};
 pub use reference::expected_path;
 pub use verdict::check_group;
 
+/// How the `departs` flag of a data set's cells begins when its expected outputs are what departs.
+pub const EXPECTED_DEPART: &str = "the model's expected outputs depart";
+
 use crate::results::{CellRecord, Flag, FlagKind, RunResults, Status};
 
 /// Where a cell's saved outputs are, in a run's outputs folder.

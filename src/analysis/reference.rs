@@ -171,7 +171,7 @@ pub(super) fn departures(r: &mut RunResults, dir: &Path) {
                 add_flag(&mut r.cells[i], Flag::new(FlagKind::Departs, detail));
             }
             Source::Expected => {
-                let detail = format!("the model's expected outputs depart: {} agree with each other, not with them", others.join(", "));
+                let detail = format!("{}: {} agree with each other, not with them", super::EXPECTED_DEPART, others.join(", "));
                 for &i in &cells {
                     add_flag(&mut r.cells[i], Flag::new(FlagKind::Departs, detail.clone()));
                 }

@@ -5,18 +5,29 @@
 use crate::results::{CellRecord, Flag, FlagKind, RunResults, Status};
 use crate::scenario::RuntimeId;
 
-/// Work a cell fed: sequences × padded length (tokens processed, padding included).
+/// Work a cell fed: sequences × padded length (tokens processed, padding included); for a model
+/// not fed from text, its batch × its length (a cell whose inputs took no length: its batch).
+/// A model's own test data sets are not a grid.
 fn work(c: &CellRecord) -> Option<f64> {
-    c.tokens.as_ref().map(|t| (t.tokens_per_row.len() * t.padded_len) as f64).filter(|w| *w > 0.0)
+    match &c.tokens {
+        Some(t) => Some((t.tokens_per_row.len() * t.padded_len) as f64),
+        None if c.data_set.is_none() && !c.fed.is_empty() => Some((c.batch * c.chars.max(1)) as f64),
+        None => None,
+    }
+    .filter(|w| *w > 0.0)
 }
 
 fn describe(c: &CellRecord) -> String {
-    format!("{} chars × batch {}", c.chars, c.batch)
+    match (&c.tokens, c.chars) {
+        (Some(_), _) => format!("{} chars × batch {}", c.chars, c.batch),
+        (None, 0) => format!("batch {}", c.batch),
+        (None, n) => format!("length {n} × batch {}", c.batch),
+    }
 }
 
 /// Recomputes the suspicious flags of the cells of `model` on `runtime`.
 pub fn check_group(r: &mut RunResults, model: &str, runtime: RuntimeId) {
-    let flops_per_token = r.models.iter().find(|m| m.name == model).map(|m| m.flops_per_token).unwrap_or(0) as f64;
+    let flops_per_token = r.models.iter().find(|m| m.name == model).and_then(|m| m.flops_per_token).unwrap_or(0) as f64;
     let device = r.runtimes.iter().find(|a| a.runtime == runtime).map_or_else(|| crate::results::DeviceClass::of_builtin(runtime), |a| a.device());
     let limit = device.plausible_flops_per_s(r.machine.cores);
     let idx: Vec<usize> = (0..r.cells.len()).filter(|&i| r.cells[i].model == model && r.cells[i].runtime == runtime).collect();
@@ -62,7 +73,7 @@ pub fn check_group(r: &mut RunResults, model: &str, runtime: RuntimeId) {
         let (ss, sl) = (cs.summary.as_ref().unwrap(), cl.summary.as_ref().unwrap());
         if ratio >= 32.0 && sl.mean_ms < 1.1 * ss.mean_ms {
             new_flags.push((large, format!(
-                "latency does not grow with work: {:.0}× the tokens of {} in {:.2}× its time (bound by fixed overhead, or is the work not done?)",
+                "latency does not grow with work: {:.0}× the work of {} in {:.2}× its time (bound by fixed overhead, or is the work not done?)",
                 ratio, describe(cs), sl.mean_ms / ss.mean_ms
             )));
         }
@@ -81,7 +92,7 @@ mod tests {
     fn results(cells: &[(usize, usize, &[f64])], flops_per_token: u64) -> RunResults {
         let json = include_str!("../../tests/data/minimal-results.json");
         let mut r = crate::results::parse_results(json, "minimal-results.json").unwrap();
-        r.models[0].flops_per_token = flops_per_token;
+        r.models[0].flops_per_token = Some(flops_per_token).filter(|&f| f > 0);
         r.machine.cores = 2;
         r.cells = cells
             .iter()
@@ -143,6 +154,19 @@ mod tests {
         assert_eq!(suspicious(&r), vec![1]);
         let f = r.cells[1].flags[0].to_string();
         assert!(f.starts_with("suspicious: latency does not grow") && f.contains("320×"), "{f}");
+    }
+
+    #[test]
+    fn cells_not_fed_text_are_judged_by_the_batch_and_length_fed() {
+        let mut r = results(&[(1, 1, &[1.0, 1.02, 0.98]), (32, 1, &[1.01, 0.99, 1.0])], 0);
+        for c in &mut r.cells {
+            (c.tokens, c.chars) = (None, 0);
+            c.fed = vec![crate::results::FedInput { name: "x".into(), elem_type: "float32".into(), shape: vec![c.batch, 3], source: "generated".into() }];
+        }
+        check_group(&mut r, "m", RuntimeId::ORT_CPU);
+        assert_eq!(suspicious(&r), vec![1]);
+        let f = r.cells[1].flags[0].to_string();
+        assert!(f.contains("32× the work of batch 1 in"), "{f}");
     }
 
     #[test]

@@ -317,7 +317,7 @@ fn summary(r: &RunResults) {
     };
     let not_compared = r.cells.iter().filter(|c| c.has_flag(FlagKind::NotCompared)).count();
     let not_compared = if not_compared == 0 { String::new() } else { format!("{not_compared} not compared; ") };
-    let departs = r.cells.iter().filter(|c| c.has_flag(FlagKind::Departs)).count();
+    let departs = departing(r);
     let departs = if departs == 0 { String::new() } else { format!("{departs} depart from results that agree; ") };
     let suspicious = r.cells.iter().filter(|c| c.has_flag(FlagKind::Suspicious)).count();
     let warned = r.cells.iter().filter(|c| !c.flags.is_empty()).count();
@@ -366,23 +366,39 @@ fn check_session_writes(plan: &ResolvedPlan, file: Option<&Path>) -> Result<()> 
     Ok(())
 }
 
+/// How many results depart from results that agree: a runtime's cell, or a data set's expected
+/// outputs (which flags every cell of that data set, but is one result).
+fn departing(r: &RunResults) -> usize {
+    let mut results = std::collections::HashSet::new();
+    for c in r.cells.iter().filter(|c| c.has_flag(FlagKind::Departs)) {
+        let expected = c.flags.iter().any(|f| f.kind == FlagKind::Departs && f.detail.starts_with(xbench::analysis::EXPECTED_DEPART));
+        results.insert((c.model.as_str(), c.chars, c.batch, c.data_set, (!expected).then_some(c.runtime)));
+    }
+    results.len()
+}
+
+/// Seconds from milliseconds, one decimal; a time is never shown as -0.0.
+fn secs(ms: f64) -> String {
+    format!("{:.1}", if ms > 0.0 { ms / 1e3 } else { 0.0 })
+}
+
 /// Where the run's wall time went, one line.
 fn wall_line(w: &WallTime, r: &RunResults) -> String {
     let ok = r.cells.iter().filter(|c| c.status == Status::Ok);
-    let timed: f64 = ok.clone().map(|c| c.samples_ms.iter().sum::<f64>()).sum::<f64>() / 1e3;
-    let warm: f64 = ok.map(|c| c.warmup_ms.unwrap_or(0.0) + c.prepare_ms.unwrap_or(0.0)).sum::<f64>() / 1e3;
-    let loads: f64 = r.groups.iter().filter_map(|g| g.load_ms).sum::<f64>() / 1e3;
-    let first: f64 = r.groups.iter().filter_map(|g| g.first_run_ms).sum::<f64>() / 1e3;
+    let timed = secs(ok.clone().map(|c| c.samples_ms.iter().sum::<f64>()).sum::<f64>());
+    let warm = secs(ok.map(|c| c.warmup_ms.unwrap_or(0.0) + c.prepare_ms.unwrap_or(0.0)).sum::<f64>());
+    let first_ms: f64 = r.groups.iter().filter_map(|g| g.first_run_ms).sum();
+    let (loads, first) = (secs(r.groups.iter().filter_map(|g| g.load_ms).sum::<f64>()), secs(first_ms));
     let loads = match w.loads_ms {
-        Some(ms) if first > 0.0 => format!("session loads {loads:.1} s and first runs {first:.1} s, overlapped in {:.1} s", ms / 1e3),
-        Some(ms) => format!("session loads {loads:.1} s, overlapped in {:.1} s", ms / 1e3),
-        None => format!("session loads {loads:.1} s"),
+        Some(ms) if first_ms > 0.0 => format!("session loads {loads} s and first runs {first} s, overlapped in {} s", secs(ms)),
+        Some(ms) => format!("session loads {loads} s, overlapped in {} s", secs(ms)),
+        None => format!("session loads {loads} s"),
     };
     format!(
-        "time: {:.1} s in all; set-up {:.1} s, {loads}, cell preparation and warm-ups {warm:.1} s, timed runs {timed:.1} s, report {:.1} s",
-        w.total_ms / 1e3,
-        w.setup_ms / 1e3,
-        w.report_ms / 1e3
+        "time: {} s in all; set-up {} s, {loads}, cell preparation and warm-ups {warm} s, timed runs {timed} s, report {} s",
+        secs(w.total_ms),
+        secs(w.setup_ms),
+        secs(w.report_ms)
     )
 }
 

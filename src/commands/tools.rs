@@ -129,7 +129,7 @@ fn is_feeds_file(path: &Path) -> bool {
 
 pub fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
     use xbench::inputs::{self, Feed};
-    use xbench::tensor::Tensor;
+    use xbench::tensor::Scalar;
     let (_, plan) = super::scenario::resolve_file(file, models_dir)?;
     // Never over the scenario, its text or a model's file; over an earlier feeds file only.
     let mut measured = vec![file.to_path_buf()];
@@ -141,33 +141,49 @@ pub fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
     }
     xbench::files::check_write(out, "feeds", is_feeds_file, &measured)?;
     let text = inputs::load_text(&plan.plan.settings.text)?;
+    let dims = &plan.plan.settings.dims;
     let mut feeds = Vec::new();
-    for m in &plan.models {
-        m.io().map_err(|why| anyhow::anyhow!("model `{}` cannot be read: {why}", m.name))?;
-        let Some(tok_path) = m.tokenizer() else { continue };
-        let fills = m.inputs().map_err(|why| anyhow::anyhow!("{why}"))?;
-        let job = xbench::run::job::JobModel::of(m).expect("a model with inputs is ready");
-        let mut tok = inputs::load_tokenizer(tok_path)?;
-        for &chars in &plan.plan.input_chars {
-            for &batch in &plan.plan.batch_sizes {
-                let texts = inputs::passages(&text, chars, batch)?;
-                let feed = Feed::from_texts(&mut tok, &texts, fills, job.position_offset, job.max_positions, &plan.plan.settings.dims)?;
-                let tensors: Vec<serde_json::Value> = feed
-                    .tensors
-                    .iter()
-                    .map(|(name, t)| -> Result<serde_json::Value> {
-                        let data: Vec<f64> = match t {
-                            Tensor::I64(a) => a.iter().map(|&v| v as f64).collect(),
-                            Tensor::I32(a) => a.iter().map(|&v| v as f64).collect(),
-                            Tensor::F32(a) => a.iter().map(|&v| v as f64).collect(),
-                            other => bail!("input `{name}` of model `{}` is {}; text feeds are int64, int32 or float32", m.name, other.elem_type()),
-                        };
-                        let dtype = t.elem_type().name();
-                        Ok(serde_json::json!({"name": name, "dtype": dtype, "shape": t.shape(), "data": data}))
-                    })
-                    .collect::<Result<_>>()?;
-                feeds.push(serde_json::json!({"model": m.name, "onnx": m.onnx(), "chars": chars, "batch": batch, "tokens_per_row": feed.text.map(|t| t.tokens_per_row), "inputs": tensors}));
-            }
+    // Every model's cells, once (those of the first runtime: every runtime is fed the same).
+    let first = plan.plan.runtimes[0].id;
+    for g in plan.plan.groups.iter().filter(|g| g.runtime == first) {
+        let m = &plan.models[g.model];
+        let io = m.io().map_err(|why| anyhow::anyhow!("model `{}` cannot be read: {why}", m.name))?;
+        let mut tok = m.tokenizer().map(inputs::load_tokenizer).transpose()?;
+        for cell in plan.plan.group_cells(g) {
+            let feed = match (cell.data_set, tok.as_mut()) {
+                (Some(n), _) => Feed::from_test_data(&m.name, &m.test_data()[n], &io.inputs)?,
+                (None, tok) => {
+                    let fills = m.inputs().map_err(|why| anyhow::anyhow!("{why}"))?;
+                    match tok {
+                        Some(tok) => {
+                            let job = xbench::run::job::JobModel::of(m).expect("a model with inputs is ready");
+                            let texts = inputs::passages(&text, cell.chars, cell.batch)?;
+                            Feed::from_texts(tok, &texts, fills, job.position_offset, job.max_positions, dims)?
+                        }
+                        None => Feed::generated(fills, cell.batch, cell.chars, dims)?,
+                    }
+                }
+            };
+            let source = |name: &str| feed.fed.iter().find(|f| f.name == name).map_or("tokenizer".to_string(), |f| f.source.clone());
+            let tensors: Vec<serde_json::Value> = feed
+                .tensors
+                .iter()
+                .map(|(name, t)| {
+                    let data: Vec<serde_json::Value> = t
+                        .scalars()
+                        .into_iter()
+                        .map(|v| match v {
+                            Scalar::Float(x) => serde_json::json!(x),
+                            Scalar::Int(i) => i64::try_from(i).map_or_else(|_| serde_json::json!(i as u64), |i| serde_json::json!(i)),
+                            Scalar::Bool(b) => serde_json::json!(b),
+                            Scalar::Str(s) => serde_json::json!(s),
+                        })
+                        .collect();
+                    serde_json::json!({"name": name, "dtype": t.elem_type().name(), "shape": t.shape(), "source": source(name), "data": data})
+                })
+                .collect();
+            let tokens = feed.text.as_ref().map(|t| t.tokens_per_row.clone());
+            feeds.push(serde_json::json!({"model": m.name, "onnx": m.onnx(), "chars": cell.chars, "batch": cell.batch, "data_set": cell.data_set, "tokens_per_row": tokens, "inputs": tensors}));
         }
     }
     xbench::results::write_atomic(out, &serde_json::to_vec(&feeds)?).with_context(|| format!("cannot write {}", out.display()))?;

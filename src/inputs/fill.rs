@@ -29,7 +29,7 @@ pub enum Fill {
 pub struct InputFill {
     pub input: IoInfo,
     pub fill: Fill,
-    /// The shape the user gave, over the declared one.
+    /// The shape the user gave over the declared one (`shape:`), or the shape of the file it is fed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<Vec<usize>>,
 }
@@ -78,6 +78,7 @@ impl InputPlan {
         let mut fills = Vec::new();
         for input in inputs {
             let (spec, at) = specs.get(&input.name).cloned().unwrap_or_default();
+            let mut shape = spec.shape.clone();
             let fill = match (role_of(input), &spec.values) {
                 (Some(role), _) if tokenizer => {
                     if !matches!(input.elem_type.as_str(), "int64" | "int32") {
@@ -90,12 +91,14 @@ impl InputPlan {
                 }
                 (Some(Role::TokenIds), None) => {
                     return Err(format!(
-                        "model `{model}` takes token ids (input `{}`) but has no tokenizer.json beside its ONNX file\n  fix: copy the model's tokenizer.json into its folder, or give the ids' values, e.g. `inputs: {{{}: {{integers: [0, 1000]}}}}`",
+                        "model `{model}` takes token ids (input `{}`) but has no tokenizer.json beside its ONNX file\n  fix: copy the model's tokenizer.json into its folder, or give the ids' values, e.g. `inputs: {{{}: {{integers: [0, <vocabulary size>]}}}}`",
                         input.name, input.name
                     ))
                 }
                 (_, Some(values)) => {
-                    check_values(model, input, values, &at)?;
+                    if let Some(file_shape) = check_values(model, input, values, &at)? {
+                        shape = Some(file_shape);
+                    }
                     Fill::Given { values: values.clone(), at }
                 }
                 (_, None) => {
@@ -106,15 +109,16 @@ impl InputPlan {
             if let Some(shape) = &spec.shape {
                 check_shape(model, input, shape)?;
             }
-            fills.push(InputFill { input: input.clone(), fill, shape: spec.shape.clone() });
+            fills.push(InputFill { input: input.clone(), fill, shape });
         }
         Ok(InputPlan { model: model.to_string(), fills })
     }
 }
 
-/// The fix that lets a user give an input's values.
+/// The fix that lets a user give an input's values: placeholders, never a value xbench made up
+/// (copied as written, a made-up value would run whatever it selects).
 fn give_values(input: &str) -> String {
-    format!("give its values under `inputs:` in the scenario or the model's model.yaml, e.g. `inputs: {{{input}: 1}}` (one value), `{{integers: [0, 10]}}` or `{{file: {input}.npy}}`")
+    format!("give its values under `inputs:` in the scenario or the model's model.yaml, e.g. `inputs: {{{input}: <value>}}` (one value), `{{integers: [<lo>, <hi>]}}` or `{{file: {input}.npy}}`")
 }
 
 /// Generated values must not decide the computation's structure.
@@ -128,7 +132,7 @@ fn check_generated(model: &str, input: &IoInfo) -> Result<(), String> {
     }
     match ElemType::from_name(&input.elem_type) {
         Some(ElemType::String) => Err(format!(
-            "{what} takes strings, which xbench cannot make up\n  fix: give them under `inputs:`, e.g. `inputs: {{{}: some text}}`, or `{{file: {}.pb}}` (an ONNX TensorProto file)",
+            "{what} takes strings, which xbench cannot make up\n  fix: give them under `inputs:`, e.g. `inputs: {{{}: <text>}}`, or `{{file: {}.pb}}` (an ONNX TensorProto file)",
             input.name, input.name
         )),
         Some(t) if t.packed_bits().is_some() => Err(format!(
@@ -140,8 +144,8 @@ fn check_generated(model: &str, input: &IoInfo) -> Result<(), String> {
     }
 }
 
-/// Given values must suit the input's type.
-fn check_values(model: &str, input: &IoInfo, values: &Values, at: &str) -> Result<(), String> {
+/// Given values must suit the input's type; a file's shape is returned.
+fn check_values(model: &str, input: &IoInfo, values: &Values, at: &str) -> Result<Option<Vec<usize>>, String> {
     let Some(ty) = ElemType::from_name(&input.elem_type) else {
         return Err(format!("model `{model}`: input `{}` has an element type xbench cannot feed ({})\n  fix: export the model with inputs of a standard ONNX type", input.name, input.elem_type));
     };
@@ -156,8 +160,8 @@ fn check_values(model: &str, input: &IoInfo, values: &Values, at: &str) -> Resul
         Values::Uniform(..) | Values::Normal(..) if !ty.is_float() => wrong("real numbers", "give `{integers: [lo, hi]}` for an integer input"),
         Values::Integers(lo, hi) if !(int || ty.is_float()) => wrong(&format!("integers [{lo}, {hi})"), "give `true`/`false`, or a file"),
         Values::Integers(lo, hi) if int && !(fits(ty, *lo) && fits(ty, hi - 1)) => wrong(&format!("integers [{lo}, {hi}), outside the range of {ty}"), "give bounds the type holds"),
-        Values::File(path) => check_file(model, input, ty, path, at),
-        _ => Ok(()),
+        Values::File(path) => check_file(model, input, ty, path, at).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -176,12 +180,13 @@ fn fits(ty: ElemType, v: i64) -> bool {
 }
 
 /// A value file is read once here: its type must be the input's, its rank and fixed dims too.
-fn check_file(model: &str, input: &IoInfo, ty: ElemType, path: &std::path::Path, at: &str) -> Result<(), String> {
+fn check_file(model: &str, input: &IoInfo, ty: ElemType, path: &std::path::Path, at: &str) -> Result<Vec<usize>, String> {
     let (_, t) = crate::models::read_tensor_file(path).map_err(|e| format!("model `{model}`: {at}: input `{}`: {e:#}\n  fix: give a .npy or ONNX TensorProto (.pb) file that exists", input.name))?;
     if t.elem_type() != ty {
         return Err(format!("model `{model}`: {at}: {} holds {}, but input `{}` is {ty}\n  fix: save the values as {ty}", path.display(), t.elem_type(), input.name));
     }
-    check_shape(model, input, t.shape()).map_err(|e| format!("{e} (the shape of {})", path.display()))
+    check_shape(model, input, t.shape()).map_err(|e| format!("{e} (the shape of {})", path.display()))?;
+    Ok(t.shape().to_vec())
 }
 
 /// A shape must have the declared rank and the declared fixed dims.
@@ -208,11 +213,14 @@ mod tests {
         crate::scenario::inputs::parse_inputs(&table, std::path::Path::new(".")).unwrap().into_iter().map(|(k, s)| (k, (s, "the scenario's `inputs`".to_string()))).collect()
     }
 
-    /// The YAML value the error's fix suggests for `input`, as a scenario would take it.
+    /// The YAML value the error's fix suggests for `input`, its placeholders filled in, as a
+    /// scenario would take it.
     fn follow(e: &str, input: &str) -> BTreeMap<String, Located> {
         let fix = e.split("\n  fix: ").nth(1).expect("a fix");
         let yaml = fix.split('`').skip(1).step_by(2).find(|q| q.starts_with("inputs: {")).expect("an example to follow");
-        let v: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        assert!(yaml.contains('<'), "a hint shows a placeholder, not a value made up: {yaml}");
+        let yaml = yaml.replace("<value>", "1").replace("<text>", "hi");
+        let v: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
         let value = v["inputs"][input].clone();
         given(&[(input, &serde_yaml::to_string(&value).unwrap())])
     }
@@ -252,7 +260,7 @@ mod tests {
         assert!(InputPlan::new("m", &[ids.clone()], false, &fixed).unwrap_err().contains("no tokenizer.json"));
         let input_ids = IoInfo { name: "input_ids".into(), ..ids };
         let e = InputPlan::by_name("m", &[input_ids.clone()], false).unwrap_err();
-        assert!(e.contains("no tokenizer.json") && e.contains("integers: [0, 1000]"), "{e}");
+        assert!(e.contains("no tokenizer.json") && e.contains("integers: [0, <vocabulary size>]"), "{e}");
         let p = InputPlan::new("m", &[input_ids], false, &given(&[("input_ids", "{integers: [0, 1000]}")])).unwrap();
         assert!(!p.takes_text());
     }

@@ -3,6 +3,7 @@
 //! other input, how it is fed is decided once per model (`fill`), then values are given, generated
 //! or read from the model's own test data (`values`) in the shapes each cell asks for (`shape`).
 
+mod axes;
 mod feed;
 mod fill;
 mod shape;
@@ -10,7 +11,8 @@ mod text;
 mod values;
 
 pub use crate::scenario::texts::BUILTIN_TEXTS;
+pub use axes::{model_grid, ModelGrid};
 pub use feed::{check_vocab, load_tokenizer, Feed};
 pub use fill::{Fill, InputFill, InputPlan, Located};
-pub use shape::{concrete_shape, element_count, is_batch_dim, is_sequence_dim};
+pub use shape::{concrete_shape, dim_sources, DimSource, element_count, is_batch_dim, is_sequence_dim};
 pub use text::{load_text, passages, Prose};

@@ -25,10 +25,35 @@ pub fn is_sequence_dim(name: &str) -> bool {
 /// Largest dim taken from the scenario (as `dims:` allows).
 const MAX_DIM: i64 = 1 << 24;
 
+/// Where the size of one axis of an input comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DimSource {
+    /// Declared fixed in the graph.
+    Fixed(usize),
+    /// The scenario's `dims:` (by `input.axis` or by the dim's name).
+    Scenario(usize),
+    /// The cell's batch size (a batch-like name).
+    Batch,
+    /// The cell's input length (a sequence-like name).
+    Sequence,
+}
+
 /// The concrete shape of `input` in a cell of `batch` rows and `sequence` positions. For each
 /// axis, in order: `dims` by `input.axis`; a fixed size (0 included) as declared; `dims` by the
 /// dim's name; a batch-like or sequence-like name. Anything else is an error whose fix names the key.
 pub fn concrete_shape(model: &str, input: &IoInfo, batch: usize, sequence: usize, dims: &BTreeMap<String, usize>) -> Result<Vec<usize>> {
+    Ok(dim_sources(model, input, dims)?
+        .into_iter()
+        .map(|s| match s {
+            DimSource::Fixed(n) | DimSource::Scenario(n) => n,
+            DimSource::Batch => batch,
+            DimSource::Sequence => sequence,
+        })
+        .collect())
+}
+
+/// Where each axis of `input` takes its size from, as [`concrete_shape`] fills it.
+pub fn dim_sources(model: &str, input: &IoInfo, dims: &BTreeMap<String, usize>) -> Result<Vec<DimSource>> {
     let Some(declared) = &input.dims else {
         bail!(
             "model `{model}`: input `{}` declares no shape, so xbench cannot make a tensor for it\n  fix: give its shape in the scenario, e.g. `inputs: {{{}: {{shape: [1, 16]}}}}`, or its values from a file",
@@ -54,12 +79,12 @@ pub fn concrete_shape(model: &str, input: &IoInfo, batch: usize, sequence: usize
                         input.name,
                         input.shape_string()
                     ),
-                    _ => Ok(*n as usize),
+                    _ => Ok(DimSource::Fixed(*n as usize)),
                 },
-                _ if by_axis.is_some() => Ok(by_axis.expect("checked")),
-                Dim::Symbol(s) if dims.contains_key(s) => Ok(dims[s]),
-                Dim::Symbol(s) if is_batch_dim(s) => Ok(batch),
-                Dim::Symbol(s) if is_sequence_dim(s) => Ok(sequence),
+                _ if by_axis.is_some() => Ok(DimSource::Scenario(by_axis.expect("checked"))),
+                Dim::Symbol(s) if dims.contains_key(s) => Ok(DimSource::Scenario(dims[s])),
+                Dim::Symbol(s) if is_batch_dim(s) => Ok(DimSource::Batch),
+                Dim::Symbol(s) if is_sequence_dim(s) => Ok(DimSource::Sequence),
                 Dim::Symbol(s) if !s.is_empty() => bail!(
                     "model `{model}`: input `{}` {}: dim {axis} (`{s}`) cannot be filled from the batch size or the sequence length\n  fix: give its value in the scenario, e.g. `dims: {{{s}: 224}}`",
                     input.name,

@@ -9,6 +9,7 @@ mod onnx_meta;
 mod resolved;
 mod structure;
 mod tensor_files;
+mod weights;
 pub mod test_data;
 
 use std::path::PathBuf;

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use super::weights::elements;
+
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tract_onnx::pb::{self, type_proto, tensor_shape_proto::dimension::Value as DimValue};
@@ -67,13 +69,16 @@ pub struct ModelIo {
     pub external_files: Vec<ExternalFile>,
     /// `fp16` or `bf16` when most floating-point weights are of that type (whatever the outputs), else `fp32`.
     pub weights_precision: String,
-    /// Whether the graph computes in 8-bit integers (quantize/dequantize pairs, MatMulInteger,
-    /// ConvInteger, QLinear* operators), in the main graph or a subgraph.
+    /// The low precision its weights are stored or computed in, in the main graph or a subgraph:
+    /// `int8` (quantize/dequantize pairs, MatMulInteger, ConvInteger, QLinear* operators, or int8
+    /// weights dequantized into a MatMul, Gemm or Conv), `int4` (MatMulNBits, int4 weights) or
+    /// `fp8` (8-bit float weights).
     #[serde(default)]
-    pub quantized: bool,
-    /// 2·K·N summed over matrix products with a weight matrix [K, N] (MatMul, Gemm): the FLOPs
-    /// every token costs at least (attention's token-by-token products come on top).
-    pub flops_per_token: u64,
+    pub quantized: Option<String>,
+    /// 2·K·N summed over matrix products with a weight matrix [K, N] (MatMul, Gemm, MatMulNBits):
+    /// the FLOPs every token costs at least (attention's token-by-token products come on top);
+    /// `None` where the graph holds no product xbench can count (unknown, not 0).
+    pub flops_per_token: Option<u64>,
 }
 
 impl ModelIo {
@@ -82,12 +87,12 @@ impl ModelIo {
         !self.external_files.is_empty()
     }
 
-    /// The precision the model computes in: `int8` when it is quantized, `bf16` or `fp16` when its
-    /// weights or an output are of that type, else `fp32`.
-    pub fn precision(&self) -> &'static str {
+    /// The precision the model computes in: `int8`, `int4` or `fp8` when it is quantized, `bf16` or
+    /// `fp16` when its weights or an output are of that type, else `fp32`.
+    pub fn precision(&self) -> &str {
         let output = |ty: &str| self.outputs.iter().any(|o| o.elem_type == ty);
-        if self.quantized {
-            "int8"
+        if let Some(q) = &self.quantized {
+            q
         } else if self.weights_precision == "bf16" || output("bfloat16") {
             "bf16"
         } else if self.weights_precision == "fp16" || output("float16") {
@@ -145,9 +150,21 @@ pub(super) struct LiteNode {
     attribute: Vec<LiteAttribute>,
 }
 
-/// A node attribute, read only for the subgraphs it holds (If branches, Loop and Scan bodies).
+impl LiteNode {
+    /// The value of integer attribute `name`, when the node has it.
+    pub(super) fn int_attribute(&self, name: &str) -> Option<i64> {
+        self.attribute.iter().find(|a| a.name == name).and_then(|a| a.i)
+    }
+}
+
+/// A node attribute, read for its name, an integer value, and the subgraphs it holds (If
+/// branches, Loop and Scan bodies).
 #[derive(Clone, PartialEq, prost::Message)]
 struct LiteAttribute {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(int64, optional, tag = "3")]
+    i: Option<i64>,
     #[prost(message, optional, boxed, tag = "6")]
     g: Option<Box<LiteGraph>>,
     #[prost(message, repeated, tag = "11")]
@@ -173,13 +190,13 @@ impl LiteGraph {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-struct LiteTensor {
+pub(super) struct LiteTensor {
     #[prost(int64, repeated, tag = "1")]
-    dims: Vec<i64>,
+    pub(super) dims: Vec<i64>,
     #[prost(int32, tag = "2")]
-    data_type: i32,
+    pub(super) data_type: i32,
     #[prost(string, tag = "8")]
-    name: String,
+    pub(super) name: String,
     #[prost(message, repeated, tag = "13")]
     external_data: Vec<LiteEntry>,
     #[prost(int32, optional, tag = "14")]
@@ -278,7 +295,7 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         .find(|t| t.name.contains("word_embeddings") && t.dims.len() == 2)
         .map(|t| t.dims[0].max(0) as usize);
     let external_files = external_files(&graph)?;
-    let flops_per_token = weight_flops_per_token(&graph);
+    let flops_per_token = super::weights::flops_per_token(&graph.node.iter().collect::<Vec<_>>(), &graph.initializer);
     let float_elems = |ty: i32| -> u64 {
         graph.initializer.iter().filter(|t| t.data_type == ty).fold(0u64, |sum, t| sum.saturating_add(elements(&t.dims)))
     };
@@ -291,7 +308,7 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
     }
     .to_string();
     let nodes = graph.all_nodes();
-    let quantized = nodes.iter().any(|n| QUANTIZED_OPS.contains(&n.op_type.as_str()) || n.op_type.starts_with("QLinear"));
+    let quantized = super::weights::low_precision(&nodes, &graph.initializer).map(String::from);
     // Older exports list initializers among the inputs too; those are not fed.
     let mut inputs: Vec<IoInfo> = graph.input.iter().filter(|v| !initializers.contains(v.name.as_str())).map(io_info).collect();
     for input in &mut inputs {
@@ -309,9 +326,6 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         flops_per_token,
     })
 }
-
-/// Operators that compute in 8-bit integers (besides every `QLinear*`).
-const QUANTIZED_OPS: &[&str] = &["QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"];
 
 /// The external data files the initializers name, each with the end of its furthest payload.
 fn external_files(graph: &LiteGraph) -> Result<Vec<ExternalFile>> {
@@ -343,36 +357,6 @@ fn external_files(graph: &LiteGraph) -> Result<Vec<ExternalFile>> {
     Ok(files)
 }
 
-fn weight_flops_per_token(graph: &LiteGraph) -> u64 {
-    // Weight matrices, followed through the casts and transposes exporters put before a MatMul.
-    let mut weights: std::collections::HashMap<&str, u64> = graph
-        .initializer
-        .iter()
-        .filter(|t| t.dims.len() == 2)
-        .map(|t| (t.name.as_str(), elements(&t.dims)))
-        .collect();
-    for n in &graph.node {
-        if matches!(n.op_type.as_str(), "Cast" | "Transpose" | "Identity" | "DequantizeLinear") {
-            if let (Some(i), Some(o)) = (n.input.first(), n.output.first()) {
-                if let Some(&size) = weights.get(i.as_str()) {
-                    weights.insert(o.as_str(), size);
-                }
-            }
-        }
-    }
-    graph
-        .node
-        .iter()
-        .filter(|n| matches!(n.op_type.as_str(), "MatMul" | "Gemm"))
-        .filter_map(|n| n.input.get(1).and_then(|w| weights.get(w.as_str())))
-        .fold(0u64, |sum, size| sum.saturating_add(size.saturating_mul(2)))
-}
-
-/// Elements of a tensor of `dims`, kept at `u64::MAX` when a file claims more than `u64` holds.
-fn elements(dims: &[i64]) -> u64 {
-    dims.iter().fold(1u64, |n, &d| n.saturating_mul(d.max(0) as u64))
-}
-
 fn io_info(v: &pb::ValueInfoProto) -> IoInfo {
     let (elem_type, dims) = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(t)) => (
@@ -381,6 +365,8 @@ fn io_info(v: &pb::ValueInfoProto) -> IoInfo {
                 s.dim
                     .iter()
                     .map(|d| match &d.value {
+                        // Some exporters write -1 for a dynamic dim.
+                        Some(DimValue::DimValue(-1)) => Dim::Unknown,
                         Some(DimValue::DimValue(n)) => Dim::Fixed(*n),
                         Some(DimValue::DimParam(p)) if !p.is_empty() => Dim::Symbol(p.clone()),
                         _ => Dim::Unknown,

@@ -16,7 +16,10 @@ const STRUCTURAL: &[(&str, Option<&[usize]>, &str)] = &[
     ("Resize", Some(&[1, 2, 3]), "the roi, scales or sizes"),
     ("Upsample", Some(&[1]), "the scales"),
     ("Range", None, "the start, limit or delta"),
+    ("OneHot", Some(&[0]), "the indices"),
     ("OneHot", Some(&[1]), "the depth"),
+    // Comparing values for equality selects (a one-hot made against a range of ids, a mask).
+    ("Equal", None, "compared for equality"),
     ("TopK", Some(&[1]), "k"),
     ("Squeeze", Some(&[1]), "the axes"),
     ("Unsqueeze", Some(&[1]), "the axes"),
@@ -49,8 +52,9 @@ const STRUCTURAL: &[(&str, Option<&[usize]>, &str)] = &[
     ("RandomNormalLike", None, "the shape"),
 ];
 
-/// Operators that pass values on unchanged in meaning (so a structural use after them counts).
-const PASS_THROUGH: &[&str] = &["Cast", "Identity", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Concat", "CastLike"];
+/// Operators that pass values on unchanged in meaning (so a structural use after them counts):
+/// their input 0 (every input of a Concat) is moved, repeated or cast, not computed on.
+const PASS_THROUGH: &[&str] = &["Cast", "Identity", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Concat", "CastLike", "Expand", "Tile", "Transpose", "Slice", "Gather", "GatherElements", "Split"];
 
 /// Where the values of graph input `name` first decide the computation's structure, following
 /// them through casts and reshapes, into subgraphs too (which read outer values by name).
@@ -67,11 +71,9 @@ pub(super) fn structural_use(nodes: &[&LiteNode], name: &str) -> Option<String> 
                     continue;
                 }
                 let op = n.op_type.as_str();
-                if let Some((_, slots, what)) = STRUCTURAL.iter().find(|(o, _, _)| *o == op) {
-                    if slots.map_or(true, |s| s.contains(&slot)) {
-                        let node = if n.name.is_empty() { String::new() } else { format!(" `{}`", n.name) };
-                        return Some(format!("{what} (input {slot}) of {op}{node}"));
-                    }
+                if let Some((_, _, what)) = STRUCTURAL.iter().find(|(o, slots, _)| *o == op && slots.map_or(true, |s| s.contains(&slot))) {
+                    let node = if n.name.is_empty() { String::new() } else { format!(" `{}`", n.name) };
+                    return Some(format!("{what} (input {slot}) of {op}{node}"));
                 }
                 if PASS_THROUGH.contains(&op) && (slot == 0 || op == "Concat") {
                     values.extend(n.output.iter().cloned());

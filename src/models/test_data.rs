@@ -79,36 +79,52 @@ fn numbered(set: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// The tensors of `prefix_K.pb` files matched to `declared` (the graph's inputs or outputs): by
-/// the name each file carries, else by position.
+/// the name each file's tensor carries, by position only for a tensor with no name (its source
+/// says so). A file that matches nothing is refused, named, as is a graph input or output no file
+/// gives.
 fn read_matched(set: &Path, prefix: &str, declared: &[IoInfo]) -> Result<Vec<(String, Tensor, String)>> {
     let files = numbered(set, prefix)?;
-    let what = if prefix == "input_" { "inputs" } else { "outputs" };
-    if files.len() != declared.len() {
-        bail!(
-            "{} holds {} {prefix}K.pb files but the graph declares {} {what} ({})\n  fix: give one file per graph {} in the graph's order",
-            set.display(),
-            files.len(),
-            declared.len(),
-            declared.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", "),
-            &what[..what.len() - 1]
-        );
-    }
+    let what = if prefix == "input_" { "input" } else { "output" };
+    let list = || declared.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ");
     let set_name = set.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut out: Vec<(String, Tensor, String)> = Vec::new();
     for (k, path) in files.iter().enumerate() {
         let (name, tensor) = read_tensor_proto(path)?;
         let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let io = declared.iter().find(|d| !name.is_empty() && d.name == name).unwrap_or(&declared[k]);
+        let (io, source) = if name.is_empty() {
+            let Some(io) = declared.get(k) else {
+                bail!(
+                    "{}: its tensor has no name, and position {k} is past the graph's {} {what}s ({})\n  fix: remove the file, or name its tensor after a graph {what}",
+                    path.display(),
+                    declared.len(),
+                    list()
+                );
+            };
+            (io, format!("{set_name}/{file} (unnamed: taken by position as `{}`)", io.name))
+        } else {
+            let Some(io) = declared.iter().find(|d| d.name == name) else {
+                bail!("{}: its tensor is named `{name}`, which is no graph {what} (the graph's {what}s: {})\n  fix: remove the file, or name its tensor after a graph {what} (or leave the name empty to match by position)", path.display(), list());
+            };
+            (io, format!("{set_name}/{file}"))
+        };
         if io.elem_type != tensor.elem_type().name() {
-            bail!("{}: `{}` is {}, but the graph's {} `{}` is {}\n  fix: write the file with the graph's type", path.display(), name, tensor.elem_type(), &what[..what.len() - 1], io.name, io.elem_type);
+            bail!("{}: `{}` is {}, but the graph's {what} `{}` is {}\n  fix: write the file with the graph's type", path.display(), name, tensor.elem_type(), io.name, io.elem_type);
         }
-        out.push((io.name.clone(), tensor, format!("{set_name}/{file}")));
+        if let Some((_, _, other)) = out.iter().find(|(n, _, _)| *n == io.name) {
+            bail!("{}: {other} and {file} both give the graph {what} `{}`\n  fix: name each file's tensor after a different one, or leave the names empty", set.display(), io.name);
+        }
+        out.push((io.name.clone(), tensor, source));
+    }
+    if let Some(missing) = declared.iter().find(|d| !out.iter().any(|(n, _, _)| *n == d.name)) {
+        bail!(
+            "{} gives no {prefix}K.pb file for the graph {what} `{}` (the graph's {what}s: {})\n  fix: give one file per graph {what}, named after it",
+            set.display(),
+            missing.name,
+            list()
+        );
     }
     // In the graph's order.
     out.sort_by_key(|(n, _, _)| declared.iter().position(|d| d.name == *n));
-    if out.windows(2).any(|w| w[0].0 == w[1].0) {
-        bail!("{}: two {prefix}K.pb files name the same graph {}\n  fix: name each file after a different one, or leave the names empty", set.display(), &what[..what.len() - 1]);
-    }
     Ok(out)
 }
 
@@ -157,11 +173,18 @@ mod tests {
         assert_eq!(got.iter().map(|(n, _, f)| (n.as_str(), f.as_str())).collect::<Vec<_>>(), [("a", "test_data_set_0/input_1.pb"), ("b", "test_data_set_0/input_0.pb")]);
         let e = read_inputs(set, &[io("a", "float32"), io("b", "int32")]).unwrap_err().to_string();
         assert!(e.contains("`b` is int64") && e.contains("is int32"), "{e}");
+        // A named file that matches no input is refused, naming it; an unnamed one goes by position, said so.
         let e = read_inputs(set, &[io("a", "float32")]).unwrap_err().to_string();
-        assert!(e.contains("holds 2 input_K.pb files but the graph declares 1 inputs (`a`)"), "{e}");
+        assert!(e.contains("input_0.pb: its tensor is named `b`, which is no graph input (the graph's inputs: `a`)"), "{e}");
+        let e = read_inputs(set, &[io("a", "float32"), io("b", "int64"), io("c", "int64")]).unwrap_err().to_string();
+        assert!(e.contains("gives no input_K.pb file for the graph input `c`"), "{e}");
         write_pb(&set.join("output_0.pb"), "", 9, vec![1, 0], vec![2]);
         let out = read_expected(set, &[io("y", "bool")]).unwrap();
         assert_eq!((out[0].name.as_str(), out[0].data.shape()), ("y", &[2][..]));
+        write_pb(&set.join("output_1.pb"), "", 9, vec![1, 0], vec![2]);
+        let e = read_expected(set, &[io("y", "bool")]).unwrap_err().to_string();
+        assert!(e.contains("output_1.pb: its tensor has no name, and position 1 is past the graph's 1 outputs (`y`)") && e.contains("remove the file"), "{e}");
+        std::fs::remove_file(set.join("output_1.pb")).unwrap();
         std::fs::write(set.join("output_2.pb"), b"").unwrap();
         assert!(read_expected(set, &[io("y", "bool")]).unwrap_err().to_string().contains("no output_1.pb"));
     }

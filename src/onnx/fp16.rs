@@ -84,6 +84,6 @@ mod tests {
         // The precision xbench reads from the weights.
         let io = crate::models::parse_io(&builder::to_bytes(&half)).unwrap();
         assert_eq!(io.precision(), "fp16");
-        assert_eq!(io.flops_per_token, 2 * 4, "the weight is followed through its cast");
+        assert_eq!(io.flops_per_token, Some(2 * 4), "the weight is followed through its cast");
     }
 }

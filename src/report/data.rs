@@ -138,11 +138,11 @@ impl<'a> Merged<'a> {
     }
 
     /// How a grid point of `model` is named in tables: `50 / 1` for text, `length 50 / 1` for
-    /// generated inputs, `test_data_set_0` for a data set.
+    /// generated inputs (`no length / 1` when no input took one), `test_data_set_0` for a data set.
     pub fn point_label(&self, model: &str, chars: usize, batch: usize) -> String {
         match self.input_of(model) {
             ModelInput::Text => format!("{model} / {chars} / {batch}"),
-            ModelInput::Generated => format!("{model} / length {chars} / {batch}"),
+            ModelInput::Generated => format!("{model} / {} / {batch}", length_label(chars)),
             ModelInput::TestData => format!("{model} / test_data_set_{chars}"),
         }
     }
@@ -277,5 +277,15 @@ mod tests {
         assert_eq!(m.coverage(0, |_, _, _| true).estimate().unwrap().mean_ms, 2.0);
         assert_eq!(m.coverage(1, |_, _, _| true), Coverage::Partial);
         assert_eq!(m.coverage(1, |_, ch, _| ch == 100), Coverage::Absent);
+    }
+}
+
+/// The input length of a cell of a model not fed from text: `length 50`, or `no length` when no
+/// input took one (its cells are run once along that axis, at length 0).
+pub fn length_label(chars: usize) -> String {
+    if chars == 0 {
+        "no length".to_string()
+    } else {
+        format!("length {chars}")
     }
 }

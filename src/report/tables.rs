@@ -130,7 +130,9 @@ fn fed_blocks(m: &Merged) -> Vec<Block> {
             ModelInput::TestData => "its own test data sets, its expected outputs the reference; e.g.",
             _ => "no text, so no tokens; at the first point",
         };
-        lines.push(format!("{model}: {what} {}", inputs.join("; ")));
+        let grid = m.sources.iter().flat_map(|s| s.results.models.iter()).find(|x| x.name == *model).and_then(|x| x.grid.clone());
+        let grid = grid.map(|g| format!(" ({g})")).unwrap_or_default();
+        lines.push(format!("{model}: {what} {}{grid}", inputs.join("; ")));
     }
     if lines.is_empty() {
         return vec![];
@@ -176,7 +178,7 @@ fn model_blocks(m: &Merged) -> Vec<Block> {
         .iter()
         .flat_map(|md| m.chars.iter().map(move |&ch| (md.clone(), ch)))
         .map(|(md, ch)| {
-            let label = if m.input_of(&md) == ModelInput::Generated { format!("{md} / length {ch}") } else { format!("{md} / {ch} chars") };
+            let label = if m.input_of(&md) == ModelInput::Generated { format!("{md} / {}", super::data::length_label(ch)) } else { format!("{md} / {ch} chars") };
             (label, Box::new(move |x: &str, c: usize, _: usize| x == md && c == ch) as Select)
         })
         .collect();
@@ -241,7 +243,7 @@ fn warning_blocks(m: &Merged) -> Vec<Block> {
             let at = match (crate::scenario::ops::is_op(&c.model), c.data_set, s.results.models.iter().find(|x| x.name == c.model).map(|x| x.input)) {
                 (true, _, _) => String::new(),
                 (_, Some(n), _) => format!(" / test_data_set_{n}"),
-                (_, _, Some(ModelInput::Generated)) => format!(" / length {} / batch {}", c.chars, c.batch),
+                (_, _, Some(ModelInput::Generated)) => format!(" / {} / batch {}", super::data::length_label(c.chars), c.batch),
                 _ => format!(" / {} chars / batch {}", c.chars, c.batch),
             };
             notes.push(format!("{prefix}{} / {}{at}: {}", c.model, c.runtime, items.join("; ")));

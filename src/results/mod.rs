@@ -92,7 +92,8 @@ pub enum ModelInput {
     /// Tokenized prose: `chars` is an input length in characters.
     #[default]
     Text,
-    /// Values given or generated: `chars` is the length of dims named like a sequence.
+    /// Values given or generated: `chars` is the length of dims named like a sequence (0: no
+    /// input took one).
     Generated,
     /// Its own test data sets: `chars` is the data set's number.
     TestData,
@@ -114,9 +115,14 @@ pub struct ModelRecord {
     /// What its cells were fed.
     #[serde(default)]
     pub input: ModelInput,
-    /// Multiply-add work of the weight matrix products per token (2·K·N summed), a lower bound on the model's FLOPs per token.
+    /// For a model not fed from text: the grid axes that reached none of its inputs, run once at
+    /// the size they were fed instead of over the scenario's sizes, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<String>,
+    /// Multiply-add work of the weight matrix products per token (2·K·N summed), a lower bound on
+    /// the model's FLOPs per token; `null` where its graph lets xbench count none (unknown, not 0).
     #[serde(default)]
-    pub flops_per_token: u64,
+    pub flops_per_token: Option<u64>,
     pub max_positions: Option<usize>,
     /// The model this one is compared with (`compare_with` in its model.yaml), e.g. an fp16 copy's fp32 model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -280,6 +286,18 @@ pub struct RunResults {
 }
 
 impl RunResults {
+    /// Where `c` lies in its model's grid, in words: `50 chars / batch 1` for text, `length 16 /
+    /// batch 1` (or `batch 1`, no length taken) for values given or generated, `test_data_set_0`.
+    pub fn point_label(&self, c: &CellRecord) -> String {
+        let input = self.models.iter().find(|m| m.name == c.model).map(|m| m.input);
+        match (c.data_set, input) {
+            (Some(n), _) => format!("test_data_set_{n}"),
+            (None, Some(ModelInput::Generated)) if c.chars == 0 => format!("batch {}", c.batch),
+            (None, Some(ModelInput::Generated)) => format!("length {} / batch {}", c.chars, c.batch),
+            _ => format!("{} chars / batch {}", c.chars, c.batch),
+        }
+    }
+
     pub fn cell(&self, model: &str, runtime: RuntimeId, chars: usize, batch: usize) -> Option<&CellRecord> {
         self.cells.iter().find(|c| c.model == model && c.runtime == runtime && c.chars == chars && c.batch == batch)
     }

@@ -86,6 +86,10 @@ pub struct TolerancesFile {
     pub bf16: Option<ToleranceFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub int8: Option<ToleranceFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int4: Option<ToleranceFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp8: Option<ToleranceFile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,7 +158,7 @@ impl ScenarioFile {
         serde_yaml::from_str(yaml).map_err(|e| {
             let msg = e.to_string();
             let hint = if msg.contains("unknown field") {
-                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32, tf32, fp16, bf16, int8: abs, rel), min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, test_data, ops"
+                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32, tf32, fp16, bf16, int8, int4, fp8: abs, rel), min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, test_data, ops"
             } else if msg.contains("missing field") {
                 "add that key (see scenarios/quick.yaml for a complete example)"
             } else if msg.contains("expected struct ScenarioFile") {

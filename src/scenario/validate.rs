@@ -135,7 +135,7 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
     };
     let mut tolerances = Tolerances::default();
     if let Some(t) = &file.tolerance {
-        for (class, given) in [("fp32", &t.fp32), ("tf32", &t.tf32), ("fp16", &t.fp16), ("bf16", &t.bf16), ("int8", &t.int8)] {
+        for (class, given) in [("fp32", &t.fp32), ("tf32", &t.tf32), ("fp16", &t.fp16), ("bf16", &t.bf16), ("int8", &t.int8), ("int4", &t.int4), ("fp8", &t.fp8)] {
             if let Some(g) = given {
                 if !(g.abs.is_finite() && g.abs >= 0.0 && g.rel.is_finite() && g.rel >= 0.0) {
                     return Err(err(&format!("tolerance.{class}"), format!("= {{abs: {}, rel: {}}} must be finite and not negative\n  fix: e.g. `{{abs: 1e-4, rel: 1e-3}}`", g.abs, g.rel)));
