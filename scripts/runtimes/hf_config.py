@@ -24,6 +24,17 @@ class StrategyUnavailable(Exception):
 
 
 @dataclass
+class Built:
+    """A model an adapter built, and where its weights and configuration came from."""
+
+    model: Any
+    strategy: str  # checkpoint | onnx | seed
+    weights: str  # where the weights came from, in words
+    configuration: str  # where the configuration came from, in words
+    not_used: list[str]  # the strategies tried before, each with why it did not apply
+
+
+@dataclass
 class Configuration:
     config: Any  # a transformers PretrainedConfig
     source: str  # where it came from, for `notes`

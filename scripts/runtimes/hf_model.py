@@ -21,7 +21,7 @@ from typing import Any
 
 import hf_config
 import onnx_weights
-from hf_config import StrategyUnavailable
+from hf_config import Built, StrategyUnavailable
 from protocol import AdapterError, Hello
 
 CHECKPOINT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -105,15 +105,6 @@ def use_attention(model: Any, attention: str) -> None:
         model.config._attn_implementation = attention
     if model.config._attn_implementation != attention:
         raise AdapterError(f"transformers would not switch {type(model).__name__} to `{attention}` attention")
-
-
-@dataclass
-class Built:
-    model: Any
-    strategy: str  # checkpoint | onnx | seed
-    weights: str  # where the weights came from, in words
-    configuration: str  # where the configuration came from, in words
-    not_used: list[str]  # the strategies tried before, each with why it did not apply
 
 
 def build(hello: Hello, weights: str, seed: int, with_pooler: bool) -> Built:

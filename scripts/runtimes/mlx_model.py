@@ -21,26 +21,16 @@ absolute path. Needs mlx, mlx-transformers, transformers (configurations only), 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hf_config
 import onnx_weights
-from hf_config import StrategyUnavailable
+from hf_config import Built, StrategyUnavailable
 from protocol import AdapterError, Hello
 
 # model_type -> mlx-transformers base model class: the encoders xbench's models can feed.
 ENCODERS = {"bert": "BertModel", "roberta": "RobertaModel", "xlm-roberta": "XLMRobertaModel"}
-
-
-@dataclass
-class Built:
-    model: Any
-    strategy: str  # checkpoint | onnx | seed
-    weights: str  # where the weights came from, in words
-    configuration: str  # where the configuration came from, in words
-    not_used: list[str]  # the strategies tried before, each with why it did not apply
 
 
 def model_class(config: Any) -> Any:
