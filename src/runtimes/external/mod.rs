@@ -55,7 +55,9 @@ impl Runtime for External {
         let python = p.extension().and_then(|e| e.to_str()) == Some("py");
         let problem = if !p.is_file() {
             Some(format!("no program at {}\n  fix: give `external:` the path of a program speaking docs/runtime-protocol.md, relative to the scenario file", p.display()))
-        } else if python && !python_runs() {
+        } else if let Some(Err(why)) = python.then(python_runs) {
+            Some(format!("{} is a Python program, and {why}", p.display()))
+        } else if python && python_runs() != Ok(true) {
             Some(format!("{} is a Python program, and python3 (3.11 or later: it is run with `-P`) cannot be run here\n  fix: install Python 3.11 or later as python3", p.display()))
         } else if !python && !is_executable(p) {
             Some(format!("{} cannot be executed\n  fix: make it executable (chmod +x), or give a .py program", p.display()))
@@ -89,10 +91,16 @@ impl Runtime for External {
 
 /// Whether `python3` runs and is 3.11 or later (programs are started with `-P`, which older
 /// versions refuse), asked as xbench's helpers ask (isolated, from an empty folder).
-fn python_runs() -> bool {
-    crate::runtimes::python::isolated().is_ok_and(|(mut cmd, _cwd)| {
-        cmd.args(["-c", "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)"]).output().is_ok_and(|o| o.status.success())
-    })
+/// `Err` when the check itself cannot be made (no empty folder for it in the temporary folder),
+/// which is no fault of Python's.
+fn python_runs() -> Result<bool, String> {
+    let (mut cmd, _cwd) = crate::runtimes::python::isolated().map_err(|e| {
+        format!(
+            "python3 is run from an empty folder made in the temporary folder {}, where none can be made ({e:#})\n  fix: point TMPDIR at a folder that exists and is writable, or unset it",
+            std::env::temp_dir().display()
+        )
+    })?;
+    Ok(cmd.args(["-c", "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)"]).output().is_ok_and(|o| o.status.success()))
 }
 
 #[cfg(unix)]
