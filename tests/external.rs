@@ -290,3 +290,25 @@ fn a_session_table_on_an_external_entry_is_refused_before_anything_runs() {
     assert!(stderr.contains("runtimes[0].session") && stderr.contains("external program does not have") && stderr.contains("fix:"), "{stderr}");
     assert!(!dir.path().join("out").exists(), "nothing ran");
 }
+
+#[test]
+fn a_broken_tmpdir_is_named_as_the_cause_not_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let bent = repo("tests/data/external/bent.py");
+    std::fs::write(dir.path().join("s.yaml"), format!("name: t\nmodels: [tiny-bert]\nruntimes: [tract-cpu, {{name: b, external: {bent}}}]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xbench"))
+        .current_dir(dir.path())
+        .env("TMPDIR", "/nonexistent/tmp")
+        .args(["scenario", "s.yaml", "--no-setup", "--out", "out", "--models-dir"])
+        .arg(repo("models"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // tract ran; the program's runtime is not usable, for the reason that holds.
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let r = read_results(&dir.path().join("out/results.json")).unwrap();
+    let c = r.cells.iter().find(|c| c.runtime == RuntimeId::new("b")).unwrap();
+    let e = c.error.as_deref().unwrap_or("");
+    assert_eq!(c.status, Status::Skipped);
+    assert!(e.contains("the temporary folder /nonexistent/tmp") && e.contains("fix: point TMPDIR at a folder that exists") && !e.contains("install Python"), "{e}");
+}

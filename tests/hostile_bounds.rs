@@ -132,6 +132,8 @@ const CASES: &[Case] = &[
     case("memory_budget_gib: 0", |r| yaml(r, &format!("{S}memory_budget_gib: 0\n")), scen!("x.yaml"), 1, &["`memory_budget_gib`", "is 0", "memory_budget_gib: 16"]),
     case("memory_budget_gib: -8", |r| yaml(r, &format!("{S}memory_budget_gib: -8\n")), scen!("x.yaml"), 1, &["`memory_budget_gib`", "is -8"]),
     case("memory_budget_gib: .nan", |r| yaml(r, &format!("{S}memory_budget_gib: .nan\n")), scen!("x.yaml"), 1, &["`memory_budget_gib`", "is NaN"]),
+    case("memory_budget_gib: 1e9", |r| yaml(r, &format!("{S}memory_budget_gib: 1e9\n")), scen!("x.yaml"), 1, &["`memory_budget_gib`", "is 1000000000: more than 1000000 GiB, which no machine has", "memory_budget_gib: 16"]),
+    case("a scenario name with a line break", |r| yaml(r, &S.replace("name: s", "name: \"s\\nINJECTED: 0 failed\"")), scen!("x.yaml"), 1, &["`name`", "holds a control character ('\\n'", "write the name on one line"]),
     case("cell_timeout_s: 0", |r| yaml(r, &format!("{S}cell_timeout_s: 0\n")), scen!("x.yaml"), 1, &["`cell_timeout_s`", "is 0", "cell_timeout_s: 600"]),
     case("cell_timeout_s: .inf", |r| yaml(r, &format!("{S}cell_timeout_s: .inf\n")), scen!("x.yaml"), 1, &["`cell_timeout_s`", "is inf"]),
     case("a text file that is a named pipe", |r| { fifo(&r.join("prose.txt")); yaml(r, &format!("{S}text_file: prose.txt\n")) }, scen!("x.yaml"), 1, &["prose.txt is not a regular file (it is a named pipe)"]),

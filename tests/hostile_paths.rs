@@ -183,6 +183,7 @@ const FILES_WRITTEN: &[Case] = &[
     case("optimized_model: the scenario", Build(|r| optimized_at(r, "s.yaml")), SCEN, 1, &["s.yaml is a file of the run being measured"]).kept(&["s.yaml"]),
     case("optimized_model: a file of the user's", Build(|r| { write(&r.join("mine.onnx"), "mine"); optimized_at(r, "mine.onnx") }), SCEN, 1, &["mine.onnx exists, and xbench did not make it as the optimized graph"]).kept(&["mine.onnx"]),
     case("optimized_model: a link to a file outside", Build(|r| { link(&r.join("outside/secret.txt"), &r.join("opt.onnx")); optimized_at(r, "opt.onnx") }), SCEN, 1, &["opt.onnx is a symbolic link"]).kept(&["outside/secret.txt"]),
+    case("optimized_model in a folder that does not exist", Build(|r| optimized_at(r, "nowhere/opt.onnx")), SCEN, 1, &["runtime `o`", "`session.optimized_model` is nowhere/opt.onnx, in a folder nowhere that does not exist", "create the folder"]).absent(&["out", "nowhere"]),
     case("feeds --out the scenario itself", Build(|_| {}), &["feeds", "s.yaml", "--out", "s.yaml"], 1, &["s.yaml is a file of the run being measured"]).kept(&["s.yaml"]),
     case("feeds --out a model's tokenizer", Build(|_| {}), &["feeds", "s.yaml", "--out", "models/m/tokenizer.json"], 1, &["models/m/tokenizer.json is a file of the run being measured"]).kept(&["models/m/tokenizer.json"]),
     case("feeds --out a file of the user's", Build(|_| {}), &["feeds", "s.yaml", "--out", "outside/secret.txt"], 1, &["outside/secret.txt exists, and xbench did not make it as feeds"]).kept(&["outside/secret.txt"]),

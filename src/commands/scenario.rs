@@ -359,8 +359,13 @@ fn check_session_writes(plan: &ResolvedPlan, file: Option<&Path>) -> Result<()> 
     }
     for r in &plan.runtimes {
         if let Some(p) = r.request.session.get("optimized_model") {
-            xbench::files::check_write(Path::new(p), "the optimized graph (`session: {optimized_model: …}`)", xbench::runtimes::ort::is_saved_graph, &measured)
+            let p = Path::new(p);
+            xbench::files::check_write(p, "the optimized graph (`session: {optimized_model: …}`)", xbench::runtimes::ort::is_saved_graph, &measured)
                 .with_context(|| format!("runtime `{}`", r.request.id))?;
+            // ONNX Runtime would fail the load with a message about the model, not the folder.
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+                bail!("runtime `{}`: `session.optimized_model` is {}, in a folder {} that does not exist\n  fix: create the folder, or give a path in one that exists", r.request.id, p.display(), dir.display());
+            }
         }
     }
     Ok(())

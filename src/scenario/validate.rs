@@ -37,6 +37,10 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
     if file.name.trim().is_empty() {
         return Err(err("name", "is empty\n  fix: give the scenario a short name, e.g. `name: quick`".into()));
     }
+    // The name is printed in the terminal and heads report.md: a line break there would let it write lines of its own.
+    if let Some(c) = file.name.chars().find(|c| c.is_control()) {
+        return Err(err("name", format!("= {:?} holds a control character ({:?}, such as a line break), which would print as lines or codes of its own in the terminal and report.md\n  fix: write the name on one line, in plain characters", file.name, c)));
+    }
     // Operation cases (`ops:`) replace models, input lengths and batch sizes: one cell each per runtime.
     let op_cases = match &file.ops {
         None => None,
@@ -157,6 +161,7 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
     let memory_budget_gib = match file.memory_budget_gib {
         None => None,
         Some(g) if g.is_finite() && g > 0.0 && g <= 1e6 => Some(g),
+        Some(g) if g.is_finite() && g > 1e6 => return Err(err("memory_budget_gib", format!("is {g}: more than 1000000 GiB, which no machine has (it would switch the memory check off)\n  fix: give the memory the cells may use, in GiB, e.g. `memory_budget_gib: 16`, or leave it out for half the machine's memory"))),
         Some(g) => return Err(err("memory_budget_gib", format!("is {g}: it must be more than 0 GiB\n  fix: e.g. `memory_budget_gib: 16`, or leave it out for the machine's memory"))),
     };
     let ci_warn_share = match file.ci_warn_share {

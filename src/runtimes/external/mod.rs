@@ -88,9 +88,15 @@ impl Runtime for External {
             Some(format!("no program at {}\n  fix: give `external:` the path of a program speaking docs/runtime-protocol.md, relative to the scenario file", p.display()))
         } else if let Some(why) = self.missing_gpu() {
             Some(format!("{} {why}", p.display()))
-        } else if let Some(i) = interpreter.as_ref().ok().and_then(Option::as_ref).filter(|i| !python_runs(&i.python)) {
-            let fix = if self.python.is_some() { "give `python:` the path of a Python 3.11 or later interpreter" } else { "install Python 3.11 or later as python3" };
-            Some(format!("{} is a Python program, and its interpreter ({}, 3.11 or later: it is run with `-P`) cannot be run here\n  fix: {fix}", p.display(), i.source))
+        } else if let Some(i) = interpreter.as_ref().ok().and_then(Option::as_ref) {
+            match python_runs(&i.python) {
+                Ok(true) => None,
+                Err(why) => Some(format!("{} is a Python program, and {why}", p.display())),
+                Ok(false) => {
+                    let fix = if self.python.is_some() { "give `python:` the path of a Python 3.11 or later interpreter" } else { "install Python 3.11 or later as python3" };
+                    Some(format!("{} is a Python program, and its interpreter ({}, 3.11 or later: it is run with `-P`) cannot be run here\n  fix: {fix}", p.display(), i.source))
+                }
+            }
         } else if !python && !is_executable(p) {
             Some(format!("{} cannot be executed\n  fix: make it executable (chmod +x), or give a .py program", p.display()))
         } else {
@@ -137,14 +143,21 @@ impl Runtime for External {
 
 /// Whether `python` runs and is 3.11 or later (programs are started with `-P`, which older
 /// versions refuse), asked as xbench's helpers ask (isolated, from an empty folder).
-fn python_runs(python: &Path) -> bool {
-    crate::runtimes::python::scratch_folder("xbench-python-").is_ok_and(|cwd| {
-        std::process::Command::new(python)
-            .args(["-I", "-c", "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)"])
-            .current_dir(cwd.path())
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+/// `Err` when the check itself cannot be made (no empty folder for it in the temporary folder),
+/// which is no fault of Python's.
+fn python_runs(python: &Path) -> Result<bool, String> {
+    let cwd = crate::runtimes::python::scratch_folder("xbench-python-").map_err(|e| {
+        format!(
+            "{} is run from an empty folder made in the temporary folder {}, where none can be made ({e:#})\n  fix: point TMPDIR at a folder that exists and is writable, or unset it",
+            python.display(),
+            std::env::temp_dir().display()
+        )
+    })?;
+    Ok(std::process::Command::new(python)
+        .args(["-I", "-c", "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)"])
+        .current_dir(cwd.path())
+        .output()
+        .is_ok_and(|o| o.status.success()))
 }
 
 #[cfg(unix)]
