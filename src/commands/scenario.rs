@@ -209,6 +209,9 @@ pub fn run(a: Args) -> Result<()> {
     let end = run::run(&plan, &opts, &mut store, &dir.join(".outputs"), &mut watch, clock);
     output::finish();
     let end = end?;
+    // Every result is saved (the last group's were synced): a second Ctrl-C or a SIGTERM from here
+    // on ends xbench at once rather than after the report.
+    run::stop::set_finishing();
     let mut wall = end.wall;
     let report_clock = Instant::now();
     xbench::report::write_all(std::slice::from_ref(store.results()), &xbench::report::ReportOptions::default(), &dir)?;

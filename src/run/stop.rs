@@ -77,6 +77,10 @@ fn watch(fd: i32) {
             tracing::warn!("stopping at once: the cell being measured stays pending; finished cells are kept");
             // The worker, its process group, and the external runtime's program it started.
             super::tree::kill_tree(pid as u32);
+        } else if FINISHING.load(Ordering::SeqCst) == 1 {
+            // Every result is on disk; only the analysis and the report were left to do.
+            tracing::warn!("stopped at once while the report was being written; every result is in the results file (`xbench report` draws the report from it)");
+            std::process::exit(exit_code());
         } else if crate::run::stop::in_process() {
             // A cell running in this process cannot be interrupted: its results up to the last
             // finished cell are already on disk.
@@ -85,6 +89,18 @@ fn watch(fd: i32) {
             crate::runtimes::external::remove_scratch(std::process::id());
             std::process::exit(exit_code());
         }
+    }
+}
+
+/// Set once every result of the run is on disk and only the report is left to write: a stop at
+/// once then ends the process at once, not after the report.
+static FINISHING: AtomicU8 = AtomicU8::new(0);
+
+/// Records that every result is saved: from here on, a stop at once ends the process at once.
+pub fn set_finishing() {
+    FINISHING.store(1, Ordering::SeqCst);
+    if at_once() {
+        std::process::exit(exit_code());
     }
 }
 
