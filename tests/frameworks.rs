@@ -186,10 +186,12 @@ fn runtimes_lists_each_framework_and_whether_it_is_set_up() {
 }
 
 #[test]
-fn the_adapters_shared_weight_matching_passes_its_own_tests() {
-    let cwd = tempfile::tempdir().unwrap();
-    let out = Command::new(mlx_python()).arg(repo("scripts/runtimes/test_onnx_weights.py")).current_dir(cwd.path()).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("Ran ") && stderr.trim_end().ends_with("OK"), "{stderr}");
+fn the_python_side_passes_its_own_tests_protocol_and_weight_matching() {
+    for file in ["scripts/runtimes/test_protocol.py", "scripts/runtimes/test_onnx_weights.py"] {
+        let cwd = tempfile::tempdir().unwrap();
+        let out = Command::new(mlx_python()).arg(repo(file)).current_dir(cwd.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{file}: {stderr}");
+        assert!(stderr.contains("Ran ") && stderr.trim_end().ends_with("OK"), "{file}: {stderr}");
+    }
 }
