@@ -178,14 +178,12 @@ pub fn model_grid(plan: &Plan, m: &ResolvedModel) -> Result<Option<crate::inputs
     }
 }
 
-/// Reads every test data set of `m` as its cells will: each file must give a graph input or
-/// output, by its name (by position only when unnamed), and every input and output must be given.
+/// Checks every test data set of `m`: each file must give a graph input or output, by its name
+/// (by position only when unnamed), and every input and output must be given.
 fn check_test_data(m: &ResolvedModel) -> Result<(), String> {
     let Ok(io) = m.io() else { return Ok(()) };
     for set in m.test_data() {
-        models::test_data::read_inputs(set, &io.inputs)
-            .and_then(|_| models::test_data::read_expected(set, &io.outputs))
-            .map_err(|e| format!("model `{}`: its test data: {e:#}", m.name))?;
+        models::test_data::check_names(set, &io.inputs, &io.outputs).map_err(|e| format!("model `{}`: its test data: {e:#}", m.name))?;
     }
     Ok(())
 }

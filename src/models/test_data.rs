@@ -78,53 +78,79 @@ fn numbered(set: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     Ok(files.into_iter().map(|(_, p)| p).collect())
 }
 
-/// The tensors of `prefix_K.pb` files matched to `declared` (the graph's inputs or outputs): by
-/// the name each file's tensor carries, by position only for a tensor with no name (its source
-/// says so). A file that matches nothing is refused, named, as is a graph input or output no file
-/// gives.
-fn read_matched(set: &Path, prefix: &str, declared: &[IoInfo]) -> Result<Vec<(String, Tensor, String)>> {
-    let files = numbered(set, prefix)?;
+/// The name a TensorProto file gives its tensor, read without its data.
+fn tensor_name(path: &Path) -> Result<String> {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Named {
+        #[prost(string, tag = "8")]
+        name: String,
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(<Named as prost::Message>::decode(bytes.as_slice()).with_context(|| format!("{} is not an ONNX TensorProto", path.display()))?.name)
+}
+
+/// The `prefix_K.pb` files matched to `declared` (the graph's inputs or outputs): by the name each
+/// file's tensor carries, by position only for a tensor with no name. A file that matches nothing
+/// is refused, named, as is a graph input or output no file gives. Each file comes with the index
+/// of what it gives in `declared`.
+fn match_files(set: &Path, prefix: &str, declared: &[IoInfo]) -> Result<Vec<(PathBuf, usize)>> {
     let what = if prefix == "input_" { "input" } else { "output" };
     let list = || declared.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ");
-    let set_name = set.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut out: Vec<(String, Tensor, String)> = Vec::new();
-    for (k, path) in files.iter().enumerate() {
-        let (name, tensor) = read_tensor_proto(path)?;
-        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let (io, source) = if name.is_empty() {
-            let Some(io) = declared.get(k) else {
+    let mut matched: Vec<(PathBuf, usize)> = Vec::new();
+    for (k, path) in numbered(set, prefix)?.into_iter().enumerate() {
+        let name = tensor_name(&path)?;
+        let i = if name.is_empty() {
+            if k >= declared.len() {
                 bail!(
                     "{}: its tensor has no name, and position {k} is past the graph's {} {what}s ({})\n  fix: remove the file, or name its tensor after a graph {what}",
                     path.display(),
                     declared.len(),
                     list()
                 );
-            };
-            (io, format!("{set_name}/{file} (unnamed: taken by position as `{}`)", io.name))
+            }
+            k
         } else {
-            let Some(io) = declared.iter().find(|d| d.name == name) else {
+            let Some(i) = declared.iter().position(|d| d.name == name) else {
                 bail!("{}: its tensor is named `{name}`, which is no graph {what} (the graph's {what}s: {})\n  fix: remove the file, or name its tensor after a graph {what} (or leave the name empty to match by position)", path.display(), list());
             };
-            (io, format!("{set_name}/{file}"))
+            i
         };
+        if let Some((other, _)) = matched.iter().find(|(_, j)| *j == i) {
+            let file = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            bail!("{}: {} and {} both give the graph {what} `{}`\n  fix: name each file's tensor after a different one, or leave the names empty", set.display(), file(other), file(&path), declared[i].name);
+        }
+        matched.push((path, i));
+    }
+    if let Some(missing) = declared.iter().enumerate().find(|(i, _)| !matched.iter().any(|(_, j)| j == i)).map(|(_, d)| d) {
+        bail!("{} gives no {prefix}K.pb file for the graph {what} `{}` (the graph's {what}s: {})\n  fix: give one file per graph {what}, named after it", set.display(), missing.name, list());
+    }
+    matched.sort_by_key(|(_, i)| *i);
+    Ok(matched)
+}
+
+/// Checks that every file of a data set gives a graph input or output and that all are given,
+/// reading only the tensors' names.
+pub fn check_names(set: &Path, inputs: &[IoInfo], outputs: &[IoInfo]) -> Result<()> {
+    match_files(set, "input_", inputs)?;
+    match_files(set, "output_", outputs).map(|_| ())
+}
+
+/// The tensors of `prefix_K.pb` files matched to `declared` ([`match_files`]), in the graph's
+/// order, each with its source (which says when a file was taken by position).
+fn read_matched(set: &Path, prefix: &str, declared: &[IoInfo]) -> Result<Vec<(String, Tensor, String)>> {
+    let what = if prefix == "input_" { "input" } else { "output" };
+    let set_name = set.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut out = Vec::new();
+    for (path, i) in match_files(set, prefix, declared)? {
+        let (name, tensor) = read_tensor_proto(&path)?;
+        let io = &declared[i];
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if io.elem_type != tensor.elem_type().name() {
             bail!("{}: `{}` is {}, but the graph's {what} `{}` is {}\n  fix: write the file with the graph's type", path.display(), name, tensor.elem_type(), io.name, io.elem_type);
         }
-        if let Some((_, _, other)) = out.iter().find(|(n, _, _)| *n == io.name) {
-            bail!("{}: {other} and {file} both give the graph {what} `{}`\n  fix: name each file's tensor after a different one, or leave the names empty", set.display(), io.name);
-        }
+        let source = if name.is_empty() { format!("{set_name}/{file} (unnamed: taken by position as `{}`)", io.name) } else { format!("{set_name}/{file}") };
         out.push((io.name.clone(), tensor, source));
     }
-    if let Some(missing) = declared.iter().find(|d| !out.iter().any(|(n, _, _)| *n == d.name)) {
-        bail!(
-            "{} gives no {prefix}K.pb file for the graph {what} `{}` (the graph's {what}s: {})\n  fix: give one file per graph {what}, named after it",
-            set.display(),
-            missing.name,
-            list()
-        );
-    }
-    // In the graph's order.
-    out.sort_by_key(|(n, _, _)| declared.iter().position(|d| d.name == *n));
     Ok(out)
 }
 
