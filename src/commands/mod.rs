@@ -1,6 +1,7 @@
 //! One function per subcommand; each prints its own output.
 
 mod scenario;
+mod summary;
 mod tools;
 
 use std::path::Path;

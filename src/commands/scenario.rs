@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use xbench::shard::ShardSpec;
 use xbench::resolve::{resolve, ResolveOptions, ResolvedPlan};
-use xbench::results::{self, FlagKind, ResultsStore, RunResults, Status, WallTime};
+use xbench::results::{self, FlagKind, ResultsStore, RunResults, Status};
 use xbench::run::{self, Isolation, Observer, Progress, RunOptions};
 use xbench::runtimes::{RuntimeId, RuntimeOptions, Timing};
 use xbench::scenario::{self, Overrides, ScenarioFile, EMBEDDED_DEFAULT};
@@ -217,9 +217,9 @@ pub fn run(a: Args) -> Result<()> {
     xbench::report::write_all(std::slice::from_ref(store.results()), &xbench::report::ReportOptions::default(), &dir)?;
     wall.report_ms = report_clock.elapsed().as_secs_f64() * 1e3;
     wall.total_ms = clock.elapsed().as_secs_f64() * 1e3;
-    tracing::info!("{}", wall_line(&wall, store.results()));
+    tracing::info!("{}", super::summary::wall_line(&wall, store.results()));
     store.update(|r| r.wall = Some(wall))?;
-    summary(store.results());
+    super::summary::summary(store.results());
     println!("report:  {} and {}", report.display(), dir.join("index.html").display());
     println!("results: {} and {}", store.json_path().display(), store.csv_path().display());
     if let Some(info) = &shard_info {
@@ -308,47 +308,6 @@ fn failures(r: &RunResults, dir: &Path, a: &Args) -> Option<String> {
     Some(format!("{failed} cells failed and {disagree} disagree{not_compared} (the report lists them); pass --ignore-failures to exit 0 all the same{retry}"))
 }
 
-/// The terminal summary: each outcome counted.
-fn summary(r: &RunResults) {
-    let count = |s| r.cells.iter().filter(|c| c.status == s).count();
-    let disagree = r.cells.iter().filter(|c| c.agreement.as_ref().is_some_and(|a| a.disagrees())).count();
-    let expected: Vec<bool> = r.cells.iter().filter_map(|c| c.expected.as_ref()?.within_tolerance).collect();
-    let expected = if expected.is_empty() {
-        String::new()
-    } else {
-        format!("{} of {} run on test data match their expected outputs; ", expected.iter().filter(|ok| **ok).count(), expected.len())
-    };
-    let not_compared = r.cells.iter().filter(|c| c.has_flag(FlagKind::NotCompared)).count();
-    let not_compared = if not_compared == 0 { String::new() } else { format!("{not_compared} not compared; ") };
-    let departs = departing(r);
-    let departs = if departs == 0 { String::new() } else { format!("{departs} depart from results that agree; ") };
-    let suspicious = r.cells.iter().filter(|c| c.has_flag(FlagKind::Suspicious)).count();
-    let warned = r.cells.iter().filter(|c| !c.flags.is_empty()).count();
-    // Models with a sibling (`compare_with`): how many of their compared cells disagree with it.
-    let judged: Vec<bool> = r.cells.iter().filter_map(|c| c.sibling_agreement.as_ref()?.within_tolerance).collect();
-    let siblings = if judged.is_empty() {
-        String::new()
-    } else {
-        format!("{} of {} compared with their sibling model disagree with it; ", judged.iter().filter(|ok| !**ok).count(), judged.len())
-    };
-    // A reference that measured nothing compared nothing: "0 disagree" would claim agreement.
-    let reference = r.reference_runtime;
-    let judged = if r.cells.iter().any(|c| c.runtime == reference && c.status == Status::Ok) {
-        format!("{disagree} disagree with {reference}")
-    } else {
-        format!("none compared with {reference}, which ran no cell")
-    };
-    println!(
-        "{} cells: {} ok, {} failed, {} skipped; {judged}; {expected}{not_compared}{departs}{siblings}{} suspicious; {} with warnings (listed in the report)",
-        r.cells.len(),
-        count(Status::Ok),
-        count(Status::Failed),
-        count(Status::Skipped),
-        suspicious,
-        warned
-    );
-}
-
 /// Refuses, before anything runs, an `optimized_model` path that xbench may not write: a link, a
 /// file of the run (a model's file, the scenario, its text) or any file it did not save there.
 fn check_session_writes(plan: &ResolvedPlan, file: Option<&Path>) -> Result<()> {
@@ -372,42 +331,6 @@ fn check_session_writes(plan: &ResolvedPlan, file: Option<&Path>) -> Result<()> 
         }
     }
     Ok(())
-}
-
-/// How many results depart from results that agree: a runtime's cell, or a data set's expected
-/// outputs (which flags every cell of that data set, but is one result).
-fn departing(r: &RunResults) -> usize {
-    let mut results = std::collections::HashSet::new();
-    for c in r.cells.iter().filter(|c| c.has_flag(FlagKind::Departs)) {
-        let expected = c.flags.iter().any(|f| f.kind == FlagKind::Departs && f.detail.starts_with(xbench::analysis::EXPECTED_DEPART));
-        results.insert((c.model.as_str(), c.chars, c.batch, c.data_set, (!expected).then_some(c.runtime)));
-    }
-    results.len()
-}
-
-/// Seconds from milliseconds, one decimal; a time is never shown as -0.0.
-fn secs(ms: f64) -> String {
-    format!("{:.1}", if ms > 0.0 { ms / 1e3 } else { 0.0 })
-}
-
-/// Where the run's wall time went, one line.
-fn wall_line(w: &WallTime, r: &RunResults) -> String {
-    let ok = r.cells.iter().filter(|c| c.status == Status::Ok);
-    let timed = secs(ok.clone().map(|c| c.samples_ms.iter().sum::<f64>()).sum::<f64>());
-    let warm = secs(ok.map(|c| c.warmup_ms.unwrap_or(0.0) + c.prepare_ms.unwrap_or(0.0)).sum::<f64>());
-    let first_ms: f64 = r.groups.iter().filter_map(|g| g.first_run_ms).sum();
-    let (loads, first) = (secs(r.groups.iter().filter_map(|g| g.load_ms).sum::<f64>()), secs(first_ms));
-    let loads = match w.loads_ms {
-        Some(ms) if first_ms > 0.0 => format!("session loads {loads} s and first runs {first} s, overlapped in {} s", secs(ms)),
-        Some(ms) => format!("session loads {loads} s, overlapped in {} s", secs(ms)),
-        None => format!("session loads {loads} s"),
-    };
-    format!(
-        "time: {} s in all; set-up {} s, {loads}, cell preparation and warm-ups {warm} s, timed runs {timed} s, report {} s",
-        secs(w.total_ms),
-        secs(w.setup_ms),
-        secs(w.report_ms)
-    )
 }
 
 /// The results of the run in `dir` that `--resume` continues.
