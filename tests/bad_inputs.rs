@@ -101,6 +101,7 @@ const CASES: &[Case] = &[
     case("corrupt tokenizer.json", corrupt_tokenizer, Scenario("broken-model.yaml"), CellsFail, &["cannot load tokenizer", "broken/tokenizer.json", "model's own tokenizer.json"]),
     case("tokenizer larger than the embedding", small_embedding, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "30522", "1000 rows", "word_embeddings", "tokenizer the model was exported with"]),
     case("tokenizer larger than the embedding, in one process", small_embedding, Args(&["scenario", "broken-model.yaml", "--no-setup", "--quiet", "--in-process", "--out", "out"]), CellsFail, &["model `broken`", "30522", "1000 rows"]),
+    case("max_positions below the tokenizer's special tokens", one_position, Scenario("broken-model.yaml"), CellsFail, &["model `broken`", "rows of 4 tokens, more than its 1 positions", "`max_positions`", "model.yaml"]),
     // Text.
     case("text file missing", nothing, Scenario("text-missing.yaml"), Refused, &["text-missing.yaml", "`text_file` = `no-such-prose.txt`", "no such file"]),
     case("text file empty", nothing, Scenario("text-empty.yaml"), Refused, &["text-empty.yaml", "`text_file` = `empty.txt`", "is empty", "prose"]),
@@ -315,6 +316,14 @@ fn corrupt_tokenizer(root: &Path) {
 fn small_embedding(root: &Path) {
     let dir = broken(root);
     tiny_bert::write(&TinyBertConfig { vocab_size: 1000, ..TinyBertConfig::default() }, &dir).unwrap();
+}
+
+/// The tiny model's model.yaml saying it has 1 position: fewer than the special tokens its
+/// tokenizer adds to every row, so no row can be truncated to it.
+fn one_position(root: &Path) {
+    let dir = broken(root);
+    let yaml = std::fs::read_to_string(dir.join("model.yaml")).unwrap();
+    std::fs::write(dir.join("model.yaml"), yaml.replace("max_positions: 512", "max_positions: 1")).unwrap();
 }
 
 /// A text model (it takes `input_ids`) with a second input that text cannot fill.

@@ -98,6 +98,13 @@ impl Feed {
                 model
             );
         }
+        // The tokenizer cannot truncate below the special tokens it adds: such rows would be fed past
+        // the model's positions, and would not even count as truncated.
+        if let Some(max) = max_positions.filter(|&max| seq_len > max) {
+            bail!(
+                "model `{model}`: rows of {seq_len} tokens, more than its {max} positions (`max_positions`), which its tokenizer cannot truncate to (it adds its special tokens to every row)\n  fix: set `max_positions` in the model's model.yaml to the positions the model really has (e.g. 512 for BERT)"
+            );
+        }
         let truncated_rows = encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count();
         let mut ids = Vec::with_capacity(batch * seq_len);
         let mut mask = Vec::with_capacity(batch * seq_len);
