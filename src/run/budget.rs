@@ -32,13 +32,18 @@ pub fn cell_need(model: &JobModel, cell: &Cell, dims: &BTreeMap<String, usize>) 
         cell.chars
     };
     let text = if plan.takes_text() { batch.saturating_mul(chars).saturating_mul(TOKENIZER_BYTES_PER_CHAR) } else { 0 };
-    let tensors = |list: &[IoInfo]| -> u64 {
+    // Values that are not token ids are made as f64 numbers first, then converted: 8 bytes more
+    // per element while the input is made.
+    let staged = |k: usize| !matches!(plan.fills.get(k).map(|f| &f.fill), Some(crate::inputs::Fill::Token(_)));
+    let tensors = |list: &[IoInfo], inputs: bool| -> u64 {
         list.iter()
-            .filter_map(|t| {
+            .enumerate()
+            .filter_map(|(k, t)| {
                 let shape = concrete_shape(&model.name, t, cell.batch, sequence, dims).ok()?;
                 let elems = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
                 let size = ElemType::from_name(&t.elem_type).and_then(ElemType::size).unwrap_or(1) as u64;
-                Some(elems.saturating_mul(size))
+                let staging = if inputs && staged(k) { 8 } else { 0 };
+                Some(elems.saturating_mul(size + staging))
             })
             .fold(0u64, u64::saturating_add)
     };
@@ -47,7 +52,7 @@ pub fn cell_need(model: &JobModel, cell: &Cell, dims: &BTreeMap<String, usize>) 
     if too_large {
         return None;
     }
-    let (inputs, outputs) = (tensors(&model.io.inputs), tensors(&model.io.outputs));
+    let (inputs, outputs) = (tensors(&model.io.inputs, true), tensors(&model.io.outputs, false));
     let total = text.saturating_add(inputs).saturating_add(outputs);
     let mut parts = Vec::new();
     if text > 0 {
