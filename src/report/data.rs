@@ -151,15 +151,22 @@ impl<'a> Merged<'a> {
         self.sources.len() > 1
     }
 
+    /// The session a measured series' runtime recorded (its first group's that has one).
+    pub fn session(&self, s: usize) -> Option<&'a crate::results::SessionInfo> {
+        let SeriesKind::Measured { source, runtime } = &self.series[s].kind else { return None };
+        self.sources[*source].results.groups.iter().filter(|g| g.runtime == *runtime).find_map(|g| g.session.as_ref())
+    }
+
+    /// The timer label a measured series' cells recorded (its first measured cell's).
+    pub fn timer_label(&self, s: usize) -> Option<&'a str> {
+        let SeriesKind::Measured { source, runtime } = &self.series[s].kind else { return None };
+        self.sources[*source].results.cells.iter().find(|c| c.runtime == *runtime && c.summary.is_some()).map(|c| c.timer.as_str())
+    }
+
     /// What series `s`'s timer covers in the vocabulary every runtime shares, where its runtime said.
     pub fn timer_class(&self, s: usize) -> Option<crate::results::TimerClass> {
-        let SeriesKind::Measured { source, runtime } = &self.series[s].kind else { return None };
-        let r = self.sources[*source].results;
-        let session = r.groups.iter().filter(|g| g.runtime == *runtime).find_map(|g| g.session.as_ref())?;
-        session.timer_class.or_else(|| {
-            let label = &r.cells.iter().find(|c| c.runtime == *runtime && c.summary.is_some())?.timer;
-            crate::results::TimerClass::of_earlier_record(&session.providers, label)
-        })
+        let session = self.session(s)?;
+        session.timer_class.or_else(|| crate::results::TimerClass::of_earlier_record(&session.providers, self.timer_label(s)?))
     }
 
     /// Indices of the measured series.

@@ -119,20 +119,18 @@ fn multi_header(m: &Merged) -> Vec<Block> {
 fn timer_blocks(m: &Merged) -> Vec<Block> {
     let mut rows = vec![];
     let mut classes = vec![];
-    for (i, series) in m.series.iter().enumerate() {
-        let super::data::SeriesKind::Measured { source, runtime } = &series.kind else { continue };
-        let s = &m.sources[*source];
-        let session = s.results.groups.iter().filter(|g| g.runtime == *runtime).find_map(|g| g.session.as_ref());
+    for i in m.measured() {
+        let session = m.session(i);
         let class = m.timer_class(i);
         classes.push(class);
-        let label = s.results.cells.iter().find(|c| c.runtime == *runtime && c.summary.is_some()).map(|c| c.timer.clone()).unwrap_or_default();
+        let label = m.timer_label(i).unwrap_or_default();
         let words = session.and_then(|x| x.io.as_ref()).map(|io| io.trim_end_matches('.').to_string()).unwrap_or_default();
         let precision = session.and_then(|x| x.precision.clone()).unwrap_or_else(|| "—".into());
         let (timing, host) = match class {
             Some(c) => (c.timing.as_str().to_string(), c.host_memory.map(|h| h.as_str().to_string()).unwrap_or_else(|| "—".into())),
             None => ("not stated".into(), "not stated".into()),
         };
-        rows.push(vec![series.label.clone(), timing, host, if label.is_empty() { "—".into() } else { format!("`{label}`") }, precision, words]);
+        rows.push(vec![m.series[i].label.clone(), timing, host, if label.is_empty() { "—".into() } else { format!("`{label}`") }, precision, words]);
     }
     if rows.is_empty() {
         return vec![];

@@ -41,7 +41,7 @@ fn fmt_opt(v: Option<f64>) -> String {
 fn head(m: &Merged, label: &str, extra: &[&str]) -> Vec<String> {
     let mut cols: Vec<String> = vec![label.to_string()];
     cols.extend(extra.iter().map(|s| s.to_string()));
-    cols.extend(m.series.iter().map(|s| format!("{} (ms, {})", s.label, timer_of(m, s))));
+    cols.extend((0..m.series.len()).map(|s| format!("{} (ms, {})", m.series[s].label, timer_of(m, s))));
     let measured = m.measured();
     cols.extend(measured.iter().skip(1).map(|&i| {
         let base = measured[0];
@@ -57,17 +57,11 @@ fn head(m: &Merged, label: &str, extra: &[&str]) -> Vec<String> {
 }
 
 /// What a series' timer covered, for its column header: the timer of its measured cells.
-fn timer_of(m: &Merged, s: &super::data::Series) -> String {
-    match &s.kind {
-        super::data::SeriesKind::Measured { source, runtime } => m.sources[*source]
-            .results
-            .cells
-            .iter()
-            .find(|c| c.runtime == *runtime && c.summary.is_some())
-            .map(|c| c.timer.clone())
-            .unwrap_or_else(|| "not measured".into()),
-        _ => "published".into(),
+fn timer_of(m: &Merged, s: usize) -> String {
+    if m.series[s].is_published() {
+        return "published".into();
     }
+    m.timer_label(s).unwrap_or("not measured").to_string()
 }
 
 fn speedups(m: &Merged, means: &[Option<f64>]) -> Vec<String> {

@@ -100,8 +100,8 @@ pub enum Timing {
     /// Host tensors in, outputs copied to host (the paper's way).
     #[default]
     EndToEnd,
-    /// Inputs on the device before the clock starts (for ONNX Runtime: bound on the device once (IO binding), outputs left there; the
-    /// timer stops after the device has finished (outputs synchronized).
+    /// Inputs on the device before the clock starts (ONNX Runtime: bound there once by IO
+    /// binding), outputs left there; the timer stops after the device has finished.
     DeviceResident,
 }
 
@@ -160,9 +160,7 @@ impl TimerClass {
     pub fn new(timing: Timing, host_memory: Option<HostMemory>) -> TimerClass {
         TimerClass { timing, host_memory: if timing == Timing::DeviceResident { None } else { host_memory } }
     }
-}
 
-impl TimerClass {
     /// The class of a session recorded before classes were, from what xbench's own runtimes
     /// recorded then: the provider (tract, ONNX Runtime's CPU or CUDA provider) and the cell's
     /// timer label. `None` for anything else (external programs, other providers).
