@@ -101,6 +101,8 @@ pub struct Interpreter {
     pub python: PathBuf,
     /// Where it came from, in words (recorded with the runtime's availability).
     pub source: String,
+    /// The framework the program declares, whose versions are recorded.
+    pub framework: Option<&'static Framework>,
 }
 
 /// The interpreter for `program`: the entry's `python:` when given, else its framework's
@@ -110,18 +112,18 @@ pub fn interpreter(program: &Path, given: Option<&Path>) -> Result<Interpreter, 
     if let Some(p) = given {
         // A path (not a bare command) is made absolute here: the program runs in a folder of its own.
         let python = if p.components().count() > 1 { std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()) } else { p.to_path_buf() };
-        return Ok(Interpreter { python, source: format!("python: {}", p.display()) });
+        return Ok(Interpreter { python, source: format!("python: {}", p.display()), framework: declared(program).ok().flatten() });
     }
-    let path_python = Interpreter { python: PathBuf::from("python3"), source: "python3 on PATH".into() };
+    let path_python = Interpreter { python: PathBuf::from("python3"), source: "python3 on PATH".into(), framework: None };
     let Some(fw) = declared(program)? else { return Ok(path_python) };
     let env = env_python(&fw.env_dir());
     if env.is_file() {
         let env = std::path::absolute(&env).unwrap_or(env);
-        return Ok(Interpreter { python: env, source: format!("{} environment {}", fw.name, fw.env_dir().display()) });
+        return Ok(Interpreter { python: env, source: format!("{} environment {}", fw.name, fw.env_dir().display()), framework: Some(fw) });
     }
     let missing = missing_modules(Path::new("python3"), fw.modules);
     if missing.is_empty() {
-        return Ok(Interpreter { source: format!("python3 on PATH (has {})", fw.modules.join(", ")), ..path_python });
+        return Ok(Interpreter { source: format!("python3 on PATH (has {})", fw.modules.join(", ")), framework: Some(fw), ..path_python });
     }
     Err(format!(
         "{} runs on {}, which is not set up here: no environment at {} and python3 on PATH lacks {}\n  fix: run `{}`, or give the runtime entry `python: PATH` of an interpreter that has it",

@@ -107,8 +107,7 @@ impl Runtime for External {
         }
         let (version, how) = match &interpreter {
             Ok(Some(i)) => {
-                let fw = frameworks::declared(p).ok().flatten();
-                let v = fw.map(|fw| frameworks::versions(&i.python, fw.shown).join(", ")).filter(|v| !v.is_empty());
+                let v = i.framework.map(|fw| frameworks::versions(&i.python, fw.shown).join(", ")).filter(|v| !v.is_empty());
                 (v, format!(", run by {}", i.source))
             }
             Ok(None) => (None, String::new()),
