@@ -13,6 +13,10 @@
 #   frameworks  the paper grid across ONNX Runtime (xbench, Python), PyTorch and MLX, in one report;
 #               then P2b (scenarios/gpu/p2b.yaml): the best ONNX configuration against PyTorch,
 #               end to end with pinned copies and device-resident on both sides
+#   fuse        BERT-base's fused fp16 TorchScript variant only (what p2b needs), without p2's search
+#   fwshard     shard XB_SHARD (e.g. 2/3) of XB_SCENARIO (default scenarios/gpu/frameworks.yaml), so
+#               that each part fits one command; `xbench report` of the shards' results merges them
+#   p2b         P2b alone (XB_SCENARIO, default scenarios/gpu/p2b.yaml), after fuse
 #   p3          the paper grid on ort-cuda, wall time: parallel loads, optimized graphs kept
 #   p3ab        the same grid with this build and with xbench-baseline (pack-lease.sh's
 #               XB_BASELINE), alternated; then this build serial, debug-logged, pinned, CUDA graph;
@@ -50,7 +54,7 @@ xrun() {
   step "$name" timeout "${TMO:-300}" "$xb" scenario "$@" --out "runs/$name" 2>&1 | tee "runs/$name.log" | tail -4
 }
 table() { [ -f "runs/$1/results.json" ] && python3 scripts/gpu/plan_next.py table "runs/$1/results.json" | tee "runs/$1.table"; }
-pack() { tar czf "$out/$1.tgz" --exclude='.outputs' logs $(for n in "${@:2}"; do ls -d runs/"$n" runs/"$n".log runs/"$n".table 2>/dev/null; done); ls -la "$out"; }
+pack() { tar czf "$out/$1.tgz" --exclude='.outputs' --exclude='outputs' logs $(for n in "${@:2}"; do ls -d runs/"$n" runs/"$n".log runs/"$n".table 2>/dev/null; done); ls -la "$out"; }
 # Python onnxruntime-gpu, and MLX where the mlx phase installed it.
 gpu_ort() { export PYTHONPATH=/root/ort/py${MLXSITE:+:$MLXSITE}; }
 [ -d /root/mlxsite ] && MLXSITE=/root/mlxsite
@@ -115,6 +119,30 @@ phase_frameworks() {
   TMO=300 xrun p2b scenarios/gpu/p2b.yaml --no-tf32 -i
   cp scenarios/gpu/run-frameworks.yaml logs/
   pack frameworks frameworks p2b
+}
+
+phase_fuse() {
+  gpu_ort
+  for _ in $(seq 150); do [ -f logs/export.done ] && break; sleep 2; done
+  step fuse-torchscript python3 scripts/gpu/fuse_variants.py
+}
+
+phase_fwshard() {
+  gpu_ort
+  local s=${XB_SHARD:?set XB_SHARD=I/N} name
+  local f=${XB_SCENARIO:-scenarios/gpu/frameworks.yaml}
+  name=$(basename "$f" .yaml)-${s/\//of}
+  TMO=${TMO:-580} xrun "$name" "$f" --no-tf32 -i --shard "$s"
+  pack "$name" "$name"
+}
+
+phase_p2b() {
+  gpu_ort
+  local f=${XB_SCENARIO:-scenarios/gpu/p2b.yaml} name
+  name=$(basename "$f" .yaml)
+  TMO=${TMO:-300} xrun "$name" "$f" --no-tf32 -i
+  table "$name" > /dev/null
+  pack "$name" "$name"
 }
 
 phase_p3() {
