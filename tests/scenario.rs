@@ -146,8 +146,8 @@ fn text_sources_are_checked() {
 
 #[test]
 fn the_committed_scenarios_are_valid() {
-    for entry in std::fs::read_dir("scenarios").unwrap() {
-        let path = entry.unwrap().path();
+    let files = ["scenarios", "scenarios/gpu"].iter().flat_map(|d| std::fs::read_dir(d).unwrap()).map(|e| e.unwrap().path());
+    for path in files {
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
         }
