@@ -216,7 +216,7 @@ fn onnx_source(spec: models::ModelSpec, scenario_inputs: &BTreeMap<String, Input
         anyhow::bail!("{meta_yaml}: `inputs.{k}` names no input of model `{}` (its inputs: {})\n  fix: use one of those names", spec.name, their_inputs());
     }
     if let Some(k) = own_inputs.keys().find(|k| !io.inputs.iter().any(|i| i.name == **k)) {
-        anyhow::bail!("`models[{i}].inputs.{k}` names no input of model `{}` (its inputs: {})\n  fix: use one of those names, or remove it", spec.name, their_inputs());
+        anyhow::bail!("its own `inputs.{k}` names no input of model `{}` (its inputs: {})\n  fix: use one of those names under `models[{i}].inputs`, or remove it", spec.name, their_inputs());
     }
     let mut specs: BTreeMap<String, Located> = spec.inputs.iter().map(|(k, v)| (k.clone(), Located::new(v.clone(), format!("{meta_yaml}: `inputs.{k}`"), SetBy::ModelYaml))).collect();
     let layers = [(scenario_inputs, SetBy::Scenario), (own_inputs, SetBy::Model)];

@@ -5,7 +5,6 @@
 //! `cargo test` runs proptest's default number of cases; a long session:
 //! `PROPTEST_CASES=200000 cargo test --release --test fuzz`.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;

@@ -290,6 +290,33 @@ fn sizes(list: &[i64], key: &str, min: i64, max: i64, example: &str) -> std::res
 #[cfg(test)]
 mod tests {
     use super::local_entry;
+    use crate::scenario::{validate, Overrides, ScenarioFile, Values};
+
+    fn validated(models: &str) -> anyhow::Result<crate::scenario::Plan> {
+        let yaml = format!("name: x\nruntimes: [ort-cpu]\ninput_chars: [4]\nbatch_sizes: [1]\niterations: 1\ndims: {{x.3: 192}}\nmodels: {models}\n");
+        validate(&ScenarioFile::parse(&yaml, "s.yaml")?, "s.yaml", "sc".as_ref(), &Overrides::default())
+    }
+
+    #[test]
+    fn a_models_own_settings_are_kept_apart_from_the_scenarios() {
+        let p = validated("[cls, {name: ./rec/, dims: {x.3: 320, height: 48}, inputs: {x: {uniform: [0, 1]}, h: {file: h.npy}}}, {name: plain}]").unwrap();
+        assert_eq!(p.settings.dims, [("x.3".to_string(), 192)].into(), "the scenario-wide value stays the scenario's");
+        let own = &p.settings.own["rec"];
+        assert_eq!(own.dims, [("height".to_string(), 48), ("x.3".to_string(), 320)].into());
+        assert_eq!(own.inputs["x"].values, Some(Values::Uniform(0.0, 1.0)));
+        assert_eq!(own.inputs["h"].values, Some(Values::File("sc/h.npy".into())), "paths are the scenario's, like its `inputs:`");
+        assert!(!p.settings.own.contains_key("cls") && !p.settings.own.contains_key("plain"), "a name alone, or a table of a name alone, has no settings of its own");
+        assert_eq!(p.settings.own_of("cls"), Default::default());
+        for (models, key, says) in [
+            ("[{name: rec, dims: {x.3: -1}}]", "`models[0].dims.x.3`", "is -1: negative"),
+            ("[{name: rec, dims: {x.y: 3}}]", "`models[0].dims.x.y`", "neither a dim's name nor `input.axis`"),
+            ("[a, {name: rec, inputs: {x: {uniform: [1, 0]}}}]", "`models[1].inputs.x.uniform`", "not a range"),
+            ("[rec, {name: rec, dims: {x.3: 1}}]", "`models[1]`", "twice"),
+        ] {
+            let e = validated(models).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(says) && e.contains("\n  fix: "), "{models}: {e}");
+        }
+    }
 
     #[test]
     fn local_entries_are_normalised_and_kept_inside_the_root() {
