@@ -159,7 +159,7 @@ impl ScenarioFile {
         }
         serde_yaml::from_str(yaml).map_err(|e| {
             let msg = e.to_string();
-            let hint = if msg.contains("a model's table") || msg.contains("a model entry") {
+            let hint = if msg.starts_with("models[") {
                 "a model is a name (`tiny-bert`) or a table of settings of its own, with the keys name, dims, inputs, e.g. `{name: ocr-rec, dims: {x.3: 320}}`"
             } else if msg.contains("unknown field") {
                 "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32, tf32, fp16, bf16, int8, int4, fp8: abs, rel), min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, test_data, ops"
@@ -223,10 +223,11 @@ mod tests {
         let again: ScenarioFile = serde_yaml::from_str(&serde_yaml::to_string(&f).unwrap()).unwrap();
         assert_eq!(again, f);
         for (yaml, says) in [
-            ("[{name: rec, dim: {x.3: 320}}]", "unknown field `dim`"),
-            ("[{dims: {x.3: 320}}]", "missing field `name`"),
+            ("[{name: rec, dim: {x.3: 320}}]", "models[0]: unknown field `dim`, expected one of `name`, `dims`, `inputs`"),
+            ("[a, {dims: {x.3: 320}}]", "models[1]: missing field `name`"),
             ("[{name: rec, dims: [1]}]", "invalid type"),
-            ("[[rec]]", "not `- rec`"),
+            ("[[rec]]", "models[0]: invalid type: sequence"),
+            ("[a, 7]", "models[1]: invalid type: integer `7`, expected a model entry"),
         ] {
             let e = ScenarioFile::parse(&format!("name: x\nruntimes: [ort-cpu]\niterations: 1\nmodels: {yaml}\n"), "s.yaml").unwrap_err().to_string();
             assert!(e.contains(says) && e.contains("fix: a model is a name (`tiny-bert`) or a table") && e.contains("name, dims, inputs"), "{yaml}: {e}");

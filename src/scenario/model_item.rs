@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::de::Error as _;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_yaml::Value;
 
@@ -69,19 +70,26 @@ impl From<&str> for ModelItem {
     }
 }
 
-/// Read by hand, so that a table's unknown key is named with the keys a model's table takes
-/// (an untagged enum would only say that nothing matched).
+/// Read by hand, so that a table's unknown key is named with the keys a model's table takes, at
+/// the entry's place (`models[1]: unknown field …`); an untagged enum would only say that nothing matched.
 impl<'de> Deserialize<'de> for ModelItem {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ModelItem, D::Error> {
-        match Value::deserialize(d)? {
-            Value::String(s) => Ok(ModelItem::Name(s)),
-            v @ Value::Mapping(_) => serde_yaml::from_value::<ModelTable>(v)
-                .map(ModelItem::Table)
-                .map_err(|e| D::Error::custom(format!("a model's table: {e} (a model's table takes {MODEL_KEYS})"))),
-            other => Err(D::Error::custom(format!(
-                "a model entry is a name or a table, not `{}`",
-                serde_yaml::to_string(&other).map(|s| s.trim().replace('\n', " ")).unwrap_or_default()
-            ))),
+        struct Entry;
+        impl<'de> Visitor<'de> for Entry {
+            type Value = ModelItem;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a model entry: a name or a table with the keys {MODEL_KEYS}")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ModelItem, E> {
+                Ok(ModelItem::Name(s.to_string()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ModelItem, A::Error> {
+                ModelTable::deserialize(MapAccessDeserializer::new(map)).map(ModelItem::Table)
+            }
         }
+        d.deserialize_any(Entry)
     }
 }
