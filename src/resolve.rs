@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::inputs::{InputPlan, Located};
-use crate::scenario::{InputSpec, Point};
+mod keys;
+
+use crate::inputs::{Dims, InputPlan, Located};
+use crate::scenario::{InputSpec, Point, SetBy, Settings};
 
 use crate::models::{self, ModelMeta, ModelSource, ResolvedModel};
 use crate::runtimes::{self, RuntimeSpec};
@@ -44,6 +46,11 @@ impl ResolvedPlan {
     pub fn sibling_of(&self, m: usize) -> Option<usize> {
         let name = self.models[m].sibling()?;
         self.models.iter().position(|x| x.name == name)
+    }
+
+    /// The `dims:` values that reach model `m`: its own and the scenario's.
+    pub fn dims_of(&self, m: usize) -> Dims {
+        model_dims(&self.plan.settings, &self.models[m].name)
     }
 
     /// Whether model `m` runs its own test data sets instead of the scenario's grid.
@@ -85,14 +92,15 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
             ModelEntry::Hub(hub) => format!("{origin}: `models[{i}]` = `{}{hub}`", crate::scenario::ENTRY_PREFIX),
             ModelEntry::Op(case) => format!("{origin}: operation case `{}`", case.name()),
         };
+        let own = plan.settings.own_of(&entry.name()).inputs;
         let source = match entry {
             ModelEntry::Local(path) => {
                 let spec = models::find(path, &opts.models_root).with_context(at)?;
-                onnx_source(spec, &plan.settings.inputs).with_context(at)?
+                onnx_source(spec, &plan.settings.inputs, &own, i).with_context(at)?
             }
             // A fetch that fails fails this model's cells only; the other models still run.
             ModelEntry::Hub(hub) => match models::hub::ensure(hub, &opts.models_root).with_context(at)? {
-                Ok(spec) => onnx_source(spec, &plan.settings.inputs).with_context(at)?,
+                Ok(spec) => onnx_source(spec, &plan.settings.inputs, &own, i).with_context(at)?,
                 Err(why) => {
                     tracing::warn!("the cells of `{}{hub}` will fail, the other models run: {why}", crate::scenario::ENTRY_PREFIX);
                     ModelSource::Unavailable { why, hub: Some(hub.clone()) }
@@ -120,7 +128,7 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
         }
         models.push(model);
     }
-    check_input_keys(&plan, &models)?;
+    keys::check_input_keys(&plan, &models)?;
     let mut plan = plan;
     let (grid, use_test_data) = (plan.grid_points(), plan.settings.test_data);
     let mut points = Vec::new();
@@ -159,7 +167,8 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
         match m.inputs() {
             Err(why) if m.io().is_ok() && !own_data => tracing::warn!("the cells of `{}` will fail, the other models run: {why}", m.name),
             Ok(p) if own_data => {
-                if let Some(k) = p.fills.iter().map(|f| &f.input.name).find(|n| plan.settings.inputs.contains_key(*n)) {
+                let own = plan.settings.own_of(&m.name).inputs;
+                if let Some(k) = p.fills.iter().map(|f| &f.input.name).find(|n| plan.settings.inputs.contains_key(*n) || own.contains_key(*n)) {
                     tracing::warn!("model `{}` runs on its own test data, so `inputs.{k}` does not apply to it (set `test_data: false` to feed it)", m.name);
                 }
             }
@@ -173,9 +182,14 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
 /// data): each grid axis that reaches none of its inputs runs once, at the size it is fed.
 pub fn model_grid(plan: &Plan, m: &ResolvedModel) -> Result<Option<crate::inputs::ModelGrid>, String> {
     match m.inputs() {
-        Ok(p) if !p.takes_text() && m.op().is_none() => crate::inputs::model_grid(p, &plan.settings.dims, &plan.input_chars, &plan.batch_sizes).map(Some),
+        Ok(p) if !p.takes_text() && m.op().is_none() => crate::inputs::model_grid(p, &model_dims(&plan.settings, &m.name), &plan.input_chars, &plan.batch_sizes).map(Some),
         _ => Ok(None),
     }
+}
+
+/// The `dims:` values that reach model `name`: its own (its table in `models:`) and the scenario's.
+pub fn model_dims(settings: &Settings, name: &str) -> Dims {
+    Dims { model: settings.own_of(name).dims, scenario: settings.dims.clone() }
 }
 
 /// Checks every test data set of `m`: each file must give a graph input or output, by its name
@@ -191,60 +205,30 @@ fn check_test_data(m: &ResolvedModel) -> Result<(), String> {
 /// A model found on disk, with its graph's inputs and outputs and how they are fed; an unreadable
 /// ONNX file fails every cell of the model, so it is refused before anything runs. Inputs that
 /// cannot be fed fail the model's grid cells with the reason (its own test data still runs).
-fn onnx_source(spec: models::ModelSpec, scenario_inputs: &BTreeMap<String, InputSpec>) -> Result<ModelSource> {
+/// What each input is fed: its model.yaml's `inputs:`, the scenario-wide `inputs:` over them, and
+/// the model's own (`models[i]` in the scenario) over both.
+fn onnx_source(spec: models::ModelSpec, scenario_inputs: &BTreeMap<String, InputSpec>, own_inputs: &BTreeMap<String, InputSpec>, i: usize) -> Result<ModelSource> {
     let io = models::read_io(&spec.onnx)?;
     let meta_yaml = spec.onnx.parent().map(|d| d.join("model.yaml").display().to_string()).unwrap_or_default();
-    let mut specs: BTreeMap<String, Located> = spec.inputs.iter().map(|(k, v)| (k.clone(), (v.clone(), format!("{meta_yaml}: `inputs.{k}`")))).collect();
-    for (k, v) in scenario_inputs {
-        let merged = specs.get(k).map_or_else(|| v.clone(), |(mine, _)| mine.overridden_by(v));
-        specs.insert(k.clone(), (merged, format!("the scenario's `inputs.{k}`")));
-    }
-    // model.yaml may only name the model's own inputs.
+    let their_inputs = || io.inputs.iter().map(|i| format!("`{}`", i.name)).collect::<Vec<_>>().join(", ");
+    // model.yaml and the model's own entry may only name the model's own inputs.
     if let Some(k) = spec.inputs.keys().find(|k| !io.inputs.iter().any(|i| i.name == **k)) {
-        anyhow::bail!(
-            "{meta_yaml}: `inputs.{k}` names no input of model `{}` (its inputs: {})\n  fix: use one of those names",
-            spec.name,
-            io.inputs.iter().map(|i| format!("`{}`", i.name)).collect::<Vec<_>>().join(", ")
-        );
+        anyhow::bail!("{meta_yaml}: `inputs.{k}` names no input of model `{}` (its inputs: {})\n  fix: use one of those names", spec.name, their_inputs());
+    }
+    if let Some(k) = own_inputs.keys().find(|k| !io.inputs.iter().any(|i| i.name == **k)) {
+        anyhow::bail!("its own `inputs.{k}` names no input of model `{}` (its inputs: {})\n  fix: use one of those names under `models[{i}].inputs`, or remove it", spec.name, their_inputs());
+    }
+    let mut specs: BTreeMap<String, Located> = spec.inputs.iter().map(|(k, v)| (k.clone(), Located::new(v.clone(), format!("{meta_yaml}: `inputs.{k}`"), SetBy::ModelYaml))).collect();
+    let layers = [(scenario_inputs, SetBy::Scenario), (own_inputs, SetBy::Model)];
+    for (table, by) in layers {
+        // A model's own `inputs.<name>` takes the place of the scenario-wide one.
+        for (k, v) in table.iter().filter(|(k, _)| by == SetBy::Model || !own_inputs.contains_key(*k)) {
+            let at = if by == SetBy::Model { format!("the scenario's `models[{i}].inputs.{k}`") } else { format!("the scenario's `inputs.{k}`") };
+            let given = Located::new(v.clone(), at, by);
+            let merged = specs.get(k).map_or_else(|| given.clone(), |mine| mine.overridden_by(&given));
+            specs.insert(k.clone(), merged);
+        }
     }
     let inputs = InputPlan::new(&spec.name, &io.inputs, spec.tokenizer.is_some(), &specs);
     Ok(ModelSource::Onnx { spec, io, inputs })
-}
-
-/// Every key of the scenario's `dims:` and `inputs:` must mean something for a model it runs: a
-/// typo would otherwise change nothing, silently.
-fn check_input_keys(plan: &Plan, models: &[ResolvedModel]) -> Result<()> {
-    let ios: Vec<&models::ModelIo> = models.iter().filter_map(|m| m.io().ok()).collect();
-    if ios.is_empty() {
-        return Ok(());
-    }
-    let all_inputs = || ios.iter().flat_map(|io| &io.inputs);
-    let names = || {
-        let mut n: Vec<String> = all_inputs().map(|i| format!("`{}`", i.name)).collect();
-        n.dedup();
-        n.join(", ")
-    };
-    for key in plan.settings.inputs.keys() {
-        if !all_inputs().any(|i| i.name == *key) {
-            return Err(anyhow!("{}: `inputs.{key}` names no input of the models run (their inputs: {})\n  fix: use one of those names, or remove it", plan.origin, names()));
-        }
-    }
-    for key in plan.settings.dims.keys() {
-        let by_symbol = all_inputs().any(|i| i.dims.iter().flatten().any(|d| matches!(d, models::Dim::Symbol(s) if s == key)));
-        let by_axis = key.rsplit_once('.').is_some_and(|(input, axis)| {
-            let axis: usize = axis.parse().unwrap_or(usize::MAX);
-            all_inputs().any(|i| i.name == input && i.dims.as_ref().is_some_and(|d| axis < d.len()))
-        });
-        if !by_symbol && !by_axis {
-            let mut symbols: Vec<String> = all_inputs().flat_map(|i| i.dims.iter().flatten()).filter_map(|d| if let models::Dim::Symbol(s) = d { Some(format!("`{s}`")) } else { None }).collect();
-            symbols.sort();
-            symbols.dedup();
-            return Err(anyhow!(
-                "{}: `dims.{key}` names no dim of the models run (their named dims: {}; or `input.axis` for an input of theirs)\n  fix: use one of those, or remove it",
-                plan.origin,
-                if symbols.is_empty() { "none".to_string() } else { symbols.join(", ") }
-            ));
-        }
-    }
-    Ok(())
 }

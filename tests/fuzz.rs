@@ -5,7 +5,6 @@
 //! `cargo test` runs proptest's default number of cases; a long session:
 //! `PROPTEST_CASES=200000 cargo test --release --test fuzz`.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
@@ -272,7 +271,7 @@ fn check_meta(bytes: &[u8]) -> Result<(), TestCaseError> {
                 prop_assert!(e.contains("model `m`") && e.contains("\n  fix: "), "{e}");
             }
             for i in &io.inputs {
-                let _ = xbench::inputs::concrete_shape("m", i, 2, 8, &BTreeMap::new());
+                let _ = xbench::inputs::concrete_shape("m", i, 2, 8, &xbench::inputs::Dims::default());
             }
         }
     }
@@ -327,6 +326,7 @@ proptest! {
         batch in 1..4usize,
         sequence in 1..8usize,
     ) {
+        let named = xbench::inputs::Dims::scenario(&named);
         // Shapes within the limit but large would only be slow to fill: leave them out.
         for i in &inputs {
             if let Ok(shape) = xbench::inputs::concrete_shape("m", i, batch, sequence, &named) {

@@ -1,9 +1,7 @@
 //! Inputs: exact character lengths, distinct passages, and the token counts actually fed,
 //! checked against counts from the Python `tokenizers` library on the same tokenizer.json.
 
-use std::collections::BTreeMap;
-
-use xbench::inputs::{load_tokenizer, passages, Feed, InputPlan, BUILTIN_TEXTS};
+use xbench::inputs::{load_tokenizer, passages, Dims, Feed, InputPlan, BUILTIN_TEXTS};
 use xbench::models::{find, read_io};
 
 /// The model's inputs as their names say (it has a tokenizer).
@@ -62,12 +60,12 @@ fn token_counts_match_the_reference_tokenizer() {
     // Counts from Python `tokenizers` on the same tokenizer.json, [CLS] and [SEP] included.
     for (chars, expected) in [(50usize, 17usize), (500, 113)] {
         let texts = passages(botchan(), chars, 1).unwrap();
-        let feed = Feed::from_texts(&mut tok, &texts, &plan(&model.name, &io), model.position_offset(), Some(512), &BTreeMap::new()).unwrap();
+        let feed = Feed::from_texts(&mut tok, &texts, &plan(&model.name, &io), model.position_offset(), Some(512), &Dims::default()).unwrap();
         assert_eq!(feed.text.as_ref().unwrap().tokens_per_row, vec![expected], "{chars} chars");
         assert_eq!(feed.text.as_ref().unwrap().padded_len, expected);
         assert_eq!(feed.text.as_ref().unwrap().truncated_rows, 0);
     }
-    let feed = Feed::from_texts(&mut tok, &["Hello, world!".to_string()], &plan(&model.name, &io), model.position_offset(), None, &BTreeMap::new()).unwrap();
+    let feed = Feed::from_texts(&mut tok, &["Hello, world!".to_string()], &plan(&model.name, &io), model.position_offset(), None, &Dims::default()).unwrap();
     assert_eq!(feed.text.as_ref().unwrap().tokens_per_row, vec![6]);
 }
 
@@ -77,7 +75,7 @@ fn batches_are_padded_to_the_longest_row_with_the_pad_token() {
     let io = read_io(&model.onnx).unwrap();
     let mut tok = load_tokenizer(model.tokenizer.as_ref().unwrap()).unwrap();
     let texts = vec!["Hello, world!".to_string(), "a much longer sentence than the first one is".to_string()];
-    let feed = Feed::from_texts(&mut tok, &texts, &plan(&model.name, &io), model.position_offset(), None, &BTreeMap::new()).unwrap();
+    let feed = Feed::from_texts(&mut tok, &texts, &plan(&model.name, &io), model.position_offset(), None, &Dims::default()).unwrap();
     let longest = *feed.text.as_ref().unwrap().tokens_per_row.iter().max().unwrap();
     assert_eq!(feed.seq_len, longest);
     assert_eq!(feed.text.as_ref().unwrap().tokens_per_row[0], 6);
@@ -99,7 +97,7 @@ fn long_inputs_are_truncated_at_the_model_maximum_and_counted() {
     let io = read_io(&model.onnx).unwrap();
     let mut tok = load_tokenizer(model.tokenizer.as_ref().unwrap()).unwrap();
     let texts = passages(botchan(), 500, 2).unwrap();
-    let feed = Feed::from_texts(&mut tok, &texts, &plan(&model.name, &io), model.position_offset(), Some(32), &BTreeMap::new()).unwrap();
+    let feed = Feed::from_texts(&mut tok, &texts, &plan(&model.name, &io), model.position_offset(), Some(32), &Dims::default()).unwrap();
     assert_eq!(feed.seq_len, 32);
     assert_eq!(feed.text.as_ref().unwrap().tokens_per_row, vec![32, 32]);
     assert_eq!(feed.text.as_ref().unwrap().truncated_rows, 2);

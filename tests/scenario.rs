@@ -161,3 +161,109 @@ fn the_committed_scenarios_are_valid() {
     }
     assert_eq!(ScenarioFile::parse(xbench::scenario::EMBEDDED_DEFAULT, "embedded").unwrap().name, "quick");
 }
+
+/// Two image-like models whose input is called `x` (an orientation classifier and a text
+/// recognizer, as in an OCR pipeline: `x` [batch, 3, height, width]) and a sequence model whose `x`
+/// is [batch, width], built under `root/models`.
+fn ocr_models(root: &std::path::Path) {
+    use xbench::onnx::builder::{self, attr_int, DataType, Dim, GraphBuilder};
+    for name in ["ocr-cls", "ocr-rec"] {
+        let mut g = GraphBuilder::new(name);
+        let x = g.input("x", DataType::Float, &[Dim::sym("batch"), Dim::Fixed(3), Dim::sym("height"), Dim::sym("width")]);
+        let pooled = g.node("GlobalAveragePool", &[&x], vec![]);
+        g.node_named("Flatten", &[&pooled], vec![attr_int("axis", 1)], &["y"]);
+        g.output("y", DataType::Float, &[Dim::sym("batch"), Dim::Fixed(3)]);
+        std::fs::create_dir_all(root.join("models").join(name)).unwrap();
+        builder::write(&g.finish(17).unwrap(), &root.join("models").join(name).join("model.onnx")).unwrap();
+    }
+    let mut g = GraphBuilder::new("seq");
+    let x = g.input("x", DataType::Float, &[Dim::sym("batch"), Dim::sym("width")]);
+    g.node_named("Relu", &[&x], vec![], &["y"]);
+    g.output("y", DataType::Float, &[Dim::sym("batch"), Dim::sym("width")]);
+    std::fs::create_dir_all(root.join("models/seq")).unwrap();
+    builder::write(&g.finish(17).unwrap(), &root.join("models/seq/model.onnx")).unwrap();
+}
+
+fn ocr_scenario(rest: &str) -> String {
+    format!("name: ocr\nruntimes: [tract-cpu]\ninput_chars: [8]\nbatch_sizes: [2]\niterations: 2\nwarmup: 0\n{rest}\n")
+}
+
+fn ocr_plan(root: &std::path::Path, rest: &str) -> anyhow::Result<ResolvedPlan> {
+    let file = ScenarioFile::parse(&ocr_scenario(rest), "ocr.yaml")?;
+    let p = validate(&file, "ocr.yaml", root, &Overrides::default())?;
+    resolve(p, &ResolveOptions { models_root: root.join("models"), ops_dir: None })
+}
+
+#[test]
+fn a_scenario_wide_key_that_reaches_inputs_of_other_ranks_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    ocr_models(tmp.path());
+    for (rest, key) in [
+        ("models: [ocr-cls, seq]\ndims: {height: 48, x.1: 192}", "`dims.x.1`"),
+        ("models: [ocr-cls, seq]\ndims: {height: 48, width: 16}\ninputs: {x: {shape: [2, 16]}}", "`inputs.x`"),
+    ] {
+        let e = format!("{:#}", ocr_plan(tmp.path(), rest).expect_err(rest));
+        for says in ["ocr.yaml", key, "model `ocr-cls`", "float32 [batch, 3, height, width]", "model `seq`", "float32 [batch, width]", "differ in rank (4 and 2)", "fix: move it under the own entry", "- {name: ocr-cls,"] {
+            assert!(e.contains(says), "{rest}: `{says}` missing from: {e}");
+        }
+    }
+    // Under each model's own entry, the same values are fine; so is a key for one model only.
+    let p = ocr_plan(tmp.path(), "models: [{name: ocr-cls, dims: {x.3: 192}}, {name: seq, dims: {x.1: 16}}]\ndims: {height: 48}").unwrap();
+    assert_eq!(p.dims_of(0).model, [("x.3".to_string(), 192)].into());
+    assert_eq!(p.dims_of(1).model, [("x.1".to_string(), 16)].into());
+    assert_eq!(p.dims_of(1).scenario, [("height".to_string(), 48)].into());
+    assert!(ocr_plan(tmp.path(), "models: [ocr-cls, ocr-rec]\ndims: {height: 48, x.3: 192}").is_ok(), "inputs of one rank and type may share a key");
+}
+
+#[test]
+fn a_models_own_key_must_name_its_own_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    ocr_models(tmp.path());
+    let e = format!("{:#}", ocr_plan(tmp.path(), "models: [seq, {name: ocr-cls, inputs: {pixels: {uniform: [0, 1]}}}]\ndims: {height: 48, width: 8}").unwrap_err());
+    for says in ["ocr.yaml", "`models[1]` = `ocr-cls`", "its own `inputs.pixels` names no input of model `ocr-cls` (its inputs: `x`)", "fix: use one of those names under `models[1].inputs`"] {
+        assert!(e.contains(says), "`{says}` missing from: {e}");
+    }
+    let e = format!("{:#}", ocr_plan(tmp.path(), "models: [{name: ocr-cls, dims: {height: 48, width: 8, pixels.3: 8}}]").unwrap_err());
+    for says in ["`models[0].dims.pixels.3` names no dim of model `ocr-cls`", "its named dims: `batch`, `height`, `width`", "`x` [batch, 3, height, width]", "fix: "] {
+        assert!(e.contains(says), "`{says}` missing from: {e}");
+    }
+    // A key another model has is still not this model's.
+    let e = format!("{:#}", ocr_plan(tmp.path(), "models: [ocr-rec, {name: seq, dims: {width: 8, x.3: 8}}]\ndims: {height: 48, width: 8}").unwrap_err());
+    assert!(e.contains("`models[1].dims.x.3` names no dim of model `seq`"), "{e}");
+}
+
+#[test]
+fn each_model_is_fed_its_own_dims_and_the_cell_records_which_setting_set_each_axis() {
+    use xbench::scenario::SetBy::{self, *};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    ocr_models(root);
+    // The classifier's width is the scenario's; the recognizer's own 320 wins over it; height 48
+    // reaches both from the scenario; the recognizer's values are its own.
+    let yaml = ocr_scenario("models: [ocr-cls, {name: ocr-rec, dims: {x.3: 320}, inputs: {x: {uniform: [0, 1]}}}]\ndims: {height: 48, x.3: 192}");
+    std::fs::write(root.join("ocr.yaml"), &yaml).unwrap();
+    let xbench = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(root).args(args).env("XBENCH_HOME", std::env::current_dir().unwrap().join(".xbench")).output().unwrap();
+        assert!(out.status.success(), "xbench {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    xbench(&["scenario", "ocr.yaml", "--quiet", "--out", "out"]);
+    let r = xbench::results::read_results(&root.join("out/results.json")).unwrap();
+    let fed = |model: &str| r.cells.iter().find(|c| c.model == model).map(|c| c.fed[0].clone()).unwrap();
+    let (cls, rec) = (fed("ocr-cls"), fed("ocr-rec"));
+    assert_eq!((cls.shape.as_slice(), rec.shape.as_slice()), (&[2, 3, 48, 192][..], &[2, 3, 48, 320][..]));
+    assert_eq!(cls.shape_by, [Batch, Fixed, Scenario, Scenario]);
+    assert_eq!(rec.shape_by, [Batch, Fixed, Scenario, SetBy::Model]);
+    assert_eq!((cls.values_by, rec.values_by), (Default, SetBy::Model));
+    assert!(rec.source.contains("uniform [0, 1)") && rec.source.contains("`models[1].inputs.x`"), "{}", rec.source);
+    // The file keeps the scenario as written, each model's own settings included.
+    assert_eq!(r.scenario.models[1].dims(), [("x.3".to_string(), 320)].into());
+    // The report says it where it lists what was fed.
+    xbench(&["report", "out/results.json", "--out", "rep"]);
+    let report = std::fs::read_to_string(root.join("rep/report.md")).unwrap();
+    assert!(report.contains("`x` float32 [2, 3, 48, 320] from uniform [0, 1) (the scenario's `models[1].inputs.x`) (values: model; shape: batch, fixed, scenario, model)"), "{report}");
+    // `xbench feeds` is fed what the cells were.
+    xbench(&["feeds", "ocr.yaml", "--out", "feeds.json"]);
+    let feeds: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("feeds.json")).unwrap()).unwrap();
+    let shapes: Vec<(String, serde_json::Value)> = feeds.as_array().unwrap().iter().map(|f| (f["model"].as_str().unwrap().to_string(), f["inputs"][0]["shape"].clone())).collect();
+    assert_eq!(shapes, [("ocr-cls".to_string(), serde_json::json!([2, 3, 48, 192])), ("ocr-rec".to_string(), serde_json::json!([2, 3, 48, 320]))]);
+}

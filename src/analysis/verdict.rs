@@ -161,7 +161,7 @@ mod tests {
         let mut r = results(&[(1, 1, &[1.0, 1.02, 0.98]), (32, 1, &[1.01, 0.99, 1.0])], 0);
         for c in &mut r.cells {
             (c.tokens, c.chars) = (None, 0);
-            c.fed = vec![crate::results::FedInput { name: "x".into(), elem_type: "float32".into(), shape: vec![c.batch, 3], source: "generated".into() }];
+            c.fed = vec![crate::results::FedInput { name: "x".into(), elem_type: "float32".into(), shape: vec![c.batch, 3], source: "generated".into(), values_by: Default::default(), shape_by: vec![] }];
         }
         check_group(&mut r, "m", RuntimeId::ORT_CPU);
         assert_eq!(suspicious(&r), vec![1]);

@@ -155,7 +155,7 @@ fn list_models(root: &Path) -> Result<()> {
                     Err(e) => println!("  unreadable: {e:#}"),
                     Ok(io) => {
                         // How each input would be fed on a scenario's grid (model.yaml's `inputs:` taken).
-                        let specs = m.inputs.iter().map(|(k, v)| (k.clone(), (v.clone(), "model.yaml".to_string()))).collect();
+                        let specs = m.inputs.iter().map(|(k, v)| (k.clone(), xbench::inputs::Located::new(v.clone(), "model.yaml", xbench::scenario::SetBy::ModelYaml))).collect();
                         let plan = xbench::inputs::InputPlan::new(&m.name, &io.inputs, m.tokenizer.is_some(), &specs);
                         for (k, i) in io.inputs.iter().enumerate() {
                             let fed = match &plan {

@@ -141,7 +141,6 @@ pub fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
     }
     xbench::files::check_write(out, "feeds", is_feeds_file, &measured)?;
     let text = inputs::load_text(&plan.plan.settings.text)?;
-    let dims = &plan.plan.settings.dims;
     let mut feeds = Vec::new();
     // Every model's cells, once (those of the first runtime: every runtime is fed the same).
     let first = plan.plan.runtimes[0].id;
@@ -149,6 +148,7 @@ pub fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
         let m = &plan.models[g.model];
         let io = m.io().map_err(|why| anyhow::anyhow!("model `{}` cannot be read: {why}", m.name))?;
         let mut tok = m.tokenizer().map(inputs::load_tokenizer).transpose()?;
+        let dims = &plan.dims_of(g.model);
         for cell in plan.plan.group_cells(g) {
             let feed = match (cell.data_set, tok.as_mut()) {
                 (Some(n), _) => Feed::from_test_data(&m.name, &m.test_data()[n], &io.inputs)?,

@@ -3,10 +3,9 @@
 //! given by a file, by `shape:`, by `dims:` or fixed in the graph) is run once, at the size the
 //! inputs are fed, and its cells are labelled with that size, never with the grid's.
 
-use std::collections::BTreeMap;
 
 use super::fill::{Fill, InputPlan};
-use super::shape::{dim_sources, is_batch_dim, is_sequence_dim, DimSource};
+use super::shape::{dim_sources, is_batch_dim, is_sequence_dim, DimSource, Dims};
 use crate::models::Dim;
 use crate::scenario::Values;
 
@@ -35,7 +34,7 @@ struct Axis {
 /// reaches an input keeps the scenario's sizes; one that reaches none runs once, at the size its
 /// inputs are fed on a dim named like it (or batch 1, one run of the inputs as given; length 0,
 /// none). Two inputs fed different sizes on such dims are an error naming both.
-pub fn model_grid(plan: &InputPlan, dims: &BTreeMap<String, usize>, lengths: &[usize], batches: &[usize]) -> Result<ModelGrid, String> {
+pub fn model_grid(plan: &InputPlan, dims: &Dims, lengths: &[usize], batches: &[usize]) -> Result<ModelGrid, String> {
     let batch = axis(plan, dims, is_batch_dim, DimSource::Batch);
     let length = axis(plan, dims, is_sequence_dim, DimSource::Sequence);
     let mut notes = Vec::new();
@@ -66,7 +65,7 @@ pub fn model_grid(plan: &InputPlan, dims: &BTreeMap<String, usize>, lengths: &[u
     Ok(ModelGrid { lengths, batches, note: (!notes.is_empty()).then(|| notes.join("; ")) })
 }
 
-fn axis(plan: &InputPlan, dims: &BTreeMap<String, usize>, named: fn(&str) -> bool, grid: DimSource) -> Axis {
+fn axis(plan: &InputPlan, dims: &Dims, named: fn(&str) -> bool, grid: DimSource) -> Axis {
     let mut a = Axis { from_grid: false, given: Vec::new(), why_not: Vec::new() };
     for f in &plan.fills {
         let name = &f.input.name;
@@ -90,7 +89,7 @@ fn axis(plan: &InputPlan, dims: &BTreeMap<String, usize>, named: fn(&str) -> boo
         }
         let mut set = Vec::new();
         for (k, s) in sources.iter().enumerate() {
-            if let (true, DimSource::Scenario(n)) = (named_at(k), s) {
+            if let (true, DimSource::Set(n, _)) = (named_at(k), s) {
                 a.given.push((*n, name.clone()));
                 set.push(format!("{name}.{k}"));
             }
@@ -103,12 +102,13 @@ fn axis(plan: &InputPlan, dims: &BTreeMap<String, usize>, named: fn(&str) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use crate::models::IoInfo;
 
     fn plan(inputs: &[(&str, Vec<Dim>)], given: &[(&str, &str)]) -> InputPlan {
         let ios: Vec<IoInfo> = inputs.iter().map(|(n, d)| IoInfo { name: n.to_string(), elem_type: "float32".into(), dims: Some(d.clone()), structural_use: None }).collect();
         let table: BTreeMap<String, serde_yaml::Value> = given.iter().map(|(k, v)| (k.to_string(), serde_yaml::from_str(v).unwrap())).collect();
-        let specs = crate::scenario::inputs::parse_inputs(&table, std::path::Path::new(".")).unwrap().into_iter().map(|(k, s)| (k, (s, "inputs".to_string()))).collect();
+        let specs = crate::scenario::inputs::parse_inputs(&table, std::path::Path::new(".")).unwrap().into_iter().map(|(k, s)| (k, crate::inputs::Located::new(s, "inputs", crate::scenario::SetBy::Scenario))).collect();
         InputPlan::new("m", &ios, false, &specs).unwrap()
     }
 
@@ -116,16 +116,16 @@ mod tests {
     fn an_axis_no_input_takes_runs_once_at_what_is_fed() {
         let image = vec![Dim::Symbol("batch".into()), Dim::Fixed(3)];
         let p = plan(&[("x", image.clone())], &[]);
-        let g = model_grid(&p, &BTreeMap::new(), &[4, 8], &[1, 32]).unwrap();
+        let g = model_grid(&p, &Dims::default(), &[4, 8], &[1, 32]).unwrap();
         assert_eq!((g.lengths, g.batches), (vec![0], vec![1, 32]));
         assert!(g.note.unwrap().contains("no input takes the length (`x` [batch, 3])"));
         // `shape:` fixes the batch: the cells are fed 2 rows, once.
         let p = plan(&[("x", image.clone())], &[("x", "{shape: [2, 3]}")]);
-        let g = model_grid(&p, &BTreeMap::new(), &[4], &[1, 32]).unwrap();
+        let g = model_grid(&p, &Dims::default(), &[4], &[1, 32]).unwrap();
         assert_eq!(g.batches, vec![2]);
         assert!(g.note.unwrap().contains("`x` is given `shape: [2, 3]`): run once, at batch size 2, not over `batch_sizes`"));
         // By `dims:`, on the dim's name or by input and axis.
-        let dims: BTreeMap<String, usize> = [("x.0".to_string(), 5)].into();
+        let dims = Dims::scenario(&[("x.0".to_string(), 5)].into());
         assert_eq!(model_grid(&p, &dims, &[4], &[1]).unwrap().batches, vec![2], "shape: over dims");
         let p = plan(&[("x", image)], &[]);
         let g = model_grid(&p, &dims, &[4], &[5]).unwrap();
@@ -133,18 +133,18 @@ mod tests {
         assert!(g.note.unwrap().contains("no input takes the length"), "the batch note is left out when the grid was that size");
         // Fixed dims: one run is one batch.
         let p = plan(&[("x", vec![Dim::Fixed(2), Dim::Fixed(8)])], &[]);
-        assert_eq!(model_grid(&p, &BTreeMap::new(), &[4], &[1, 2]).unwrap().batches, vec![1]);
+        assert_eq!(model_grid(&p, &Dims::default(), &[4], &[1, 2]).unwrap().batches, vec![1]);
         // Two inputs fed different batches.
         let two = vec![Dim::Symbol("batch".into()), Dim::Fixed(3)];
         let p = plan(&[("a", two.clone()), ("b", two)], &[("a", "{shape: [1, 3]}"), ("b", "{shape: [4, 3]}")]);
-        let e = model_grid(&p, &BTreeMap::new(), &[4], &[1]).unwrap_err();
+        let e = model_grid(&p, &Dims::default(), &[4], &[1]).unwrap_err();
         assert!(e.contains("inputs `a` and `b` are fed 1 and 4 on their batch size dims"), "{e}");
     }
 
     #[test]
     fn a_length_one_input_takes_keeps_the_grid() {
         let p = plan(&[("x", vec![Dim::Symbol("batch".into()), Dim::Symbol("sequence".into())]), ("h", vec![Dim::Fixed(2), Dim::Fixed(4)])], &[]);
-        let g = model_grid(&p, &BTreeMap::new(), &[16, 64], &[1, 4]).unwrap();
+        let g = model_grid(&p, &Dims::default(), &[16, 64], &[1, 4]).unwrap();
         assert_eq!((g.lengths, g.batches, g.note), (vec![16, 64], vec![1, 4], None));
     }
 }

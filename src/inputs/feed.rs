@@ -2,7 +2,6 @@
 //! mask, token type ids, position ids), with the token counts actually fed; the model's other
 //! inputs as its input plan says.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Result};
@@ -68,7 +67,7 @@ impl Feed {
     /// says. The tokenizer's padding and truncation are set here (setting them is cheap; cloning a
     /// large vocabulary is not). `position_offset` is the model's first position id; `dims` fills
     /// dims of inputs not fed from text.
-    pub fn from_texts(tok: &mut Tokenizer, texts: &[String], plan: &InputPlan, position_offset: i64, max_positions: Option<usize>, dims: &BTreeMap<String, usize>) -> Result<Feed> {
+    pub fn from_texts(tok: &mut Tokenizer, texts: &[String], plan: &InputPlan, position_offset: i64, max_positions: Option<usize>, dims: &super::Dims) -> Result<Feed> {
         let model = plan.model.as_str();
         let started = std::time::Instant::now();
         if let Some((pad_token, pad_id)) = pad_token(tok) {
@@ -130,8 +129,8 @@ impl Feed {
                 Fill::Token(Role::TokenTypeIds) => &types,
                 Fill::Token(Role::PositionIds) => &positions,
                 _ => {
-                    let (t, source) = super::values::make(model, f, k, batch, seq_len, dims)?;
-                    fed.push(FedInput { name: f.input.name.clone(), elem_type: t.elem_type().name().into(), shape: t.shape().to_vec(), source });
+                    let (t, record) = super::values::make(model, f, k, batch, seq_len, dims)?;
+                    fed.push(record);
                     tensors.push((f.input.name.clone(), t));
                     continue;
                 }

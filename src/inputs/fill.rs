@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::models::IoInfo;
-use crate::scenario::{InputSpec, Role, Scalar, Values};
+use crate::scenario::{InputSpec, Role, Scalar, SetBy, Values};
 use crate::tensor::ElemType;
 
 /// Where one input's values come from.
@@ -18,8 +18,13 @@ use crate::tensor::ElemType;
 pub enum Fill {
     /// From the tokenizer, as the role says.
     Token(Role),
-    /// Values the user gave; `at` says where (`the scenario's inputs.sr`).
-    Given { values: Values, at: String },
+    /// Values the user gave; `at` says where (`the scenario's inputs.sr`), `by` which setting.
+    Given {
+        values: Values,
+        at: String,
+        #[serde(default)]
+        by: SetBy,
+    },
     /// Made up: floats uniform in [-1, 1), integers 0 or 1, booleans either.
     Generated,
 }
@@ -32,6 +37,9 @@ pub struct InputFill {
     /// The shape the user gave over the declared one (`shape:`), or the shape of the file it is fed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<Vec<usize>>,
+    /// Which setting gave `shape` (`file` for a file's).
+    #[serde(default)]
+    pub shape_by: SetBy,
 }
 
 /// How every input of a model is fed, in the graph's order.
@@ -41,8 +49,32 @@ pub struct InputPlan {
     pub fills: Vec<InputFill>,
 }
 
-/// A spec for an input, with where it was written.
-pub type Located = (InputSpec, String);
+/// A spec for an input, with where it was written: `at` in words, for messages, and which
+/// setting gave its values (or role) and its shape.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Located {
+    pub spec: InputSpec,
+    pub at: String,
+    pub values_by: SetBy,
+    pub shape_by: SetBy,
+}
+
+impl Located {
+    pub fn new(spec: InputSpec, at: impl Into<String>, by: SetBy) -> Located {
+        Located { spec, at: at.into(), values_by: by, shape_by: by }
+    }
+
+    /// `self` with whatever `over` sets replacing it, each part keeping who set it.
+    pub fn overridden_by(&self, over: &Located) -> Located {
+        let gives_values = over.spec.values.is_some() || over.spec.role.is_some();
+        Located {
+            spec: self.spec.overridden_by(&over.spec),
+            at: if gives_values || !(self.spec.values.is_some() || self.spec.role.is_some()) { over.at.clone() } else { self.at.clone() },
+            values_by: if gives_values { over.values_by } else { self.values_by },
+            shape_by: if over.spec.shape.is_some() { over.shape_by } else { self.shape_by },
+        }
+    }
+}
 
 impl InputPlan {
     /// Whether the model is fed from text (an input takes token ids).
@@ -60,9 +92,9 @@ impl InputPlan {
     /// model.yaml's) with where each was written; `tokenizer` says whether the model has one.
     pub fn new(model: &str, inputs: &[IoInfo], tokenizer: bool, specs: &BTreeMap<String, Located>) -> Result<InputPlan, String> {
         let role_of = |i: &IoInfo| -> Option<Role> {
-            match specs.get(&i.name) {
-                Some((s, _)) if s.role.is_some() => s.role,
-                Some((s, _)) if s.values.is_some() => None,
+            match specs.get(&i.name).map(|l| &l.spec) {
+                Some(s) if s.role.is_some() => s.role,
+                Some(s) if s.values.is_some() => None,
                 _ => Role::ALL.into_iter().find(|r| r.conventional_name() == i.name),
             }
         };
@@ -77,7 +109,7 @@ impl InputPlan {
         }
         let mut fills = Vec::new();
         for input in inputs {
-            let (spec, at) = specs.get(&input.name).cloned().unwrap_or_default();
+            let Located { spec, at, values_by, mut shape_by } = specs.get(&input.name).cloned().unwrap_or_default();
             let mut shape = spec.shape.clone();
             let fill = match (role_of(input), &spec.values) {
                 (Some(role), _) if tokenizer => {
@@ -98,8 +130,9 @@ impl InputPlan {
                 (_, Some(values)) => {
                     if let Some(file_shape) = check_values(model, input, values, &at)? {
                         shape = Some(file_shape);
+                        shape_by = SetBy::File;
                     }
-                    Fill::Given { values: values.clone(), at }
+                    Fill::Given { values: values.clone(), at, by: values_by }
                 }
                 (_, None) => {
                     check_generated(model, input)?;
@@ -109,7 +142,10 @@ impl InputPlan {
             if let Some(shape) = &spec.shape {
                 check_shape(model, input, shape)?;
             }
-            fills.push(InputFill { input: input.clone(), fill, shape });
+            if shape.is_none() {
+                shape_by = SetBy::Default;
+            }
+            fills.push(InputFill { input: input.clone(), fill, shape, shape_by });
         }
         Ok(InputPlan { model: model.to_string(), fills })
     }
@@ -210,7 +246,7 @@ mod tests {
 
     fn given(pairs: &[(&str, &str)]) -> BTreeMap<String, Located> {
         let table: BTreeMap<String, serde_yaml::Value> = pairs.iter().map(|(k, v)| (k.to_string(), serde_yaml::from_str(v).unwrap())).collect();
-        crate::scenario::inputs::parse_inputs(&table, std::path::Path::new(".")).unwrap().into_iter().map(|(k, s)| (k, (s, "the scenario's `inputs`".to_string()))).collect()
+        crate::scenario::inputs::parse_inputs(&table, std::path::Path::new(".")).unwrap().into_iter().map(|(k, s)| (k, Located::new(s, "the scenario's `inputs`", SetBy::Scenario))).collect()
     }
 
     /// The YAML value the error's fix suggests for `input`, its placeholders filled in, as a

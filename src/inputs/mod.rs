@@ -14,5 +14,5 @@ pub use crate::scenario::texts::BUILTIN_TEXTS;
 pub use axes::{model_grid, ModelGrid};
 pub use feed::{check_vocab, load_tokenizer, Feed};
 pub use fill::{Fill, InputFill, InputPlan, Located};
-pub use shape::{concrete_shape, dim_sources, DimSource, element_count, is_batch_dim, is_sequence_dim};
+pub use shape::{concrete_shape, dim_sources, element_count, is_batch_dim, is_sequence_dim, DimSource, Dims};
 pub use text::{load_text, passages, Prose};

@@ -2,7 +2,6 @@
 //! distribution, a file), values generated with a seed fixed per input so that every runtime gets
 //! the same tensors, or a model's own test data.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Result};
@@ -10,10 +9,10 @@ use half::{bf16, f16};
 use ndarray::{ArrayD, IxDyn};
 
 use super::fill::{Fill, InputFill, InputPlan};
-use super::shape::{concrete_shape, element_count};
+use super::shape::{concrete_shape, dim_sources, element_count, DimSource, Dims};
 use super::Feed;
 use crate::results::FedInput;
-use crate::scenario::{Scalar, Values};
+use crate::scenario::{Scalar, SetBy, Values};
 use crate::stats::Rng;
 use crate::tensor::{ElemType, Tensor};
 
@@ -44,24 +43,40 @@ fn from_numbers(ty: ElemType, shape: &[usize], v: Vec<f64>) -> Result<Tensor> {
     })
 }
 
-/// The tensor for one input of a cell, and where its values came from. `k` (the input's
-/// position) seeds its generator.
-pub(super) fn make(model: &str, f: &InputFill, k: usize, batch: usize, sequence: usize, dims: &BTreeMap<String, usize>) -> Result<(Tensor, String)> {
+/// The tensor for one input of a cell, and what it was fed (where its values and its shape came
+/// from). `k` (the input's position) seeds its generator.
+pub(super) fn make(model: &str, f: &InputFill, k: usize, batch: usize, sequence: usize, dims: &Dims) -> Result<(Tensor, FedInput)> {
+    let (t, source, shape_by) = tensor(model, f, k, batch, sequence, dims)?;
+    let values_by = match &f.fill {
+        Fill::Given { by, .. } => *by,
+        _ => SetBy::Default,
+    };
+    let fed = FedInput { values_by, shape_by, ..fed(&f.input.name, &t, source) };
+    Ok((t, fed))
+}
+
+/// The tensor for one input of a cell, where its values came from, and who set each axis.
+fn tensor(model: &str, f: &InputFill, k: usize, batch: usize, sequence: usize, dims: &Dims) -> Result<(Tensor, String, Vec<SetBy>)> {
     let input = &f.input;
     let Some(ty) = ElemType::from_name(&input.elem_type) else { bail!("model `{model}`: input `{}` has an element type xbench cannot feed ({})", input.name, input.elem_type) };
-    if let Fill::Given { values: Values::File(path), at } = &f.fill {
+    if let Fill::Given { values: Values::File(path), at, .. } = &f.fill {
         let (_, t) = crate::models::read_tensor_file(path)?;
-        return Ok((t, format!("{} ({at})", path.display())));
+        let by = vec![SetBy::File; t.shape().len()];
+        return Ok((t, format!("{} ({at})", path.display()), by));
     }
-    let shape = match &f.shape {
-        Some(s) => s.clone(),
-        None => concrete_shape(model, input, batch, sequence, dims)?,
+    let (shape, shape_by) = match &f.shape {
+        Some(s) => (s.clone(), vec![f.shape_by; s.len()]),
+        None => {
+            let sources = dim_sources(model, input, dims)?;
+            let shape = concrete_shape(model, input, batch, sequence, dims)?;
+            (shape, sources.into_iter().map(DimSource::set_by).collect())
+        }
     };
     let n = element_count(model, &input.name, &shape)?;
     let mut g = Rng::new(0x5EED_0000 + k as u64);
     let (numbers, source): (Vec<f64>, String) = match &f.fill {
-        Fill::Given { values, at } => match values {
-            Values::Constant(Scalar::Text(s)) => return Ok((Tensor::Str(ArrayD::from_elem(IxDyn(&shape), s.clone())), format!("\"{s}\" ({at})"))),
+        Fill::Given { values, at, .. } => match values {
+            Values::Constant(Scalar::Text(s)) => return Ok((Tensor::Str(ArrayD::from_elem(IxDyn(&shape), s.clone())), format!("\"{s}\" ({at})"), shape_by)),
             Values::Constant(c) => {
                 let v = match c {
                     Scalar::Int(i) => *i as f64,
@@ -71,7 +86,7 @@ pub(super) fn make(model: &str, f: &InputFill, k: usize, batch: usize, sequence:
                 };
                 // Integers beyond 2^53 do not survive a trip through f64: build them directly.
                 if let (Scalar::Int(i), ElemType::Int64) = (c, ty) {
-                    return Ok((Tensor::I64(ArrayD::from_elem(IxDyn(&shape), *i)), format!("{i} ({at})")));
+                    return Ok((Tensor::I64(ArrayD::from_elem(IxDyn(&shape), *i)), format!("{i} ({at})"), shape_by));
                 }
                 (vec![v; n], format!("{} ({at})", show(c)))
             }
@@ -82,7 +97,7 @@ pub(super) fn make(model: &str, f: &InputFill, k: usize, batch: usize, sequence:
                 if ty == ElemType::Int64 || ty == ElemType::Uint64 {
                     let v: Vec<i64> = (0..n).map(|_| (*lo as i128 + g.below(span) as i128) as i64).collect();
                     let t = if ty == ElemType::Int64 { Tensor::I64(ArrayD::from_shape_vec(IxDyn(&shape), v)?) } else { Tensor::U64(ArrayD::from_shape_vec(IxDyn(&shape), v.into_iter().map(|x| x as u64).collect())?) };
-                    return Ok((t, format!("integers [{lo}, {hi}) ({at})")));
+                    return Ok((t, format!("integers [{lo}, {hi}) ({at})"), shape_by));
                 }
                 ((0..n).map(|_| (*lo as i128 + g.below(span) as i128) as f64).collect(), format!("integers [{lo}, {hi}) ({at})"))
             }
@@ -94,7 +109,7 @@ pub(super) fn make(model: &str, f: &InputFill, k: usize, batch: usize, sequence:
         Fill::Generated => ((0..n).map(|_| (g.next_u64() & 1) as f64).collect(), "generated: integers 0 or 1".into()),
         Fill::Token(_) => bail!("model `{model}`: input `{}` takes tokens, which come from text", input.name),
     };
-    Ok((from_numbers(ty, &shape, numbers)?, source))
+    Ok((from_numbers(ty, &shape, numbers)?, source, shape_by))
 }
 
 fn show(s: &Scalar) -> String {
@@ -107,18 +122,18 @@ fn show(s: &Scalar) -> String {
 }
 
 fn fed(name: &str, t: &Tensor, source: String) -> FedInput {
-    FedInput { name: name.to_string(), elem_type: t.elem_type().name().to_string(), shape: t.shape().to_vec(), source }
+    FedInput { name: name.to_string(), elem_type: t.elem_type().name().to_string(), shape: t.shape().to_vec(), source, values_by: SetBy::Default, shape_by: Vec::new() }
 }
 
 impl Feed {
     /// Inputs for one cell of a model that takes no text: `batch` rows, and `sequence` for dims
     /// named like a sequence length.
-    pub fn generated(plan: &InputPlan, batch: usize, sequence: usize, dims: &BTreeMap<String, usize>) -> Result<Feed> {
+    pub fn generated(plan: &InputPlan, batch: usize, sequence: usize, dims: &Dims) -> Result<Feed> {
         let mut tensors = Vec::new();
         let mut record = Vec::new();
         for (k, f) in plan.fills.iter().enumerate() {
-            let (t, source) = make(&plan.model, f, k, batch, sequence, dims)?;
-            record.push(fed(&f.input.name, &t, source));
+            let (t, fed) = make(&plan.model, f, k, batch, sequence, dims)?;
+            record.push(fed);
             tensors.push((f.input.name.clone(), t));
         }
         Ok(Feed { batch, seq_len: sequence, tensors, mask: vec![1; batch * sequence], text: None, fed: record })
@@ -127,7 +142,7 @@ impl Feed {
     /// The inputs of a model's own test data set (`test_data_set_N/input_K.pb`).
     pub fn from_test_data(model: &str, set: &Path, inputs: &[crate::models::IoInfo]) -> Result<Feed> {
         let read = crate::models::test_data::read_inputs(set, inputs).map_err(|e| anyhow::anyhow!("model `{model}`: {e:#}"))?;
-        let record = read.iter().map(|(name, t, file)| fed(name, t, file.clone())).collect();
+        let record = read.iter().map(|(name, t, file)| FedInput { values_by: SetBy::TestData, ..fed(name, t, file.clone()) }).collect();
         Ok(Feed { batch: 1, seq_len: 1, tensors: read.into_iter().map(|(n, t, _)| (n, t)).collect(), mask: vec![1], text: None, fed: record })
     }
 }
@@ -135,12 +150,13 @@ impl Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use crate::models::{Dim, IoInfo};
 
     fn plan(inputs: &[(&str, &str, Vec<Dim>)], given: &[(&str, &str)]) -> InputPlan {
         let ios: Vec<IoInfo> = inputs.iter().map(|(n, t, d)| IoInfo { name: n.to_string(), elem_type: t.to_string(), dims: Some(d.clone()), structural_use: None }).collect();
         let table: BTreeMap<String, serde_yaml::Value> = given.iter().map(|(k, v)| (k.to_string(), serde_yaml::from_str(v).unwrap())).collect();
-        let specs = crate::scenario::inputs::parse_inputs(&table, Path::new(".")).unwrap().into_iter().map(|(k, s)| (k, (s, "inputs".to_string()))).collect();
+        let specs = crate::scenario::inputs::parse_inputs(&table, Path::new(".")).unwrap().into_iter().map(|(k, s)| (k, crate::inputs::Located::new(s, "inputs", crate::scenario::SetBy::Scenario))).collect();
         InputPlan::new("m", &ios, false, &specs).unwrap()
     }
 
@@ -149,8 +165,8 @@ mod tests {
         let types = ["float32", "float16", "bfloat16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"];
         let inputs: Vec<(&str, &str, Vec<Dim>)> = types.iter().map(|t| (*t, *t, vec![Dim::Symbol("batch".into()), Dim::Fixed(3)])).collect();
         let p = plan(&inputs, &[]);
-        let a = Feed::generated(&p, 2, 1, &BTreeMap::new()).unwrap();
-        assert_eq!(a.tensors, Feed::generated(&p, 2, 1, &BTreeMap::new()).unwrap().tensors);
+        let a = Feed::generated(&p, 2, 1, &Dims::default()).unwrap();
+        assert_eq!(a.tensors, Feed::generated(&p, 2, 1, &Dims::default()).unwrap().tensors);
         for ((name, t), ty) in a.tensors.iter().zip(types) {
             assert_eq!((t.elem_type().name(), t.shape()), (ty, &[2, 3][..]), "{name}");
         }
@@ -166,7 +182,7 @@ mod tests {
             &[("sr", "int64", vec![]), ("t", "float16", vec![Dim::Fixed(2)]), ("k", "int32", vec![Dim::Fixed(1000)]), ("n", "float64", vec![Dim::Fixed(1000)]), ("s", "string", vec![Dim::Fixed(2)])],
             &[("sr", "16000"), ("t", "0.5"), ("k", "{integers: [5, 8]}"), ("n", "{normal: [10, 1]}"), ("s", "hi")],
         );
-        let f = Feed::generated(&p, 1, 1, &BTreeMap::new()).unwrap();
+        let f = Feed::generated(&p, 1, 1, &Dims::default()).unwrap();
         assert_eq!(f.tensors[0].1, Tensor::I64(ArrayD::from_elem(IxDyn(&[]), 16000)));
         assert_eq!(f.fed[0].source, "16000 (inputs)");
         let Tensor::F16(t) = &f.tensors[1].1 else { panic!() };

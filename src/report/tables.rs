@@ -119,7 +119,7 @@ fn fed_blocks(m: &Merged) -> Vec<Block> {
     for model in m.model_names().iter().filter(|x| m.input_of(x) != ModelInput::Text) {
         let first = m.sources.iter().flat_map(|s| s.results.cells.iter()).find(|c| c.model == *model && !c.fed.is_empty());
         let Some(c) = first else { continue };
-        let inputs: Vec<String> = c.fed.iter().map(|f| format!("`{}` {} {:?} from {}", f.name, f.elem_type, f.shape, f.source)).collect();
+        let inputs: Vec<String> = c.fed.iter().map(|f| format!("`{}` {} {:?} from {} ({})", f.name, f.elem_type, f.shape, f.source, f.settings())).collect();
         let what = match m.input_of(model) {
             ModelInput::TestData => "its own test data sets, its expected outputs the reference; e.g.",
             _ => "no text, so no tokens; at the first point",

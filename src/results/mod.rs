@@ -57,6 +57,27 @@ pub struct FedInput {
     pub shape: Vec<usize>,
     /// Where the values came from, e.g. `uniform [-1, 1)`, `16000 (inputs.sr)`, `test_data_set_0/input_1.pb`.
     pub source: String,
+    /// Which setting gave the values: `model` (the model's own table in the scenario's `models:`),
+    /// `scenario` (the scenario-wide `inputs:`), `model.yaml`, `test_data`, or `default` (generated).
+    #[serde(default)]
+    pub values_by: crate::scenario::SetBy,
+    /// Which setting gave each axis of `shape`, in order: `model` or `scenario` (a `dims:` value or
+    /// a `shape:` of that setting), `model.yaml` (its `shape:`), `file`, `fixed` (in the graph),
+    /// `batch` or `length` (the cell's). Empty for test data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shape_by: Vec<crate::scenario::SetBy>,
+}
+
+impl FedInput {
+    /// Who set the values and each axis, in words: `values: scenario; shape: batch, fixed, model`.
+    pub fn settings(&self) -> String {
+        let axes: Vec<&str> = self.shape_by.iter().map(|b| b.name()).collect();
+        if axes.is_empty() {
+            format!("values: {}", self.values_by.name())
+        } else {
+            format!("values: {}; shape: {}", self.values_by.name(), axes.join(", "))
+        }
+    }
 }
 
 /// What the timer of every cell covers.

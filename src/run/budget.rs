@@ -2,10 +2,8 @@
 //! tokenized for it, its input tensors and the outputs whose shapes the model declares. A cell
 //! over the run's budget fails with the figures and the fix instead of taking the machine down.
 
-use std::collections::BTreeMap;
-
 use super::job::JobModel;
-use crate::inputs::concrete_shape;
+use crate::inputs::{concrete_shape, Dims};
 use crate::models::IoInfo;
 use crate::scenario::Cell;
 use crate::tensor::ElemType;
@@ -18,7 +16,7 @@ pub const TOKENIZER_BYTES_PER_CHAR: u64 = 48;
 
 /// An estimate of what `cell` of `model` needs, in bytes, with what it is made of. `None` when
 /// nothing can be estimated (a test data set: its files are what they are).
-pub fn cell_need(model: &JobModel, cell: &Cell, dims: &BTreeMap<String, usize>) -> Option<(u64, String)> {
+pub fn cell_need(model: &JobModel, cell: &Cell, dims: &Dims) -> Option<(u64, String)> {
     if cell.data_set.is_some() {
         return None;
     }
@@ -64,7 +62,7 @@ pub fn cell_need(model: &JobModel, cell: &Cell, dims: &BTreeMap<String, usize>) 
 }
 
 /// Why `cell` cannot run within `budget_gib`, if it cannot.
-pub fn over_budget(model: &JobModel, cell: &Cell, dims: &BTreeMap<String, usize>, budget_gib: f64) -> Option<String> {
+pub fn over_budget(model: &JobModel, cell: &Cell, dims: &Dims, budget_gib: f64) -> Option<String> {
     let (need, parts) = cell_need(model, cell, dims)?;
     if (need as f64) <= budget_gib * (1u64 << 30) as f64 {
         return None;

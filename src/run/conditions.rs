@@ -110,7 +110,8 @@ pub fn digests(plan: &ResolvedPlan) -> Vec<FileDigest> {
     if let TextSource::File(p) = &plan.plan.settings.text {
         out.push((Owner::Scenario, p.clone(), scenario_dir.clone()));
     }
-    for spec in plan.plan.settings.inputs.values() {
+    let own = plan.plan.settings.own.values().flat_map(|o| o.inputs.values());
+    for spec in plan.plan.settings.inputs.values().chain(own) {
         if let Some(p) = value_file(&spec.values) {
             out.push((Owner::Scenario, p, scenario_dir.clone()));
         }

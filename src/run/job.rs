@@ -1,7 +1,6 @@
 //! What a worker receives: its group — one model on one runtime, the cells still to run, and how
 //! to measure them — not the whole plan. Serialized as one JSON line on the worker's standard input.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -57,8 +56,8 @@ pub struct Measuring {
     pub iterations: usize,
     pub min_time_s: Option<f64>,
     pub text: TextSource,
-    /// Values of named symbolic dims for generated inputs.
-    pub dims: BTreeMap<String, usize>,
+    /// The `dims:` values that reach the group's model (its own and the scenario's), for generated inputs.
+    pub dims: crate::inputs::Dims,
 }
 
 /// One group's work.
@@ -88,7 +87,7 @@ impl GroupJob {
             runtime: plan.runtime(group.runtime).request.clone(),
             model: JobModel::of(&plan.models[group.model])?,
             cells,
-            measuring: Measuring { warmup: s.warmup, iterations: s.iterations, min_time_s: s.min_time_s, text: s.text.clone(), dims: s.dims.clone() },
+            measuring: Measuring { warmup: s.warmup, iterations: s.iterations, min_time_s: s.min_time_s, text: s.text.clone(), dims: plan.dims_of(group.model) },
             options: RuntimeOptions { threads: s.threads, ..options.clone() },
             outputs_dir: plan.keeps_outputs(group.model).then(|| outputs_dir.to_path_buf()),
             gated: false,

@@ -292,7 +292,7 @@ fn refuse_over_budget(plan: &ResolvedPlan, store: &mut ResultsStore, observer: &
             if store.results().cells.get(cell.index).is_none_or(|c| c.status != Status::Pending) {
                 continue;
             }
-            if let Some(why) = budget::over_budget(&model, cell, &s.dims, budget) {
+            if let Some(why) = budget::over_budget(&model, cell, &plan.dims_of(group.model), budget) {
                 refused.push(format!("{} on {}, {} characters × batch {}: {why}", cell.model, cell.runtime, cell.chars, cell.batch));
                 store.apply(RunEvent::Cell(Box::new(CellRecord::empty(cell, s.warmup, s.iterations, Status::Failed, Some(why)))))?;
             }

@@ -10,9 +10,10 @@ pub struct ScenarioFile {
     /// A short name for the run; used in report titles and folder names.
     pub name: String,
     /// Model names (folders under the models root), paths to `.onnx` files, or Hub repositories
-    /// (`hf:owner/name` or `hf:owner/name@revision`, fetched into the models root on first use).
+    /// (`hf:owner/name` or `hf:owner/name@revision`, fetched into the models root on first use);
+    /// each may be a table with settings of the model's own (see `ModelItem`).
     #[serde(default)]
-    pub models: Vec<String>,
+    pub models: Vec<super::ModelItem>,
     /// Runtimes: registered names (`tract-cpu`, `ort-cpu`, …) or tables naming a runtime of the
     /// user's own (see `RuntimeEntry`).
     pub runtimes: Vec<super::RuntimeEntry>,
@@ -54,7 +55,8 @@ pub struct ScenarioFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_budget_gib: Option<f64>,
     /// Values of dims for models that do not take text, by symbol (`{height: 224}`) or by input
-    /// and axis (`{pixel_values.2: 224}`).
+    /// and axis (`{pixel_values.2: 224}`), for every model that has them (a model's own `dims:`
+    /// wins).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub dims: std::collections::BTreeMap<String, i64>,
     /// What inputs are fed, by input name, for every model that has them (see `scenario::inputs`).
@@ -157,7 +159,9 @@ impl ScenarioFile {
         }
         serde_yaml::from_str(yaml).map_err(|e| {
             let msg = e.to_string();
-            let hint = if msg.contains("unknown field") {
+            let hint = if msg.starts_with("models[") {
+                "a model is a name (`tiny-bert`) or a table of settings of its own, with the keys name, dims, inputs, e.g. `{name: ocr-rec, dims: {x.3: 320}}`"
+            } else if msg.contains("unknown field") {
                 "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32, tf32, fp16, bf16, int8, int4, fp8: abs, rel), min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, test_data, ops"
             } else if msg.contains("missing field") {
                 "add that key (see scenarios/quick.yaml for a complete example)"
@@ -206,5 +210,27 @@ mod tests {
         let ok = "name: '[[[['\nruntimes: [ort-cpu, {name: a, runtime: ort-cpu, options: {x: \"{{{{\"}}]  # [[[[\niterations: 1\n";
         assert_eq!(too_deep(&ok.replace("[[[[", &"[".repeat(100))), None);
         assert!(ScenarioFile::parse(ok, "ok.yaml").is_ok());
+    }
+
+    #[test]
+    fn a_model_is_a_name_or_a_table_of_its_own_settings() {
+        let f = ScenarioFile::parse("name: x\nruntimes: [ort-cpu]\niterations: 1\nmodels:\n  - cls\n  - {name: rec, dims: {x.3: 320}, inputs: {x: {uniform: [0, 1]}, sr: 16000}}\n", "s.yaml").unwrap();
+        assert_eq!(f.models[0], super::super::ModelItem::Name("cls".into()));
+        assert_eq!((f.models[1].name(), f.models[1].dims()), ("rec", [("x.3".to_string(), 320)].into()));
+        assert_eq!(f.models[1].inputs().keys().collect::<Vec<_>>(), ["sr", "x"]);
+        assert!(f.models[0].dims().is_empty() && f.models[0].inputs().is_empty());
+        // Written back as read: a plain name stays a name, a table a table (results.json, resume).
+        let again: ScenarioFile = serde_yaml::from_str(&serde_yaml::to_string(&f).unwrap()).unwrap();
+        assert_eq!(again, f);
+        for (yaml, says) in [
+            ("[{name: rec, dim: {x.3: 320}}]", "models[0]: unknown field `dim`, expected one of `name`, `dims`, `inputs`"),
+            ("[a, {dims: {x.3: 320}}]", "models[1]: missing field `name`"),
+            ("[{name: rec, dims: [1]}]", "invalid type"),
+            ("[[rec]]", "models[0]: invalid type: sequence"),
+            ("[a, 7]", "models[1]: invalid type: integer `7`, expected a model entry"),
+        ] {
+            let e = ScenarioFile::parse(&format!("name: x\nruntimes: [ort-cpu]\niterations: 1\nmodels: {yaml}\n"), "s.yaml").unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("fix: a model is a name (`tiny-bert`) or a table") && e.contains("name, dims, inputs"), "{yaml}: {e}");
+        }
     }
 }

@@ -76,6 +76,49 @@ impl Role {
     }
 }
 
+/// Which setting decided a part of what an input was fed (its values, or one axis of its shape),
+/// as each cell records it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetBy {
+    /// The model's own entry in the scenario's `models:` (`{name: m, dims: …, inputs: …}`).
+    Model,
+    /// The scenario-wide `dims:` or `inputs:`.
+    Scenario,
+    /// The model's model.yaml.
+    #[serde(rename = "model.yaml")]
+    ModelYaml,
+    /// Nothing: values generated, or tokenized text.
+    #[default]
+    Default,
+    /// A size fixed in the graph.
+    Fixed,
+    /// The cell's batch size.
+    Batch,
+    /// The cell's input length.
+    Length,
+    /// The shape of the file the values come from.
+    File,
+    /// The model's own test data set.
+    TestData,
+}
+
+impl SetBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            SetBy::Model => "model",
+            SetBy::Scenario => "scenario",
+            SetBy::ModelYaml => "model.yaml",
+            SetBy::Default => "default",
+            SetBy::Fixed => "fixed",
+            SetBy::Batch => "batch",
+            SetBy::Length => "length",
+            SetBy::File => "file",
+            SetBy::TestData => "test_data",
+        }
+    }
+}
+
 /// What one input is fed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {

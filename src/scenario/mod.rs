@@ -4,6 +4,7 @@
 
 mod file;
 mod hub_ref;
+mod model_item;
 pub mod inputs;
 pub mod ops;
 mod plan;
@@ -15,8 +16,9 @@ mod validate;
 
 pub use file::{ScenarioFile, ToleranceFile, TolerancesFile};
 pub use hub_ref::{HubRef, ENTRY_PREFIX};
-pub use inputs::{InputSpec, Role, Scalar, Values};
-pub use plan::{model_name, Cell, Group, ModelEntry, Plan, Point, Settings, TextSource};
+pub use model_item::{ModelItem, ModelTable, MODEL_KEYS};
+pub use inputs::{InputSpec, Role, Scalar, SetBy, Values};
+pub use plan::{model_name, Cell, Group, ModelEntry, ModelSettings, Plan, Point, Settings, TextSource};
 pub use runtime_entry::{RuntimeEntry, RuntimeKind, RuntimeRequest};
 pub use runtime_id::RuntimeId;
 pub use tolerance::{Tolerance, Tolerances, PRECISIONS};

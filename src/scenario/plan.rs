@@ -70,12 +70,30 @@ pub struct Settings {
     pub memory_budget_gib: Option<f64>,
     /// Warn when the 95% interval of the mean is wider than this share of the mean.
     pub ci_warn_share: f64,
-    /// Values of dims for generated (non-text) inputs: by symbol, or by `input.axis`.
+    /// Values of dims for generated (non-text) inputs: by symbol, or by `input.axis`; for every
+    /// model that has them (the scenario-wide `dims:`).
     pub dims: BTreeMap<String, usize>,
-    /// What inputs are fed, by input name (the scenario's `inputs:`).
+    /// What inputs are fed, by input name, for every model that has them (the scenario-wide `inputs:`).
     pub inputs: BTreeMap<String, InputSpec>,
+    /// Settings of a model's own (its table in `models:`), by model name; they win over `dims`
+    /// and `inputs` for that model. A model listed by name alone has none.
+    pub own: BTreeMap<String, ModelSettings>,
     /// Whether models' own test data sets are run.
     pub test_data: bool,
+}
+
+/// A model's own `dims:` and `inputs:`, from its table in `models:`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelSettings {
+    pub dims: BTreeMap<String, usize>,
+    pub inputs: BTreeMap<String, InputSpec>,
+}
+
+impl Settings {
+    /// The own settings of model `name` (empty when it has none).
+    pub fn own_of(&self, name: &str) -> ModelSettings {
+        self.own.get(name).cloned().unwrap_or_default()
+    }
 }
 
 /// One measured point: a model on a runtime at one input length and batch size.

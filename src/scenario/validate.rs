@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{anyhow, Result};
 
 use super::hub_ref::HubRef;
-use super::plan::{grid, ModelEntry, Plan, Point, Settings, TextSource};
+use super::plan::{grid, ModelEntry, ModelSettings, Plan, Point, Settings, TextSource};
 use super::{ops, texts, RuntimeEntry, RuntimeId, RuntimeRequest, ScenarioFile, Tolerance, Tolerances};
 
 /// Largest values accepted; beyond them a value is taken for a typo.
@@ -102,7 +102,9 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         return Err(err("models", "is empty\n  fix: list at least one model; `xbench models` shows those found (or list operation cases under `ops:`)".into()));
     }
     let mut models: Vec<ModelEntry> = op_cases.unwrap_or_default().into_iter().map(ModelEntry::Op).collect();
-    for (i, written) in file.models.iter().enumerate() {
+    let mut own = BTreeMap::new();
+    for (i, item) in file.models.iter().enumerate() {
+        let written = item.name();
         let at = |msg: String| anyhow!("{origin}: `models[{i}]` = `{written}`: {msg}");
         let entry = match HubRef::from_entry(written) {
             Some(hub) => ModelEntry::Hub(hub.map_err(|e| at(format!("{e:#}")))?),
@@ -112,13 +114,20 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         // `m`, `./m`, `m/` and `m/.` are one model: it is listed once, never run twice.
         if let Some(k) = models.iter().position(|m| m.name() == name) {
             // Operation cases never come with `models:`, so `models` holds the entries in order.
-            let first = file.models.get(k).cloned().unwrap_or_else(|| name.clone());
+            let first = file.models.get(k).map_or_else(|| name.clone(), |m| m.name().to_string());
             let what = match (&models[k], &entry) {
                 (ModelEntry::Local(_), ModelEntry::Local(_)) if first == *written => format!("lists `{written}` twice"),
                 (ModelEntry::Local(_), ModelEntry::Local(_)) => format!("= `{written}` is model `{name}` again, already listed as `{first}`"),
                 _ => format!("lists `{written}`, whose folder `{name}` is already listed"),
             };
             return Err(err(&format!("models[{i}]"), format!("{what}\n  fix: list each model once")));
+        }
+        if let super::ModelItem::Table(t) = item {
+            let dims = parse_dims(&t.dims).map_err(|(k, m)| err(&format!("models[{i}].dims{k}"), m))?;
+            let inputs = super::inputs::parse_inputs(&t.inputs, scenario_dir).map_err(|(k, m)| err(&format!("models[{i}].inputs{k}"), m))?;
+            if !dims.is_empty() || !inputs.is_empty() {
+                own.insert(name, ModelSettings { dims, inputs });
+            }
         }
         models.push(entry);
     }
@@ -169,16 +178,7 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         Some(s) if s.is_finite() && s > 0.0 => s,
         Some(s) => return Err(err("ci_warn_share", format!("is {s}: it must be a positive share of the mean\n  fix: e.g. `ci_warn_share: 0.1` (10%)"))),
     };
-    let mut dims = BTreeMap::new();
-    for (name, &v) in &file.dims {
-        // `input.axis` names one dim of one input; the axis must be a whole number.
-        if let Some((input, axis)) = name.rsplit_once('.') {
-            if input.is_empty() || axis.parse::<usize>().is_err() {
-                return Err(err(&format!("dims.{name}"), format!("is neither a dim's name nor `input.axis`\n  fix: e.g. `dims: {{height: 224}}` or `dims: {{pixel_values.2: 224}}`")));
-            }
-        }
-        dims.insert(name.clone(), one_size(v, 0, 1 << 24, &format!("`dims: {{{name}: 224}}`")).map_err(|m| err(&format!("dims.{name}"), m))?);
-    }
+    let dims = parse_dims(&file.dims).map_err(|(k, m)| err(&format!("dims{k}"), m))?;
     let inputs = super::inputs::parse_inputs(&file.inputs, scenario_dir).map_err(|(k, m)| err(&format!("inputs{k}"), m))?;
     let text = match (&file.text, &file.text_file) {
         (Some(_), Some(_)) => return Err(err("text_file", "is given together with `text`\n  fix: keep one of the two".into())),
@@ -213,10 +213,27 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         runtimes_key,
         input_chars,
         batch_sizes,
-        settings: Settings { iterations, warmup, text, threads, reference, tolerances, min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, test_data: file.test_data.unwrap_or(true) },
+        settings: Settings { iterations, warmup, text, threads, reference, tolerances, min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, own, test_data: file.test_data.unwrap_or(true) },
         groups,
         cells,
     })
+}
+
+/// Parses a `dims:` table (the scenario's, or a model's own); an error carries the key below
+/// `dims` (`.x.3`) and the message with its fix.
+fn parse_dims(table: &BTreeMap<String, i64>) -> std::result::Result<BTreeMap<String, usize>, (String, String)> {
+    let mut dims = BTreeMap::new();
+    for (name, &v) in table {
+        let key = format!(".{name}");
+        // `input.axis` names one dim of one input; the axis must be a whole number.
+        if let Some((input, axis)) = name.rsplit_once('.') {
+            if input.is_empty() || axis.parse::<usize>().is_err() {
+                return Err((key, "is neither a dim's name nor `input.axis`\n  fix: e.g. `dims: {height: 224}` or `dims: {pixel_values.2: 224}`".into()));
+            }
+        }
+        dims.insert(name.clone(), one_size(v, 0, 1 << 24, &format!("`dims: {{{name}: 224}}`")).map_err(|m| (key, m))?);
+    }
+    Ok(dims)
 }
 
 /// A local model entry, normalised (`./m`, `m/`, `m/.` are all `m`); paths that leave the models
@@ -273,6 +290,33 @@ fn sizes(list: &[i64], key: &str, min: i64, max: i64, example: &str) -> std::res
 #[cfg(test)]
 mod tests {
     use super::local_entry;
+    use crate::scenario::{validate, Overrides, ScenarioFile, Values};
+
+    fn validated(models: &str) -> anyhow::Result<crate::scenario::Plan> {
+        let yaml = format!("name: x\nruntimes: [ort-cpu]\ninput_chars: [4]\nbatch_sizes: [1]\niterations: 1\ndims: {{x.3: 192}}\nmodels: {models}\n");
+        validate(&ScenarioFile::parse(&yaml, "s.yaml")?, "s.yaml", "sc".as_ref(), &Overrides::default())
+    }
+
+    #[test]
+    fn a_models_own_settings_are_kept_apart_from_the_scenarios() {
+        let p = validated("[cls, {name: ./rec/, dims: {x.3: 320, height: 48}, inputs: {x: {uniform: [0, 1]}, h: {file: h.npy}}}, {name: plain}]").unwrap();
+        assert_eq!(p.settings.dims, [("x.3".to_string(), 192)].into(), "the scenario-wide value stays the scenario's");
+        let own = &p.settings.own["rec"];
+        assert_eq!(own.dims, [("height".to_string(), 48), ("x.3".to_string(), 320)].into());
+        assert_eq!(own.inputs["x"].values, Some(Values::Uniform(0.0, 1.0)));
+        assert_eq!(own.inputs["h"].values, Some(Values::File("sc/h.npy".into())), "paths are the scenario's, like its `inputs:`");
+        assert!(!p.settings.own.contains_key("cls") && !p.settings.own.contains_key("plain"), "a name alone, or a table of a name alone, has no settings of its own");
+        assert_eq!(p.settings.own_of("cls"), Default::default());
+        for (models, key, says) in [
+            ("[{name: rec, dims: {x.3: -1}}]", "`models[0].dims.x.3`", "is -1: negative"),
+            ("[{name: rec, dims: {x.y: 3}}]", "`models[0].dims.x.y`", "neither a dim's name nor `input.axis`"),
+            ("[a, {name: rec, inputs: {x: {uniform: [1, 0]}}}]", "`models[1].inputs.x.uniform`", "not a range"),
+            ("[rec, {name: rec, dims: {x.3: 1}}]", "`models[1]`", "twice"),
+        ] {
+            let e = validated(models).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(says) && e.contains("\n  fix: "), "{models}: {e}");
+        }
+    }
 
     #[test]
     fn local_entries_are_normalised_and_kept_inside_the_root() {

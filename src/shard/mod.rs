@@ -210,6 +210,17 @@ mod tests {
     }
 
     #[test]
+    fn a_models_own_settings_are_part_of_the_plan() {
+        let id = |models: &str| {
+            let yaml = format!("name: t\nmodels: {models}\nruntimes: [tract-cpu]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 5\n");
+            plan_id(&plan(&yaml), &ScenarioFile::parse(&yaml, "t.yaml").unwrap(), "end-to-end", false)
+        };
+        let (plain, own, other) = (id("[a, b]"), id("[a, {name: b, dims: {x.3: 320}}]"), id("[a, {name: b, dims: {x.3: 192}}]"));
+        assert!(plain != own && own != other && plain != other, "shards of runs fed other sizes never merge: {plain} {own} {other}");
+        assert_eq!(own, id("[a, {name: b, dims: {x.3: 320}}]"));
+    }
+
+    #[test]
     fn shard_numbers_are_checked_with_the_fix() {
         assert_eq!(ShardSpec::parse("2/4"), Ok(ShardSpec { index: 2, count: 4 }));
         assert_eq!(ShardSpec::parse(" 1 / 1 "), Ok(ShardSpec { index: 1, count: 1 }));
