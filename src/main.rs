@@ -35,8 +35,10 @@ fn main() {
             })
             .expect("cannot start the command's thread")
     };
+    // Woken by either; the command's thread is finished only once its closure has returned,
+    // after it woke this one, hence the timeout.
     while !command.is_finished() && !stop.abandoned() {
-        std::thread::park();
+        std::thread::park_timeout(std::time::Duration::from_millis(20));
     }
     if stop.abandoned() {
         output::finish();
