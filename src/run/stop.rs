@@ -114,9 +114,7 @@ impl Stop {
             // The worker, its process group, and the external runtime's program it started.
             super::tree::kill_tree(pid as u32);
         } else if s.finishing.load(Ordering::SeqCst) {
-            // Every result is on disk; only the analysis and the report were left to do.
-            tracing::warn!("stopped at once while the report was being written; every result is in the results file (`xbench report` draws the report from it)");
-            self.abandon();
+            self.abandon_report();
         } else if s.in_process.load(Ordering::SeqCst) {
             // A cell running in this process cannot be interrupted: its results up to the last
             // finished cell are already on disk.
@@ -125,6 +123,12 @@ impl Stop {
             crate::runtimes::external::remove_scratch(std::process::id());
             self.abandon();
         }
+    }
+
+    /// Every result is on disk; only the report was left to write.
+    fn abandon_report(&self) {
+        tracing::warn!("stopped at once while the report was being written; every result is in the results file (`xbench report` draws the report from it)");
+        self.abandon();
     }
 
     fn abandon(&self) {
@@ -146,12 +150,17 @@ impl Stop {
         *self.0.waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
     }
 
-    /// Records that every result is saved: from here on, a stop at once abandons the run (the
-    /// report is not waited for). Returns whether it is abandoned already.
-    pub fn set_finishing(&self) -> bool {
+    /// Records that every result is saved (`complete`: every cell has run): from here on, a stop
+    /// at once abandons the run (the report is not waited for). Returns whether it is abandoned
+    /// already (a stop at once came before).
+    pub fn set_finishing(&self, complete: bool) -> bool {
         self.0.finishing.store(true, Ordering::SeqCst);
-        if self.at_once() && self.0.child.load(Ordering::SeqCst) == 0 {
-            self.abandon();
+        if self.at_once() && self.0.child.load(Ordering::SeqCst) == 0 && !self.abandoned() {
+            if complete {
+                self.abandon_report();
+            } else {
+                self.abandon();
+            }
         }
         self.abandoned()
     }
@@ -209,7 +218,7 @@ mod tests {
     #[test]
     fn a_stop_at_once_while_finishing_abandons_the_run_with_the_signals_code() {
         let stop = Stop::new();
-        assert!(!stop.set_finishing());
+        assert!(!stop.set_finishing(true));
         stop.request(libc::SIGTERM);
         assert!(stop.abandoned());
         assert_eq!(stop.exit_code(), 143);
@@ -217,7 +226,7 @@ mod tests {
         let late = Stop::new();
         late.request(libc::SIGHUP);
         assert!(!late.abandoned());
-        assert!(late.set_finishing());
+        assert!(late.set_finishing(false));
         assert_eq!(late.exit_code(), 129);
     }
 

@@ -182,7 +182,7 @@ pub fn execute(req: &Request, stop: &Stop, observer: &mut dyn Observer) -> Resul
     let end = end?;
     // Every result is saved (the last group's were synced): a second Ctrl-C or a SIGTERM from here
     // on ends xbench at once rather than after the report.
-    let abandoned = stop.set_finishing();
+    let abandoned = stop.set_finishing(!end.stopped);
     let mut wall = end.wall;
     if !abandoned {
         hold_report_for_tests();
