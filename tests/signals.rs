@@ -236,9 +236,9 @@ fn a_stop_at_once_while_the_report_is_written_exits_at_once_with_every_result_sa
     std::fs::write(&file, SCENARIO).unwrap();
     // Not quiet: the warning that says what happened is part of the behaviour.
     let loud: Vec<String> = args(&file).into_iter().filter(|a| a != "--quiet").collect();
-    type Send = fn(i32);
-    let sigterm: Send = |pid| signal(pid, libc::SIGTERM);
-    let twice: Send = |pid| {
+    type How = fn(i32);
+    let sigterm: How = |pid| signal(pid, libc::SIGTERM);
+    let twice: How = |pid| {
         signal(pid, libc::SIGINT);
         std::thread::sleep(Duration::from_millis(50));
         signal(pid, libc::SIGINT);
