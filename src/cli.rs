@@ -30,9 +30,9 @@ pub enum Cmd {
         /// Output folder (default: reports/<scenario name>-<UTC time>).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Folder holding the models.
-        #[arg(long, default_value = "models")]
-        models_dir: PathBuf,
+        /// Folder holding the models (default: models).
+        #[arg(long, value_name = "MODELS_DIR")]
+        models_dir: Option<PathBuf>,
         /// ONNX Runtime shared library to load.
         #[arg(long)]
         ort_lib: Option<PathBuf>,
@@ -48,12 +48,12 @@ pub enum Cmd {
         /// Print nothing but errors and the final paths.
         #[arg(long, short)]
         quiet: bool,
-        /// What the timer covers: end-to-end (host tensors in and out) or device-resident (ONNX Runtime IO binding).
-        #[arg(long, value_enum, default_value = "end-to-end")]
-        timing: TimingArg,
-        /// GPU index for ort-cuda.
-        #[arg(long, default_value_t = 0)]
-        device: u32,
+        /// What the timer covers: end-to-end (host tensors in and out; the default) or device-resident (ONNX Runtime IO binding).
+        #[arg(long, value_enum)]
+        timing: Option<TimingArg>,
+        /// GPU index for ort-cuda (default: 0).
+        #[arg(long)]
+        device: Option<u32>,
         /// ONNX Runtime: bind a buffer of xbench's own per input and output and copy the data in and
         /// out itself; on ort-cuda the buffers are on the GPU and outputs go to page-locked host
         /// memory by cudaMemcpy (end to end, the copies stay inside the timer).
@@ -71,8 +71,9 @@ pub enum Cmd {
         #[arg(long, conflicts_with = "in_process")]
         parallel_loads: bool,
         /// Continue the interrupted run in DIR (its results.json): finished cells are kept, the rest
-        /// run. Refused when the scenario, the timing and I/O flags, the threads, the machine, xbench,
-        /// a runtime's version or a model's files differ from what the finished cells were run with.
+        /// run, under the options the run recorded (no flag needs repeating). Refused when the
+        /// scenario, the runtimes, the timing and I/O flags, the threads, the machine, xbench, a
+        /// runtime's version or a model's files differ from what the finished cells were run with.
         #[arg(long, value_name = "DIR", conflicts_with = "out")]
         resume: Option<PathBuf>,
         /// With --resume: run the failed cells of the run again (skipped ones stay skipped).

@@ -17,6 +17,10 @@
 //! 5. `report` — tables and figures drawn from results alone (`stats` summarises samples;
 //!    `compare` weighs two runs).
 //!
+//! `runner` holds the whole of `xbench scenario` above the stages: its options validated once into
+//! a `results::RunConfig` (recorded, so that `--resume` needs no flag repeated), then stages 1–5
+//! in order, stopped through a `run::Stop` token.
+//!
 //! `shard` splits a resolved plan into parts that run anywhere (`--shard I/N`, between stages 2
 //! and 3) and merges their results back into one record before stage 4.
 //!
@@ -39,6 +43,7 @@ pub mod report;
 pub mod resolve;
 pub mod results;
 pub mod run;
+pub mod runner;
 pub mod runtimes;
 pub mod scenario;
 pub mod shard;

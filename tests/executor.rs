@@ -42,7 +42,7 @@ fn a_plan_runs_in_process_into_a_store_that_writes_every_event() {
     assert!(read_results(store.json_path()).unwrap().cells.iter().all(|c| c.status == Status::Pending), "written before anything runs");
 
     let mut seen = Recorder::default();
-    let end = run::run(&plan, &opts, &mut store, &dir.path().join(".outputs"), &mut seen, Instant::now()).unwrap();
+    let end = run::run(&plan, &opts, &mut store, &dir.path().join(".outputs"), &mut seen, &run::Stop::new(), Instant::now()).unwrap();
     assert!(!end.stopped && end.wall.groups_ms > 0.0);
     assert_eq!(seen.runtimes, 1);
     assert_eq!(seen.cells, (0..4).map(|i| (i, i + 1, 4, Status::Ok)).collect::<Vec<_>>(), "each cell told once, in order, with the count done");

@@ -179,6 +179,7 @@ const CASES: &[Case] = &[
     case("--in-process left out", |r| edit(r, "cut", |v| v["conditions"]["isolation"] = "in-process".into()), resume!("s.yaml", "cut"), &["isolation: in-process → process", "pass --in-process"], &["cut"], &[]),
     case("another --device", nothing, resume!("s.yaml", "cut", "--device", "1"), &["--device: 0 → 1", "pass --device 0"], &["cut"], &[]),
     case("other threads", |r| edit(r, "cut", |v| v["conditions"]["threads"] = 64.into()), resume!("s.yaml", "cut"), &["threads: 64 → ", "where 64 threads are given"], &["cut"], &[]),
+    case("other --runtimes than the run's", nothing, resume!("s.yaml", "cut", "--runtimes", "tract-cpu,fake-exact"), &["--runtimes tract-cpu,fake-exact contradicts the run in cut", "was run with the scenario's runtimes", "fix: leave --runtimes out"], &["cut"], &[]),
     case("several changes at once", |r| append(&r.join("models/tiny-bert/tokenizer.json"), "\n"), resume!("s.yaml", "cut", "--timing", "device-resident", "--pinned-io"), &["--timing: end-to-end → device-resident", "--pinned-io: false → true", "model `tiny-bert`: tokenizer.json", "pass --timing end-to-end; leave --pinned-io out; put back the tokenizer.json"], &["cut"], &[]),
     // The bytes of the files the cells read.
     case("model.onnx replaced", |r| { std::fs::copy(r.join("other/model.onnx"), r.join("models/tiny-bert/model.onnx")).unwrap(); }, resume!("s.yaml", "cut"), &["model `tiny-bert`: model.onnx: 4088530 bytes, xxh64 ", "put back the model.onnx"], &["cut"], &[]),
@@ -353,13 +354,15 @@ fn a_run_whose_every_cell_failed_is_retried_once_the_cause_is_fixed() {
     std::fs::write(&tok, &good[..good.len() / 3]).unwrap();
     let args = ["scenario", "s.yaml", "--models-dir", "models", "--no-setup", "--quiet", "--out", "bad", "--timing", "device-resident"];
     let ran = must(r, &args, 2);
-    assert!(ran.stderr.contains("--resume bad --retry-failed --timing device-resident"), "the way to retry keeps the run's flags: {}", ran.stderr);
+    assert!(ran.stderr.contains("run them again with: xbench scenario --resume bad --retry-failed") && !ran.stderr.contains("--timing"), "the way to retry names the run's folder alone (its options are recorded): {}", ran.stderr);
     assert!(results(r, "bad").cells.iter().all(|c| c.status == Status::Failed));
     let refused = must(r, resume!("s.yaml", "bad", "--timing", "device-resident"), 1);
     assert!(refused.stderr.contains("2 of them failed") && refused.stderr.contains("--retry-failed"), "{}", refused.stderr);
     std::fs::write(&tok, &good).unwrap();
-    must(r, resume!("s.yaml", "bad", "--timing", "device-resident", "--retry-failed"), 0);
+    // The command printed, as printed: the run's recorded options (its scenario, models folder and timing) apply.
+    must(r, &["scenario", "--resume", "bad", "--retry-failed", "--no-setup", "--quiet"], 0);
     let after = results(r, "bad");
+    assert_eq!(after.conditions.as_ref().unwrap().timing, "device-resident");
     assert!(after.complete && after.cells.iter().all(|c| c.status == Status::Ok && c.error.is_none()), "{:?}", after.cells);
     assert_eq!(after.groups[0].status, Status::Ok);
 }
@@ -378,4 +381,33 @@ fn a_byte_order_mark_is_not_part_of_a_scenario_or_a_model_yaml() {
         let t = c.tokens.as_ref().unwrap();
         assert_eq!((c.status, t.padded_len, t.truncated_rows), (Status::Ok, 8, c.batch), "model.yaml's max_positions is read through the mark");
     }
+}
+
+#[test]
+fn a_resume_takes_the_recorded_options_and_an_older_file_the_flags_given() {
+    let root = case_root("recorded");
+    let r = root.path();
+    must(r, &["scenario", "s.yaml", "--models-dir", "models", "--no-setup", "--quiet", "-i", "--timing", "device-resident", "--out", "dr"], 0);
+    cut(&r.join("dr"), 1);
+    let before = results(r, "dr");
+    let run = before.run.clone().expect("the options are recorded");
+    assert_eq!((run.scenario.as_deref(), run.models_dir.as_path(), run.timing), (Some(Path::new("s.yaml")), Path::new("models"), xbench::results::Timing::DeviceResident));
+    // No flag repeated: the recorded scenario, models folder and timing.
+    must(r, &["scenario", "--resume", "dr", "--no-setup", "--quiet", "-i"], 0);
+    let after = results(r, "dr");
+    assert!(after.complete && after.resumed_at.len() == 1);
+    assert_eq!(after.cells[0], before.cells[0], "the finished cell is kept");
+    assert_eq!(after.conditions.as_ref().unwrap().timing, "device-resident");
+    assert_eq!(after.run, before.run);
+
+    // A results file from before the options were recorded resumes as it did: with the flags given.
+    edit(r, "cut", |v| {
+        v.as_object_mut().unwrap().remove("run");
+    });
+    let refused = must(r, &["scenario", "--resume", "cut", "--no-setup", "--quiet"], 1);
+    assert!(refused.stderr.contains("cut was made by a different scenario than this one"), "without the file, the built-in scenario is not the run's: {}", refused.stderr);
+    must(r, resume!("s.yaml", "cut"), 0);
+    let after = results(r, "cut");
+    assert!(after.complete);
+    assert_eq!(after.run.as_ref().and_then(|c| c.scenario.as_deref()), Some(Path::new("s.yaml")), "the options it went on under are recorded");
 }

@@ -227,3 +227,41 @@ fn every_interruption_resumes_to_the_cells_of_an_uninterrupted_run() {
     assert_eq!(ok(&r.cut), 23);
     resume_matches(&file, &out, &r.cut, &whole);
 }
+
+#[test]
+fn a_stop_at_once_while_the_report_is_written_exits_at_once_with_every_result_saved() {
+    let tmp = tempfile::Builder::new().prefix("xbench-signals-finishing-").tempdir().unwrap();
+    let dir = tmp.path();
+    let file: PathBuf = dir.join("s.yaml");
+    std::fs::write(&file, SCENARIO).unwrap();
+    // Not quiet: the warning that says what happened is part of the behaviour.
+    let loud: Vec<String> = args(&file).into_iter().filter(|a| a != "--quiet").collect();
+    type How = fn(i32);
+    let sigterm: How = |pid| signal(pid, libc::SIGTERM);
+    let twice: How = |pid| {
+        signal(pid, libc::SIGINT);
+        std::thread::sleep(Duration::from_millis(50));
+        signal(pid, libc::SIGINT);
+    };
+    for (name, send, code) in [("sigterm", sigterm, 143), ("sigint-twice", twice, 130)] {
+        let out = dir.join(name);
+        // The report is held for 30 s once every result is saved, so that the signal lands while it is written.
+        let child = xbench().args(&loud).arg("--out").arg(&out).env("XBENCH_TEST_REPORT_DELAY_MS", "30000").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let results = out.join("results.json");
+        let t = Instant::now();
+        while !read_results(&results).is_ok_and(|r| r.complete) {
+            assert!(t.elapsed() < Duration::from_secs(60), "{name}: the run did not save every result in 60 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let signalled = Instant::now();
+        send(child.id() as i32);
+        let (got, stderr) = finish(child);
+        assert!(signalled.elapsed() < Duration::from_secs(10), "{name}: xbench waited for the report ({:.1} s)", signalled.elapsed().as_secs_f64());
+        assert_eq!(got, Some(code), "{name}: {stderr}");
+        assert!(stderr.contains("stopped at once while the report was being written") && !stderr.contains("panicked"), "{name}: {stderr}");
+        let r = read_results(&results).expect("the results file stays whole");
+        assert!(r.complete && r.finished_at.is_some(), "{name}");
+        assert_eq!(ok(&r), 24, "{name}: every cell is saved");
+        assert!(!out.join("index.html").exists(), "{name}: the report was written, so the stop was not at once");
+    }
+}

@@ -10,7 +10,7 @@ use anyhow::Result;
 use xbench::models::{self, read_io};
 use xbench::runtimes::{self, RuntimeOptions};
 
-use crate::cli::{Cmd, SetupCmd};
+use crate::cli::{Cmd, SetupCmd, TimingArg};
 
 /// A run stopped by Ctrl-C (exit code 130, as shells expect).
 #[derive(Debug)]
@@ -45,7 +45,8 @@ fn check_ep_libs(ep_lib: &[(String, std::path::PathBuf)]) -> Result<()> {
     Ok(())
 }
 
-pub fn dispatch(cmd: Cmd) -> Result<()> {
+/// Runs `cmd`; `stop` is the token a run (`xbench scenario`) stops through.
+pub fn dispatch(cmd: Cmd, stop: &xbench::run::Stop) -> Result<()> {
     // Plugin libraries are probed in a child process before this one loads them (a worker is such
     // a process already).
     if !matches!(cmd, Cmd::Worker | Cmd::ProbeEp { .. }) {
@@ -56,7 +57,12 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Scenario { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, parallel_loads, no_tf32, ignore_failures, retry_failed, shard } => {
             check_ep_libs(&ep_lib)?;
-            scenario::run(scenario::Args { file, runtimes, out, models_dir, ort_lib, ep_lib, in_process, no_setup, quiet, resume, timing, device, pinned_io, cuda_graph, no_tf32, parallel_loads, ignore_failures, retry_failed, shard })
+            let timing = timing.map(|t| match t {
+                TimingArg::EndToEnd => xbench::runtimes::Timing::EndToEnd,
+                TimingArg::DeviceResident => xbench::runtimes::Timing::DeviceResident,
+            });
+            let given = xbench::runner::Given { scenario: file, runtimes, models_dir, ort_lib, ep_libs: ep_lib, timing, device, pinned_io, cuda_graph, no_tf32, in_process, parallel_loads, no_setup, out, resume, retry_failed, shard };
+            scenario::run(given, quiet, ignore_failures, stop)
         }
         Cmd::Runtimes { ort_lib, ep_lib } => {
             check_ep_libs(&ep_lib)?;
@@ -119,7 +125,8 @@ pub fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Compare { a, b, level, fail_above } => tools::compare(&a, &b, level, fail_above),
         Cmd::Feeds { file, out, models_dir } => tools::write_feeds(&file, &out, &models_dir),
         Cmd::Fetch { repo, revision, file, name, models_dir, quiet: _ } => tools::fetch(&repo, revision, file, name, models_dir),
-        Cmd::Worker => xbench::run::worker_main(),
+        // `main` runs the worker itself: its exit code is its own.
+        Cmd::Worker => anyhow::bail!("`xbench worker` is run by main"),
         Cmd::ProbeEp { name, library, ort_lib } => runtimes::ort::probe_main(&name, &library, &ort_lib),
     }
 }

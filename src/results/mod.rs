@@ -7,6 +7,7 @@ mod agreement;
 mod check;
 mod compat;
 mod conditions;
+mod config;
 mod files;
 mod flags;
 mod machine;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use agreement::{missing_sibling_note, Agreement, OutputDiff, SiblingAgreement, EXPECTED};
 pub use check::inconsistency;
 pub use conditions::{differences, Conditions, Difference, FileDigest, Scope};
+pub use config::RunConfig;
 pub use files::{parse_results, read_results, replace, write_atomic, write_csv, write_json};
 pub use flags::{Flag, FlagKind};
 pub use machine::{GpuInfo, Machine};
@@ -303,7 +305,10 @@ pub struct RunResults {
     pub shard: Option<ShardInfo>,
     /// The shards this result set was merged from (`xbench report` of every shard of a plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shards: Option<ShardSet>,
+    pub shards: Option<ShardSet>,    /// The options the run was started with (absent in files written before they were
+    /// recorded); `--resume` continues under them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunConfig>,
 }
 
 impl RunResults {

@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use super::job::{GroupJob, WorkerMsg};
 use super::process::{ChildEnd, Spawned};
-use super::stop;
+use super::stop::Stop;
 use crate::results::{RunEvent, Status};
 
 /// How groups are kept apart.
@@ -36,13 +36,14 @@ pub enum GroupEnd {
 
 pub struct Executor<'a> {
     isolation: &'a Isolation,
+    stop: &'a Stop,
     /// Workers started ahead of their turn (`--parallel-loads`), by group.
     preloaded: HashMap<usize, Spawned>,
 }
 
 impl<'a> Executor<'a> {
-    pub fn new(isolation: &'a Isolation) -> Executor<'a> {
-        Executor { isolation, preloaded: HashMap::new() }
+    pub fn new(isolation: &'a Isolation, stop: &'a Stop) -> Executor<'a> {
+        Executor { isolation, stop, preloaded: HashMap::new() }
     }
 
     /// Starts a worker for every job at once and waits until each has loaded its session (or
@@ -68,7 +69,7 @@ impl<'a> Executor<'a> {
         let g = job.group;
         match self.isolation {
             Isolation::InProcess => {
-                stop::set_in_process(true);
+                self.stop.set_in_process(true);
                 let clock = Instant::now();
                 let mut err = None;
                 let session = super::worker::run_group(
@@ -80,13 +81,13 @@ impl<'a> Executor<'a> {
                             }
                         }
                     },
-                    &stop::requested,
+                    &|| self.stop.requested(),
                 );
                 drop(session);
                 if let Some(e) = err {
                     return Err(e);
                 }
-                Ok(if stop::requested() { GroupEnd::Stopped } else { GroupEnd::Finished })
+                Ok(if self.stop.requested() { GroupEnd::Stopped } else { GroupEnd::Finished })
             }
             Isolation::Process { exe } => {
                 let started = Instant::now();
@@ -96,7 +97,7 @@ impl<'a> Executor<'a> {
                 };
                 // Loaded while the run was being set up, its ready time is its own; else it is from its start.
                 let ready = child.ready_ms;
-                let end = child.drive(last, &mut |m| sink(event(g, m, ready.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1e3))))?;
+                let end = child.drive(last, self.stop, &mut |m| sink(event(g, m, ready.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1e3))))?;
                 match end {
                     ChildEnd::Finished => Ok(GroupEnd::Finished),
                     ChildEnd::Stopped => Ok(GroupEnd::Stopped),

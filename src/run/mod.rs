@@ -23,6 +23,7 @@ use anyhow::{Context, Result};
 pub use executor::Isolation;
 pub use job::{GroupJob, WorkerMsg, MSG_PREFIX};
 pub use process::worker_main;
+pub use stop::Stop;
 pub use worker::run_group;
 
 use crate::resolve::ResolvedPlan;
@@ -86,6 +87,10 @@ pub struct Progress {
 
 /// What a run tells as it goes; every method does nothing unless implemented.
 pub trait Observer {
+    /// The run starts: `total` cells, `done` of them finished before (a resumed run).
+    fn start(&mut self, _total: usize, _done: usize) {}
+    /// Every cell has run (or the run was stopped); the report is next.
+    fn finished(&mut self) {}
     /// A note for the user (a sibling model not run, parallel loading, …).
     fn note(&mut self, _text: &str) {}
     /// Whether each runtime can run here.
@@ -132,8 +137,8 @@ pub struct RunEnd {
 }
 
 /// Runs every pending cell of `plan` into `store`; saved outputs go to `outputs_dir`. `clock`
-/// started with the command, for the wall-time record.
-pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, outputs_dir: &Path, observer: &mut dyn Observer, clock: Instant) -> Result<RunEnd> {
+/// started with the command, for the wall-time record; `stop` ends it early.
+pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, outputs_dir: &Path, observer: &mut dyn Observer, stop: &Stop, clock: Instant) -> Result<RunEnd> {
     std::fs::create_dir_all(outputs_dir).with_context(|| format!("cannot create {}", outputs_dir.display()))?;
     for note in crate::analysis::siblings::missing_notes(store.results()) {
         observer.note(&note);
@@ -147,7 +152,7 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
     write_expected(plan, outputs_dir);
     // What each group still has to do: its job, or the reason it cannot run.
     let todo: Vec<Todo> = plan.plan.groups.iter().map(|g| Todo::of(plan, g.index, store.results(), opts, outputs_dir)).collect();
-    let mut exec = executor::Executor::new(&opts.isolation);
+    let mut exec = executor::Executor::new(&opts.isolation, stop);
     wall.setup_ms = ms(clock.elapsed());
     if opts.parallel_loads {
         let t = Instant::now();
@@ -163,7 +168,7 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
     let last = todo.iter().rposition(|t| t.pending > 0 && t.job.is_ok());
     let mut stopped = false;
     for (k, (group, t)) in plan.plan.groups.iter().zip(todo).enumerate() {
-        if stop::requested() {
+        if stop.requested() {
             stopped = true;
             break;
         }
@@ -208,7 +213,7 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
                     // A dead worker's unrun cells are counted as they are failed.
                     done = store.results().cells.iter().filter(|c| c.status != Status::Pending).count();
                     stopped |= end == executor::GroupEnd::Stopped;
-                    if end != executor::GroupEnd::Retry || stop::requested() {
+                    if end != executor::GroupEnd::Retry || stop.requested() {
                         break;
                     }
                     match Todo::of(plan, group.index, store.results(), opts, outputs_dir).job {

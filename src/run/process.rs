@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::job::{GroupJob, WorkerMsg, MSG_PREFIX};
-use super::stop;
+use super::stop::Stop;
 
 /// How a worker process ended.
 pub enum ChildEnd {
@@ -164,8 +164,8 @@ impl Spawned {
     /// `last` (no group runs after this one) the worker's exit is not waited for once it has
     /// reported everything: its teardown (a CUDA context, 0.1–0.3 s) then overlaps the analysis
     /// and the report instead of holding them up, and it is reaped in the background.
-    pub fn drive(mut self, last: bool, on_msg: &mut dyn FnMut(WorkerMsg) -> Result<()>) -> Result<ChildEnd> {
-        stop::set_child(self.child.id());
+    pub fn drive(mut self, last: bool, stop: &Stop, on_msg: &mut dyn FnMut(WorkerMsg) -> Result<()>) -> Result<ChildEnd> {
+        stop.set_child(self.child.id());
         let mut outcome = Ok(());
         let mut stopped = false;
         // Loaded ahead (`--parallel-loads`): the session's load is among the early messages.
@@ -191,13 +191,13 @@ impl Spawned {
                 outcome = Err(e);
                 break;
             }
-            if was_cell && stop::requested() {
+            if was_cell && stop.requested() {
                 stopped = true;
                 break;
             }
             if was_done && last && cfg!(unix) {
                 self.finished = true;
-                stop::set_child(0);
+                stop.set_child(0);
                 reap_in_background(self.child.id());
                 return Ok(ChildEnd::Finished);
             }
@@ -209,10 +209,10 @@ impl Spawned {
         let status = self.child.wait().context("cannot wait for the worker process")?;
         tracing::debug!("worker reaped {:.1} ms after its output ended", exiting.elapsed().as_secs_f64() * 1e3);
         self.finished = true;
-        stop::set_child(0);
+        stop.set_child(0);
         outcome?;
         // Killed by xbench on a stop at once: its unfinished cells stay pending.
-        if stopped || stop::at_once() {
+        if stopped || stop.at_once() {
             return Ok(ChildEnd::Stopped);
         }
         if self.silent {
@@ -282,40 +282,44 @@ impl Drop for Spawned {
 }
 
 /// The `xbench worker` entry point: reads its job from standard input, runs the group and prints
-/// messages on standard output.
-pub fn worker_main() -> Result<()> {
+/// messages on standard output; returns the exit code the process is to end with (`main` ends
+/// it at once, without unloading the session).
+pub fn worker_main() -> Result<i32> {
     // A worker outlives no xbench: when the parent dies (`kill -9`), so does the worker.
     #[cfg(target_os = "linux")]
     // SAFETY: prctl(2) on this process; getppid(2) has no preconditions.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         if libc::getppid() == 1 {
-            std::process::exit(1);
+            return Ok(1);
         }
     }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).context("cannot read the worker's job from standard input")?;
     let job: GroupJob = serde_json::from_str(&line).context("standard input did not hold a worker job (`xbench worker` is started by `xbench scenario`)")?;
     let stdout = std::io::stdout();
+    // xbench is gone (killed or crashed) once a message cannot be sent: nobody reads the rest.
+    let gone = std::cell::Cell::new(false);
     let session = super::worker::run_group(
         &job,
         &mut |m| {
+            if gone.get() {
+                return;
+            }
             let mut out = stdout.lock();
             let sent = writeln!(out, "{MSG_PREFIX}{}", serde_json::to_string(&m).unwrap_or_default()).and_then(|_| out.flush());
-            if sent.is_err() {
-                // xbench is gone (killed or crashed): nobody will read the rest.
-                std::process::exit(1);
-            }
+            gone.set(sent.is_err());
         },
-        &|| false,
+        &|| gone.get(),
     );
-    // Everything is reported: exit without unloading, which can take longer than a small cell
-    // (a CUDA session frees its arena and handles). The system reclaims it all — except what an
-    // external program's session holds outside this process (the program, its scratch folder).
+    // Everything is reported: the process ends without unloading, which can take longer than a
+    // small cell (a CUDA session frees its arena and handles). The system reclaims it all —
+    // except what an external program's session holds outside this process (the program, its
+    // scratch folder).
     if matches!(job.runtime.kind, crate::scenario::RuntimeKind::External { .. }) {
         drop(session);
     } else {
         std::mem::forget(session);
     }
-    std::process::exit(0)
+    Ok(if gone.get() { 1 } else { 0 })
 }
