@@ -1,4 +1,5 @@
 //! Records the git commit the binary is built from, for the results metadata.
+use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
@@ -30,6 +31,16 @@ fn main() {
         println!("cargo:rustc-env={var}={version}");
     }
     println!("cargo:rerun-if-changed=Cargo.lock");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/index");
+    // A commit or a change of branch runs this again. The repository's own HEAD and index, where
+    // git keeps them: in a worktree `.git` is a file, and a path that does not exist would make
+    // cargo run this, and rebuild xbench, on every command.
+    let git_dir = Command::new("git")
+        .args(["rev-parse", "--absolute-git-dir"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    for file in git_dir.iter().flat_map(|d| [d.join("HEAD"), d.join("index")]).filter(|p| p.is_file()) {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
 }

@@ -1,5 +1,6 @@
 //! Test doubles: runtimes that misbehave on purpose, so that every guard can be shown to catch
-//! its failure. Registered only when `XBENCH_FAKE_RUNTIMES=1` is set.
+//! its failure. Registered only when `XBENCH_FAKE_RUNTIMES=1` is set. Their latency is spent
+//! asleep, so a test of them takes wall time but no CPU time from the tests running beside it.
 //!
 //! - `fake-exact`: outputs computed from the token ids; latency grows with batch × length.
 //! - `fake-wrong`: like `fake-exact`, but its outputs are off by 0.5.
@@ -7,7 +8,7 @@
 //! - `fake-crash`: aborts the process on its first run.
 //! - `fake-hang`: never returns from a run of a single row (batch 1); runs other batches as `fake-exact`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use ndarray::{ArrayD, IxDyn};
@@ -59,11 +60,10 @@ struct FakeSession {
     last: Vec<Output>,
 }
 
-fn spin(d: Duration) {
-    let t = Instant::now();
-    while t.elapsed() < d {
-        std::hint::spin_loop();
-    }
+/// Takes `d` of wall time, asleep: a run's latency is what a test looks at, and the CPU stays free
+/// for the tests running beside it.
+fn wait(d: Duration) {
+    std::thread::sleep(d);
 }
 
 impl Session for FakeSession {
@@ -74,8 +74,8 @@ impl Session for FakeSession {
             Behaviour::Hang if b == 1 => loop {
                 std::thread::sleep(Duration::from_secs(3600));
             },
-            Behaviour::Flat => spin(Duration::from_micros(300)),
-            _ => spin(Duration::from_micros(20 + 2 * (b * l) as u64)),
+            Behaviour::Flat => wait(Duration::from_micros(300)),
+            _ => wait(Duration::from_micros(20 + 2 * (b * l) as u64)),
         }
         let ids: Vec<f32> = match feed.tensors.first().map(|(_, t)| t) {
             Some(Tensor::I64(a)) => a.iter().map(|&v| v as f32).collect(),

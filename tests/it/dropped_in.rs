@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use xbench::onnx::builder::{self, attr_int, DataType, Dim, GraphBuilder};
-use xbench::results::{read_results, Status};
+use xbench::results::Status;
 use xbench::runtimes::RuntimeId;
+
+use crate::common::{self, xbench, xbench_in};
 
 fn image_model(path: &Path) {
     let mut g = GraphBuilder::new("images");
@@ -39,16 +41,7 @@ fn setup(name: &str) -> tempfile::TempDir {
 
 /// Runs `scenario` in `root`; its exit code must be `code` (0, or 2 when cells fail).
 fn run_exiting(root: &Path, scenario: &str, code: i32) -> xbench::results::RunResults {
-    std::fs::write(root.join("s.yaml"), scenario).unwrap();
-    let _ = std::fs::remove_dir_all(root.join("out"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xbench"))
-        .current_dir(root)
-        .args(["scenario", "s.yaml", "--quiet", "--out", "out"])
-        .env("XBENCH_HOME", std::env::current_dir().unwrap().join(".xbench"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
-    read_results(&root.join("out/results.json")).unwrap()
+    common::scenario(&mut xbench_in(root), root, scenario, &["--quiet"], code).results
 }
 
 fn run(root: &Path, scenario: &str) -> xbench::results::RunResults {
@@ -110,7 +103,7 @@ fn a_dim_xbench_cannot_fill_fails_the_cells_naming_input_and_dim() {
     assert_eq!(r.cells[0].status, Status::Ok);
     // A dims key that names nothing is refused, naming the dims there are.
     std::fs::write(root.join("s.yaml"), "name: nodim\nmodels: [images]\nruntimes: [tract-cpu]\ninput_chars: [4]\nbatch_sizes: [1]\niterations: 2\ndims: {hieght: 224, width: 224}\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(root).args(["scenario", "s.yaml", "--quiet", "--out", "out2"]).output().unwrap();
+    let out = xbench().current_dir(root).args(["scenario", "s.yaml", "--quiet", "--out", "out2"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.code() == Some(1) && stderr.contains("`dims.hieght` names no dim") && stderr.contains("`height`, `width`"), "{stderr}");
 }
@@ -192,7 +185,7 @@ fn a_missing_or_short_external_data_file_is_named() {
     let scenario = "name: ext\nmodels: [ext]\nruntimes: [tract-cpu, ort-cpu]\ninput_chars: [30]\nbatch_sizes: [1]\niterations: 2\n";
     std::fs::write(root.join("s.yaml"), scenario).unwrap();
     let refused = |says: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xbench"))
+        let out = xbench()
             .current_dir(&root)
             .args(["scenario", "s.yaml", "--quiet", "--no-setup", "--out", "out"])
             .output()
@@ -210,7 +203,7 @@ fn a_missing_or_short_external_data_file_is_named() {
     std::fs::remove_file(&data).unwrap();
     refused(&["external data file `weights/tiny.bin`", "is missing: no file models/ext/weights/tiny.bin", "beside model.onnx"]);
     // `xbench models` lists the model with the same reason.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(&root).arg("models").output().unwrap();
+    let out = xbench().current_dir(&root).arg("models").output().unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains("unreadable") && listing.contains("weights/tiny.bin"), "{listing}");
 }
@@ -381,7 +374,7 @@ fn a_model_not_fed_text_is_shown_and_written_as_it_is_fed() {
     conv_model(&root.join("models/conv/model.onnx"));
     write_npy(&root.join("x.npy"), &[1, 3, 8, 8]);
     std::fs::write(root.join("s.yaml"), "name: shown\nmodels: [conv]\nruntimes: [tract-cpu]\ninput_chars: [8]\nbatch_sizes: [1, 4]\niterations: 2\ninputs: {x: {file: x.npy}}\n").unwrap();
-    let xbench = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(root).args(args).env("XBENCH_HOME", std::env::current_dir().unwrap().join(".xbench")).output().unwrap();
+    let xbench = |args: &[&str]| xbench_in(root).args(args).output().unwrap();
     // The progress line names what the cell was fed, no tokens.
     let out = xbench(&["scenario", "s.yaml", "--out", "out"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -6,24 +6,14 @@ use std::path::{Path, PathBuf};
 use xbench::report::{self, figures, ReportOptions};
 use xbench::results::{read_results, RunResults, Status};
 
+use crate::common::{assert_snapshot, xbench};
+
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 fn load(name: &str) -> RunResults {
     read_results(&data(name)).unwrap()
-}
-
-/// Compares `actual` with the committed snapshot `name`; `XBENCH_UPDATE_SNAPSHOTS=1` writes it
-/// instead (then review the change with git diff).
-fn assert_snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
-    if std::env::var_os("XBENCH_UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap();
-    assert!(expected == actual, "{name} differs from its snapshot (XBENCH_UPDATE_SNAPSHOTS=1 rewrites it):\n--- expected\n{expected}\n--- actual\n{actual}");
 }
 
 /// A fresh, empty folder under the system's temporary folder, removed when dropped.
@@ -259,15 +249,14 @@ fn a_fully_failed_runtime_draws_no_bar_but_is_named() {
 
 #[test]
 fn report_command_merges_files_and_explains_its_errors() {
-    let exe = env!("CARGO_BIN_EXE_xbench");
     let tmp = scratch("cli");
     let dir = tmp.path();
     let (a, b) = (data("machine-a.json"), data("machine-b.json"));
-    let out = std::process::Command::new(exe).arg("report").args([&a, &b]).output().unwrap();
+    let out = xbench().arg("report").args([&a, &b]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--out DIR"));
 
-    let out = std::process::Command::new(exe)
+    let out = xbench()
         .arg("report")
         .args([&a, &b])
         .arg("--out")
@@ -283,7 +272,7 @@ fn report_command_merges_files_and_explains_its_errors() {
     let newer = dir.join("newer.json");
     let text = std::fs::read_to_string(&a).unwrap().replacen("\"format_version\": 1", "\"format_version\": 99", 1);
     std::fs::write(&newer, text).unwrap();
-    let out = std::process::Command::new(exe).arg("report").arg(&newer).output().unwrap();
+    let out = xbench().arg("report").arg(&newer).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("newer.json") && err.contains("format version 99"), "{err}");
 }

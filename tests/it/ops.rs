@@ -11,6 +11,8 @@ use xbench::runtimes::RuntimeId;
 use xbench::resolve::{resolve, ResolveOptions, ResolvedPlan};
 use xbench::scenario::{validate, Overrides, ScenarioFile};
 
+use crate::common;
+
 fn case(text: &str) -> OpCase {
     OpCase::parse(text).unwrap()
 }
@@ -230,7 +232,7 @@ fn a_small_ops_scenario_runs_end_to_end_on_both_cpu_runtimes_and_they_agree() {
     let dir = tmp.path();
     let yaml = "name: ops-small\nruntimes: [tract-cpu, ort-cpu, ort-coreml]\nwarmup: 1\niterations: 3\nops:\n  - {op: Softmax, dims: [16, 100]}\n  - {op: ScatterSum, dims: [[64, 16], [1000]]}\n  - \"Sort dim=32x64 axis=0\"\n";
     std::fs::write(dir.join("s.yaml"), yaml).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xbench"))
+    let out = common::xbench()
         .current_dir(dir)
         .args(["scenario", "s.yaml", "--quiet", "--out", "out"])
         .env("XBENCH_HOME", std::env::current_dir().unwrap().join(".xbench"))

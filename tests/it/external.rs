@@ -3,10 +3,10 @@
 //! programs that crash, hang, speak garbage, lie or refuse, each failing its own cells with the
 //! reason while the run goes on.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use xbench::results::{read_results, RunResults, Status};
@@ -35,7 +35,7 @@ fn run_in(dir: &Path, runtimes: &str, extra: &str, args: &[&str]) -> (Option<i32
     std::fs::write(dir.join("s.yaml"), yaml).unwrap();
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xbench"))
+    let mut child = common::xbench()
         .current_dir(dir)
         .env("PYTHONPATH", &python)
         .env("XBENCH_HOME", repo(".xbench"))
@@ -226,7 +226,7 @@ fn in_process_garbage_is_seen_at_once_and_the_results_read_back() {
     }
     assert!(r.groups.iter().all(|g| g.status == Status::Ok || !g.runtime.as_str().ends_with("mute")), "{:?}", r.groups);
     // xbench reads back what it wrote.
-    let out = Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(dir.path()).args(["report", "out/results.json", "--out", "again"]).output().unwrap();
+    let out = common::xbench().current_dir(dir.path()).args(["report", "out/results.json", "--out", "again"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -279,7 +279,7 @@ fn a_session_table_on_an_external_entry_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let bent = repo("tests/data/external/bent.py");
     std::fs::write(dir.path().join("s.yaml"), format!("name: ext\nmodels: [tiny-bert]\nruntimes: [{{name: b, external: {bent}, session: {{graph_optimization: basic}}}}]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 3\nwarmup: 1\n")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_xbench"))
+    let out = common::xbench()
         .current_dir(dir.path())
         .args(["scenario", "s.yaml", "--out", "out", "--models-dir"])
         .arg(repo("models"))
@@ -296,7 +296,7 @@ fn a_broken_tmpdir_is_named_as_the_cause_not_python() {
     let dir = tempfile::tempdir().unwrap();
     let bent = repo("tests/data/external/bent.py");
     std::fs::write(dir.path().join("s.yaml"), format!("name: t\nmodels: [tiny-bert]\nruntimes: [tract-cpu, {{name: b, external: {bent}}}]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_xbench"))
+    let out = common::xbench()
         .current_dir(dir.path())
         .env("TMPDIR", "/nonexistent/tmp")
         .args(["scenario", "s.yaml", "--no-setup", "--out", "out", "--models-dir"])

@@ -7,7 +7,8 @@
 //! nothing panicked or hung (killed after 60 s), that no secret from `outside/` (or /etc/passwd)
 //! shows up in what xbench said or wrote, and that no trap's marker file appeared.
 
-mod hostile;
+use crate::common;
+use crate::hostile;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -161,7 +162,7 @@ fn optimized_at(root: &Path, path: &str) {
 /// A finished run in `old/` (results, report) and one in `new/`.
 fn two_runs(root: &Path) {
     for out in ["old", "new"] {
-        let ran = Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(root).args(["scenario", "s.yaml", "--no-setup", "--quiet", "--out", out]).output().unwrap();
+        let ran = common::xbench().current_dir(root).args(["scenario", "s.yaml", "--no-setup", "--quiet", "--out", out]).output().unwrap();
         assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     }
 }
@@ -187,7 +188,7 @@ const FILES_WRITTEN: &[Case] = &[
     case("feeds --out the scenario itself", Build(|_| {}), &["feeds", "s.yaml", "--out", "s.yaml"], 1, &["s.yaml is a file of the run being measured"]).kept(&["s.yaml"]),
     case("feeds --out a model's tokenizer", Build(|_| {}), &["feeds", "s.yaml", "--out", "models/m/tokenizer.json"], 1, &["models/m/tokenizer.json is a file of the run being measured"]).kept(&["models/m/tokenizer.json"]),
     case("feeds --out a file of the user's", Build(|_| {}), &["feeds", "s.yaml", "--out", "outside/secret.txt"], 1, &["outside/secret.txt exists, and xbench did not make it as feeds"]).kept(&["outside/secret.txt"]),
-    case("feeds --out a new file, then over it again", Build(|r| { let ran = Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(r).args(["feeds", "s.yaml", "--out", "f.json"]).output().unwrap(); assert!(ran.status.success()) }), &["feeds", "s.yaml", "--out", "f.json"], 0, &[]).present(&["f.json"]),
+    case("feeds --out a new file, then over it again", Build(|r| { let ran = common::xbench().current_dir(r).args(["feeds", "s.yaml", "--out", "f.json"]).output().unwrap(); assert!(ran.status.success()) }), &["feeds", "s.yaml", "--out", "f.json"], 0, &[]).present(&["f.json"]),
     case("make-tiny-bert --out a user's model", Build(|r| { std::fs::create_dir_all(r.join("models/user")).unwrap(); std::fs::copy(repo("tests/data/models/tiny-bert-int8/model.onnx"), r.join("models/user/model.onnx")).unwrap(); }), &["make-tiny-bert", "--out", "models/user"], 1, &["models/user/model.onnx exists, and xbench did not make it as the tiny test model"]).kept(&["models/user/model.onnx"]).absent(&["models/user/config.json"]),
     case("make-tiny-bert --out a model xbench made", Build(|_| {}), &["make-tiny-bert", "--out", "models/m"], 0, &[]),
     case("report --out an earlier run's folder", Build(two_runs), &["report", "new/results.json", "--out", "old"], 1, &["old holds an earlier run (its results.json), which is not among the results given", "choose a new or empty folder"]).kept(&["old/results.json", "old/report.md", "old/results.csv", "new/results.json"]),
@@ -208,7 +209,7 @@ fn a_report_md_replaced_by_a_link_during_a_run_is_not_written_through() {
     // tract's group, then one that stalls 3 s on its cell: report.md's tables are written between them.
     write(&root.join("s.yaml"), "name: l\nmodels: [m]\nruntimes: [tract-cpu, fake-hang]\ninput_chars: [50]\nbatch_sizes: [1]\nwarmup: 0\niterations: 2\ncell_timeout_s: 3\n");
     let secret = std::fs::read(root.join("outside/secret.txt")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(root).env("XBENCH_FAKE_RUNTIMES", "1").args(["scenario", "s.yaml", "--no-setup", "--ignore-failures", "--out", "out"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = common::xbench_with_fakes().current_dir(root).args(["scenario", "s.yaml", "--no-setup", "--ignore-failures", "--out", "out"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let report = root.join("out/report.md");
     let started = std::time::Instant::now();
     while !report.is_file() && started.elapsed() < Duration::from_secs(30) {
@@ -286,7 +287,7 @@ fn run_all(group: &str, cases: &[Case]) {
 fn check(c: &Case, root: &Path, log: &Path) -> Result<(), String> {
     let fill = |s: &str| s.replace("{root}", &root.display().to_string()).replace("{PATH}", &std::env::var("PATH").unwrap_or_default());
     let (out_path, err_path) = (log.with_extension("out"), log.with_extension("err"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xbench"));
+    let mut cmd = common::xbench();
     cmd.current_dir(root).args(c.args).stdout(std::fs::File::create(&out_path).unwrap()).stderr(std::fs::File::create(&err_path).unwrap());
     for var in ["PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "ORT_DYLIB_PATH", "HF_TOKEN", "RUST_LOG"] {
         cmd.env_remove(var);

@@ -9,21 +9,13 @@ use std::process::{Command, Output};
 use xbench::results::{read_results, HostMemory, RunResults, Status, Timing};
 use xbench::runtimes::RuntimeId;
 
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn xbench(cwd: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xbench"));
-    c.current_dir(cwd);
-    c
-}
+use crate::common::{repo, xbench_in};
 
 /// The project's MLX environment, made (once; later calls find it set up) as a user makes it.
 fn mlx_python() -> PathBuf {
     static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PY.get_or_init(|| {
-        let out = xbench(&repo("")).env("XBENCH_HOME", repo(".xbench")).args(["setup", "runtime", "mlx"]).output().unwrap();
+        let out = xbench_in(&repo("")).args(["setup", "runtime", "mlx"]).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
         assert!(stdout.contains("mlx 0.32.4") && stdout.contains("mlx-transformers 0.3.0"), "the pinned versions: {stdout}");
@@ -59,8 +51,8 @@ fn scenario(dir: &Path, models: &[&str], runtimes: &str) {
 }
 
 fn run(dir: &Path, models: &Path, env: &[(&str, &Path)]) -> (Output, String) {
-    let mut c = xbench(dir);
-    c.env("XBENCH_HOME", repo(".xbench")).args(["scenario", "s.yaml", "--out", "out", "--models-dir"]).arg(models);
+    let mut c = xbench_in(dir);
+    c.args(["scenario", "s.yaml", "--out", "out", "--models-dir"]).arg(models);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -149,7 +141,7 @@ fn a_framework_that_is_not_set_up_fails_its_cells_with_the_setup_command_and_the
     std::fs::create_dir_all(&home).unwrap();
     let adapter = repo("scripts/runtimes/mlx_hf.py").display().to_string();
     scenario(dir.path(), &["tiny-bert"], &format!("[tract-cpu, {{name: mlx-cpu, external: {adapter}}}]"));
-    let out = xbench(dir.path()).env("XBENCH_HOME", &home).args(["scenario", "s.yaml", "--out", "out", "--models-dir"]).arg(repo("models")).output().unwrap();
+    let out = xbench_in(dir.path()).env("XBENCH_HOME", &home).args(["scenario", "s.yaml", "--out", "out", "--models-dir"]).arg(repo("models")).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "failed cells, a finished run:\n{stderr}");
     let r = read_results(&dir.path().join("out/results.json")).unwrap();
@@ -163,7 +155,7 @@ fn a_framework_that_is_not_set_up_fails_its_cells_with_the_setup_command_and_the
     }
     // `python:` naming an interpreter that does not run makes the runtime unusable, with the fix.
     scenario(dir.path(), &["tiny-bert"], &format!("[tract-cpu, {{name: mlx-cpu, external: {adapter}, python: ./no/python3}}]"));
-    let out = xbench(dir.path()).env("XBENCH_HOME", &home).args(["scenario", "s.yaml", "--out", "out2", "-i", "--models-dir"]).arg(repo("models")).output().unwrap();
+    let out = xbench_in(dir.path()).env("XBENCH_HOME", &home).args(["scenario", "s.yaml", "--out", "out2", "-i", "--models-dir"]).arg(repo("models")).output().unwrap();
     let r = read_results(&dir.path().join("out2/results.json")).unwrap();
     let e = cells(&r, "mlx-cpu")[0].error.clone().unwrap_or_default();
     assert!(out.status.success() && e.contains("no/python3") && e.contains("cannot be run here") && e.contains("fix:"), "{e}");
@@ -172,14 +164,14 @@ fn a_framework_that_is_not_set_up_fails_its_cells_with_the_setup_command_and_the
 #[test]
 fn runtimes_lists_each_framework_and_whether_it_is_set_up() {
     let home = tempfile::tempdir().unwrap();
-    let out = xbench(home.path()).env("XBENCH_HOME", home.path()).arg("runtimes").output().unwrap();
+    let out = xbench_in(home.path()).env("XBENCH_HOME", home.path()).arg("runtimes").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     for fw in ["mlx", "torch", "onnxruntime"] {
         let line = stdout.lines().find(|l| l.starts_with(&format!("{fw} "))).unwrap_or_else(|| panic!("{fw} listed:\n{stdout}"));
         assert!(line.contains(" no "), "{line}");
     }
     assert!(stdout.contains("fix: xbench setup runtime mlx"), "{stdout}");
-    let out = xbench(home.path()).args(["setup", "runtime", "jax"]).output().unwrap();
+    let out = xbench_in(home.path()).args(["setup", "runtime", "jax"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("`jax` is not a framework") && stderr.contains("mlx, torch, onnxruntime"), "{stderr}");

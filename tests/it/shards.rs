@@ -5,14 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use xbench::results::{read_results, RunResults, Status};
 use xbench::runtimes::RuntimeId;
 
-fn xbench() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xbench"))
-}
+use crate::common::xbench;
 
 fn folder(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(&format!("xbench-shards-{name}-")).tempdir().unwrap()

@@ -2,14 +2,11 @@
 //! (ONNX Runtime is fetched from PyPI on first use when it is not found).
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use xbench::results::{read_results, Status};
 use xbench::runtimes::RuntimeId;
 
-fn xbench() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xbench"))
-}
+use crate::common::xbench;
 
 /// A fresh folder, removed when the guard is dropped; `out` inside it does not exist yet.
 fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
@@ -76,11 +73,22 @@ fn quick_scenario_runs_on_both_cpu_runtimes_and_they_agree() {
     assert!(!out.join(".outputs").exists(), "scratch outputs are removed at the end");
 }
 
+/// A runtime xbench knows that cannot run on this platform with the project's CPU build of ONNX
+/// Runtime, and the words of the reason: CoreML off macOS; on macOS, CUDA (not in that build).
+fn unusable_here() -> (RuntimeId, &'static str) {
+    if cfg!(target_os = "macos") {
+        (RuntimeId::ORT_CUDA, "CUDAExecutionProvider provider not in this build of ONNX Runtime")
+    } else {
+        (RuntimeId::ORT_COREML, "CoreML: macOS only")
+    }
+}
+
 #[test]
 fn an_unusable_runtime_is_skipped_with_its_reason_and_the_rest_runs() {
     let (_tmp, out) = temp_dir("skip");
+    let (unusable, why) = unusable_here();
     let run = xbench()
-        .args(["scenario", "scenarios/quick.yaml", "--quiet", "--in-process", "--runtimes", "tract-cpu,ort-coreml", "--out"])
+        .args(["scenario", "scenarios/quick.yaml", "--quiet", "--in-process", "--runtimes", &format!("tract-cpu,{unusable}"), "--out"])
         .arg(&out)
         .output()
         .unwrap();
@@ -90,24 +98,32 @@ fn an_unusable_runtime_is_skipped_with_its_reason_and_the_rest_runs() {
         match c.runtime {
             RuntimeId::TRACT_CPU => assert_eq!(c.status, Status::Ok),
             _ => {
-                assert_eq!(c.status, Status::Skipped);
-                assert!(c.error.as_deref().unwrap().contains("CoreML"), "{:?}", c.error);
+                assert_eq!((c.runtime, c.status), (unusable, Status::Skipped));
+                assert!(c.error.as_deref().unwrap().contains(why), "{:?}", c.error);
             }
         }
     }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.contains("- tiny-bert on ort-coreml: skipped — ort-coreml is not usable here: CoreML: macOS only"), "{md}");
+    assert!(md.contains(&format!("- tiny-bert on {unusable}: skipped — {unusable} is not usable here: {why}")), "{md}");
 }
 
 #[test]
 fn runtimes_command_says_what_is_usable_and_why_not() {
+    // The project's ONNX Runtime in place first (what `xbench scenario` fetches on first use).
+    let setup = xbench().args(["setup", "ort"]).output().unwrap();
+    assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
     let run = xbench().arg("runtimes").output().unwrap();
     assert!(run.status.success());
     let text = String::from_utf8_lossy(&run.stdout);
-    for name in ["tract-cpu", "ort-cpu", "ort-cuda", "ort-coreml"] {
-        assert!(text.contains(name), "{text}");
-    }
-    assert!(text.contains("macOS only"), "{text}");
+    // Each runtime's line: its name, `yes` or `no`, then the version and details.
+    let line = |name: &str| text.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{name} is not listed:\n{text}")).to_string();
+    let usable = |name: &str| line(name).split_whitespace().nth(1).map(str::to_string);
+    assert_eq!(usable("tract-cpu").as_deref(), Some("yes"), "{text}");
+    assert_eq!(usable("ort-cpu").as_deref(), Some("yes"), "{text}");
+    assert!(line("ort-cpu").contains(xbench::runtimes::ORT_VERSION), "ort-cpu shows the version it loaded:\n{text}");
+    let (unusable, why) = unusable_here();
+    assert_eq!(usable(unusable.as_str()).as_deref(), Some("no"), "{text}");
+    assert!(line(unusable.as_str()).contains(why), "{unusable} says why not:\n{text}");
 }
 
 #[test]

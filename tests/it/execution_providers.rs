@@ -4,30 +4,19 @@
 //! generic form by provider name; the MLX wheel's layout found on a platform it cannot run on.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use xbench::results::{read_results, RunResults, Status};
 use xbench::runtimes::RuntimeId;
 
-fn xbench(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xbench"));
-    c.current_dir(dir).env("XBENCH_HOME", Path::new(env!("CARGO_MANIFEST_DIR")).join(".xbench"));
-    c
-}
-
-fn text(o: &Output) -> String {
-    format!("exit {:?}\n--- stdout\n{}--- stderr\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use crate::common::{self, text, xbench_in as xbench};
 
 /// Runs `yaml` on tiny-bert in a fresh folder; returns the results and the folder.
 fn run(yaml: &str) -> (RunResults, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("s.yaml"), yaml).unwrap();
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let models = common::repo("models");
     // Cells that fail here (a provider that takes no node) are what some tests look at.
-    let out = xbench(dir.path()).args(["scenario", "s.yaml", "--quiet", "--ignore-failures", "--out", "out", "--models-dir"]).arg(&models).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    (read_results(&dir.path().join("out/results.json")).unwrap(), dir)
+    let run = common::scenario(&mut xbench(dir.path()), dir.path(), yaml, &["--quiet", "--ignore-failures", "--models-dir", models.to_str().unwrap()], 0);
+    (run.results, dir)
 }
 
 const GRID: &str = "models: [tiny-bert]\ninput_chars: [50]\nbatch_sizes: [1, 2]\niterations: 2\nwarmup: 0\n";

@@ -3,7 +3,7 @@
 //! with a value or an error that says how to fix it.
 //!
 //! `cargo test` runs proptest's default number of cases; a long session:
-//! `PROPTEST_CASES=200000 cargo test --release --test fuzz`.
+//! `PROPTEST_CASES=200000 cargo test --release --test it fuzz::`.
 
 use std::sync::OnceLock;
 

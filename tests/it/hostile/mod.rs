@@ -1,31 +1,15 @@
-//! What tests/hostile_paths.rs puts in place: a case folder holding a copy of the committed tiny
+//! What hostile_paths puts in place: a case folder holding a copy of the committed tiny
 //! model (`models/m`, `models/other`), files outside the model's folder that must never be read
 //! (`outside/`), an offline Hub cache, fake ONNX Runtime libraries compiled with `cc`, and a
 //! folder of Python modules that write a marker when imported; and, for every hostile battery,
-//! running xbench with a time limit.
+//! the check of a refusal.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Runs `cmd` to its end, or kills it once it has run for `limit`: its exit code (-1 when a
-/// signal ended it), `None` when it had to be killed (a hang).
-pub fn run_limited(cmd: &mut Command, limit: std::time::Duration) -> Option<i32> {
-    let mut child = cmd.spawn().expect("xbench starts");
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status.code().unwrap_or(-1));
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
+pub use crate::common::{repo, run_limited};
 
 /// Checks a refusal: no panic, exit code `expected`, a `fix:` line, and every text of `says` in
 /// standard error. `Err` says what was wrong.
@@ -50,10 +34,6 @@ pub fn refused_as(stderr: &str, code: i32, expected: i32, says: &[&str]) -> Resu
 pub const SECRET: &str = "SECRET-3f9a1c-NOT-TO-BE-READ";
 /// The commit of the fake Hub cache.
 pub const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
-
-pub fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 pub fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -230,7 +210,7 @@ pub fn plugin_libs(root: &Path) {
     }
     let ort = repo(".xbench/onnxruntime-1.31.1");
     if !ort.is_dir() {
-        let setup = Command::new(env!("CARGO_BIN_EXE_xbench")).args(["setup", "ort"]).env("XBENCH_HOME", repo(".xbench")).output().unwrap();
+        let setup = crate::common::xbench().args(["setup", "ort"]).env("XBENCH_HOME", repo(".xbench")).output().unwrap();
         assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
     }
     std::fs::create_dir_all(root.join("ort")).unwrap();

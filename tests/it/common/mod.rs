@@ -1,8 +1,13 @@
-//! What several test files share: a Python environment with the packages the tests drive
-//! (Python onnxruntime, numpy, safetensors, onnx), installed from PyPI with pip on first use into
-//! the project's `.xbench/` folder, as a user's set-up would.
+//! What the test modules share: the harness that starts the binary (harness.rs), and a Python
+//! environment with the packages the tests drive (Python onnxruntime, numpy, safetensors, onnx),
+//! installed from PyPI with pip on first use into the project's `.xbench/` folder, as a user's
+//! set-up would.
 
 #![allow(dead_code)]
+
+mod harness;
+
+pub use harness::*;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,17 +3,13 @@
 //! and a small stateful model with control flow (an If on its sample-rate input, an LSTM on its
 //! state input) whose scalar input is never made up and, set by the user, decides what it computes.
 
-mod common;
+use crate::common::{self, repo};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use xbench::results::{read_results, FlagKind, ModelInput, SavedOutputs, Status};
 use xbench::runtimes::RuntimeId;
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 fn python(args: &[&str], pythonpath: &Path) -> String {
     let out = Command::new("python3").arg(repo("scripts/onnx_node_cases.py")).args(args).env("PYTHONPATH", pythonpath).output().unwrap();
@@ -28,7 +24,7 @@ fn a_sample_of_onnx_node_cases_runs_on_its_own_data_and_matches_its_expected_out
     let cases = tmp.path().join("cases");
     python(&["write", cases.to_str().unwrap(), "--sample", repo("scripts/onnx-node-sample.txt").to_str().unwrap()], &env);
     std::fs::write(tmp.path().join("cases.yaml"), python(&["scenario", cases.to_str().unwrap()], &env)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_xbench"))
+    let out = common::xbench()
         .current_dir(tmp.path())
         .args(["scenario", "cases.yaml", "--models-dir", "cases", "--out", "out", "--quiet", "--ignore-failures"])
         .output()
@@ -101,7 +97,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn scenario(dir: &Path, yaml: &str, code: i32) -> (xbench::results::RunResults, String) {
     std::fs::write(dir.join("s.yaml"), yaml).unwrap();
     let _ = std::fs::remove_dir_all(dir.join("out"));
-    let out = Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(dir).args(["scenario", "s.yaml", "--quiet", "--out", "out"]).output().unwrap();
+    let out = common::xbench().current_dir(dir).args(["scenario", "s.yaml", "--quiet", "--out", "out"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(code), "{stderr}");
     (read_results(&dir.join("out/results.json")).unwrap(), stderr)
@@ -241,7 +237,7 @@ fn expected_outputs_that_depart_count_once_per_data_set() {
         std::fs::write(&path, t.encode_to_vec()).unwrap();
     }
     std::fs::write(dir.join("s.yaml"), "name: vad\nmodels: [vad]\nruntimes: [ort-cpu, tract-cpu]\niterations: 2\nwarmup: 0\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_xbench")).current_dir(dir).args(["scenario", "s.yaml", "--out", "out"]).output().unwrap();
+    let out = common::xbench().current_dir(dir).args(["scenario", "s.yaml", "--out", "out"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let r = read_results(&dir.join("out/results.json")).unwrap();

@@ -4,10 +4,11 @@
 //! host buffers, and its outputs must still agree with tract's.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use xbench::results::{read_results, RunResults, Status};
 use xbench::runtimes::RuntimeId;
+
+use crate::common;
 
 /// A fresh folder, removed when the guard is dropped; `out` inside it does not exist yet.
 fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
@@ -18,7 +19,7 @@ fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
 
 fn run(name: &str, args: &[&str]) -> (RunResults, String) {
     let (_tmp, out) = temp_dir(name);
-    let r = Command::new(env!("CARGO_BIN_EXE_xbench")).args(["scenario", "--quiet", "--out"]).arg(&out).args(args).output().unwrap();
+    let r = common::xbench().args(["scenario", "--quiet", "--out"]).arg(&out).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr).into_owned();
     assert!(r.status.success(), "xbench {args:?} failed: {stderr}");
     let results = read_results(&out.join("results.json")).unwrap();
@@ -52,7 +53,7 @@ fn bound_buffers_with_copies_in_the_timer_agree_with_tract() {
 #[test]
 fn cuda_graphs_without_ort_cuda_are_refused_before_anything_runs() {
     let (_tmp, out) = temp_dir("graph-cpu");
-    let r = Command::new(env!("CARGO_BIN_EXE_xbench"))
+    let r = common::xbench()
         .args(["scenario", "--quiet", "--cuda-graph", "--runtimes", "tract-cpu,ort-cpu", "--out"])
         .arg(&out)
         .output()

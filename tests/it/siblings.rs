@@ -2,15 +2,12 @@
 //! model.yaml), through the real binary: each fp16 cell is compared with the fp32 cell of the same
 //! runtime, input length and batch size, with the fp16 tolerance, with one runtime or several.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use xbench::results::{read_results, RunResults, Status, Tolerance};
 use xbench::runtimes::RuntimeId;
 
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
+use crate::common::{self, repo, xbench, xbench_in, ScenarioRun};
 
 /// A models folder with `tiny-bert` (the committed fp32 model) and `tiny-bert-fp16`, made by
 /// `xbench make-tiny-bert --fp16 --seed SEED` (seed 42: the same weights, rounded to fp16), whose
@@ -24,7 +21,7 @@ fn setup(name: &str, seed: u64, extra_yaml: &str) -> tempfile::TempDir {
         std::fs::copy(repo("models/tiny-bert").join(f), fp32.join(f)).unwrap();
     }
     let fp16 = root.join("models/tiny-bert-fp16");
-    let made = Command::new(env!("CARGO_BIN_EXE_xbench"))
+    let made = xbench()
         .args(["make-tiny-bert", "--fp16", "--seed", &seed.to_string(), "--out"])
         .arg(&fp16)
         .output()
@@ -35,29 +32,8 @@ fn setup(name: &str, seed: u64, extra_yaml: &str) -> tempfile::TempDir {
     tmp
 }
 
-struct Run {
-    results: RunResults,
-    report: String,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(root: &Path, scenario: &str) -> Run {
-    std::fs::write(root.join("s.yaml"), scenario).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_xbench"))
-        .current_dir(root)
-        .args(["scenario", "s.yaml", "--ignore-failures", "--out", "out"])
-        .env("XBENCH_HOME", repo(".xbench"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{stderr}");
-    let run = Run {
-        results: read_results(&root.join("out/results.json")).unwrap(),
-        report: std::fs::read_to_string(root.join("out/report.md")).unwrap(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    };
+fn run(root: &Path, scenario: &str) -> ScenarioRun {
+    let run = common::scenario(&mut xbench_in(root), root, scenario, &["--ignore-failures"], 0);
     assert!(!root.join("out/.outputs").exists(), "saved outputs are removed at the end");
     run
 }
@@ -188,8 +164,8 @@ fn a_run_stopped_after_the_fp32_model_keeps_its_outputs_and_the_resumed_run_comp
     let yaml = "name: resume\nmodels: [tiny-bert, tiny-bert-fp16]\nruntimes: [tract-cpu]\ninput_chars: [50, 100]\nbatch_sizes: [1, 2]\niterations: 2\nwarmup: 0\nmin_time_s: 0.3\n";
     std::fs::write(root.join("s.yaml"), yaml).unwrap();
     let xbench = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_xbench"));
-        c.current_dir(&root).args(["scenario", "s.yaml", "--quiet"]).env("XBENCH_HOME", repo(".xbench"));
+        let mut c = xbench_in(root);
+        c.args(["scenario", "s.yaml", "--quiet"]);
         c
     };
     let child = xbench().args(["--out", "out"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();

@@ -3,23 +3,18 @@
 //! uninterrupted run; Ctrl-C stops after the current cell, resumably.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use xbench::results::{read_results, RunResults, Status};
 use xbench::runtimes::RuntimeId;
 
+use crate::common::xbench_with_fakes as xbench;
+
 const SCENARIO: &str = "name: robust\nmodels: [tiny-bert]\nruntimes: [fake-exact, tract-cpu]\ninput_chars: [50, 100, 200, 500]\nbatch_sizes: [1, 16, 32]\niterations: 30\nwarmup: 1\n";
 
 fn folder(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(&format!("xbench-robust-{name}-")).tempdir().unwrap()
-}
-
-/// The xbench binary, run from the project root with the test doubles enabled.
-fn xbench() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xbench"));
-    c.env("XBENCH_FAKE_RUNTIMES", "1");
-    c
 }
 
 fn write_scenario(dir: &Path, yaml: &str) -> PathBuf {

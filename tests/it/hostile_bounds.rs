@@ -2,10 +2,11 @@
 //! the machine down, through the real binary: each is refused with the exit code, the thing and
 //! the fix named, no panic, no hang, and whatever was in the folders before left byte-identical.
 
-mod hostile;
+use crate::common::{self, Ran};
+use crate::hostile;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use xbench::results::{read_results, Status};
@@ -15,17 +16,8 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 const S: &str = "name: s\nmodels: [tiny-bert]\nruntimes: [tract-cpu]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n";
 
-struct Ran {
-    code: Option<i32>,
-    stderr: String,
-}
-
 fn xbench(root: &Path, args: &[&str]) -> Ran {
-    let e = root.join(".stderr");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xbench"));
-    cmd.args(args).current_dir(root).stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&e).unwrap());
-    let code = hostile::run_limited(&mut cmd, LIMIT);
-    Ran { code, stderr: std::fs::read_to_string(&e).unwrap_or_default() }
+    common::run_for(common::xbench().args(args).current_dir(root), LIMIT)
 }
 
 fn write(path: &Path, text: &str) {

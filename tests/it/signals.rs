@@ -5,20 +5,16 @@
 //! failed) holds the same finished cells as an uninterrupted run.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use xbench::results::{read_results, RunResults, Status};
 use xbench::runtimes::RuntimeId;
 
+use crate::common::xbench_with_fakes as xbench;
+
 /// 24 cells on two runtimes; a cell that sends nothing for 5 s is failed (`cell_timeout_s`).
 const SCENARIO: &str = "name: signals\nmodels: [tiny-bert]\nruntimes: [fake-exact, tract-cpu]\ninput_chars: [50, 100, 200, 500]\nbatch_sizes: [1, 16, 32]\niterations: 30\nwarmup: 1\ncell_timeout_s: 5\n";
-
-fn xbench() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xbench"));
-    c.env("XBENCH_FAKE_RUNTIMES", "1");
-    c
-}
 
 fn args(file: &Path) -> Vec<String> {
     // fake-exact computes something else than tract: those disagreements are not what is tested here.

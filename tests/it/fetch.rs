@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use xbench::results::{read_results, Status};
 use xbench::runtimes::RuntimeId;
 
+use crate::common;
+
 const MAIN_SHA: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f80912a3b4c5";
 const V1_SHA: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c";
 
@@ -222,7 +224,7 @@ fn case_dir(name: &str) -> tempfile::TempDir {
 
 /// xbench in `dir`, with its own Hub cache (`dir/hf`) and `endpoint` as the Hub.
 fn xbench(dir: &Path, endpoint: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xbench"));
+    let mut cmd = common::xbench();
     cmd.current_dir(dir)
         .env("HF_HOME", dir.join("hf"))
         .env("HF_ENDPOINT", endpoint)
@@ -539,7 +541,7 @@ fn several_onnx_files_and_no_model_onnx_ask_for_file() {
 
 #[test]
 fn fetch_help_names_the_environment_and_the_scenario_syntax() {
-    let out = Command::new(env!("CARGO_BIN_EXE_xbench")).args(["fetch", "--help"]).output().unwrap();
+    let out = common::xbench().args(["fetch", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for s in ["--revision", "--file", "--name", "--models-dir", "HF_ENDPOINT", "HF_HOME", "HF_HUB_OFFLINE", "HF_TOKEN", "hf:owner/name"] {
         assert!(help.contains(s), "help lacks {s}:\n{help}");

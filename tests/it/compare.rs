@@ -1,10 +1,11 @@
 //! `xbench compare`: verdicts from the ratio's interval, unmatched cells listed, and a non-zero
 //! exit on a regression beyond the threshold.
 
-use std::process::Command;
 
 use xbench::compare::{compare, Verdict};
 use xbench::results::{read_results, write_json};
+
+use crate::common;
 
 fn fixture() -> xbench::results::RunResults {
     read_results("tests/data/machine-a.json".as_ref()).unwrap()
@@ -52,7 +53,7 @@ fn the_command_fails_on_a_regression_when_asked_to() {
     }
     write_json(&dir.join("a.json"), &a).unwrap();
     write_json(&dir.join("b.json"), &b).unwrap();
-    let run = |extra: &[&str]| Command::new(env!("CARGO_BIN_EXE_xbench")).arg("compare").arg(dir.join("a.json")).arg(dir.join("b.json")).args(extra).output().unwrap();
+    let run = |extra: &[&str]| common::xbench().arg("compare").arg(dir.join("a.json")).arg(dir.join("b.json")).args(extra).output().unwrap();
     let plain = run(&[]);
     assert!(plain.status.success());
     assert!(String::from_utf8_lossy(&plain.stdout).contains("slower"));
