@@ -9,7 +9,8 @@
 //! written by a thread of their own, so that a read and a write both wait at most until a
 //! deadline: a child that stops reading its input cannot block xbench. It is ended by one rule
 //! ([`kill::kill_tree`]): its process group, every process descended from it and the groups
-//! those lead, with `SIGKILL`.
+//! those lead, with `SIGKILL`; and a child that exits on its own is reaped only after what it
+//! left in its process group is killed, so that its group never outlives it.
 
 mod kill;
 mod lines;
@@ -156,28 +157,41 @@ impl Child {
         }
     }
 
-    /// How the child ended, if it has (it is then reaped).
+    /// How the child ended, if it has (it is then reaped, and what it left in its process
+    /// group is ended).
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.reaped(status);
-            }
-        }
-        self.status
+        self.reap(false).ok().flatten()
     }
 
-    /// Waits for the child to exit.
+    /// Waits for the child to exit (then reaps it, and ends what it left in its process group).
     pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        Ok(self.reap(true)?.expect("a blocking wait ends with the child"))
+    }
+
+    /// Reaps the child once it has exited (`block`: waiting for that). Before it is reaped, while
+    /// its process id still names its group, the processes it left in its group are killed: a
+    /// child's process group never outlives it.
+    fn reap(&mut self, block: bool) -> std::io::Result<Option<ExitStatus>> {
         if let Some(status) = self.status {
-            return Ok(status);
+            return Ok(Some(status));
         }
-        let status = self.child.wait()?;
-        self.reaped(status);
+        #[cfg(unix)]
+        {
+            if !exited(self.child.id(), block) {
+                return Ok(None);
+            }
+            end_group(self.child.id());
+        }
+        let status = if block { Some(self.child.wait()?) } else { self.child.try_wait()? };
+        if let Some(status) = status {
+            self.reaped(status);
+        }
         Ok(status)
     }
 
     /// Ends the child by the one kill rule (its group, its descendants and their groups) and
-    /// waits for it; how it ended. Does nothing to a child already waited for.
+    /// waits for it; how it ended. Does nothing to a child already reaped (what it left in its
+    /// group was ended then).
     pub fn kill(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() && !self.detached {
             kill_tree(self.child.id());
@@ -198,6 +212,8 @@ impl Child {
         let pid = self.child.id();
         #[cfg(unix)]
         std::thread::spawn(move || {
+            exited(pid, true);
+            end_group(pid);
             let mut status = 0;
             // SAFETY: waitpid(2) on a child of this process that nothing else waits for.
             unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
@@ -222,6 +238,34 @@ impl Drop for Child {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether child `pid` has exited, without reaping it (`block`: waiting until it has). `true`
+/// also when it cannot be told (the reaping that follows then says).
+#[cfg(unix)]
+fn exited(pid: u32, block: bool) -> bool {
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid value for waitid(2) to fill.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOWAIT | if block { 0 } else { libc::WNOHANG };
+        // SAFETY: waitid(2) on a child of this process, into a valid siginfo_t; WNOWAIT leaves
+        // it unreaped.
+        if unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) } == 0 {
+            // SAFETY: waitid filled `info` (si_pid is 0 when WNOHANG found nothing).
+            return unsafe { info.si_pid() } != 0;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return true;
+        }
+    }
+}
+
+/// Kills what is left in the process group child `pid` led, while the child is unreaped (its id
+/// is then still the group's, never another process's).
+#[cfg(unix)]
+fn end_group(pid: u32) {
+    // SAFETY: kill(2) of the process group of a child this process started and has not reaped.
+    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
 }
 
 /// Ends every child still running, by the one kill rule: for a process that exits at once (a
@@ -295,6 +339,22 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(gone, "process {pid} outlived the thread that started it");
+    }
+
+    #[test]
+    fn what_a_child_leaves_in_its_group_ends_when_it_is_reaped() {
+        let mut child = sh("sleep 60 & echo $!");
+        let Next::Line(pid) = child.next_line(Instant::now() + Duration::from_secs(20)) else { panic!() };
+        let pid: u32 = pid.parse().unwrap();
+        assert!(alive(pid));
+        assert!(child.wait().unwrap().success());
+        for _ in 0..200 {
+            if !alive(pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!alive(pid), "the sleep left in the child's group outlived it");
     }
 
     #[test]
