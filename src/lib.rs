@@ -25,9 +25,11 @@
 //! and 3) and merges their results back into one record before stage 4.
 //!
 //! Shared vocabulary below the stages: `tensor` (host tensors of every ONNX type), `stats` (pure
-//! math and the project's RNG), `paper` (the paper's published tables), `results` (the record).
+//! math and the project's RNG), `paper` (the paper's published tables), `results` (the record),
+//! `child` (the child processes xbench starts — workers, external programs — and their ending).
 
 pub mod analysis;
+pub mod child;
 pub mod compare;
 pub mod digest;
 pub mod files;

@@ -3,14 +3,14 @@
 
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use super::job::{GroupJob, WorkerMsg, MSG_PREFIX};
 use super::stop::Stop;
+use crate::child::{Child, Framing, Next};
 
 /// How a worker process ended.
 pub enum ChildEnd {
@@ -26,11 +26,11 @@ pub enum ChildEnd {
 
 /// A worker process, started and possibly loaded ahead of its turn.
 pub struct Spawned {
+    /// The worker, through the child-process layer: its lines are read, and its turn sent, with
+    /// a time limit.
     child: Child,
-    stdin: Option<ChildStdin>,
-    /// Lines of its standard output, read by a thread of their own so that a silent worker can
-    /// be timed out.
-    lines: Receiver<String>,
+    /// It waits for its turn (`go`) on its standard input.
+    gated: bool,
     /// How long it may stay silent: loading, or measuring one cell.
     limit: Duration,
     /// The scenario's `cell_timeout_s`, as errors name it.
@@ -54,37 +54,16 @@ impl Spawned {
     /// input for its turn.
     pub fn start(exe: &Path, job: &GroupJob) -> Result<Spawned> {
         let mut cmd = Command::new(exe);
-        cmd.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        #[cfg(unix)]
-        {
-            // Its own process group: Ctrl-C in the terminal reaches xbench, which decides when the worker stops.
-            use std::os::unix::process::CommandExt;
-            cmd.process_group(0);
-        }
+        cmd.arg("worker");
         let started = Instant::now();
-        let mut child = cmd.spawn().with_context(|| format!("cannot start a worker process ({})", exe.display()))?;
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, rx) = std::sync::mpsc::channel();
         // A native library may print anything, in any encoding: lines are taken as they come.
-        std::thread::spawn(move || {
-            let mut reader = std::io::BufReader::new(stdout);
-            let mut buf = Vec::new();
-            while reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
-                let line = String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned();
-                buf.clear();
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stdin = child.stdin.take().expect("piped");
-        let sent = serde_json::to_string(job).map_err(anyhow::Error::from).and_then(|line| Ok(writeln!(stdin, "{line}").and_then(|_| stdin.flush())?));
+        let child = Child::spawn(cmd, Framing::Lossy).with_context(|| format!("cannot start a worker process ({})", exe.display()))?;
+        let timeout_s = job.options.cell_timeout_s.unwrap_or(crate::scenario::DEFAULT_CELL_TIMEOUT_S);
         let mut spawned = Spawned {
             child,
-            stdin: Some(stdin),
-            lines: rx,
-            limit: watchdog(job.options.cell_timeout_s.unwrap_or(crate::scenario::DEFAULT_CELL_TIMEOUT_S)),
-            timeout_s: job.options.cell_timeout_s.unwrap_or(crate::scenario::DEFAULT_CELL_TIMEOUT_S),
+            gated: job.gated,
+            limit: watchdog(timeout_s),
+            timeout_s,
             silent: false,
             garbled: None,
             early: Vec::new(),
@@ -93,12 +72,19 @@ impl Spawned {
             ended: false,
             finished: false,
         };
-        // A worker that died before reading its job says why through its exit; read nothing more.
-        if let Err(e) = sent {
-            tracing::debug!("the worker did not take its job: {e:#}");
+        let line = serde_json::to_string(job)?;
+        match spawned.child.send(line.as_bytes(), started + spawned.limit) {
+            Ok(()) => {}
+            // A worker that does not take its job within its limit is as stuck as a silent one.
+            Err(crate::child::SendError::TimedOut) => {
+                spawned.silent = true;
+                spawned.ended = true;
+            }
+            // A worker that died before reading its job says why through its exit; read nothing more.
+            Err(crate::child::SendError::Closed(e)) => tracing::debug!("the worker did not take its job: {e}"),
         }
         if !job.gated {
-            spawned.stdin = None;
+            spawned.child.close_input();
         }
         Ok(spawned)
     }
@@ -114,14 +100,19 @@ impl Spawned {
     fn next_msg(&mut self) -> Option<WorkerMsg> {
         let deadline = Instant::now() + self.limit;
         while !self.ended {
-            let line = match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => line,
-                Err(RecvTimeoutError::Timeout) => {
+            let line = match self.child.next_line(deadline) {
+                Next::Line(line) => line,
+                Next::TimedOut => {
                     self.silent = true;
                     self.ended = true;
                     break;
                 }
-                Err(RecvTimeoutError::Disconnected) => {
+                Next::Garbage(why) => {
+                    self.garbled = Some(why);
+                    self.ended = true;
+                    break;
+                }
+                Next::Ended => {
                     self.ended = true;
                     break;
                 }
@@ -145,7 +136,7 @@ impl Spawned {
     /// Reads messages until the session has loaded or failed to, and a worker waiting for its turn
     /// has made its first run (or the worker is gone, or silent past its limit).
     pub fn read_until_loaded(&mut self) {
-        let gated = self.stdin.is_some();
+        let gated = self.gated;
         while let Some(m) = self.next_msg() {
             let loaded = match m {
                 WorkerMsg::Loaded { .. } => !gated,
@@ -176,9 +167,14 @@ impl Spawned {
                 break;
             }
         }
-        // Its turn: a gated worker waits for this line before its first cell.
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.write_all(b"go\n").and_then(|_| stdin.flush());
+        // Its turn: a gated worker waits for this line before its first cell. One that does not
+        // take it within its limit is as stuck as a silent one.
+        if std::mem::take(&mut self.gated) && !self.ended {
+            if let Err(crate::child::SendError::TimedOut) = self.child.send(b"go", Instant::now() + self.limit) {
+                self.silent = true;
+                self.ended = true;
+            }
+            self.child.close_input();
         }
         let mut cells = 0;
         while outcome.is_ok() {
@@ -198,12 +194,12 @@ impl Spawned {
             if was_done && last && cfg!(unix) {
                 self.finished = true;
                 stop.set_child(0);
-                reap_in_background(self.child.id());
+                self.reap_in_background();
                 return Ok(ChildEnd::Finished);
             }
         }
         if stopped || outcome.is_err() || self.silent || self.garbled.is_some() {
-            kill_group(&mut self.child);
+            self.kill();
         }
         let exiting = std::time::Instant::now();
         let status = self.child.wait().context("cannot wait for the worker process")?;
@@ -252,31 +248,25 @@ fn watchdog(cell_timeout_s: f64) -> Duration {
     Duration::from_secs_f64(t + (t / 10.0).max(2.0))
 }
 
-/// Waits for a worker that has reported everything on a thread of its own, so that it does not
-/// linger as a zombie while xbench finishes.
-fn reap_in_background(pid: u32) {
-    #[cfg(unix)]
-    std::thread::spawn(move || {
-        let mut status = 0;
-        // SAFETY: waitpid(2) on a child of this process that nothing else waits for.
-        unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
-    });
-    #[cfg(not(unix))]
-    let _ = pid;
-}
+impl Spawned {
+    /// Kills the worker and everything it started (an external runtime's program and what that
+    /// started), by the child layer's one rule, and removes the scratch folders it left.
+    fn kill(&mut self) {
+        let pid = self.child.id();
+        self.child.kill();
+        crate::runtimes::external::remove_scratch(pid);
+    }
 
-/// Kills the worker and everything it started (an external runtime's program and what that
-/// started), and removes the scratch folders it left.
-fn kill_group(child: &mut std::process::Child) {
-    super::tree::kill_tree(child.id());
-    let _ = child.kill();
+    /// Leaves a worker that has reported everything to exit on its own, reaped in the background.
+    fn reap_in_background(&mut self) {
+        self.child.reap_in_background();
+    }
 }
 
 impl Drop for Spawned {
     fn drop(&mut self) {
         if !self.finished {
-            kill_group(&mut self.child);
-            let _ = self.child.wait();
+            self.kill();
         }
     }
 }

@@ -275,6 +275,34 @@ fn a_run_stopped_at_once_ends_the_programs_it_started_and_their_children() {
 }
 
 #[test]
+fn a_program_that_never_reads_its_input_fails_its_group_within_the_limit_in_both_modes() {
+    // A `hello` of 300 kB (a large option) is more than a pipe holds: the write waits on a program
+    // that never reads, and only a time limit on writes ends the wait.
+    let deaf = repo("tests/data/external/deaf.py");
+    let pad = "x".repeat(300_000);
+    for mode in [&[][..], &["--in-process"][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let (code, stderr) = run_in(dir.path(), &format!("[tract-cpu, {{name: deaf, external: {deaf}, options: {{pad: {pad}}}}}]"), "cell_timeout_s: 3\n", mode);
+        let took = started.elapsed();
+        assert_eq!(code, Some(0), "{mode:?}: {stderr}");
+        // The limit (3 s) and the starts of xbench, its worker and Python; never the worker's own
+        // watchdog (5 s), which would blame the load.
+        assert!(took < Duration::from_secs(40), "{mode:?}: {took:?}");
+        let r = read_results(&dir.path().join("out/results.json")).unwrap();
+        assert!(r.complete, "{mode:?}");
+        let (tract, deaf): (Vec<_>, Vec<_>) = r.cells.iter().partition(|c| c.runtime == RuntimeId::TRACT_CPU);
+        assert!(tract.iter().all(|c| c.status == Status::Ok), "{mode:?}: {tract:?}");
+        assert_eq!(deaf.len(), 2, "{mode:?}");
+        for c in deaf {
+            let why = c.error.as_deref().unwrap_or("");
+            assert_eq!(c.status, Status::Failed, "{mode:?}: {why}");
+            assert!(why.contains("deaf.py did not read its input within 3 s (a `hello` message of 300") && why.contains("fix: read every message from standard input as it comes"), "{mode:?}: {why}\n{stderr}");
+        }
+    }
+}
+
+#[test]
 fn a_session_table_on_an_external_entry_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let bent = repo("tests/data/external/bent.py");

@@ -3,6 +3,7 @@
 //! own iterations; xbench feeds the same inputs as every runtime, checks every answer, and keeps
 //! the statistics, agreement, results and reports.
 
+mod messages;
 mod peer;
 mod session;
 
@@ -13,7 +14,8 @@ use anyhow::Result;
 
 use super::{frameworks, Availability, DeviceClass, Engine, Runtime, RuntimeId, RuntimeOptions, Session};
 
-pub use peer::end_all;
+/// Ends every program (every child) still running: for a process that exits at once.
+pub use crate::child::end_all;
 
 /// The protocol version xbench speaks.
 pub const PROTOCOL: u64 = 1;

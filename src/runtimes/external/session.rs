@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{json, Value};
 
+use super::messages::{CellResult, Declared, FromProgram, HelloModel, HelloRuntime, Ready, Sent, ToProgram};
 use super::peer::Peer;
 use super::PROTOCOL;
 use crate::inputs::Feed;
-use crate::models::{Dim, IoInfo, ModelIo};
+use crate::models::{Dim, ModelIo};
 use crate::results::{tensors_from_bytes, write_tensors};
 use crate::runtimes::{HostMemory, Output, RuntimeId, RuntimeOptions, SelfTimed, Session, SessionInfo, TimerClass, Timing};
 
@@ -58,48 +58,41 @@ pub struct ExternalSession {
     broken: Option<String>,
 }
 
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-fn io_json(io: &[IoInfo]) -> Value {
-    let dims = |i: &IoInfo| i.dims.as_ref().map(|d| d.iter().map(|d| match d {
-        Dim::Fixed(n) => json!(n),
-        Dim::Symbol(s) => json!(s),
-        Dim::Unknown => Value::Null,
-    }).collect::<Vec<_>>());
-    Value::Array(io.iter().map(|i| json!({"name": i.name, "elem_type": i.elem_type, "dims": dims(i)})).collect())
-}
-
 /// The `placement` of a `ready` message: [name, count] pairs; `Err` shows the first entry that is not one.
-fn placement(ready: &Value) -> std::result::Result<Vec<(String, usize)>, String> {
-    let Some(v) = ready.get("placement").filter(|v| !v.is_null()) else { return Ok(vec![]) };
-    let Some(entries) = v.as_array() else { return Err(v.to_string()) };
-    entries
-        .iter()
-        .map(|p| match (p.get(0).and_then(Value::as_str), p.get(1).and_then(Value::as_u64), p.as_array().map(Vec::len)) {
-            (Some(name), Some(n), Some(2)) => Ok((name.to_string(), n as usize)),
-            _ => Err(p.to_string()),
-        })
-        .collect()
+fn placement(ready: &Ready) -> std::result::Result<Vec<(String, usize)>, String> {
+    match &ready.placement {
+        None => Ok(vec![]),
+        Some(Sent::Invalid(json)) => Err(json.clone()),
+        Some(Sent::Valid(entries)) => entries
+            .iter()
+            .map(|p| match p {
+                Sent::Valid((name, n)) => Ok((name.clone(), *n as usize)),
+                Sent::Invalid(json) => Err(json.clone()),
+            })
+            .collect(),
+    }
 }
 
 /// `ready`'s `timing` and `host_memory`, in the vocabulary of xbench's own series; `None` when
 /// the program sends no `timing`.
-fn timer_class(ready: &Value) -> std::result::Result<Option<TimerClass>, String> {
-    let timing = match ready.get("timing").filter(|v| !v.is_null()) {
+fn timer_class(ready: &Ready) -> std::result::Result<Option<TimerClass>, String> {
+    let shown = |v: &Sent<String>| match v {
+        Sent::Valid(s) => serde_json::Value::String(s.clone()).to_string(),
+        Sent::Invalid(json) => json.clone(),
+    };
+    let timing = match &ready.timing {
         None => return Ok(None),
-        Some(v) => match v.as_str() {
+        Some(v) => match v.valid().map(String::as_str) {
             Some("end-to-end") => Timing::EndToEnd,
             Some("device-resident") => Timing::DeviceResident,
-            _ => return Err(format!("sent `timing` {v}, which is not a timer xbench knows\n  fix: send \"end-to-end\" or \"device-resident\" (docs/runtime-protocol.md), or leave it out")),
+            _ => return Err(format!("sent `timing` {}, which is not a timer xbench knows\n  fix: send \"end-to-end\" or \"device-resident\" (docs/runtime-protocol.md), or leave it out", shown(v))),
         },
     };
-    let host = match ready.get("host_memory").filter(|v| !v.is_null()) {
+    let host = match &ready.host_memory {
         None => None,
-        Some(v) => Some(v.as_str().and_then(HostMemory::parse).ok_or_else(|| {
+        Some(v) => Some(v.valid().and_then(|s| HostMemory::parse(s)).ok_or_else(|| {
             let known: Vec<&str> = HostMemory::ALL.iter().map(|h| h.as_str()).collect();
-            format!("sent `host_memory` {v}, which is not a way host memory moves that xbench knows\n  fix: send one of {} (docs/runtime-protocol.md), or leave it out", known.join(", "))
+            format!("sent `host_memory` {}, which is not a way host memory moves that xbench knows\n  fix: send one of {} (docs/runtime-protocol.md), or leave it out", shown(v), known.join(", "))
         })?),
     };
     Ok(Some(TimerClass::new(timing, host)))
@@ -115,37 +108,38 @@ impl ExternalSession {
         let timeout = Duration::from_secs_f64(opts.cell_timeout_s.unwrap_or(DEFAULT_TIMEOUT_S));
         let dir = onnx.parent().unwrap_or(Path::new("."));
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        peer.send(&json!({
-            "type": "hello",
-            "protocol": PROTOCOL,
-            "runtime": {"name": id, "options": options},
-            "model": {
-                "name": dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                "dir": absolute(dir), "onnx": absolute(onnx),
-                "inputs": io_json(&io.inputs), "outputs": io_json(&io.outputs),
+        let hello = ToProgram::Hello {
+            protocol: PROTOCOL,
+            runtime: HelloRuntime { name: id, options },
+            model: HelloModel {
+                name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                dir: absolute(dir),
+                onnx: absolute(onnx),
+                inputs: Declared::all(&io.inputs),
+                outputs: Declared::all(&io.outputs),
             },
-            "threads": opts.threads,
-            "device": opts.device_id,
-        }))?;
-        let ready = peer.receive(timeout, &["ready"])?;
-        if ready.get("protocol").and_then(Value::as_u64) != Some(PROTOCOL) {
-            bail!("{} speaks protocol {}, xbench speaks {PROTOCOL}\n  fix: use a version of the program made for protocol {PROTOCOL}", peer.program, ready.get("protocol").unwrap_or(&Value::Null));
+            threads: opts.threads,
+            device: opts.device_id,
+        };
+        let FromProgram::Ready(ready) = peer.ask(&hello, timeout, &["ready"])? else { bail!("{} sent no `ready`", peer.program) };
+        if ready.protocol.as_ref().and_then(Sent::valid) != Some(&PROTOCOL) {
+            bail!("{} speaks protocol {}, xbench speaks {PROTOCOL}\n  fix: use a version of the program made for protocol {PROTOCOL}", peer.program, Sent::shown(&ready.protocol));
         }
-        let engine = text(&ready, "engine").unwrap_or_else(|| "external".into());
-        let device = text(&ready, "device").unwrap_or_default();
+        let engine = ready.engine.clone().unwrap_or_else(|| "external".into());
+        let device = ready.device.clone().unwrap_or_default();
         let placement = placement(&ready).map_err(|bad| {
             anyhow!("{} sent a `placement` entry {bad}, which is not a [name, count] pair\n  fix: send `placement` as pairs of a name and a non-negative integer, e.g. [[\"cuda\", 1]], or leave it out", peer.program)
         })?;
         let info = SessionInfo {
-            threads: text(&ready, "threads").unwrap_or_default(),
+            threads: ready.threads.clone().unwrap_or_default(),
             providers: vec![if device.is_empty() { engine } else { format!("{engine} ({device})") }],
-            version: text(&ready, "version").unwrap_or_else(|| "unknown".into()),
+            version: ready.version.clone().unwrap_or_else(|| "unknown".into()),
             placement,
-            io: text(&ready, "timer").map(|t| format!("{}: {t}", peer.program)),
-            precision: text(&ready, "precision"),
+            io: ready.timer.as_ref().map(|t| format!("{}: {t}", peer.program)),
+            precision: ready.precision.clone(),
             settings: options.clone(),
             timer_class: timer_class(&ready).map_err(|why| anyhow!("{} {why}", peer.program))?,
-            notes: text(&ready, "notes"),
+            notes: ready.notes.clone(),
         };
         if let Some(p) = info.precision.as_deref().filter(|p| !crate::scenario::PRECISIONS.contains(p)) {
             bail!(
@@ -154,7 +148,7 @@ impl ExternalSession {
                 crate::scenario::PRECISIONS.join(", ")
             );
         }
-        let timer_label = text(&ready, "timer_label").unwrap_or_else(|| "external".into());
+        let timer_label = ready.timer_label.clone().unwrap_or_else(|| "external".into());
         Ok(ExternalSession { peer, scratch, io, timeout, info, timer_label, cells: 0, broken: None })
     }
 
@@ -168,12 +162,9 @@ impl ExternalSession {
         let outputs = self.scratch.path().join(format!("cell-{index}-outputs.safetensors"));
         let tensors: Vec<Output> = feed.tensors.iter().map(|(name, t)| Output { name: name.clone(), data: t.clone() }).collect();
         write_tensors(&inputs, &tensors, Default::default())?;
-        let sent = self.peer.send(&json!({
-            "type": "cell", "index": index, "warmup": warmup, "iterations": iterations, "min_time_s": min_time_s,
-            "inputs": inputs, "outputs": outputs,
-        }));
+        let cell = ToProgram::Cell { index, warmup, iterations, min_time_s, inputs: &inputs, outputs: &outputs };
         let asked = Instant::now();
-        let answer = sent.and_then(|_| self.peer.receive(self.timeout, &["result", "cell_error"]));
+        let answer = self.peer.ask(&cell, self.timeout, &["result", "cell_error"]);
         let took_ms = asked.elapsed().as_secs_f64() * 1e3;
         let answer = match answer {
             Ok(a) => a,
@@ -184,27 +175,30 @@ impl ExternalSession {
         };
         let _ = std::fs::remove_file(&inputs);
         // An answer for another cell puts every later answer off by one: ask nothing more.
-        if answer.get("index").and_then(Value::as_u64) != Some(index as u64) {
-            let why = format!("{} answered for cell {} when cell {index} was asked", self.peer.program, answer.get("index").unwrap_or(&Value::Null));
+        let answered = match &answer {
+            FromProgram::Result(r) => &r.index,
+            FromProgram::CellError(e) => &e.index,
+            _ => &None,
+        };
+        if answered.as_ref().and_then(Sent::valid) != Some(&(index as u64)) {
+            let why = format!("{} answered for cell {} when cell {index} was asked", self.peer.program, Sent::shown(answered));
             self.broken = Some(why.clone());
             bail!("{why}\n  fix: answer each cell with its own `index`, in order");
         }
-        let result = self.judge(&answer, index, feed, iterations, &outputs, took_ms);
+        let result = match answer {
+            FromProgram::Result(r) => self.judge(&r, feed, iterations, &outputs, took_ms),
+            FromProgram::CellError(e) => Err(anyhow!("{}: {}", self.peer.program, e.message.as_deref().unwrap_or("(no message)"))),
+            other => Err(anyhow!("{} sent a `{}` message where `result` or `cell_error` was due", self.peer.program, other.kind())),
+        };
         let _ = std::fs::remove_file(&outputs);
         result
     }
 
     /// Checks an answer against the rules of the protocol and what the model declares; `took_ms`:
     /// from the `cell` message to the answer.
-    fn judge(&self, answer: &Value, index: usize, feed: &Feed, iterations: usize, outputs: &PathBuf, took_ms: f64) -> Result<SelfTimed> {
+    fn judge(&self, answer: &CellResult, feed: &Feed, iterations: usize, outputs: &PathBuf, took_ms: f64) -> Result<SelfTimed> {
         let who = &self.peer.program;
-        if answer.get("index").and_then(Value::as_u64) != Some(index as u64) {
-            bail!("{who} answered for cell {} when cell {index} was asked", answer.get("index").unwrap_or(&Value::Null));
-        }
-        if text(answer, "type").as_deref() == Some("cell_error") {
-            bail!("{who}: {}", text(answer, "message").unwrap_or_else(|| "(no message)".into()));
-        }
-        let Some(sent) = answer.get("samples_ms").and_then(Value::as_array) else {
+        let Some(Sent::Valid(sent)) = &answer.samples_ms else {
             bail!("{who} sent no `samples_ms` list\n  fix: answer with every timed iteration's time in milliseconds, `\"samples_ms\": [2.46, 2.45, …]`");
         };
         if sent.len() > crate::measure::MAX_ITERATIONS {
@@ -213,7 +207,10 @@ impl ExternalSession {
         let fix = "fix: send every time in milliseconds, as the program's clock read it";
         let mut samples = Vec::with_capacity(sent.len());
         for (i, s) in sent.iter().enumerate() {
-            let Some(ms) = s.as_f64() else { bail!("{who} sent {s} as sample {i} of `samples_ms`; every sample must be a number of milliseconds") };
+            let ms = match s {
+                Sent::Valid(ms) => *ms,
+                Sent::Invalid(json) => bail!("{who} sent {json} as sample {i} of `samples_ms`; every sample must be a number of milliseconds"),
+            };
             if let Some(rule) = broken_time_rule(ms, false) {
                 bail!("{who} sent {} ms as sample {i} of `samples_ms`: {rule}\n  {fix}", show(ms));
             }
@@ -223,9 +220,12 @@ impl ExternalSession {
             bail!("{who} sent {} samples where at least {iterations} timed iterations were asked\n  fix: the program must time every iteration it is asked for", samples.len());
         }
         let mut untimed = [0.0; 2];
-        for (k, key) in ["prepare_ms", "warmup_ms"].into_iter().enumerate() {
-            let Some(v) = answer.get(key).filter(|v| !v.is_null()) else { continue };
-            let Some(ms) = v.as_f64() else { bail!("{who} sent {v} as `{key}`; it must be a number of milliseconds, or left out") };
+        for (k, (key, v)) in [("prepare_ms", &answer.prepare_ms), ("warmup_ms", &answer.warmup_ms)].into_iter().enumerate() {
+            let ms = match v {
+                None => continue,
+                Some(Sent::Valid(ms)) => *ms,
+                Some(Sent::Invalid(json)) => bail!("{who} sent {json} as `{key}`; it must be a number of milliseconds, or left out"),
+            };
             if let Some(rule) = broken_time_rule(ms, true) {
                 bail!("{who} sent {} ms as `{key}`: {rule}\n  {fix}", show(ms));
             }
@@ -291,8 +291,8 @@ impl Session for ExternalSession {
     /// waited for). Then whatever it left running is ended and its scratch folder removed, before
     /// the group reports that it is done (a worker may be ended as soon as it has).
     fn close(&mut self) {
-        if self.broken.is_none() && self.peer.send(&json!({"type": "bye"})).is_ok() {
-            let _ = self.peer.receive(self.timeout.min(Duration::from_secs(10)), &["done"]);
+        if self.broken.is_none() {
+            let _ = self.peer.ask(&ToProgram::Bye, self.timeout.min(Duration::from_secs(10)), &["done"]);
         }
         self.peer.wait();
         self.peer.end();
