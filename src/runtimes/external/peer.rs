@@ -44,16 +44,21 @@ impl Peer {
     /// `expected` (an `error` is returned as the program's failure).
     pub fn ask(&mut self, msg: &ToProgram, limit: Duration, expected: &[&str]) -> Result<FromProgram> {
         let deadline = Instant::now() + limit;
-        self.send(msg, deadline, limit)?;
-        self.receive(deadline, limit, expected)
+        match self.send(msg, deadline, limit)? {
+            None => self.receive(deadline, limit, expected),
+            // A program that closed its input may still have said something first (its answer,
+            // or an `error` saying why): its own words are read before the closed pipe is blamed.
+            Some(closed) => self.receive(deadline, limit, expected).map_err(|e| anyhow!("{} stopped reading its input ({closed}); then: {e:#}", self.program)),
+        }
     }
 
-    /// Sends one message, waiting until `deadline` at most for the program to take it.
-    fn send(&mut self, msg: &ToProgram, deadline: Instant, limit: Duration) -> Result<()> {
+    /// Sends one message, waiting until `deadline` at most for the program to take it; the
+    /// error of a closed input comes back as `Some`, for `ask` to weigh with what was said.
+    fn send(&mut self, msg: &ToProgram, deadline: Instant, limit: Duration) -> Result<Option<std::io::Error>> {
         let line = serde_json::to_string(msg)?;
         match self.child.send(line.as_bytes(), deadline) {
-            Ok(()) => Ok(()),
-            Err(SendError::Closed(e)) => Err(anyhow!("{} stopped reading its input ({e})", self.program)),
+            Ok(()) => Ok(None),
+            Err(SendError::Closed(e)) => Ok(Some(e)),
             Err(SendError::TimedOut) => {
                 self.end();
                 bail!(
