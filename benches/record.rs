@@ -20,8 +20,11 @@ use xbench::runtimes::RuntimeOptions;
 use xbench::scenario::{self, Overrides, ScenarioFile};
 
 const SIZES: [usize; 5] = [1_000, 3_000, 10_000, 30_000, 100_000];
-/// Batch sizes of every grid; the input lengths make up the rest.
-const BATCHES: usize = 10;
+/// Batch sizes of a grid (at least 10, more where the lengths would pass the 1,000 values an
+/// axis may have); the input lengths make up the rest.
+fn batches(cells: usize) -> usize {
+    (cells / MODELS.len()).div_ceil(1000).max(10)
+}
 /// Models of every grid (one group each).
 const MODELS: [&str; 2] = ["a", "b"];
 
@@ -46,20 +49,21 @@ impl Observer for Tables<'_> {
 
 /// Runs a grid of `cells` cells; returns (run ms, ms the cells took in their worker).
 fn grid(root: &Path, cells: usize) -> (f64, f64) {
-    let lengths = cells / BATCHES / MODELS.len();
+    let batches = batches(cells);
+    let lengths = cells / batches / MODELS.len();
     let list = |n: usize| (1..=n).map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
     let yaml = format!(
         "name: grid\nmodels: [{}]\nruntimes: [fake-instant]\ninput_chars: [{}]\nbatch_sizes: [{}]\nwarmup: 0\niterations: 1\n",
         MODELS.join(", "),
         list(lengths),
-        list(BATCHES)
+        list(batches)
     );
     let file = ScenarioFile::parse(&yaml, "grid.yaml").unwrap();
     let plan = scenario::validate(&file, "grid.yaml", root, &Overrides::default()).unwrap();
     let out = root.join(format!("run-{cells}"));
     std::fs::create_dir_all(&out).unwrap();
     let plan = resolve(plan, &ResolveOptions { models_root: root.join("models"), ops_dir: None }).unwrap();
-    assert_eq!(plan.plan.cells.len(), lengths * BATCHES * MODELS.len());
+    assert_eq!(plan.plan.cells.len(), lengths * batches * MODELS.len());
     let opts = RunOptions { runtime: RuntimeOptions::default(), isolation: Isolation::InProcess, auto_setup: false, parallel_loads: false, keep_outputs: None };
 
     let clock = Instant::now();
@@ -85,11 +89,11 @@ fn main() {
     for m in MODELS {
         model(&root.join("models").join(m));
     }
-    println!("grids of fake-instant ({} models × {BATCHES} batch sizes × input lengths), 1 iteration, no warm-up, in this process:", MODELS.len());
-    println!("{:>8}  {:>10}  {:>14}  {:>18}", "cells", "run s", "run ms/cell", "bookkeeping ms/cell");
+    println!("grids of fake-instant ({} models × batch sizes 1..B × input lengths 1..L), 1 iteration, no warm-up, in this process:", MODELS.len());
+    println!("{:>8}  {:>4}  {:>10}  {:>12}  {:>20}", "cells", "B", "run s", "run ms/cell", "bookkeeping ms/cell");
     for n in sizes {
         let (total, in_cells) = grid(&root, n);
-        println!("{n:>8}  {:>10.2}  {:>14.3}  {:>18.3}", total / 1e3, total / n as f64, (total - in_cells) / n as f64);
+        println!("{n:>8}  {:>4}  {:>10.2}  {:>12.3}  {:>20.3}", batches(n), total / 1e3, total / n as f64, (total - in_cells) / n as f64);
     }
     let _ = std::fs::remove_dir_all(root);
 }

@@ -1,6 +1,7 @@
 //! The serializable record of a run — what ran, on what, with which inputs and outputs, and how it
-//! was judged — written after every cell (`store`), with its JSON and CSV files (`files`), the
-//! outputs saved for comparisons (`outputs`), and typed flags (`flags`). Reports, comparisons and
+//! was judged — kept by the store (`store`): each event appended to the run's log as it happens
+//! (`log`), the JSON and CSV files (`files`) written at group ends; the outputs saved for
+//! comparisons (`outputs`), typed flags (`flags`) and cell keys (`key`). Reports, comparisons and
 //! resumed runs read nothing else.
 
 mod agreement;
@@ -9,6 +10,8 @@ mod compat;
 mod conditions;
 mod files;
 mod flags;
+mod key;
+mod log;
 mod machine;
 mod outputs;
 mod runtime;
@@ -22,6 +25,8 @@ pub use check::inconsistency;
 pub use conditions::{differences, Conditions, Difference, FileDigest, Scope};
 pub use files::{parse_results, read_results, replace, write_atomic, write_csv, write_json};
 pub use flags::{Flag, FlagKind};
+pub use key::{CellIndex, CellKey, Point};
+pub use log::LOG_FILE;
 pub use machine::{GpuInfo, Machine};
 pub use outputs::{read_tensors, tensors_from_bytes, write_tensors, SavedOutputs};
 pub use runtime::{Availability, DeviceClass, Engine, HostMemory, SessionInfo, TimerClass, Timing};
@@ -283,6 +288,14 @@ pub struct RunResults {
     /// The shards this result set was merged from (`xbench report` of every shard of a plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<ShardSet>,
+    /// How many lines of the run's log (`results.jsonl`) this record holds; reading it applies
+    /// the lines after those (0 in files written before the log).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_lines: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RunResults {

@@ -103,6 +103,7 @@ pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availab
         conditions: Some(conditions),
         shard: None,
         shards: None,
+        log_lines: 0,
     }
 }
 
