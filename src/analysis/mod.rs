@@ -1,5 +1,6 @@
-//! Judging a run from its record: one pass, shared by `xbench scenario` (after each group and at
-//! the end), `--resume` and `xbench report`. Warnings from the recorded numbers (`warnings`) and
+//! Judging a run from its record: one pass, shared by `xbench scenario` (after each group, over
+//! the cells that group changed, `analyze_group`), `--resume` and `xbench report` (over all).
+//! Cells are joined by their key (`CellIndex`), never by scanning the record. Warnings from the recorded numbers (`warnings`) and
 //! sanity verdicts across each grid (`verdict`) are recomputed every time; outputs are compared
 //! across runtimes (`agreement`) and against sibling models (`siblings`) once, when the saved
 //! outputs of both sides are there. Flags are typed and kept in one order.
@@ -19,7 +20,7 @@ pub use verdict::check_group;
 /// How the `departs` flag of a data set's cells begins when its expected outputs are what departs.
 pub const EXPECTED_DEPART: &str = "the model's expected outputs depart";
 
-use crate::results::{CellRecord, Flag, FlagKind, RunResults, Status};
+use crate::results::{CellIndex, CellRecord, Flag, FlagKind, RunResults};
 
 /// Where a cell's saved outputs are, in a run's outputs folder.
 pub fn outputs_path(outputs_dir: &Path, cell: usize) -> PathBuf {
@@ -52,11 +53,6 @@ pub(crate) fn add_flag(c: &mut CellRecord, flag: Flag) {
     c.flags.insert(at, flag);
 }
 
-/// Whether every cell of `model` has run (or ended without running).
-pub(crate) fn done(r: &RunResults, model: &str) -> bool {
-    r.cells.iter().filter(|c| c.model == model).all(|c| c.status != Status::Pending)
-}
-
 /// Whether comparisons that take every result of `model` wait for the shards to be merged: in a
 /// shard's record whose cells of `model` are compared with other shards' cells (their outputs
 /// are kept for that), the results here are only some of them.
@@ -66,25 +62,41 @@ pub(crate) fn deferred(r: &RunResults, model: &str) -> bool {
 
 /// The whole pass. `outputs_dir` holds the saved outputs of the run, when they are still there.
 pub fn analyze(r: &mut RunResults, outputs_dir: Option<&Path>) {
+    let ix = CellIndex::of(r);
+    let models = ix.models().to_vec();
+    pass(r, &ix, &models, outputs_dir);
+}
+
+/// The pass after group `group` ended: over the cells of its model and of the models compared
+/// with it (`compare_with`), the only ones whose verdicts the group can change.
+pub fn analyze_group(r: &mut RunResults, outputs_dir: Option<&Path>, group: usize) {
+    let Some(model) = r.groups.get(group).map(|g| g.model.clone()) else { return };
+    let mut models = vec![model.clone()];
+    models.extend(r.models.iter().filter(|m| m.compare_with.as_deref() == Some(model.as_str())).map(|m| m.name.clone()));
+    let ix = CellIndex::of(r);
+    pass(r, &ix, &models, outputs_dir);
+}
+
+fn pass(r: &mut RunResults, ix: &CellIndex, models: &[String], outputs_dir: Option<&Path>) {
     let share = r.scenario.ci_warn_share.unwrap_or(0.10);
-    for i in 0..r.cells.len() {
-        let max_positions = r.models.iter().find(|m| m.name == r.cells[i].model).and_then(|m| m.max_positions);
-        warnings::check_cell(&mut r.cells[i], max_positions, share);
-    }
-    let mut groups: Vec<(String, crate::scenario::RuntimeId)> = Vec::new();
-    for c in &r.cells {
-        if !groups.iter().any(|(m, rt)| *m == c.model && *rt == c.runtime) {
-            groups.push((c.model.clone(), c.runtime));
+    for model in models {
+        let max_positions = r.models.iter().find(|m| m.name == *model).and_then(|m| m.max_positions);
+        let mut runtimes: Vec<crate::scenario::RuntimeId> = Vec::new();
+        for &i in ix.of_model(model) {
+            warnings::check_cell(&mut r.cells[i], max_positions, share);
+            if !runtimes.contains(&r.cells[i].runtime) {
+                runtimes.push(r.cells[i].runtime);
+            }
+        }
+        for runtime in runtimes {
+            verdict::check_cells(r, ix.of_model(model), model, runtime);
         }
     }
-    for (model, runtime) in &groups {
-        verdict::check_group(r, model, *runtime);
-    }
     if let Some(dir) = outputs_dir {
-        reference::compare_runtimes(r, dir);
-        reference::compare_expected(r, dir);
-        reference::departures(r, dir);
-        siblings::compare(r, dir);
+        reference::compare_runtimes(r, ix, models, dir);
+        reference::compare_expected(r, ix, models, dir);
+        reference::departures(r, ix, models, dir);
+        siblings::compare(r, ix, models, dir);
     }
 }
 

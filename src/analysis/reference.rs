@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{add_flag, compare_outputs, done, outputs_path};
-use crate::results::{Agreement, Flag, FlagKind, RunResults, SavedOutputs, Status, EXPECTED};
+use super::{add_flag, compare_outputs, outputs_path};
+use crate::results::{Agreement, CellIndex, Flag, FlagKind, RunResults, SavedOutputs, Status, EXPECTED};
 use crate::scenario::RuntimeId;
 
 /// Where the expected outputs of model `m`'s test data set `set` are kept, in a run's outputs folder.
@@ -29,25 +29,28 @@ fn why(a: &Agreement, against: &str) -> String {
 /// Compares each runtime's cells with the reference runtime's, for every model whose cells have
 /// all run. A cell is compared once; saved outputs that cannot be read, and outputs with no
 /// element to compare, leave a flag saying so.
-pub(super) fn compare_runtimes(r: &mut RunResults, dir: &Path) {
+pub(super) fn compare_runtimes(r: &mut RunResults, ix: &CellIndex, models: &[String], dir: &Path) {
     let reference = r.reference_runtime;
+    let of = |m: &String| ix.of_model(m).iter().copied();
     // A reference cell that did not run before may have run since (`--retry-failed`): compare again.
-    for i in 0..r.cells.len() {
+    for i in models.iter().flat_map(of) {
         let c = &r.cells[i];
-        if c.has_flag(FlagKind::NotCompared) && r.cell(&c.model, reference, c.chars, c.batch).is_some_and(|rc| rc.status == Status::Ok) {
+        if c.has_flag(FlagKind::NotCompared) && ix.at(&c.model, reference, c).is_some_and(|k| r.cells[k].status == Status::Ok) {
             r.cells[i].flags.retain(|f| !(f.kind == FlagKind::NotCompared && f.detail.contains(NOT_RUN)));
         }
     }
-    let todo: Vec<usize> = r
-        .cells
+    let todo: Vec<usize> = models
         .iter()
-        .filter(|c| c.runtime != reference && c.status == Status::Ok && c.agreement.is_none() && !c.has_flag(FlagKind::NotCompared))
-        .filter(|c| done(r, &c.model))
-        .map(|c| c.index)
+        .filter(|m| ix.done(r, m))
+        .flat_map(of)
+        .filter(|&i| {
+            let c = &r.cells[i];
+            c.runtime != reference && c.status == Status::Ok && c.agreement.is_none() && !c.has_flag(FlagKind::NotCompared)
+        })
         .collect();
     for i in todo {
         let c = &r.cells[i];
-        let Some(ref_cell) = r.cell(&c.model, reference, c.chars, c.batch) else { continue };
+        let Some(ref_cell) = ix.at(&c.model, reference, c).map(|k| &r.cells[k]) else { continue };
         // Nothing to compare with is not agreement: the cell says so.
         if matches!(ref_cell.status, Status::Skipped | Status::Failed) {
             let why = ref_cell.error.as_deref().and_then(|e| e.lines().next()).unwrap_or("no reason recorded");
@@ -78,9 +81,13 @@ pub(super) fn compare_runtimes(r: &mut RunResults, dir: &Path) {
 }
 
 /// Compares every cell that ran a test data set with the data set's expected outputs.
-pub(super) fn compare_expected(r: &mut RunResults, dir: &Path) {
+pub(super) fn compare_expected(r: &mut RunResults, ix: &CellIndex, models: &[String], dir: &Path) {
     // Judged once: a comparison that cannot be made is recorded as such, with its reason.
-    let todo: Vec<usize> = r.cells.iter().filter(|c| c.data_set.is_some() && c.status == Status::Ok && c.expected.is_none()).map(|c| c.index).collect();
+    let todo: Vec<usize> = models
+        .iter()
+        .flat_map(|m| ix.of_model(m).iter().copied())
+        .filter(|&i| r.cells[i].data_set.is_some() && r.cells[i].status == Status::Ok && r.cells[i].expected.is_none())
+        .collect();
     for i in todo {
         let c = &r.cells[i];
         let (Some(m), Some(set)) = (r.models.iter().position(|m| m.name == c.model), c.data_set) else { continue };
@@ -117,14 +124,16 @@ enum Source {
 /// Where three or more results of the same inputs are there and some disagree: the one that
 /// disagrees with every other while all the others agree among themselves departs, and is
 /// flagged. Runs while the saved outputs are still there (before they are released).
-pub(super) fn departures(r: &mut RunResults, dir: &Path) {
-    let mut points: Vec<(String, usize, usize)> = r.cells.iter().filter(|c| c.status == Status::Ok).map(|c| (c.model.clone(), c.chars, c.batch)).collect();
-    points.sort();
-    points.dedup();
-    'point: for (model, chars, batch) in points {
-        let cells: Vec<usize> = r.cells.iter().filter(|c| c.model == model && c.chars == chars && c.batch == batch && c.status == Status::Ok).map(|c| c.index).collect();
+pub(super) fn departures(r: &mut RunResults, ix: &CellIndex, models: &[String], dir: &Path) {
+    let mut points: std::collections::BTreeMap<(&str, usize, usize), Vec<usize>> = std::collections::BTreeMap::new();
+    for i in models.iter().flat_map(|m| ix.of_model(m).iter().copied()).filter(|&i| r.cells[i].status == Status::Ok) {
+        let c = &r.cells[i];
+        points.entry((models.iter().find(|m| **m == c.model).map_or("", |m| m.as_str()), c.chars, c.batch)).or_default().push(i);
+    }
+    'point: for ((model, _, _), cells) in points {
+        let model = model.to_string();
         let disputed = cells.iter().any(|&i| r.cells[i].agreement.as_ref().is_some_and(Agreement::disagrees) || r.cells[i].expected.as_ref().is_some_and(Agreement::disagrees));
-        if !done(r, &model) || super::deferred(r, &model) || !disputed || cells.iter().any(|&i| r.cells[i].has_flag(FlagKind::Departs)) {
+        if !ix.done(r, &model) || super::deferred(r, &model) || !disputed || cells.iter().any(|&i| r.cells[i].has_flag(FlagKind::Departs)) {
             continue;
         }
         let m = r.models.iter().position(|x| x.name == model);

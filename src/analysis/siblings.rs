@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use super::{add_flag, agreement, done, outputs_path};
-use crate::results::{Flag, FlagKind, RunResults, SavedOutputs, SiblingAgreement, Status};
+use super::{add_flag, agreement, outputs_path};
+use crate::results::{CellIndex, Flag, FlagKind, RunResults, SavedOutputs, SiblingAgreement, Status};
 use crate::scenario::RuntimeId;
 
 /// (model, sibling) pairs of the run, by name, where the run holds both.
@@ -25,21 +25,21 @@ pub fn missing_notes(r: &RunResults) -> Vec<String> {
         .collect()
 }
 
-/// Compares every model with its sibling where both have run and the saved outputs are there.
-pub fn compare(r: &mut RunResults, outputs_dir: &Path) {
-    for (m, s) in pairs(r) {
-        if done(r, &m) && done(r, &s) && !super::deferred(r, &m) && !super::deferred(r, &s) {
-            compare_model(r, &m, &s, outputs_dir);
+/// Compares each of `models` with its sibling where both have run and the saved outputs are there.
+pub(super) fn compare(r: &mut RunResults, ix: &CellIndex, models: &[String], outputs_dir: &Path) {
+    for (m, s) in pairs(r).into_iter().filter(|(m, _)| models.contains(m)) {
+        if ix.done(r, &m) && ix.done(r, &s) && !super::deferred(r, &m) && !super::deferred(r, &s) {
+            compare_model(r, ix, &m, &s, outputs_dir);
         }
     }
 }
 
 /// The sibling's cell to compare a cell on `runtime` with: the one on the same runtime, else the
 /// one on the reference runtime (with why). `Err` says why neither can be used.
-fn sibling_cell(r: &RunResults, outputs_dir: &Path, sibling: &str, runtime: RuntimeId, chars: usize, batch: usize) -> Result<(SavedOutputs, RuntimeId, Option<String>), String> {
+fn sibling_cell(r: &RunResults, ix: &CellIndex, outputs_dir: &Path, sibling: &str, runtime: RuntimeId, point: crate::results::Point) -> Result<(SavedOutputs, RuntimeId, Option<String>), String> {
     let reference = r.reference_runtime;
     let usable = |rt| -> Result<SavedOutputs, String> {
-        let Some(c) = r.cell(sibling, rt, chars, batch) else { return Err(format!("the sibling has no {rt} cell")) };
+        let Some(c) = ix.get(crate::results::CellKey { model: sibling, runtime: rt, point }).map(|k| &r.cells[k]) else { return Err(format!("the sibling has no {rt} cell")) };
         match c.status {
             Status::Ok => SavedOutputs::read(&outputs_path(outputs_dir, c.index)).map_err(|_| format!("the sibling's {rt} cell has no saved outputs")),
             Status::Failed => Err(format!("the sibling's {rt} cell failed")),
@@ -58,12 +58,12 @@ fn sibling_cell(r: &RunResults, outputs_dir: &Path, sibling: &str, runtime: Runt
 }
 
 /// Compares each measured cell of model `name` with its sibling's, once.
-fn compare_model(r: &mut RunResults, name: &str, sibling: &str, outputs_dir: &Path) {
+fn compare_model(r: &mut RunResults, ix: &CellIndex, name: &str, sibling: &str, outputs_dir: &Path) {
     let (pm, ps) = (r.precision(name).to_string(), r.precision(sibling).to_string());
     let (_, tol) = r.tolerances.loosest([pm.as_str(), ps.as_str()]);
-    let todo: Vec<usize> = r.cells.iter().filter(|c| c.model == name && c.status == Status::Ok && c.sibling_agreement.is_none()).map(|c| c.index).collect();
+    let todo: Vec<usize> = ix.of_model(name).iter().copied().filter(|&i| r.cells[i].status == Status::Ok && r.cells[i].sibling_agreement.is_none()).collect();
     for i in todo {
-        let (runtime, chars, batch) = (r.cells[i].runtime, r.cells[i].chars, r.cells[i].batch);
+        let (runtime, point) = (r.cells[i].runtime, r.cells[i].point());
         let got = match SavedOutputs::read(&outputs_path(outputs_dir, i)) {
             Ok(got) => got,
             Err(e) => {
@@ -72,7 +72,7 @@ fn compare_model(r: &mut RunResults, name: &str, sibling: &str, outputs_dir: &Pa
                 continue;
             }
         };
-        let (agreement, fed_differently) = match sibling_cell(r, outputs_dir, sibling, runtime, chars, batch) {
+        let (agreement, fed_differently) = match sibling_cell(r, ix, outputs_dir, sibling, runtime, point) {
             Ok((want, rt, fallback)) => match agreement::feed_difference(&got, &want) {
                 Some(why) => {
                     let mut a = SiblingAgreement::not_compared(sibling, rt, tol, vec![format!("not compared: the inputs differ ({why})")]);
@@ -106,15 +106,18 @@ fn compare_model(r: &mut RunResults, name: &str, sibling: &str, outputs_dir: &Pa
 }
 
 /// Removes the saved outputs that no comparison needs any more: those of models that have run and
-/// whose siblings (either way) have run too.
-pub fn release_outputs(r: &RunResults, outputs_dir: &Path) {
+/// whose siblings (either way) have run too; with `after`, only those the end of that model's
+/// group may have freed (its own, and its siblings' either way).
+pub fn release_outputs(r: &RunResults, outputs_dir: &Path, after: Option<&str>) {
     let pairs = pairs(r);
-    for m in &r.models {
-        let needed = pairs.iter().filter(|(a, b)| *a == m.name || *b == m.name).any(|(a, b)| !(done(r, a) && done(r, b)));
-        if done(r, &m.name) && !needed {
-            for c in r.cells.iter().filter(|c| c.model == m.name) {
+    let ix = CellIndex::of(r);
+    let touched = |m: &str| after.is_none_or(|a| a == m || pairs.iter().any(|(x, y)| (x == a && y == m) || (y == a && x == m)));
+    for (k, m) in r.models.iter().enumerate().filter(|(_, m)| touched(&m.name)) {
+        let needed = pairs.iter().filter(|(a, b)| *a == m.name || *b == m.name).any(|(a, b)| !(ix.done(r, a) && ix.done(r, b)));
+        if ix.done(r, &m.name) && !needed {
+            for c in ix.of_model(&m.name).iter().map(|&i| &r.cells[i]) {
                 let _ = std::fs::remove_file(outputs_path(outputs_dir, c.index));
-                if let (Some(k), Some(set)) = (r.models.iter().position(|x| x.name == m.name), c.data_set) {
+                if let Some(set) = c.data_set {
                     let _ = std::fs::remove_file(super::expected_path(outputs_dir, k, set));
                 }
             }
@@ -195,8 +198,10 @@ mod tests {
 
         /// What a run does after a group: compare siblings where both have run, then release.
         fn release_after(&mut self, _model: &str) {
-            compare(&mut self.results, &self.outputs);
-            release_outputs(&self.results, &self.outputs);
+            let ix = CellIndex::of(&self.results);
+            let models = ix.models().to_vec();
+            compare(&mut self.results, &ix, &models, &self.outputs);
+            release_outputs(&self.results, &self.outputs, None);
         }
     }
 

@@ -27,20 +27,29 @@ fn describe(c: &CellRecord) -> String {
 
 /// Recomputes the suspicious flags of the cells of `model` on `runtime`.
 pub fn check_group(r: &mut RunResults, model: &str, runtime: RuntimeId) {
+    let all: Vec<usize> = (0..r.cells.len()).collect();
+    check_cells(r, &all, model, runtime)
+}
+
+/// [`check_group`] over `among`, positions of cells that hold every cell of `model` on `runtime`.
+pub(super) fn check_cells(r: &mut RunResults, among: &[usize], model: &str, runtime: RuntimeId) {
     let flops_per_token = r.models.iter().find(|m| m.name == model).and_then(|m| m.flops_per_token).unwrap_or(0) as f64;
     let device = r.runtimes.iter().find(|a| a.runtime == runtime).map_or_else(|| crate::results::DeviceClass::of_builtin(runtime), |a| a.device());
     let limit = device.plausible_flops_per_s(r.machine.cores);
-    let idx: Vec<usize> = (0..r.cells.len()).filter(|&i| r.cells[i].model == model && r.cells[i].runtime == runtime).collect();
+    let idx: Vec<usize> = among.iter().copied().filter(|&i| r.cells[i].model == model && r.cells[i].runtime == runtime).collect();
     for &i in &idx {
         r.cells[i].flags.retain(|f| f.kind != FlagKind::Suspicious);
     }
     let ok: Vec<usize> = idx.iter().copied().filter(|&i| r.cells[i].status == Status::Ok && r.cells[i].summary.is_some() && work(&r.cells[i]).is_some()).collect();
     let mut new_flags: Vec<(usize, String)> = Vec::new();
+    let slower = Slower::of(r, &ok);
     for &j in &ok {
         let cj = &r.cells[j];
         let (wj, sj) = (work(cj).unwrap(), cj.summary.as_ref().unwrap());
-        // Faster than a cell with at most half the work.
-        for &i in &ok {
+        // Faster than a cell with at most half the work (the first such cell in the record's
+        // order is named; `slower` rules most cells out without looking at each other cell).
+        let candidates: &[usize] = if slower.may_exist(wj, sj) { &ok } else { &[] };
+        for &i in candidates {
             let ci = &r.cells[i];
             let (wi, si) = (work(ci).unwrap(), ci.summary.as_ref().unwrap());
             // More than 10% faster and beyond both intervals: launch-bound cells of equal time differ by noise.
@@ -80,6 +89,33 @@ pub fn check_group(r: &mut RunResults, model: &str, runtime: RuntimeId) {
     }
     for (i, f) in new_flags {
         super::add_flag(&mut r.cells[i], Flag::new(FlagKind::Suspicious, f));
+    }
+}
+
+/// The cells of a grid by work, with the most any cell of at most a given work reaches of the two
+/// numbers a faster cell of more work must stay under (the lower bound of the mean's interval,
+/// and the mean): where neither bound is passed, no cell with at most half the work is slower.
+struct Slower {
+    /// Work, ascending, with the running maxima of the interval's lower bound and of the mean.
+    rows: Vec<(f64, f64, f64)>,
+}
+
+impl Slower {
+    fn of(r: &RunResults, ok: &[usize]) -> Slower {
+        let mut cells: Vec<(f64, f64, f64)> = ok.iter().map(|&i| (work(&r.cells[i]).unwrap(), r.cells[i].summary.as_ref().unwrap())).map(|(w, s)| (w, s.mean_ci95_ms[0], s.mean_ms)).collect();
+        cells.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut lo, mut mean) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+        let rows = cells.into_iter().map(|(w, l, m)| {
+            (lo, mean) = (lo.max(l), mean.max(m));
+            (w, lo, mean)
+        });
+        Slower { rows: rows.collect() }
+    }
+
+    /// Whether a cell with at most half of `work` may be slower than `s` by the rule's margins.
+    fn may_exist(&self, work: f64, s: &crate::stats::Summary) -> bool {
+        let n = self.rows.partition_point(|row| work >= 2.0 * row.0);
+        n > 0 && s.mean_ci95_ms[1] < self.rows[n - 1].1 && s.mean_ms < 0.9 * self.rows[n - 1].2
     }
 }
 

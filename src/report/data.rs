@@ -87,6 +87,8 @@ pub struct Merged<'a> {
     pub batches: Vec<usize>,
     /// Every (model, chars, batch) that some source has a cell for.
     pub grid: Vec<Key>,
+    /// Each source's cells by (model, runtime, chars, batch): the first such cell.
+    cells: Vec<std::collections::HashMap<(&'a str, RuntimeId, usize, usize), &'a CellRecord>>,
 }
 
 fn push_new<T: PartialEq>(v: &mut Vec<T>, x: T) {
@@ -100,10 +102,14 @@ impl<'a> Merged<'a> {
     /// `machine · runtime` for several.
     pub fn new(sources: Vec<Source<'a>>) -> Merged<'a> {
         let multi = sources.len() > 1;
-        let mut m = Merged { sources, series: vec![], models: vec![], chars: vec![], batches: vec![], grid: vec![] };
+        let mut m = Merged { sources, series: vec![], models: vec![], chars: vec![], batches: vec![], grid: vec![], cells: vec![] };
+        let mut in_grid = std::collections::HashSet::new();
         for (i, s) in m.sources.iter().enumerate() {
             let mut runtimes = vec![];
-            for c in &s.results.cells {
+            let mut cells = std::collections::HashMap::new();
+            let results: &'a RunResults = s.results;
+            for c in &results.cells {
+                cells.entry((c.model.as_str(), c.runtime, c.chars, c.batch)).or_insert(c);
                 push_new(&mut runtimes, c.runtime);
                 push_new(&mut m.models, c.model.clone());
                 // Operation cells (chars 0, batch 1) and test data sets are not points of the models'
@@ -112,8 +118,11 @@ impl<'a> Merged<'a> {
                     push_new(&mut m.chars, c.chars);
                     push_new(&mut m.batches, c.batch);
                 }
-                push_new(&mut m.grid, (c.model.clone(), c.chars, c.batch));
+                if in_grid.insert((c.model.as_str(), c.chars, c.batch)) {
+                    m.grid.push((c.model.clone(), c.chars, c.batch));
+                }
             }
+            m.cells.push(cells);
             for rt in runtimes {
                 let label = if multi { format!("{} · {rt}", s.label) } else { rt.to_string() };
                 m.series.push(Series { label, kind: SeriesKind::Measured { source: i, runtime: rt } });
@@ -177,7 +186,7 @@ impl<'a> Merged<'a> {
     pub fn value(&self, s: usize, model: &str, chars: usize, batch: usize) -> Option<Value<'_>> {
         match &self.series[s].kind {
             SeriesKind::Measured { source, runtime } => {
-                self.sources[*source].results.cell(model, *runtime, chars, batch).map(Value::Measured)
+                self.cells[*source].get(&(model, *runtime, chars, batch)).map(|c| Value::Measured(c))
             }
             SeriesKind::Published { cells } => cells
                 .iter()

@@ -53,10 +53,18 @@ pub(super) fn json_bytes(results: &RunResults) -> Result<Vec<u8>> {
 const FIX: &str = "\n  fix: give the results.json that `xbench scenario` wrote";
 
 /// Reads a results file, refusing formats newer than this xbench understands; version 1 files
-/// are brought to the current format as they are read.
+/// are brought to the current format as they are read. A run folder's `results.json` comes with
+/// the events of its log written after it (`results.jsonl`, where there is one).
 pub fn read_results(path: &Path) -> Result<RunResults> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read results file {}{FIX}", path.display()))?;
-    parse_results(&text, &path.display().to_string())
+    let mut results = parse_results(&text, &path.display().to_string())?;
+    if let Some(log) = super::log::log_beside(path).filter(|l| l.is_file()) {
+        super::log::fold(&mut results, &log, path)?;
+        if let Some(why) = super::inconsistency(&results) {
+            bail!("{} with the events of {} does not hold together: {why}\n  fix: give the folder as `xbench scenario` left it; or start a new run", path.display(), log.display());
+        }
+    }
+    Ok(results)
 }
 
 /// Parses the text of a results file read from `origin`, as [`read_results`] does.

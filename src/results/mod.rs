@@ -1,6 +1,7 @@
 //! The serializable record of a run — what ran, on what, with which inputs and outputs, and how it
-//! was judged — written after every cell (`store`), with its JSON and CSV files (`files`), the
-//! outputs saved for comparisons (`outputs`), and typed flags (`flags`). Reports, comparisons and
+//! was judged — kept by the store (`store`): each event appended to the run's log as it happens
+//! (`log`), the JSON and CSV files (`files`) written at group ends; the outputs saved for
+//! comparisons (`outputs`), typed flags (`flags`) and cell keys (`key`). Reports, comparisons and
 //! resumed runs read nothing else.
 
 mod agreement;
@@ -10,6 +11,8 @@ mod conditions;
 mod config;
 mod files;
 mod flags;
+mod key;
+mod log;
 mod machine;
 mod outputs;
 mod runtime;
@@ -24,6 +27,8 @@ pub use conditions::{differences, Conditions, Difference, FileDigest, Scope};
 pub use config::RunConfig;
 pub use files::{parse_results, read_results, replace, write_atomic, write_csv, write_json};
 pub use flags::{Flag, FlagKind};
+pub use key::{CellIndex, CellKey, Point};
+pub use log::LOG_FILE;
 pub use machine::{GpuInfo, Machine};
 pub use outputs::{read_tensors, tensors_from_bytes, write_tensors, SavedOutputs};
 pub use runtime::{Availability, DeviceClass, Engine, HostMemory, SessionInfo, TimerClass, Timing};
@@ -305,10 +310,19 @@ pub struct RunResults {
     pub shard: Option<ShardInfo>,
     /// The shards this result set was merged from (`xbench report` of every shard of a plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shards: Option<ShardSet>,    /// The options the run was started with (absent in files written before they were
+    pub shards: Option<ShardSet>,
+    /// The options the run was started with (absent in files written before they were
     /// recorded); `--resume` continues under them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunConfig>,
+    /// How many lines of the run's log (`results.jsonl`) this record holds; reading it applies
+    /// the lines after those (0 in files written before the log).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_lines: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RunResults {

@@ -1,18 +1,23 @@
-//! The results of a run in progress: each event from the executor is applied to the record and
-//! the record is written at once (JSON replaced atomically, then CSV), so that a crash of xbench
-//! loses at most the cell in progress. Those writes are synced to the disk at each change of the
-//! record as a whole (a group's end, the analysis, the run's end), not after every cell: a power
-//! cut may lose the cells of the group in progress, never an earlier file.
+//! The results of a run in progress. Each event from the executor is appended to the run's log
+//! (`results.jsonl`, one line, handed to the operating system at once) and applied to the record
+//! in memory, so that a crash of xbench loses at most the cell in progress; the log is synced to
+//! the disk when a group ends. results.json (replaced atomically) and results.csv are written
+//! from the record at each change of the record as a whole (the analysis after a group, the
+//! run's end), synced: a power cut may lose the cells of the group in progress, never an earlier
+//! file. No write between cells grows with the record.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 
 use super::files::{csv_bytes, json_bytes, replace};
+use super::log::Log;
 use super::{CellRecord, RunResults, SessionInfo, Status};
 
-/// What the executor reports, in the order things happen.
-#[derive(Debug, Clone)]
+/// What the executor reports, in the order things happen; one line of the run's log each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RunEvent {
     /// A group's session was loaded; `ready_ms` is from starting its worker to that moment.
     Loaded { group: usize, load_ms: f64, ready_ms: f64, session: SessionInfo },
@@ -29,17 +34,20 @@ pub enum RunEvent {
     GroupEnded { group: usize, status: Status, why: String },
 }
 
-/// A run's record and the files it is written to.
+/// A run's record, its log and the files it is written to.
 pub struct ResultsStore {
     results: RunResults,
+    log: Log,
     json: PathBuf,
     csv: PathBuf,
 }
 
 impl ResultsStore {
-    /// A store writing `results` to `results.json` and `results.csv` in `dir` (written at once).
+    /// A store writing `results` to `results.json` and `results.csv` in `dir` (written at once)
+    /// and its events to the log there: a new one, or for a resumed record, the log it was read with.
     pub fn create(results: RunResults, dir: &Path) -> Result<ResultsStore> {
-        let store = ResultsStore { results, json: dir.join("results.json"), csv: dir.join("results.csv") };
+        let log = Log::open(dir, results.log_lines)?;
+        let store = ResultsStore { results, log, json: dir.join("results.json"), csv: dir.join("results.csv") };
         store.save()?;
         Ok(store)
     }
@@ -68,19 +76,21 @@ impl ResultsStore {
 
     /// Writes the record, synced to the disk.
     pub fn save(&self) -> Result<()> {
-        self.write(true)
+        replace(&self.json, &json_bytes(&self.results)?, true)?;
+        replace(&self.csv, &csv_bytes(&self.results)?, true)
     }
 
-    fn write(&self, sync: bool) -> Result<()> {
-        replace(&self.json, &json_bytes(&self.results)?, sync)?;
-        replace(&self.csv, &csv_bytes(&self.results)?, sync)
-    }
-
-    /// Applies `event` to the record and writes it (synced when a group ends).
+    /// Appends `event` to the log (synced when a group ends) and applies it to the record.
     pub fn apply(&mut self, event: RunEvent) -> Result<()> {
-        let sync = !matches!(event, RunEvent::Cell(_) | RunEvent::Loaded { .. } | RunEvent::FirstRun { .. });
+        let ends_group = !matches!(event, RunEvent::Cell(_) | RunEvent::Loaded { .. } | RunEvent::FirstRun { .. });
+        let seq = self.results.log_lines + 1;
+        self.log.append(seq, &event)?;
+        if ends_group {
+            self.log.sync()?;
+        }
         apply(&mut self.results, event);
-        self.write(sync)
+        self.results.log_lines = seq;
+        Ok(())
     }
 }
 
@@ -164,14 +174,75 @@ mod tests {
         assert!(others.into_iter().all(|c| c.status == Status::Pending), "other groups are untouched");
     }
 
+    fn measured(r: &RunResults, i: usize) -> RunEvent {
+        let samples = vec![1.0 + i as f64];
+        let summary = Some(crate::stats::summarize(&samples, r.cells[i].batch, None));
+        RunEvent::Cell(Box::new(CellRecord { status: Status::Ok, samples_ms: samples, summary, ..r.cells[i].clone() }))
+    }
+
+    fn statuses(r: &RunResults) -> Vec<Status> {
+        r.cells.iter().map(|c| c.status).collect()
+    }
+
     #[test]
-    fn a_store_writes_after_every_event() {
+    fn events_reach_the_log_at_once_and_results_json_when_the_record_is_saved() {
         let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("results.json");
         let mut store = ResultsStore::create(results(), dir.path()).unwrap();
-        apply(&mut store.results, RunEvent::GroupDone { group: 0, peak_rss_mib: Some(3.0) });
+        assert_eq!(super::super::read_results(&json).unwrap(), results(), "a folder whose log is empty reads as its results.json");
+        store.apply(measured(store.results(), 1)).unwrap();
         store.apply(RunEvent::GroupDone { group: 1, peak_rss_mib: Some(4.0) }).unwrap();
-        let back = super::super::read_results(store.json_path()).unwrap();
-        assert_eq!(back.groups[1].peak_rss_mib, Some(4.0));
+        let on_disk = super::super::parse_results(&std::fs::read_to_string(&json).unwrap(), "results.json").unwrap();
+        assert_eq!(statuses(&on_disk), [Status::Pending; 4], "results.json is not rewritten per event");
+        let log = std::fs::read_to_string(dir.path().join(super::super::LOG_FILE)).unwrap();
+        assert_eq!(log.lines().count(), 2);
+        let back = super::super::read_results(&json).unwrap();
+        assert_eq!(&back, store.results(), "results.json and its log read back as the record in memory");
+
+        // Once saved, results.json holds the log's lines, and they are not applied a second time.
+        store.update(|r| r.cells[1].error = Some("judged".into())).unwrap();
+        let back = super::super::read_results(&json).unwrap();
+        assert_eq!((back.log_lines, back.cells[1].error.as_deref()), (2, Some("judged")));
         assert!(std::fs::read_to_string(store.csv_path()).unwrap().lines().count() > 1);
+    }
+
+    #[test]
+    fn a_line_cut_short_by_a_crash_is_left_out_and_a_resume_appends_after_the_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let (json, log) = (dir.path().join("results.json"), dir.path().join(super::super::LOG_FILE));
+        let mut store = ResultsStore::create(results(), dir.path()).unwrap();
+        store.apply(measured(store.results(), 0)).unwrap();
+        store.apply(measured(store.results(), 1)).unwrap();
+        drop(store);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, b"{\"seq\":3,\"event\":{\"cell\":{\"ind").unwrap();
+        let back = super::super::read_results(&json).unwrap();
+        assert_eq!(statuses(&back), [Status::Ok, Status::Ok, Status::Pending, Status::Pending]);
+        assert_eq!(back.log_lines, 2);
+
+        let mut store = ResultsStore::create(back, dir.path()).unwrap();
+        store.apply(measured(store.results(), 2)).unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text.lines().count(), 3, "the cut line is gone: {text}");
+        assert!(text.lines().nth(2).unwrap().starts_with("{\"seq\":3,"));
+        let back = super::super::read_results(&json).unwrap();
+        assert_eq!(statuses(&back), [Status::Ok, Status::Ok, Status::Ok, Status::Pending]);
+        assert_eq!(back.cells[2].samples_ms, [3.0]);
+    }
+
+    #[test]
+    fn a_log_line_that_is_not_this_runs_is_refused_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("results.json");
+        let mut store = ResultsStore::create(results(), dir.path()).unwrap();
+        let mut stranger = results().cells[0].clone();
+        stranger.model = "another".into();
+        store.apply(RunEvent::Cell(Box::new(stranger))).unwrap();
+        let e = format!("{:#}", super::super::read_results(&json).unwrap_err());
+        assert!(e.contains("results.jsonl line 1 is not an event of the run") && e.contains("another") && e.contains("fix:"), "{e}");
+
+        std::fs::write(dir.path().join(super::super::LOG_FILE), "{\"seq\":2,\"event\":{\"group_done\":{\"group\":0,\"peak_rss_mib\":null}}}\n").unwrap();
+        let e = format!("{:#}", super::super::read_results(&json).unwrap_err());
+        assert!(e.contains("events are missing"), "{e}");
     }
 }

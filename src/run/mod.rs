@@ -1,7 +1,8 @@
 //! Running a resolved plan: each (model, runtime) group in a worker (`executor`: a child process
 //! per group, optionally all loaded at once, or this process), its messages turned into events
-//! that the results store applies and writes at once; after each group the analysis pass judges
-//! what can be judged and the saved outputs nobody needs are removed. Prints nothing: what
+//! that the results store logs at once and applies; after each group the analysis pass judges
+//! what that group's cells let be judged, the record is written, and the saved outputs nobody
+//! needs are removed. Prints nothing: what
 //! happens is told to an `Observer`.
 
 mod budget;
@@ -224,14 +225,14 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
             }
         }
         let ended = Instant::now();
-        store.update(|r| crate::analysis::analyze(r, Some(outputs_dir)))?;
+        store.update(|r| crate::analysis::analyze_group(r, Some(outputs_dir), group.index))?;
         if let Some(keep) = &opts.keep_outputs {
             let digests = keep.keep(plan, group.index, outputs_dir)?;
             if !digests.is_empty() {
                 store.update(|r| r.shard.iter_mut().for_each(|s| s.kept_digests.extend(digests.iter().cloned())))?;
             }
         }
-        crate::analysis::siblings::release_outputs(store.results(), outputs_dir);
+        crate::analysis::siblings::release_outputs(store.results(), outputs_dir, Some(model));
         observer.group_done(store.results());
         tracing::debug!("group {} analysed and its results written in {:.1} ms", group.index, ended.elapsed().as_secs_f64() * 1e3);
         if stopped {

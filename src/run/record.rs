@@ -104,6 +104,7 @@ pub fn fresh(plan: &ResolvedPlan, file: &ScenarioFile, availability: Vec<Availab
         shard: None,
         shards: None,
         run: None,
+        log_lines: 0,
     }
 }
 

@@ -7,6 +7,8 @@
 //! - `fake-flat`: right outputs, but the same latency whatever the work.
 //! - `fake-crash`: aborts the process on its first run.
 //! - `fake-hang`: never returns from a run of a single row (batch 1); runs other batches as `fake-exact`.
+//! - `fake-instant`: returns at once with one small output (no work, no wait), to measure what
+//!   xbench itself spends per cell.
 
 use std::time::Duration;
 
@@ -32,6 +34,7 @@ pub enum Behaviour {
     Flat,
     Crash,
     Hang,
+    Instant,
 }
 
 /// A test double.
@@ -69,6 +72,10 @@ fn wait(d: Duration) {
 impl Session for FakeSession {
     fn run(&mut self, feed: &Feed) -> Result<()> {
         let (b, l) = (feed.batch, feed.seq_len);
+        if self.behaviour == Behaviour::Instant {
+            self.last = vec![Output { name: "pooler_output".into(), data: Tensor::F32(ArrayD::from_elem(IxDyn(&[b, 1]), 0.0)) }];
+            return Ok(());
+        }
         match self.behaviour {
             Behaviour::Crash => std::process::abort(),
             Behaviour::Hang if b == 1 => loop {

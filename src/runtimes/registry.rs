@@ -63,6 +63,7 @@ static REGISTRY: &[Registration] = &[
     double("fake-flat", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Flat)) as Arc<dyn Runtime>)),
     double("fake-crash", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Crash)) as Arc<dyn Runtime>)),
     double("fake-hang", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Hang)) as Arc<dyn Runtime>)),
+    double("fake-instant", |r| no_options(r).map(|_| Arc::new(fake::Fake(fake::Behaviour::Instant)) as Arc<dyn Runtime>)),
 ];
 
 /// A runtime of a plan: its request and what it is.
