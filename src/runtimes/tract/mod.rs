@@ -1,6 +1,8 @@
 //! tract on CPU: pure Rust, always available. The graph is read and typed once, with its inputs'
 //! symbolic dims (`symbolic`); each cell's shapes get a plan made from it, concretized and
 //! optimized once per shape (untimed, in `prepare`); the plan's state is reused across iterations.
+//! A large model's typed graph is not kept beside its plan (`KEEP_GRAPH_MAX_BYTES`): its later
+//! shapes' plans are made of the file read again.
 
 mod read;
 mod symbolic;
@@ -18,6 +20,12 @@ use crate::tensor::{ElemType, Tensor as HostTensor};
 
 /// What to do about a graph tract does not support.
 const UNSUPPORTED_FIX: &str = "run this model on ONNX Runtime (ort-cpu); tract does not implement every ONNX operator and form (see the operator named above)";
+
+/// The largest ONNX file whose typed graph a session keeps between shapes. A kept graph holds the
+/// weights as read beside the plan's, which tract packs anew for its kernels: at most this much
+/// more memory. A larger model's plan is made of the typed graph itself, and each later new shape's
+/// plan of the file read again, so that its weights are never held twice.
+const KEEP_GRAPH_MAX_BYTES: u64 = 64 << 20;
 
 /// tract on the CPU: built in, always usable.
 pub struct Tract;
@@ -43,10 +51,12 @@ impl Runtime for Tract {
 pub struct TractSession {
     /// The file, read again for each new shape's plan where the graph cannot be typed once.
     onnx: std::path::PathBuf,
-    /// The graph typed once, from which each new shape's plan is made. It holds the weights as
-    /// read for the session's life, beside the plan's weights packed for its kernels. `None` where
-    /// tract cannot type the graph without the cells' shapes.
+    /// The graph typed once, from which each new shape's plan is made. `None` where tract cannot
+    /// type the graph without the cells' shapes, and once a plan is made of it when it is not kept.
     graph: Option<Symbolic>,
+    /// Whether `graph` is kept for the session's life (files up to `KEEP_GRAPH_MAX_BYTES`), holding
+    /// the weights as read beside the plan's packed ones.
+    keep_graph: bool,
     /// Shapes of the current plan's inputs, and the state reused across runs.
     current: Option<(Vec<Vec<usize>>, TypedSimpleState)>,
     /// Outputs of the last run, as tract returned them.
@@ -66,9 +76,11 @@ impl TractSession {
         let graph = Symbolic::new(inference)
             .inspect_err(|e| tracing::debug!("{}: tract cannot type the graph before the inputs' shapes are known ({e:#}); each new shape's plan reads the file", onnx.display()))
             .ok();
+        let keep_graph = std::fs::metadata(onnx).is_ok_and(|m| m.len() <= KEEP_GRAPH_MAX_BYTES);
         Ok(TractSession {
             onnx: onnx.to_path_buf(),
             graph,
+            keep_graph,
             current: None,
             last: tvec!(),
             info: SessionInfo {
@@ -180,7 +192,11 @@ impl Session for TractSession {
         let _loading = super::loading::Loading::begin();
         let inputs: Vec<(DatumType, Vec<usize>)> = feed.tensors.iter().map(|(_, t)| Ok((datum_type(t.elem_type())?, t.shape().to_vec()))).collect::<Result<_>>()?;
         // Where the typed graph does not take these inputs, the file as read does (or tract says why not).
-        let optimized = match self.graph.as_ref().and_then(|g| g.optimized_for(&inputs)) {
+        let typed = match self.keep_graph {
+            true => self.graph.as_ref().and_then(|g| g.optimized_for(&inputs)),
+            false => self.graph.take().and_then(|g| g.into_optimized_for(&inputs)),
+        };
+        let optimized = match typed {
             Some(Ok(model)) => Ok(model),
             Some(Err(e)) => {
                 tracing::debug!("{}: tract cannot make a plan for shapes {shapes:?} from the typed graph ({e:#}); reading the file", self.onnx.display());

@@ -59,4 +59,13 @@ impl Symbolic {
         let values = self.bind(inputs)?;
         Some(self.model.set_symbols(&values).and_then(TypedModel::into_optimized))
     }
+
+    /// As `optimized_for`, the typed graph given up as soon as the concrete one is made of it: the
+    /// plan then holds the only reference to each weight as read, and drops it once packed.
+    pub fn into_optimized_for(self, inputs: &[(DatumType, Vec<usize>)]) -> Option<TractResult<TypedModel>> {
+        let values = self.bind(inputs)?;
+        let concrete = self.model.set_symbols(&values);
+        drop(self);
+        Some(concrete.and_then(TypedModel::into_optimized))
+    }
 }

@@ -38,18 +38,23 @@ fn typed_graph_plans_match_plans_from_the_file() {
     let opts = RuntimeOptions { threads: Some(1), ..Default::default() };
     let mut cached = TractSession::load(&tiny_bert(), &opts).unwrap();
     assert!(cached.graph.is_some(), "tiny-bert's graph types with symbolic dims");
+    assert!(cached.keep_graph, "a 4 MB model's typed graph is kept");
     let mut fresh = TractSession::load(&tiny_bert(), &opts).unwrap();
     fresh.graph = None;
+    // As a large model: the first plan made of the typed graph, the later ones of the file.
+    let mut large = TractSession::load(&tiny_bert(), &opts).unwrap();
+    large.keep_graph = false;
     for (batch, sequence) in [(1, 1), (2, 7), (3, 16), (1, 64), (2, 7)] {
         let f = feed(batch, sequence);
-        for s in [&mut cached, &mut fresh] {
+        for s in [&mut cached, &mut fresh, &mut large] {
             s.prepare(&f).unwrap();
             s.run(&f).unwrap();
         }
-        let (a, b) = (bits(&cached.outputs(&f).unwrap()), bits(&fresh.outputs(&f).unwrap()));
+        assert!(cached.graph.is_some() && large.graph.is_none());
+        let (a, b, c) = (bits(&cached.outputs(&f).unwrap()), bits(&fresh.outputs(&f).unwrap()), bits(&large.outputs(&f).unwrap()));
         assert_eq!(a.len(), 2, "last_hidden_state and pooler_output");
         assert_eq!(a[0].1, vec![batch, sequence, 32]);
-        assert!(a == b, "outputs differ at batch {batch} × sequence {sequence}");
+        assert!(a == b && a == c, "outputs differ at batch {batch} × sequence {sequence}");
     }
 }
 
