@@ -28,10 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "runtimes"))
 
-import hf_config  # noqa: E402
-import mlx_model  # noqa: E402
-import onnx_weights  # noqa: E402
-from protocol import AdapterError, Hello, ModelInfo  # noqa: E402
+import hf_config
+import mlx_model
+import onnx_weights
+from protocol import AdapterError, Hello, ModelInfo
 
 
 def main() -> int:
