@@ -103,3 +103,20 @@ pub fn wall_line(w: &WallTime, r: &RunResults) -> String {
     )
 }
 
+
+#[cfg(test)]
+mod tests {
+    use xbench::results::{parse_results, CellRecord, Status};
+    use xbench::scenario::RuntimeId;
+
+    #[test]
+    fn preparation_is_told_with_each_runtime_that_spent_a_tenth_of_a_second() {
+        let mut r = parse_results(include_str!("../../tests/data/minimal-results.json"), "minimal-results.json").unwrap();
+        let cell = r.cells[0].clone();
+        let cells = [(RuntimeId::TRACT_CPU, 300.0, Status::Ok), (RuntimeId::TRACT_CPU, 20.0, Status::Ok), (RuntimeId::TRACT_CPU, 10.0, Status::Ok), (RuntimeId::TRACT_CPU, 900.0, Status::Failed), (RuntimeId::ORT_CPU, 0.01, Status::Ok)];
+        r.cells = cells.into_iter().map(|(runtime, ms, status)| CellRecord { runtime, status, prepare_ms: Some(ms), ..cell.clone() }).collect();
+        assert_eq!(super::preparation(&r), "cell preparation 0.3 s (tract-cpu 0.3 s, median 20.0 ms a cell)");
+        r.cells.retain(|c| c.runtime == RuntimeId::ORT_CPU);
+        assert_eq!(super::preparation(&r), "cell preparation 0.0 s");
+    }
+}
