@@ -515,7 +515,7 @@ def load_weights(definition: ModelDef, use_random: bool, hub_ok: bool, require_t
             return hub_model(definition)
         except Exception as err:
             if require_trained:
-                raise SystemExit(f"error: cannot load {definition.hub_id} from the Hub: {err}")
+                raise SystemExit(f"error: cannot load {definition.hub_id} from the Hub: {err}") from err
             print(f"  could not load {definition.hub_id} from the Hub ({type(err).__name__}: {str(err).splitlines()[0]})")
     elif require_trained:
         raise SystemExit("error: the Hub cannot be reached and --require-trained was given")

@@ -26,12 +26,10 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "runtimes"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the package `runtimes` beside this file
 
-import hf_config  # noqa: E402
-import mlx_model  # noqa: E402
-import onnx_weights  # noqa: E402
-from protocol import AdapterError, Hello, ModelInfo  # noqa: E402
+from runtimes import hf_config, mlx_model, onnx_weights
+from runtimes.protocol import AdapterError, Hello, ModelInfo
 
 
 def main() -> int:

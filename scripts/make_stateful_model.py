@@ -141,8 +141,8 @@ def main() -> None:
     x = rng.standard_normal((BATCH, IN)).astype(np.float32)
     state = (rng.standard_normal((2, BATCH, HIDDEN)) * 0.5).astype(np.float32)
 
-    from onnx.reference import ReferenceEvaluator
     import onnxruntime as ort
+    from onnx.reference import ReferenceEvaluator
 
     ref = ReferenceEvaluator(model)
     opts = ort.SessionOptions()

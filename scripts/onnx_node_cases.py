@@ -57,6 +57,7 @@ beyond rtol/atol and output names; xbench-style runners can use it to pick cases
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing
@@ -608,10 +609,8 @@ class _Worker:
         self.conn.close()
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.conn.send(None)
-        except OSError:
-            pass
         self.proc.join(timeout=5)
         if self.proc.is_alive():
             self.proc.kill()
@@ -805,7 +804,7 @@ def choose_sample(cases: dict[str, dict], count: int, max_bytes: int,
             if not names:
                 continue
 
-            def key(n: str) -> tuple:
+            def key(n: str, op: str = op) -> tuple:
                 r = cand[n]
                 new = {(op, d) for d in r["input_dtypes"] + r["output_dtypes"]} - op_dtypes
                 return (-len(new), bool(r["expanded"]), r["bytes"], n)

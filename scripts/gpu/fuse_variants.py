@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import export_models as em  # noqa: E402
+import export_models as em
 
 
 def torchscript_export(wrapper: torch.nn.Module, names: list[str], outputs: list[str], example: dict, path: Path) -> None:
@@ -81,7 +81,7 @@ def main() -> int:
         print(f"TorchScript export failed: {type(e).__name__}: {e}")
         return 1
     print(f"exported {ts / 'model.onnx'} with the TorchScript exporter in {time.perf_counter() - started:.1f} s")
-    ok, diff = em.check_export(ts / "model.onnx", feed, em.run_torch(em.wrap(model, "bert", float_outputs=False), feed), em.TOLERANCE_FP32, "TorchScript fp32 vs torch fp32")
+    ok, _ = em.check_export(ts / "model.onnx", feed, em.run_torch(em.wrap(model, "bert", float_outputs=False), feed), em.TOLERANCE_FP32, "TorchScript fp32 vs torch fp32")
     shutil.copyfile(tokenizer, ts / "tokenizer.json")
     write_yaml(ts, "bert-base-uncased exported with the TorchScript exporter (opset 17), fp32", None)
 
@@ -95,7 +95,7 @@ def main() -> int:
     m.save_model_to_file(str(fused / "model.onnx"))
     stats = {k: v for k, v in m.get_fused_operator_statistics().items() if v}
     print(f"optimized and converted to fp16 in {time.perf_counter() - started:.1f} s; fused operators: {stats}")
-    ok2, diff2 = em.check_export(fused / "model.onnx", feed, em.run_torch(em.wrap(model, "bert", float_outputs=True), feed), em.TOLERANCE_FP16, "fused fp16 vs torch fp32")
+    ok2, _ = em.check_export(fused / "model.onnx", feed, em.run_torch(em.wrap(model, "bert", float_outputs=True), feed), em.TOLERANCE_FP16, "fused fp16 vs torch fp32")
     shutil.copyfile(tokenizer, fused / "tokenizer.json")
     write_yaml(
         fused,

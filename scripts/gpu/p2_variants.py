@@ -32,8 +32,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import export_models as em  # noqa: E402
-import fuse_variants as fv  # noqa: E402
+import fuse_variants as fv
+
+import export_models as em
 
 NAME = "bert-base-uncased"
 

@@ -27,22 +27,33 @@ def main() -> int:
     dev = [r for r in ort if timer.get(r, "").startswith("device-resident")]
     torch = "torch-fp16-sdpa-graph"
     print(f"variant: {variant}\n")
-    print("| cell (chars x batch) | tokens | best ONNX end to end | best ONNX device-resident | torch fp16 SDPA eager | torch fp16 SDPA CUDA graph | Python onnxruntime | torch graph / best ONNX e2e | torch graph / best ONNX device |")
+    print(
+        "| cell (chars x batch) | tokens | best ONNX end to end | best ONNX device-resident | torch fp16 SDPA eager | torch fp16 SDPA CUDA graph "
+        "| Python onnxruntime | torch graph / best ONNX e2e | torch graph / best ONNX device |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     tokens = {(c["chars"], c["batch"]): c["tokens"]["padded_len"] for c in cells if c.get("tokens")}
-    for chars, batch in grid:
-        def best(series):
-            found = [(mean[(m, r, chars, batch)], m, r) for m in (base, variant) for r in series if (m, r, chars, batch) in ok]
-            return min(found) if found else None
+    def best(series, chars, batch):
+        found = [(mean[(m, r, chars, batch)], m, r) for m in (base, variant) for r in series if (m, r, chars, batch) in ok]
+        return min(found) if found else None
 
-        b_e2e, b_dev = best(e2e), best(dev)
+    def show(b):
+        return f"{b[0]:.3f} ({'fp16 variant' if b[1] != base else 'fp32'}, {b[2]})" if b else "-"
+
+    def ratio(t, b):
+        return f"{t / b[0]:.2f}x" if b and t else "-"
+
+    def f(v):
+        return f"{v:.3f}" if v is not None else "-"
+
+    for chars, batch in grid:
+        b_e2e, b_dev = best(e2e, chars, batch), best(dev, chars, batch)
         t = mean.get((base, torch, chars, batch))
         te = mean.get((base, "torch-fp16-sdpa", chars, batch))
         py = mean.get((base, "ort-python", chars, batch))
-        show = lambda b: f"{b[0]:.3f} ({'fp16 variant' if b[1] != base else 'fp32'}, {b[2]})" if b else "-"
-        ratio = lambda b: f"{t / b[0]:.2f}x" if b and t else "-"
-        f = lambda v: f"{v:.3f}" if v is not None else "-"
-        print(f"| {chars} x {batch} | {batch} x {tokens.get((chars, batch), '?')} | {show(b_e2e)} | {show(b_dev)} | {f(te)} | {f(t)} | {f(py)} | {ratio(b_e2e)} | {ratio(b_dev)} |")
+        print(
+            f"| {chars} x {batch} | {batch} x {tokens.get((chars, batch), '?')} | {show(b_e2e)} | {show(b_dev)} | {f(te)} | {f(t)} | {f(py)} | {ratio(t, b_e2e)} | {ratio(t, b_dev)} |"
+        )
     return 0
 
 

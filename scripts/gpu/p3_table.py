@@ -12,7 +12,8 @@ import sys
 
 
 def row(path):
-    r = json.load(open(f"{path}/results.json"))
+    with open(f"{path}/results.json") as file:
+        r = json.load(file)
     w, cells, groups = r["wall"], r["cells"], r["groups"]
     timed = sum(sum(c["samples_ms"]) for c in cells) / 1e3
     warm = sum((c.get("warmup_ms") or 0) + (c.get("prepare_ms") or 0) for c in cells) / 1e3

@@ -3,18 +3,23 @@
 `configuration(hello)` reads the model folder's config.json (never the Hub), or else takes
 model.yaml's `architecture` and the configuration scripts/export_models.py embeds for the model.
 The export script is read as text (its KNOWN_MODELS table), not imported, so neither torch nor
-onnxruntime has to be installed. `StrategyUnavailable` is the exception every way of getting a
-model's weights raises when it does not apply to a folder.
+onnxruntime has to be installed.
+
+It also holds what torch_hf.py's and mlx_hf.py's models share: `StrategyUnavailable`, the exception
+every way of getting a model's weights raises when it does not apply to a folder; `build_with`,
+which tries the ways in order; `refuse_unasked_seed` and `pooler_kwargs`.
 """
 
 from __future__ import annotations
 
 import ast
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protocol import AdapterError, Hello
+from .protocol import AdapterError, Hello
 
 EXPORT_SCRIPT = Path(__file__).resolve().parent.parent / "export_models.py"
 
@@ -32,6 +37,38 @@ class Built:
     weights: str  # where the weights came from, in words
     configuration: str  # where the configuration came from, in words
     not_used: list[str]  # the strategies tried before, each with why it did not apply
+
+
+# The ways of getting a model's weights, in the order `weights: auto` tries them.
+STRATEGIES = ("checkpoint", "onnx", "seed")
+
+
+def build_with(weights: str, attempt: Callable[[str], tuple[Any, str]], configuration: str) -> Built:
+    """The model from the first strategy that applies: `weights` names one, or `auto` tries them
+    all in order. `attempt(strategy)` returns the model and where its weights came from, or raises
+    `StrategyUnavailable`; the reasons of those that did not apply are kept."""
+    tried: list[str] = []
+    for strategy in STRATEGIES if weights == "auto" else (weights,):
+        try:
+            model, described = attempt(strategy)
+            return Built(model, strategy, described, configuration, tried)
+        except StrategyUnavailable as why:
+            tried.append(f"{strategy}: {why}")
+    raise AdapterError("no weights for the model: " + "; ".join(tried))
+
+
+def refuse_unasked_seed(weights_label: str, asked: bool) -> None:
+    """Weights made from a seed are the ONNX model's only where model.yaml says `weights: random`
+    (unless asked for by name)."""
+    if not asked and weights_label != "random":
+        raise StrategyUnavailable(f"model.yaml says `weights: {weights_label or '(absent)'}`, so weights made from a seed would not be the ONNX model's")
+
+
+def pooler_kwargs(model_class: Any, with_pooler: bool) -> dict[str, Any]:
+    """`add_pooling_layer` for a model class that takes it (BERT-like encoders), else nothing."""
+    if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+        return {"add_pooling_layer": with_pooler}
+    return {}
 
 
 @dataclass

@@ -14,15 +14,13 @@ them in this order, each one either applies or says why not):
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hf_config
-import onnx_weights
-from hf_config import Built, StrategyUnavailable
-from protocol import AdapterError, Hello
+from . import hf_config, onnx_weights
+from .hf_config import Built, StrategyUnavailable
+from .protocol import AdapterError, Hello
 
 CHECKPOINT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
@@ -52,10 +50,7 @@ def architecture(hello: Hello) -> Architecture:
 def construct(arch: Architecture, with_pooler: bool) -> Any:
     """A freshly initialised model (eager attention), with or without its pooler."""
     arch.config._attn_implementation = "eager"
-    kwargs = {}
-    if "add_pooling_layer" in inspect.signature(arch.model_class.__init__).parameters:
-        kwargs["add_pooling_layer"] = with_pooler
-    return arch.model_class(arch.config, **kwargs)
+    return arch.model_class(arch.config, **hf_config.pooler_kwargs(arch.model_class, with_pooler))
 
 
 def checkpoint_weights(arch: Architecture, folder: Path, with_pooler: bool) -> tuple[Any, str]:
@@ -64,9 +59,7 @@ def checkpoint_weights(arch: Architecture, folder: Path, with_pooler: bool) -> t
         raise StrategyUnavailable(f"no transformers checkpoint ({', '.join(CHECKPOINT_FILES[::2])}) in {folder}")
     if not (folder / "config.json").is_file():
         raise StrategyUnavailable(f"{folder} has {present[0]} but no config.json to load it with")
-    kwargs: dict[str, Any] = {"attn_implementation": "eager", "output_loading_info": True}
-    if "add_pooling_layer" in inspect.signature(arch.model_class.__init__).parameters:
-        kwargs["add_pooling_layer"] = with_pooler
+    kwargs: dict[str, Any] = {"attn_implementation": "eager", "output_loading_info": True, **hf_config.pooler_kwargs(arch.model_class, with_pooler)}
     model, info = arch.model_class.from_pretrained(str(folder), **kwargs)
     missing = list(info.get("missing_keys", []))
     if missing:
@@ -89,8 +82,7 @@ def onnx_weights_of(arch: Architecture, onnx_path: Path, with_pooler: bool) -> t
 def seed_weights(arch: Architecture, seed: int, with_pooler: bool, asked: bool) -> tuple[Any, str]:
     import torch
 
-    if not asked and arch.weights_label != "random":
-        raise StrategyUnavailable(f"model.yaml says `weights: {arch.weights_label or '(absent)'}`, so weights made from a seed would not be the ONNX model's")
+    hf_config.refuse_unasked_seed(arch.weights_label, asked)
     torch.manual_seed(seed)
     model = construct(arch, with_pooler)
     return model, f"random, as scripts/export_models.py makes them (torch.manual_seed({seed}), then the model class)"
@@ -110,16 +102,12 @@ def use_attention(model: Any, attention: str) -> None:
 def build(hello: Hello, weights: str, seed: int, with_pooler: bool) -> Built:
     """The model for `hello`'s folder, with weights by `weights` (auto, checkpoint, onnx or seed)."""
     arch = architecture(hello)
-    tried: list[str] = []
-    for strategy in ["checkpoint", "onnx", "seed"] if weights == "auto" else [weights]:
-        try:
-            if strategy == "checkpoint":
-                model, described = checkpoint_weights(arch, hello.model.dir, with_pooler)
-            elif strategy == "onnx":
-                model, described = onnx_weights_of(arch, hello.model.onnx, with_pooler)
-            else:
-                model, described = seed_weights(arch, seed, with_pooler, asked=weights == "seed")
-            return Built(model, strategy, described, arch.source, tried)
-        except StrategyUnavailable as why:
-            tried.append(f"{strategy}: {why}")
-    raise AdapterError("no weights for the model: " + "; ".join(tried))
+
+    def attempt(strategy: str) -> tuple[Any, str]:
+        if strategy == "checkpoint":
+            return checkpoint_weights(arch, hello.model.dir, with_pooler)
+        if strategy == "onnx":
+            return onnx_weights_of(arch, hello.model.onnx, with_pooler)
+        return seed_weights(arch, seed, with_pooler, asked=weights == "seed")
+
+    return hf_config.build_with(weights, attempt, arch.source)

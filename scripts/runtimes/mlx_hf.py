@@ -47,10 +47,11 @@ from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # a model name that is not a local path must never reach the Hub
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run by path: the package `runtimes` is found in the folder above this file
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import protocol  # noqa: E402
-from protocol import AdapterError, Cell, CellResult, Hello, Ready  # noqa: E402
+from runtimes import protocol
+from runtimes.protocol import AdapterError, Cell, CellResult, Hello, Ready
 
 OPTIONS = {"device": "cpu", "dtype": "fp32", "mask_dtype": "float32", "compile": "false", "tf32": "false", "timing": "end-to-end", "weights": "auto", "seed": "0"}
 SETUP = "run `xbench setup runtime mlx` (or pip install mlx mlx-transformers for the python3 this runtime uses)"
@@ -108,7 +109,7 @@ class MlxHF:
             raise AdapterError(f"the model folder {hello.model.dir} is not a folder")
         os.environ["MLX_ENABLE_TF32"] = "1" if tf32 else "0"  # read once, when MLX first needs it
         mx = self.mx = import_mlx()
-        import mlx_model
+        from runtimes import mlx_model
 
         device = self._device(gpu, hello.device)
         mx.set_default_device(device)

@@ -20,14 +20,12 @@ absolute path. Needs mlx, mlx-transformers, transformers (configurations only), 
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
-import hf_config
-import onnx_weights
-from hf_config import Built, StrategyUnavailable
-from protocol import AdapterError, Hello
+from . import hf_config, onnx_weights
+from .hf_config import Built, StrategyUnavailable
+from .protocol import AdapterError, Hello
 
 # model_type -> mlx-transformers base model class: the encoders xbench's models can feed.
 ENCODERS = {"bert": "BertModel", "roberta": "RobertaModel", "xlm-roberta": "XLMRobertaModel"}
@@ -78,10 +76,7 @@ def package_version(name: str) -> str:
 
 
 def construct(cls: Any, config: Any, with_pooler: bool) -> Any:
-    kwargs = {}
-    if "add_pooling_layer" in inspect.signature(cls.__init__).parameters:
-        kwargs["add_pooling_layer"] = with_pooler
-    return cls(config, **kwargs)
+    return cls(config, **hf_config.pooler_kwargs(cls, with_pooler))
 
 
 def parameter_shapes(model: Any) -> dict[str, tuple[int, ...]]:
@@ -145,8 +140,7 @@ def onnx_initializer_weights(model: Any, onnx_path: Path) -> str:
 def seed_weights(seed: int, label: str, asked: bool) -> str:
     import mlx.core as mx
 
-    if not asked and label != "random":
-        raise StrategyUnavailable(f"model.yaml says `weights: {label or '(absent)'}`, so weights made from a seed would not be the ONNX model's")
+    hf_config.refuse_unasked_seed(label, asked)
     mx.random.seed(seed)
     return (
         f"random: mx.random.seed({seed}) and mlx-transformers' own initialisation; these are not the ONNX file's "
@@ -158,18 +152,16 @@ def build(hello: Hello, weights: str, seed: int, with_pooler: bool) -> Built:
     """The model for `hello`'s folder, with weights by `weights` (auto, checkpoint, onnx or seed)."""
     conf = hf_config.configuration(hello)
     cls = model_class(conf.config)
-    tried: list[str] = []
-    for strategy in ["checkpoint", "onnx", "seed"] if weights == "auto" else [weights]:
-        try:
-            if strategy == "seed":
-                described = seed_weights(seed, conf.weights_label, asked=weights == "seed")
-            model = construct(cls, conf.config, with_pooler)  # after the seed: initialisation draws from it
-            if strategy == "checkpoint":
-                described = checkpoint_weights(model, hello.model.dir)
-            elif strategy == "onnx":
-                described = onnx_initializer_weights(model, hello.model.onnx)
-            model.eval()  # load_weights leaves dropout on
-            return Built(model, strategy, described, conf.source, tried)
-        except StrategyUnavailable as why:
-            tried.append(f"{strategy}: {why}")
-    raise AdapterError("no weights for the model: " + "; ".join(tried))
+
+    def attempt(strategy: str) -> tuple[Any, str]:
+        if strategy == "seed":
+            described = seed_weights(seed, conf.weights_label, asked=weights == "seed")
+        model = construct(cls, conf.config, with_pooler)  # after the seed: initialisation draws from it
+        if strategy == "checkpoint":
+            described = checkpoint_weights(model, hello.model.dir)
+        elif strategy == "onnx":
+            described = onnx_initializer_weights(model, hello.model.onnx)
+        model.eval()  # load_weights leaves dropout on
+        return model, described
+
+    return hf_config.build_with(weights, attempt, conf.source)

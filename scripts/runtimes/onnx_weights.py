@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_config import StrategyUnavailable
+from .hf_config import StrategyUnavailable
 
 # Nodes a weight may pass through on its way to the operation that uses it.
 PASS_THROUGH_OPS = ("Cast", "Identity")

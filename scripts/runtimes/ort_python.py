@@ -40,12 +40,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run by path: the package `runtimes` is found in the folder above this file
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import protocol  # noqa: E402
-from protocol import AdapterError, Cell, CellResult, Hello, Ready  # noqa: E402
+from runtimes import protocol
+from runtimes.protocol import AdapterError, Cell, CellResult, Hello, Ready
 
 OPTIONS = {"provider": "cpu", "io": "numpy", "timing": "end-to-end", "threads": "", "graph_optimization": "", "tf32": "true"}
 OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}

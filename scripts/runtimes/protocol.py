@@ -14,8 +14,11 @@ An adapter implements `Adapter` (load the model, run one cell, report peak memor
 - option parsing with defaults and checked choices (`Options`);
 - safetensors files as numpy arrays (`load_arrays`, `save_arrays`).
 
-Adapters import it by path (the programs run under `python3 -P`):
-    sys.path.insert(0, str(Path(__file__).resolve().parent)); import protocol
+Adapters import it from the package `runtimes` (a program run by path under `python3 -P` first
+puts the folder above the package on `sys.path`):
+    if not __package__:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from runtimes import protocol
 """
 
 from __future__ import annotations

@@ -10,18 +10,18 @@ import sys
 import unittest
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run by path: the package `runtimes` is found in the folder above this file
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
 
-import hf_config  # noqa: E402
-import onnx_weights  # noqa: E402
+from runtimes import hf_config, onnx_weights
 
 IN, OUT = 3, 4
 
 
-def graph(extra_nodes=(), extra_inits=()):  # noqa: ANN001, ANN201
+def graph(extra_nodes=(), extra_inits=()):
     """x [1, IN] through four layers whose weights the graph stores and uses in different ways:
     - `model.plain.weight` [IN, OUT], right-hand side of MatMul (stored transposed);
     - `model.turned.weight` [OUT, IN], Transpose then MatMul (stored as the layer's own);
@@ -90,7 +90,7 @@ class OnnxWeights(unittest.TestCase):
         self.assertIn("turned.weight [4, 3] (model [4, 3], used mixed)", str(caught.exception))
 
 
-def fx(node, call: str, *params: str):  # noqa: ANN001, ANN201
+def fx(node, call: str, *params: str):
     """The node metadata torch's dynamo exporter writes: the aten call and its parameters."""
     args = ", ".join(["%x", *(f"%p_{p}" for p in params)])
     helper.set_metadata_props(node, {"pkg.torch.onnx.fx_node": f"%out = call_function[target=torch.ops.aten.{call}.default](args = ({args}), kwargs = {{}})"})
@@ -153,6 +153,42 @@ class EmbeddedConfigurations(unittest.TestCase):
         self.assertEqual((models["bert-large-uncased"].architecture, models["bert-large-uncased"].config["hidden_size"]), ("bert", 1024))
         self.assertEqual(models["xlm-roberta-base"].config["vocab_size"], 250002)
         self.assertNotIn("torch", sys.modules)
+
+
+class WeightStrategies(unittest.TestCase):
+    def test_auto_takes_the_first_that_applies_and_keeps_why_the_others_did_not(self) -> None:
+        def attempt(strategy: str) -> tuple[object, str]:
+            if strategy == "checkpoint":
+                raise hf_config.StrategyUnavailable("no checkpoint here")
+            return f"model by {strategy}", f"weights by {strategy}"
+
+        built = hf_config.build_with("auto", attempt, "config.json")
+        self.assertEqual((built.model, built.strategy, built.weights, built.configuration), ("model by onnx", "onnx", "weights by onnx", "config.json"))
+        self.assertEqual(built.not_used, ["checkpoint: no checkpoint here"])
+        self.assertEqual(hf_config.build_with("seed", attempt, "c").strategy, "seed")
+
+    def test_none_that_applies_is_an_error_naming_each_reason(self) -> None:
+        def attempt(strategy: str) -> tuple[object, str]:
+            raise hf_config.StrategyUnavailable(f"{strategy} is out")
+
+        with self.assertRaises(hf_config.AdapterError) as caught:
+            hf_config.build_with("auto", attempt, "c")
+        self.assertEqual(str(caught.exception), "no weights for the model: checkpoint: checkpoint is out; onnx: onnx is out; seed: seed is out")
+        with self.assertRaises(hf_config.StrategyUnavailable) as caught:
+            hf_config.refuse_unasked_seed("trained", asked=False)
+        self.assertIn("`weights: trained`", str(caught.exception))
+        hf_config.refuse_unasked_seed("trained", asked=True)
+        hf_config.refuse_unasked_seed("random", asked=False)
+
+    def test_the_pooler_is_passed_only_to_classes_that_take_it(self) -> None:
+        class Encoder:
+            def __init__(self, config: object, add_pooling_layer: bool = True) -> None: ...
+
+        class Other:
+            def __init__(self, config: object) -> None: ...
+
+        self.assertEqual(hf_config.pooler_kwargs(Encoder, False), {"add_pooling_layer": False})
+        self.assertEqual(hf_config.pooler_kwargs(Other, False), {})
 
 
 if __name__ == "__main__":

@@ -52,11 +52,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run by path: the package `runtimes` is found in the folder above this file
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import hf_model  # noqa: E402
-import protocol  # noqa: E402
-from protocol import AdapterError, Cell, CellResult, Hello, Ready  # noqa: E402
+from runtimes import hf_model, protocol
+from runtimes.protocol import AdapterError, Cell, CellResult, Hello, Ready
 
 OPTIONS = {
     "device": "cpu",
@@ -278,9 +278,10 @@ class TorchHF:
         shapes = {name: output(first, name, to_host=False) for name in names}
         torch.cuda.synchronize(device)
         if self.resident:
+            resident_inputs = on_device
 
             def resident_step() -> dict[str, Any]:
-                out = forward(**on_device)
+                out = forward(**resident_inputs)
                 result = {name: output(out, name, to_host=False) for name in names}
                 torch.cuda.synchronize(device)
                 return result

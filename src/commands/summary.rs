@@ -60,11 +60,33 @@ fn secs(ms: f64) -> String {
     format!("{:.1}", if ms > 0.0 { ms / 1e3 } else { 0.0 })
 }
 
+/// The cells' untimed preparation for their shapes (tract's plan for each new shape), all together
+/// and for each runtime that spent a tenth of a second or more on it: its total and median per cell.
+fn preparation(r: &RunResults) -> String {
+    let ok: Vec<_> = r.cells.iter().filter(|c| c.status == Status::Ok).collect();
+    let all: f64 = ok.iter().map(|c| c.prepare_ms.unwrap_or(0.0)).sum();
+    let mut runtimes: Vec<_> = ok.iter().map(|c| c.runtime).collect();
+    runtimes.sort();
+    runtimes.dedup();
+    let parts: Vec<String> = runtimes
+        .into_iter()
+        .filter_map(|rt| {
+            let ms: Vec<f64> = ok.iter().filter(|c| c.runtime == rt).map(|c| c.prepare_ms.unwrap_or(0.0)).collect();
+            let total: f64 = ms.iter().sum();
+            (total >= 100.0).then(|| format!("{rt} {} s, median {:.1} ms a cell", secs(total), xbench::stats::median(&ms)))
+        })
+        .collect();
+    match parts.is_empty() {
+        true => format!("cell preparation {} s", secs(all)),
+        false => format!("cell preparation {} s ({})", secs(all), parts.join("; ")),
+    }
+}
+
 /// Where the run's wall time went, one line.
 pub fn wall_line(w: &WallTime, r: &RunResults) -> String {
     let ok = r.cells.iter().filter(|c| c.status == Status::Ok);
     let timed = secs(ok.clone().map(|c| c.samples_ms.iter().sum::<f64>()).sum::<f64>());
-    let warm = secs(ok.map(|c| c.warmup_ms.unwrap_or(0.0) + c.prepare_ms.unwrap_or(0.0)).sum::<f64>());
+    let warm = secs(ok.map(|c| c.warmup_ms.unwrap_or(0.0)).sum::<f64>());
     let first_ms: f64 = r.groups.iter().filter_map(|g| g.first_run_ms).sum();
     let (loads, first) = (secs(r.groups.iter().filter_map(|g| g.load_ms).sum::<f64>()), secs(first_ms));
     let loads = match w.loads_ms {
@@ -73,10 +95,28 @@ pub fn wall_line(w: &WallTime, r: &RunResults) -> String {
         None => format!("session loads {loads} s"),
     };
     format!(
-        "time: {} s in all; set-up {} s, {loads}, cell preparation and warm-ups {warm} s, timed runs {timed} s, report {} s",
+        "time: {} s in all; set-up {} s, {loads}, {}, warm-ups {warm} s, timed runs {timed} s, report {} s",
         secs(w.total_ms),
         secs(w.setup_ms),
+        preparation(r),
         secs(w.report_ms)
     )
 }
 
+
+#[cfg(test)]
+mod tests {
+    use xbench::results::{parse_results, CellRecord, Status};
+    use xbench::scenario::RuntimeId;
+
+    #[test]
+    fn preparation_is_told_with_each_runtime_that_spent_a_tenth_of_a_second() {
+        let mut r = parse_results(include_str!("../../tests/data/minimal-results.json"), "minimal-results.json").unwrap();
+        let cell = r.cells[0].clone();
+        let cells = [(RuntimeId::TRACT_CPU, 300.0, Status::Ok), (RuntimeId::TRACT_CPU, 20.0, Status::Ok), (RuntimeId::TRACT_CPU, 10.0, Status::Ok), (RuntimeId::TRACT_CPU, 900.0, Status::Failed), (RuntimeId::ORT_CPU, 0.01, Status::Ok)];
+        r.cells = cells.into_iter().map(|(runtime, ms, status)| CellRecord { runtime, status, prepare_ms: Some(ms), ..cell.clone() }).collect();
+        assert_eq!(super::preparation(&r), "cell preparation 0.3 s (tract-cpu 0.3 s, median 20.0 ms a cell)");
+        r.cells.retain(|c| c.runtime == RuntimeId::ORT_CPU);
+        assert_eq!(super::preparation(&r), "cell preparation 0.0 s");
+    }
+}

@@ -1,9 +1,18 @@
-//! tract on CPU: pure Rust, always available. The graph is concretized to each cell's shapes and
+//! tract on CPU: pure Rust, always available. The graph is read and typed once, with its inputs'
+//! symbolic dims (`symbolic`); each cell's shapes get a plan made from it, concretized and
 //! optimized once per shape (untimed, in `prepare`); the plan's state is reused across iterations.
+//! A large model's typed graph is not kept beside its plan (`KEEP_GRAPH_MAX_BYTES`): its later
+//! shapes' plans are made of the file read again.
+
+mod read;
+mod symbolic;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::model::typed::TypedSimpleState;
+
+use read::read_model;
+use symbolic::Symbolic;
 
 use super::{Availability, DeviceClass, Engine, HostMemory, Output, Runtime, RuntimeId, RuntimeOptions, Session, SessionInfo, TimerClass, Timing, TRACT_VERSION};
 use crate::inputs::Feed;
@@ -11,6 +20,12 @@ use crate::tensor::{ElemType, Tensor as HostTensor};
 
 /// What to do about a graph tract does not support.
 const UNSUPPORTED_FIX: &str = "run this model on ONNX Runtime (ort-cpu); tract does not implement every ONNX operator and form (see the operator named above)";
+
+/// The largest ONNX file whose typed graph a session keeps between shapes. A kept graph holds the
+/// weights as read beside the plan's, which tract packs anew for its kernels: at most this much
+/// more memory. A larger model's plan is made of the typed graph itself, and each later new shape's
+/// plan of the file read again, so that its weights are never held twice.
+const KEEP_GRAPH_MAX_BYTES: u64 = 64 << 20;
 
 /// tract on the CPU: built in, always usable.
 pub struct Tract;
@@ -34,12 +49,14 @@ impl Runtime for Tract {
 }
 
 pub struct TractSession {
-    /// The file, read again when a cell needs a plan for other shapes.
+    /// The file, read again for each new shape's plan where the graph cannot be typed once.
     onnx: std::path::PathBuf,
-    /// The graph as read, until a plan is made of it. A plan is made of the graph itself, not of
-    /// a copy, so that its weights are not held twice (as read, and packed for the plan's
-    /// kernels); the next shapes' plan reads the file again.
-    model: Option<InferenceModel>,
+    /// The graph typed once, from which each new shape's plan is made. `None` where tract cannot
+    /// type the graph without the cells' shapes, and once a plan is made of it when it is not kept.
+    graph: Option<Symbolic>,
+    /// Whether `graph` is kept for the session's life (files up to `KEEP_GRAPH_MAX_BYTES`), holding
+    /// the weights as read beside the plan's packed ones.
+    keep_graph: bool,
     /// Shapes of the current plan's inputs, and the state reused across runs.
     current: Option<(Vec<Vec<usize>>, TypedSimpleState)>,
     /// Outputs of the last run, as tract returned them.
@@ -56,9 +73,14 @@ impl TractSession {
         let _loading = super::loading::Loading::begin();
         let inference = read_model(onnx).map_err(|e| anyhow!("not supported by tract: it cannot load {}: {e:#}\n  fix: {UNSUPPORTED_FIX}", onnx.display()))?;
         let nodes = inference.nodes().len();
+        let graph = Symbolic::new(inference)
+            .inspect_err(|e| tracing::debug!("{}: tract cannot type the graph before the inputs' shapes are known ({e:#}); each new shape's plan reads the file", onnx.display()))
+            .ok();
+        let keep_graph = std::fs::metadata(onnx).is_ok_and(|m| m.len() <= KEEP_GRAPH_MAX_BYTES);
         Ok(TractSession {
             onnx: onnx.to_path_buf(),
-            model: Some(inference),
+            graph,
+            keep_graph,
             current: None,
             last: tvec!(),
             info: SessionInfo {
@@ -74,65 +96,6 @@ impl TractSession {
                 notes: None,
             },
         })
-    }
-}
-
-/// Reads the ONNX file at `onnx` into tract. The graph is given to tract without its weights,
-/// which tract then reads from the file one by one by offset (`weights_by_offset`), so that the
-/// file's contents are never held twice (tract's own reading decodes the whole file, every weight
-/// copied, before copying each weight again into its tensors). A file that cannot be read so is
-/// read by tract as it is.
-fn read_model(onnx: &std::path::Path) -> TractResult<InferenceModel> {
-    // value_info (intermediate shapes) is ignored: exporters write it with the graph's symbolic
-    // dims (`batch`, `sequence`), which clash with the concrete input shapes set in `prepare`.
-    // tract infers those shapes itself.
-    let mut framework = tract_onnx::onnx().with_ignore_value_info(true);
-    let light = || -> Option<(Vec<u8>, String)> {
-        let path = std::fs::canonicalize(onnx).ok()?;
-        let file = std::fs::File::open(&path).ok()?;
-        // SAFETY: the map is only read; the weights' pages are skipped, not read.
-        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-        let graph = crate::onnx::by_offset::weights_by_offset(&map, path.file_name()?.to_str()?).ok()??;
-        Some((graph, path.parent()?.to_str()?.to_string()))
-    };
-    framework.provider = std::sync::Arc::new(ReadAt);
-    let Some((graph, dir)) = light() else { return framework.model_for_path(onnx) };
-    let parse = || -> TractResult<InferenceModel> {
-        use prost::Message;
-        let proto = tract_onnx::pb::ModelProto::decode(&graph[..])?;
-        let parsed = framework.parse(&proto, Some(&dir))?;
-        if !parsed.unresolved_inputs.is_empty() {
-            bail!("could not resolve inputs at top-level: {:?}", parsed.unresolved_inputs)
-        }
-        Ok(parsed.model)
-    };
-    // A graph tract does not take so is read as it is (its own error, if any, is the one told).
-    parse().or_else(|e| {
-        tracing::debug!("{}: the graph without its weights was refused ({e:#}); reading the file as it is", onnx.display());
-        framework.model_for_path(onnx)
-    })
-}
-
-/// Reads a weight's bytes from its file, straight into the buffer tract converts them from.
-struct ReadAt;
-
-impl tract_onnx::data_resolver::ModelDataResolver for ReadAt {
-    fn read_bytes_from_path(&self, buf: &mut Vec<u8>, p: &std::path::Path, offset: usize, length: Option<usize>) -> TractResult<()> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut file = std::fs::File::open(p)?;
-        let size = file.metadata()?.len() as usize;
-        let length = length.unwrap_or(size.saturating_sub(offset));
-        if offset.checked_add(length).is_none_or(|end| end > size) {
-            bail!("{}: {length} bytes at offset {offset} lie past its end ({size} bytes)", p.display());
-        }
-        file.seek(SeekFrom::Start(offset as u64))?;
-        buf.clear();
-        buf.reserve_exact(length);
-        file.take(length as u64).read_to_end(buf)?;
-        if buf.len() != length {
-            bail!("{}: read {} of {length} bytes at offset {offset}", p.display(), buf.len());
-        }
-        Ok(())
     }
 }
 
@@ -203,6 +166,20 @@ fn from_tract(v: &TValue) -> Result<HostTensor> {
     })
 }
 
+/// The graph for inputs of these types and shapes, read from the file again and optimized for them
+/// (the outer error: the file cannot be read; the inner: tract cannot optimize the graph).
+fn fresh_plan(onnx: &std::path::Path, inputs: &[(DatumType, Vec<usize>)]) -> Result<TractResult<TypedModel>> {
+    let mut model = read_model(onnx).map_err(|e| anyhow!("tract cannot read {} again for shapes {:?}: {e:#}", onnx.display(), inputs.iter().map(|(_, s)| s).collect::<Vec<_>>()))?;
+    let input_outlets = model.input_outlets()?.to_vec();
+    if input_outlets.len() != inputs.len() {
+        bail!("tract sees {} graph inputs but {} are fed", input_outlets.len(), inputs.len());
+    }
+    for (ix, (dt, shape)) in inputs.iter().enumerate() {
+        model.set_input_fact(ix, InferenceFact::dt_shape(*dt, shape))?;
+    }
+    Ok(model.into_optimized())
+}
+
 impl Session for TractSession {
     fn prepare(&mut self, feed: &Feed) -> Result<()> {
         let shapes: Vec<Vec<usize>> = feed.tensors.iter().map(|(_, t)| t.shape().to_vec()).collect();
@@ -213,19 +190,21 @@ impl Session for TractSession {
         self.current = None;
         self.last.clear();
         let _loading = super::loading::Loading::begin();
-        let mut model = match self.model.take() {
-            Some(m) => m,
-            None => read_model(&self.onnx).map_err(|e| anyhow!("tract cannot read {} again for shapes {shapes:?}: {e:#}", self.onnx.display()))?,
+        let inputs: Vec<(DatumType, Vec<usize>)> = feed.tensors.iter().map(|(_, t)| Ok((datum_type(t.elem_type())?, t.shape().to_vec()))).collect::<Result<_>>()?;
+        // Where the typed graph does not take these inputs, the file as read does (or tract says why not).
+        let typed = match self.keep_graph {
+            true => self.graph.as_ref().and_then(|g| g.optimized_for(&inputs)),
+            false => self.graph.take().and_then(|g| g.into_optimized_for(&inputs)),
         };
-        let input_outlets = model.input_outlets()?.to_vec();
-        if input_outlets.len() != feed.tensors.len() {
-            return Err(anyhow!("tract sees {} graph inputs but {} are fed", input_outlets.len(), feed.tensors.len()));
-        }
-        for (ix, (_, t)) in feed.tensors.iter().enumerate() {
-            model.set_input_fact(ix, InferenceFact::dt_shape(datum_type(t.elem_type())?, t.shape()))?;
-        }
-        let plan = model
-            .into_optimized()
+        let optimized = match typed {
+            Some(Ok(model)) => Ok(model),
+            Some(Err(e)) => {
+                tracing::debug!("{}: tract cannot make a plan for shapes {shapes:?} from the typed graph ({e:#}); reading the file", self.onnx.display());
+                fresh_plan(&self.onnx, &inputs)?
+            }
+            None => fresh_plan(&self.onnx, &inputs)?,
+        };
+        let plan = optimized
             .map_err(|e| anyhow!("not supported by tract: it cannot optimize the graph for input shapes {shapes:?}: {e:#}\n  fix: {UNSUPPORTED_FIX}"))?
             .into_runnable()
             .context("tract cannot build a plan")?;
@@ -262,3 +241,6 @@ impl Session for TractSession {
         self.info.clone()
     }
 }
+
+#[cfg(test)]
+mod tests;
