@@ -12,9 +12,9 @@ use anyhow::{bail, Context, Result};
 /// process ends, however it ends).
 pub const LOCK: &str = ".xbench-lock";
 
-/// Names xbench writes into a run's folder, besides figures (`fig*.png`, `fig*.svg`); `outputs`
+/// Names xbench writes into a run's folder (the run's log `results.jsonl` among them), besides figures (`fig*.png`, `fig*.svg`); `outputs`
 /// holds a shard's outputs kept for other shards' cells.
-const OWN: &[&str] = &["results.json", "results.csv", "results-merged.json", "report.md", "index.html", ".outputs", "outputs", ".ops", LOCK];
+const OWN: &[&str] = &["results.json", crate::results::LOG_FILE, "results.csv", "results-merged.json", "report.md", "index.html", ".outputs", "outputs", ".ops", LOCK];
 
 fn is_own(name: &str) -> bool {
     OWN.contains(&name) || (name.starts_with("fig") && (name.ends_with(".png") || name.ends_with(".svg")))
