@@ -12,7 +12,7 @@ use super::fill::{Fill, InputPlan};
 use crate::models::IoInfo;
 use crate::results::{FedInput, TextBatch};
 use crate::scenario::Role;
-use crate::tensor::Tensor;
+use crate::tensor::{ElemType, Tensor};
 
 /// Everything fed to a model for one cell.
 #[derive(Debug, Clone)]
@@ -171,10 +171,10 @@ fn int_tensor(data: &[i64], batch: usize, seq: usize, input: &IoInfo, model: &st
         }
     }
     let shape = IxDyn(&[batch, seq]);
-    Ok(match input.elem_type.as_str() {
-        "int64" => Tensor::I64(ArrayD::from_shape_vec(shape, data.to_vec())?),
-        "int32" => Tensor::I32(ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as i32).collect())?),
-        "float32" => Tensor::F32(ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as f32).collect())?),
-        other => bail!("model `{model}`: input `{}` has element type {other}; token inputs must be int64 or int32", input.name),
+    Ok(match input.elem() {
+        Some(ElemType::Int64) => Tensor::I64(ArrayD::from_shape_vec(shape, data.to_vec())?),
+        Some(ElemType::Int32) => Tensor::I32(ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as i32).collect())?),
+        Some(ElemType::Float32) => Tensor::F32(ArrayD::from_shape_vec(shape, data.iter().map(|&v| v as f32).collect())?),
+        _ => bail!("model `{model}`: input `{}` has element type {}; token inputs must be int64 or int32", input.name, input.elem_type),
     })
 }

@@ -101,7 +101,7 @@ impl InputPlan {
         let has_token_input = inputs.iter().any(|i| role_of(i) == Some(Role::TokenIds));
         let list = || inputs.iter().map(|i| format!("`{}` ({} {})", i.name, i.elem_type, i.shape_string())).collect::<Vec<_>>().join(", ");
         if tokenizer && !has_token_input {
-            let example = inputs.iter().find(|i| i.elem_type.starts_with("int")).map_or("ids", |i| i.name.as_str());
+            let example = inputs.iter().find(|i| i.elem().is_some_and(ElemType::is_signed_int)).map_or("ids", |i| i.name.as_str());
             return Err(format!(
                 "model `{model}` has a tokenizer but none of its inputs takes token ids (its inputs: {})\n  fix: name the token input's role in its model.yaml, e.g. `inputs: {{{example}: {{role: token_ids}}}}`",
                 list()
@@ -113,7 +113,7 @@ impl InputPlan {
             let mut shape = spec.shape.clone();
             let fill = match (role_of(input), &spec.values) {
                 (Some(role), _) if tokenizer => {
-                    if !matches!(input.elem_type.as_str(), "int64" | "int32") {
+                    if !matches!(input.elem(), Some(ElemType::Int64 | ElemType::Int32)) {
                         return Err(format!("model `{model}`: input `{}` carries {} but is {}; token inputs must be int64 or int32\n  fix: export the model with integer token inputs", input.name, role.name(), input.elem_type));
                     }
                     Fill::Token(role)
@@ -166,7 +166,7 @@ fn check_generated(model: &str, input: &IoInfo) -> Result<(), String> {
     if input.dims.as_ref().is_some_and(|d| d.is_empty()) {
         return Err(format!("{what} is a single value, which xbench does not make up (a rate, a threshold, a count: its meaning decides the computation)\n  fix: {}", give_values(&input.name)));
     }
-    match ElemType::from_name(&input.elem_type) {
+    match input.elem() {
         Some(ElemType::String) => Err(format!(
             "{what} takes strings, which xbench cannot make up\n  fix: give them under `inputs:`, e.g. `inputs: {{{}: <text>}}`, or `{{file: {}.pb}}` (an ONNX TensorProto file)",
             input.name, input.name
@@ -182,7 +182,7 @@ fn check_generated(model: &str, input: &IoInfo) -> Result<(), String> {
 
 /// Given values must suit the input's type; a file's shape is returned.
 fn check_values(model: &str, input: &IoInfo, values: &Values, at: &str) -> Result<Option<Vec<usize>>, String> {
-    let Some(ty) = ElemType::from_name(&input.elem_type) else {
+    let Some(ty) = input.elem() else {
         return Err(format!("model `{model}`: input `{}` has an element type xbench cannot feed ({})\n  fix: export the model with inputs of a standard ONNX type", input.name, input.elem_type));
     };
     let int = !ty.is_float() && !matches!(ty, ElemType::Bool | ElemType::String);

@@ -58,7 +58,7 @@ pub(super) fn make(model: &str, f: &InputFill, k: usize, batch: usize, sequence:
 /// The tensor for one input of a cell, where its values came from, and who set each axis.
 fn tensor(model: &str, f: &InputFill, k: usize, batch: usize, sequence: usize, dims: &Dims) -> Result<(Tensor, String, Vec<SetBy>)> {
     let input = &f.input;
-    let Some(ty) = ElemType::from_name(&input.elem_type) else { bail!("model `{model}`: input `{}` has an element type xbench cannot feed ({})", input.name, input.elem_type) };
+    let Some(ty) = input.elem() else { bail!("model `{model}`: input `{}` has an element type xbench cannot feed ({})", input.name, input.elem_type) };
     if let Fill::Given { values: Values::File(path), at, .. } = &f.fill {
         let (_, t) = crate::models::read_tensor_file(path)?;
         let by = vec![SetBy::File; t.shape().len()];

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::weights::elements;
+use crate::tensor::ElemType;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,11 @@ pub struct IoInfo {
 }
 
 impl IoInfo {
+    /// The element type, when it is one xbench knows.
+    pub fn elem(&self) -> Option<ElemType> {
+        ElemType::from_name(&self.elem_type)
+    }
+
     pub fn shape_string(&self) -> String {
         match &self.dims {
             None => "[?]".into(),
@@ -90,12 +96,12 @@ impl ModelIo {
     /// The precision the model computes in: `int8`, `int4` or `fp8` when it is quantized, `bf16` or
     /// `fp16` when its weights or an output are of that type, else `fp32`.
     pub fn precision(&self) -> &str {
-        let output = |ty: &str| self.outputs.iter().any(|o| o.elem_type == ty);
+        let output = |ty: ElemType| self.outputs.iter().any(|o| o.elem() == Some(ty));
         if let Some(q) = &self.quantized {
             q
-        } else if self.weights_precision == "bf16" || output("bfloat16") {
+        } else if self.weights_precision == "bf16" || output(ElemType::Bfloat16) {
             "bf16"
-        } else if self.weights_precision == "fp16" || output("float16") {
+        } else if self.weights_precision == "fp16" || output(ElemType::Float16) {
             "fp16"
         } else {
             "fp32"
@@ -381,5 +387,5 @@ fn io_info(v: &pb::ValueInfoProto) -> IoInfo {
 
 /// ONNX's element type numbers, by name (`type#N` for those xbench has no name for).
 pub fn elem_type_name(t: i32) -> String {
-    crate::tensor::ElemType::from_onnx_code(t).map_or_else(|| format!("type#{t}"), |e| e.name().to_string())
+    ElemType::from_onnx_code(t).map_or_else(|| format!("type#{t}"), |e| e.name().to_string())
 }

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use tract_onnx::pb::ModelProto;
 
-use crate::scenario::ops::{Family, OpCase, OP_PREFIX};
+use crate::scenario::ops::{Family, OpCase};
 use crate::onnx::builder::{attr_float, attr_int, attr_ints, attr_string, DataType, Dim, GraphBuilder, Rng};
 
 /// The opset every operation graph imports (ScatterND's `max` reduction needs 18).
@@ -174,7 +174,7 @@ pub fn write(case: &OpCase, path: &std::path::Path) -> Result<()> {
 /// Writes the graph of `case` into `dir` under a file name made from the case, and returns its path.
 pub fn write_into(case: &OpCase, dir: &std::path::Path) -> Result<std::path::PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let slug: String = case.name()[OP_PREFIX.len()..].chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let slug: String = case.text().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     let path = dir.join(format!("{slug}.onnx"));
     write(case, &path)?;
     Ok(path)

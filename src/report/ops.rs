@@ -94,7 +94,7 @@ pub(super) fn blocks(r: &RunResults) -> Vec<Block> {
     let mut rows = Vec::new();
     for (name, case) in &cases {
         let row: Vec<Option<&CellRecord>> = rts.iter().map(|rt| find(name, *rt)).collect();
-        let mut cols = vec![name.trim_start_matches(ops::OP_PREFIX).to_string()];
+        let mut cols = vec![ops::case_text(name).unwrap_or(name).to_string()];
         cols.extend(row.iter().map(|c| cell_text(*c)));
         cols.extend(speedups(&row.iter().map(|c| mean_ms(*c)).collect::<Vec<_>>()));
         cols.push(published_text(case.as_ref().and_then(ops::published)));
@@ -140,7 +140,7 @@ pub(super) fn blocks(r: &RunResults) -> Vec<Block> {
         .filter(|(_, _, c)| c.agreement.as_ref().is_some_and(|a| a.disagrees()))
         .map(|(name, case, c)| {
             let ort = r.runtimes.iter().find(|a| a.runtime == c.runtime).is_some_and(|a| a.engine() == Engine::OnnxRuntime);
-            format!("`{}` on {}: {}", name.trim_start_matches(ops::OP_PREFIX), c.runtime, why_disagree(case, ort))
+            format!("`{}` on {}: {}", ops::case_text(name).unwrap_or(name), c.runtime, why_disagree(case, ort))
         })
         .collect();
     if !notes.is_empty() {

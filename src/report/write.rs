@@ -7,7 +7,8 @@ use anyhow::{bail, Context, Result};
 
 use super::data::{Merged, Source};
 use super::doc::{to_html, to_markdown, Block};
-use super::figures::{self, Figure, ALL_STEMS, OP_PREFIX};
+use super::figures::{self, Figure, ALL_STEMS};
+use crate::scenario::ops::OP_PREFIX;
 use super::{meta, paper, tables};
 use crate::results::RunResults;
 

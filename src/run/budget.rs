@@ -39,7 +39,7 @@ pub fn cell_need(model: &JobModel, cell: &Cell, dims: &Dims) -> Option<(u64, Str
             .filter_map(|(k, t)| {
                 let shape = concrete_shape(&model.name, t, cell.batch, sequence, dims).ok()?;
                 let elems = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
-                let size = ElemType::from_name(&t.elem_type).and_then(ElemType::size).unwrap_or(1) as u64;
+                let size = t.elem().and_then(ElemType::size).unwrap_or(1) as u64;
                 let staging = if inputs && staged(k) { 8 } else { 0 };
                 Some(elems.saturating_mul(size + staging))
             })

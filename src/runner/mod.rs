@@ -106,7 +106,7 @@ pub fn execute(req: &Request, stop: &Stop, observer: &mut dyn Observer) -> Resul
     let mut opts = run_options(c, &plan, req.auto_setup)?;
     // A shard runs its groups of the whole plan only; its identity is the whole plan's.
     let shard_info = shard.map(|s| {
-        let id = crate::shard::plan_id(&plan.plan, &file, &run::record::timer_text(&opts), c.no_tf32);
+        let id = crate::shard::plan_id(&plan.plan, &file, crate::shard::TimerKey::new(opts.runtime.timing, opts.runtime.pinned_io, opts.runtime.cuda_graph), c.no_tf32);
         crate::shard::restrict(&mut plan, s, id)
     });
     if let (Some(now), Some(before), Some(r)) = (&shard_info, previous.as_ref().and_then(|p| p.shard.as_ref()), resume) {

@@ -15,7 +15,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::resolve::ResolvedPlan;
-use crate::results::ShardInfo;
+use crate::results::{ShardInfo, Timing};
 use crate::scenario::{Plan, ScenarioFile};
 
 /// `--shard I/N`: shard I (from 1) of N.
@@ -58,12 +58,29 @@ struct Identity<'a> {
     scenario: &'a ScenarioFile,
     runtimes: Vec<&'a str>,
     cells: Vec<(&'a str, &'a str, usize, usize, Option<usize>)>,
-    timer: &'a str,
+    timer: TimerKey,
     no_tf32: bool,
 }
 
+/// What the timer of the plan's cells covers, as settings rather than words: the timing, whether
+/// inputs and outputs are staged in pinned buffers (`--pinned-io`, which `--cuda-graph` implies)
+/// and whether runs replay CUDA graphs. The plan's identity holds these, so that rewording the
+/// timer's description in the results changes no plan's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TimerKey {
+    timing: Timing,
+    staged_io: bool,
+    cuda_graph: bool,
+}
+
+impl TimerKey {
+    pub fn new(timing: Timing, pinned_io: bool, cuda_graph: bool) -> TimerKey {
+        TimerKey { timing, staged_io: pinned_io || cuda_graph, cuda_graph }
+    }
+}
+
 /// The plan's identity: 16 hexadecimal digits of a 64-bit FNV-1a digest of `Identity` as JSON.
-pub fn plan_id(plan: &Plan, file: &ScenarioFile, timer: &str, no_tf32: bool) -> String {
+pub fn plan_id(plan: &Plan, file: &ScenarioFile, timer: TimerKey, no_tf32: bool) -> String {
     let id = Identity {
         scenario: file,
         runtimes: plan.runtimes.iter().map(|r| r.id.as_str()).collect(),
@@ -213,11 +230,32 @@ mod tests {
     fn a_models_own_settings_are_part_of_the_plan() {
         let id = |models: &str| {
             let yaml = format!("name: t\nmodels: {models}\nruntimes: [tract-cpu]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 5\n");
-            plan_id(&plan(&yaml), &ScenarioFile::parse(&yaml, "t.yaml").unwrap(), "end-to-end", false)
+            plan_id(&plan(&yaml), &ScenarioFile::parse(&yaml, "t.yaml").unwrap(), TimerKey::new(Timing::EndToEnd, false, false), false)
         };
         let (plain, own, other) = (id("[a, b]"), id("[a, {name: b, dims: {x.3: 320}}]"), id("[a, {name: b, dims: {x.3: 192}}]"));
         assert!(plain != own && own != other && plain != other, "shards of runs fed other sizes never merge: {plain} {own} {other}");
         assert_eq!(own, id("[a, {name: b, dims: {x.3: 320}}]"));
+    }
+
+    #[test]
+    fn the_id_is_stable_for_one_plan_and_changes_with_each_timer_setting() {
+        let yaml = "name: t\nmodels: [a]\nruntimes: [tract-cpu]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 5\n";
+        let id = |timer| plan_id(&plan(yaml), &ScenarioFile::parse(yaml, "t.yaml").unwrap(), timer, false);
+        let plain = id(TimerKey::new(Timing::EndToEnd, false, false));
+        assert_eq!(plain, id(TimerKey::new(Timing::EndToEnd, false, false)), "the same plan has the same id");
+        assert_eq!(plain.len(), 16);
+        let others = [
+            id(TimerKey::new(Timing::DeviceResident, false, false)),
+            id(TimerKey::new(Timing::EndToEnd, true, false)),
+            id(TimerKey::new(Timing::EndToEnd, false, true)),
+            id(TimerKey::new(Timing::DeviceResident, false, true)),
+        ];
+        let all: BTreeSet<&String> = others.iter().chain([&plain]).collect();
+        assert_eq!(all.len(), 5, "each timer setting is another plan: {plain} {others:?}");
+        // CUDA graphs stage inputs and outputs anyway: --pinned-io beside --cuda-graph is the same timer.
+        assert_eq!(id(TimerKey::new(Timing::EndToEnd, true, true)), others[2]);
+        let json = serde_json::to_string(&TimerKey::new(Timing::DeviceResident, true, false)).unwrap();
+        assert_eq!(json, r#"{"timing":"device-resident","staged_io":true,"cuda_graph":false}"#, "stable serde names, no prose");
     }
 
     #[test]

@@ -91,6 +91,11 @@ impl ElemType {
         }
     }
 
+    /// Signed integer types (`int4` … `int64`).
+    pub fn is_signed_int(self) -> bool {
+        matches!(self, ElemType::Int4 | ElemType::Int8 | ElemType::Int16 | ElemType::Int32 | ElemType::Int64)
+    }
+
     /// ONNX's `TensorProto.DataType` number.
     pub fn onnx_code(self) -> i32 {
         match self {
@@ -144,6 +149,15 @@ impl ElemType {
             ElemType::Float64 | ElemType::Int64 | ElemType::Uint64 => 8,
             _ => return None,
         })
+    }
+}
+
+impl std::str::FromStr for ElemType {
+    type Err = String;
+
+    /// Reads ONNX's name of the type (see [`ElemType::from_name`]).
+    fn from_str(name: &str) -> Result<ElemType, String> {
+        ElemType::from_name(name).ok_or_else(|| format!("unknown ONNX element type `{name}`"))
     }
 }
 

@@ -248,7 +248,10 @@ mod tests {
             assert_eq!(t.to_le_bytes().unwrap(), bytes, "{ty}");
             assert_eq!(ElemType::from_onnx_code(ty.onnx_code()), Some(ty));
             assert_eq!(ElemType::from_name(ty.name()), Some(ty));
+            assert_eq!(ty.name().parse::<ElemType>(), Ok(ty));
         }
+        assert_eq!("float".parse::<ElemType>(), Ok(ElemType::Float32));
+        assert_eq!("tensor(float)".parse::<ElemType>(), Err("unknown ONNX element type `tensor(float)`".to_string()));
         assert!(Tensor::from_le_bytes(ElemType::Int32, &[3], &[0; 8]).is_err());
     }
 

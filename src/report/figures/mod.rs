@@ -14,7 +14,7 @@ use plotters::prelude::*;
 
 pub use bars::{draw_bars, BarChart};
 pub use lines::{draw_lines, LineChart};
-pub use points::{batch_points, length_points, model_bars, operation_bars, OP_PREFIX};
+pub use points::{batch_points, length_points, model_bars, operation_bars};
 pub use style::SIZE;
 
 use super::data::Merged;

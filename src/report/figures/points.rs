@@ -3,12 +3,11 @@
 
 use super::{Bar, LinePoint};
 use crate::report::data::{Coverage, Merged};
+use crate::scenario::ops::{case_text, is_op};
 
-/// Models whose name starts with this are operation cases (fig. 1), not transformer models.
-pub const OP_PREFIX: &str = "op:";
 
 fn model_names<'m>(m: &'m Merged) -> Vec<&'m String> {
-    m.models.iter().filter(|x| !x.starts_with(OP_PREFIX)).collect()
+    m.models.iter().filter(|x| !is_op(x)).collect()
 }
 
 /// Models on the grid of lengths and batch sizes (not run on their own test data).
@@ -40,8 +39,8 @@ pub fn model_bars(m: &Merged) -> Vec<Bar> {
 /// Fig. 1: every `op:` model is one operation case, the mean over its cells.
 pub fn operation_bars(m: &Merged) -> Vec<Bar> {
     let mut out = vec![];
-    for model in m.models.iter().filter(|x| x.starts_with(OP_PREFIX)) {
-        let label = model[OP_PREFIX.len()..].trim();
+    for model in &m.models {
+        let Some(label) = case_text(model).map(str::trim) else { continue };
         for s in 0..m.series.len() {
             out.extend(bar(m, s, label, |x, _, _| x == model));
         }

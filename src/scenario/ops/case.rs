@@ -7,9 +7,7 @@ use std::sync::OnceLock;
 use anyhow::{bail, Result};
 
 use super::family::{AxisRule, Family};
-
-/// Prefix of every operation case's model name in plans, results and reports.
-pub const OP_PREFIX: &str = "op:";
+use super::name::{case_text, op_name};
 
 /// Largest tensor a case may declare (generated inputs stop there too).
 const MAX_ELEMENTS: i64 = 1 << 31;
@@ -68,7 +66,7 @@ impl OpCase {
     /// `MatMul dim=32x1x1000 dim=32x1000x128`, `Sum dim=64x128x128x128 axis=1`.
     pub fn parse(text: &str) -> Result<OpCase> {
         let text = text.trim();
-        let body = text.strip_prefix(OP_PREFIX).unwrap_or(text);
+        let body = case_text(text).unwrap_or(text);
         let mut words = body.split_whitespace();
         let Some(name) = words.next() else { bail!("an operation case is empty\n  fix: write e.g. `Softmax dim=64x1000 axis=-1`") };
         let Some(family) = Family::from_name(name) else {
@@ -100,9 +98,14 @@ impl OpCase {
         parts.join(" ")
     }
 
+    /// The case in the paper's notation: `Softmax dim=64x1000000 axis=-1`.
+    pub fn text(&self) -> String {
+        format!("{} {}", self.family, self.dims_text())
+    }
+
     /// The model name used in plans, results and reports: `op:Softmax dim=64x1000000 axis=-1`.
     pub fn name(&self) -> String {
-        format!("{OP_PREFIX}{} {}", self.family, self.dims_text())
+        op_name(&self.text())
     }
 
     /// Whether the case writes some row more than once without a reduction (its result is then undefined).

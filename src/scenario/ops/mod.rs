@@ -4,15 +4,12 @@
 mod case;
 mod entries;
 mod family;
+mod name;
 
-pub use case::{paper_cases, published, OpCase, PaperCase, OP_PREFIX, PAPER_COLUMNS};
+pub use case::{paper_cases, published, OpCase, PaperCase, PAPER_COLUMNS};
 pub use entries::cases_of;
 pub use family::{AxisRule, Family};
-
-/// True for the model name of an operation case (`op:Softmax dim=…`).
-pub fn is_op(model: &str) -> bool {
-    model.starts_with(OP_PREFIX)
-}
+pub use name::{case_text, is_op, op_name, OP_PREFIX};
 
 /// What the graph of `case` is and how its shapes are read.
 pub fn description(case: &OpCase) -> String {
