@@ -275,15 +275,8 @@ impl Drop for Spawned {
 /// messages on standard output; returns the exit code the process is to end with (`main` ends
 /// it at once, without unloading the session).
 pub fn worker_main() -> Result<i32> {
-    // A worker outlives no xbench: when the parent dies (`kill -9`), so does the worker.
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl(2) on this process; getppid(2) has no preconditions.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() == 1 {
-            return Ok(1);
-        }
-    }
+    // A worker outlives no xbench: the child layer that started it (`crate::child`) set it to die
+    // with its parent before it ran.
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).context("cannot read the worker's job from standard input")?;
     let job: GroupJob = serde_json::from_str(&line).context("standard input did not hold a worker job (`xbench worker` is started by `xbench scenario`)")?;

@@ -140,17 +140,23 @@ fn kind(msg: &ToProgram) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_program_named_relative_to_the_run_starts_in_another_folder() {
-        let dir = Path::new("target").join(format!("peer-relative-{}", std::process::id()));
+    /// An executable shell script `target/peer-TAG-PID/NAME` (a relative path), and its folder.
+    fn script(tag: &str, name: &str, body: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = Path::new("target").join(format!("peer-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let program = dir.join("speak.sh");
-        std::fs::write(&program, "#!/bin/sh\necho '{\"type\": \"ready\"}'\n").unwrap();
+        let program = dir.join(name);
+        std::fs::write(&program, body).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
+        (dir, program)
+    }
+
+    #[test]
+    fn a_program_named_relative_to_the_run_starts_in_another_folder() {
+        let (dir, program) = script("relative", "speak.sh", "#!/bin/sh\necho '{\"type\": \"ready\"}'\n");
         let elsewhere = std::env::temp_dir();
         let mut peer = Peer::start(&program, None, &elsewhere).unwrap();
         assert!(program.is_relative());
@@ -162,15 +168,7 @@ mod tests {
 
     #[test]
     fn a_program_that_never_reads_its_input_fails_the_write_within_the_limit() {
-        let dir = Path::new("target").join(format!("peer-deaf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let program = dir.join("deaf.sh");
-        std::fs::write(&program, "#!/bin/sh\nexec sleep 60\n").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let (dir, program) = script("deaf", "deaf.sh", "#!/bin/sh\nexec sleep 60\n");
         let mut peer = Peer::start(&program, None, &std::env::temp_dir()).unwrap();
         // sleep reads no input: a message larger than a pipe's buffer waits on it.
         let options = std::collections::BTreeMap::from([("big".to_string(), "x".repeat(1 << 20))]);
