@@ -69,9 +69,9 @@ impl Given {
             None => None,
         };
         let config = match resume.as_ref().and_then(|r| r.results.run.as_ref().map(|c| (r, c))) {
-            Some((r, recorded)) => self.over(recorded, &r.dir)?,
+            Some((r, recorded)) => self.over(recorded, Some(&r.dir))?,
             // A new run, or one whose results record no options (an older xbench's): the flags as given.
-            None => self.over(&RunConfig::default(), Path::new(""))?,
+            None => self.over(&RunConfig::default(), None)?,
         };
         Ok(Request { config, out: self.out, resume, shard, auto_setup: !self.no_setup })
     }
@@ -80,10 +80,10 @@ impl Given {
     /// a resumed run's are refused here; the options a finished cell's meaning depends on (timing,
     /// I/O modes, device, isolation) are checked against its recorded conditions later, each
     /// difference named.
-    fn over(&self, base: &RunConfig, dir: &Path) -> Result<RunConfig> {
+    fn over(&self, base: &RunConfig, resumed: Option<&Path>) -> Result<RunConfig> {
         let mut c = base.clone();
         if let Some(r) = &self.runtimes {
-            if base.runtimes.as_ref() != Some(r) && !dir.as_os_str().is_empty() {
+            if let Some(dir) = resumed.filter(|_| base.runtimes.as_ref() != Some(r)) {
                 let recorded = match &base.runtimes {
                     Some(b) => format!("was run with --runtimes {}", b.join(",")),
                     None => "was run with the scenario's runtimes (no --runtimes)".to_string(),
@@ -118,7 +118,7 @@ impl Given {
         c.in_process |= self.in_process;
         c.parallel_loads |= self.parallel_loads;
         if c.in_process && c.parallel_loads {
-            bail!("--parallel-loads starts a worker process per group, and --in-process runs every group in xbench's own process{}\n  fix: leave one of them out", if dir.as_os_str().is_empty() { String::new() } else { format!(" ({} was run with one of them)", dir.display()) });
+            bail!("--parallel-loads starts a worker process per group, and --in-process runs every group in xbench's own process{}\n  fix: leave one of them out", resumed.map(|dir| format!(" ({} was run with one of them)", dir.display())).unwrap_or_default());
         }
         Ok(c)
     }
@@ -143,25 +143,25 @@ mod tests {
         let recorded = RunConfig { scenario: Some("s.yaml".into()), runtimes: Some(vec!["tract-cpu".into()]), timing: Timing::DeviceResident, pinned_io: true, ..RunConfig::default() };
         let dir = Path::new("reports/r");
         // Nothing given: the recorded options, whole.
-        assert_eq!(Given::default().over(&recorded, dir).unwrap(), recorded);
+        assert_eq!(Given::default().over(&recorded, Some(dir)).unwrap(), recorded);
         // The same runtimes, another models folder: taken.
         let g = Given { runtimes: Some(vec!["tract-cpu".into()]), models_dir: Some("elsewhere".into()), ..Given::default() };
-        let c = g.over(&recorded, dir).unwrap();
+        let c = g.over(&recorded, Some(dir)).unwrap();
         assert_eq!((c.models_dir.as_path(), c.timing, c.pinned_io), (Path::new("elsewhere"), Timing::DeviceResident, true));
         // Other runtimes: refused, naming the flag and the recorded value.
-        let e = Given { runtimes: Some(vec!["ort-cpu".into()]), ..Given::default() }.over(&recorded, dir).unwrap_err().to_string();
+        let e = Given { runtimes: Some(vec!["ort-cpu".into()]), ..Given::default() }.over(&recorded, Some(dir)).unwrap_err().to_string();
         assert!(e.contains("--runtimes ort-cpu contradicts the run in reports/r") && e.contains("--runtimes tract-cpu") && e.contains("fix: leave --runtimes out"), "{e}");
         let plain = RunConfig::default();
-        let e = Given { runtimes: Some(vec!["ort-cpu".into()]), ..Given::default() }.over(&plain, dir).unwrap_err().to_string();
+        let e = Given { runtimes: Some(vec!["ort-cpu".into()]), ..Given::default() }.over(&plain, Some(dir)).unwrap_err().to_string();
         assert!(e.contains("the scenario's runtimes"), "{e}");
     }
 
     #[test]
     fn a_new_run_takes_the_flags_and_the_defaults() {
         let g = Given { runtimes: Some(vec!["ort-cpu".into()]), device: Some(1), no_tf32: true, ..Given::default() };
-        let c = g.over(&RunConfig::default(), Path::new("")).unwrap();
+        let c = g.over(&RunConfig::default(), None).unwrap();
         assert_eq!(c, RunConfig { runtimes: Some(vec!["ort-cpu".into()]), device: 1, no_tf32: true, ..RunConfig::default() });
-        let e = Given { in_process: true, parallel_loads: true, ..Given::default() }.over(&RunConfig::default(), Path::new("")).unwrap_err();
+        let e = Given { in_process: true, parallel_loads: true, ..Given::default() }.over(&RunConfig::default(), None).unwrap_err();
         assert!(e.to_string().contains("fix: leave one of them out"));
     }
 
