@@ -33,6 +33,7 @@ pub mod child;
 pub mod compare;
 pub mod digest;
 pub mod files;
+pub mod generate;
 pub mod gpu;
 pub mod inputs;
 pub mod machine;

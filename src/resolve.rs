@@ -133,7 +133,9 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
     let (grid, use_test_data) = (plan.grid_points(), plan.settings.test_data);
     let mut points = Vec::new();
     for m in &models {
-        points.push(if use_test_data && !m.test_data().is_empty() {
+        points.push(if plan.settings.generate.is_some() {
+            grid.clone()
+        } else if use_test_data && !m.test_data().is_empty() {
             (0..m.test_data().len()).map(Point::data_set).collect()
         } else {
             match model_grid(&plan, m).map_err(|e| anyhow!("{origin}: {e}"))? {
@@ -141,7 +143,7 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
                     if let Some(note) = &g.note {
                         tracing::warn!("model `{}`: {note}", m.name);
                     }
-                    g.lengths.iter().flat_map(|&chars| g.batches.iter().map(move |&batch| Point { chars, batch, data_set: None })).collect()
+                    g.lengths.iter().flat_map(|&chars| g.batches.iter().map(move |&batch| Point { chars, batch, data_set: None, new_tokens: None })).collect()
                 }
                 None => grid.clone(),
             }
@@ -162,6 +164,16 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
             m.source = ModelSource::Unavailable { why, hub: None };
         }
     }
+    if plan.settings.generate.is_some() {
+        // Generation runs decoders with a key/value cache; any other model's cells fail saying so.
+        for m in models.iter_mut() {
+            if let Err(why) = decoder_of(m) {
+                tracing::warn!("the cells of `{}` will fail, the other models run: {why}", m.name);
+                m.source = ModelSource::Unavailable { why, hub: None };
+            }
+        }
+        return Ok(ResolvedPlan { plan, runtimes, models });
+    }
     for m in &models {
         let own_data = use_test_data && !m.test_data().is_empty();
         match m.inputs() {
@@ -176,6 +188,21 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
         }
     }
     Ok(ResolvedPlan { plan, runtimes, models })
+}
+
+/// The key/value cache layout of decoder `m`, for generation (a model that is not ready is left
+/// to fail as it would).
+pub fn decoder_of(m: &ResolvedModel) -> Result<Option<models::DecoderLayout>, String> {
+    let (Some(onnx), Ok(io)) = (m.onnx(), m.io()) else { return Ok(None) };
+    let config = onnx.parent().and_then(|d| std::fs::read(d.join("config.json")).ok()).and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    match models::DecoderLayout::read(io, None, config.as_ref()) {
+        Ok(Some(layout)) => Ok(Some(layout)),
+        Ok(None) => Err(format!(
+            "model `{}` has no key/value cache inputs (such as `past_key_values.0.key`), so it cannot generate token by token\n  fix: run it as a plain model (a scenario without `generate:`), or export it with its cache (scripts/export_models.py --decoder)",
+            m.name
+        )),
+        Err(e) => Err(format!("model `{}`: {e:#}", m.name)),
+    }
 }
 
 /// The grid of model `m` when it is fed generated or given values (not text, not its own test

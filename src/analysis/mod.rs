@@ -6,6 +6,7 @@
 //! outputs of both sides are there. Flags are typed and kept in one order.
 
 mod agreement;
+pub mod generation;
 mod reference;
 pub mod siblings;
 mod verdict;

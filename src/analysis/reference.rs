@@ -64,6 +64,25 @@ pub(super) fn compare_runtimes(r: &mut RunResults, ix: &CellIndex, models: &[Str
         let (precision, tol) = r.judged_by(&c.model, &[c.runtime, reference]);
         let read = SavedOutputs::read(&outputs_path(dir, i)).and_then(|got| Ok((got, SavedOutputs::read(&outputs_path(dir, ref_cell.index))?)));
         let cell = &mut r.cells[i];
+        if cell.generation.is_some() {
+            match read.map_err(|e| format!("{e:#}")).and_then(|(got, want)| super::generation::compare(&got, &want, reference, &precision, tol)) {
+                Ok((ids, a)) => {
+                    if let Some(p) = &ids.parted {
+                        add_flag(cell, Flag::new(FlagKind::Disagrees, super::generation::parted_words(p, reference)));
+                    } else if a.disagrees() {
+                        add_flag(cell, Flag::new(FlagKind::Disagrees, why(&a, reference.as_str())));
+                    } else if a.within_tolerance.is_none() {
+                        add_flag(cell, Flag::new(FlagKind::NotCompared, format!("logits not compared with {reference}: none were saved")));
+                    }
+                    if let Some(g) = cell.generation.as_mut() {
+                        g.agreement = Some(ids);
+                    }
+                    cell.agreement = Some(a);
+                }
+                Err(e) => add_flag(cell, Flag::new(FlagKind::NotCompared, format!("generated ids not compared with {reference}: {e}"))),
+            }
+            continue;
+        }
         match read {
             Ok((got, want)) => {
                 let mut a = compare_outputs(&got.outputs, &want.outputs, reference.as_str(), got.batch, got.seq_len, &got.mask, tol);

@@ -4,6 +4,7 @@
 
 pub mod hub;
 pub(crate) mod inside;
+pub mod decoder;
 mod local;
 mod onnx_meta;
 mod resolved;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use decoder::{CachePair, DecoderLayout};
 pub use local::{discover, find};
 pub use onnx_meta::{parse_io, read_io, read_io_without_data, Dim, ExternalFile, IoInfo, ModelIo};
 pub use resolved::{ModelSource, ResolvedModel};

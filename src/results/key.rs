@@ -14,6 +14,8 @@ pub struct Point {
     pub chars: usize,
     pub batch: usize,
     pub data_set: Option<usize>,
+    /// Generation cells: tokens generated after the prompt.
+    pub new_tokens: Option<usize>,
 }
 
 /// What a cell is: two cells of one record never share a key.
@@ -27,7 +29,7 @@ pub struct CellKey<'a> {
 
 impl CellRecord {
     pub fn point(&self) -> Point {
-        Point { chars: self.chars, batch: self.batch, data_set: self.data_set }
+        Point { chars: self.chars, batch: self.batch, data_set: self.data_set, new_tokens: self.new_tokens }
     }
 
     pub fn key(&self) -> CellKey<'_> {

@@ -11,6 +11,7 @@ mod conditions;
 mod config;
 mod files;
 mod flags;
+mod generation;
 mod key;
 mod log;
 mod machine;
@@ -27,6 +28,7 @@ pub use conditions::{differences, Conditions, Difference, FileDigest, Scope};
 pub use config::RunConfig;
 pub use files::{parse_results, read_results, replace, write_atomic, write_csv, write_json};
 pub use flags::{Flag, FlagKind};
+pub use generation::{Generation, IdsAgreement, Parted};
 pub use key::{CellIndex, CellKey, Point};
 pub use log::LOG_FILE;
 pub use machine::{GpuInfo, Machine};
@@ -202,6 +204,10 @@ pub struct CellRecord {
     pub runtime: RuntimeId,
     pub chars: usize,
     pub batch: usize,
+    /// Generation cells: tokens generated after the prompt (`chars` is then the prompt's length,
+    /// in tokens or characters as the scenario gives it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_tokens: Option<usize>,
     /// The model's own test data set this cell ran on (`test_data_set_N`); `chars` and `batch`
     /// then carry N and 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,6 +256,9 @@ pub struct CellRecord {
     /// The whole cell in its worker: inputs, preparation, warm-ups, timed runs, outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall_ms: Option<f64>,
+    /// A generation cell's measurements (its `samples_ms` are whole generations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<Box<Generation>>,
 }
 
 /// Where a run's wall time went.
@@ -375,6 +384,7 @@ impl CellRecord {
             runtime: cell.runtime,
             chars: cell.chars,
             batch: cell.batch,
+            new_tokens: cell.new_tokens,
             data_set: cell.data_set,
             status,
             error,
@@ -396,6 +406,7 @@ impl CellRecord {
             energy_mj_per_inference: None,
             warmup_ms: None,
             wall_ms: None,
+            generation: None,
         }
     }
 

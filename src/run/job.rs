@@ -29,6 +29,9 @@ pub struct JobModel {
     /// Its own test data sets (`test_data_set_N`), for cells that run one.
     #[serde(default)]
     pub test_data: Vec<PathBuf>,
+    /// Its key/value cache layout, for generation cells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder: Option<crate::models::DecoderLayout>,
 }
 
 impl JobModel {
@@ -45,6 +48,7 @@ impl JobModel {
             max_positions: model.max_positions(),
             inputs: model.inputs().ok().cloned(),
             test_data: model.test_data().to_vec(),
+            decoder: crate::resolve::decoder_of(model).ok().flatten(),
         })
     }
 }
@@ -58,6 +62,9 @@ pub struct Measuring {
     pub text: TextSource,
     /// The `dims:` values that reach the group's model (its own and the scenario's), for generated inputs.
     pub dims: crate::inputs::Dims,
+    /// Generation cells' settings (`generate:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<crate::scenario::GenerateSpec>,
 }
 
 /// One group's work.
@@ -87,7 +94,7 @@ impl GroupJob {
             runtime: plan.runtime(group.runtime).request.clone(),
             model: JobModel::of(&plan.models[group.model])?,
             cells,
-            measuring: Measuring { warmup: s.warmup, iterations: s.iterations, min_time_s: s.min_time_s, text: s.text.clone(), dims: plan.dims_of(group.model) },
+            measuring: Measuring { warmup: s.warmup, iterations: s.iterations, min_time_s: s.min_time_s, text: s.text.clone(), dims: plan.dims_of(group.model), generate: s.generate.clone() },
             options: RuntimeOptions { threads: s.threads, ..options.clone() },
             outputs_dir: plan.keeps_outputs(group.model).then(|| outputs_dir.to_path_buf()),
             gated: false,

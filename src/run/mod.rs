@@ -8,6 +8,7 @@
 mod budget;
 pub mod conditions;
 mod executor;
+mod generation;
 pub mod job;
 pub mod outdir;
 mod process;

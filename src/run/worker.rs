@@ -71,6 +71,12 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
             return Some(session);
         }
     }
+    if job.measuring.generate.is_some() {
+        super::generation::run_cells(job, session.as_mut(), emit, stop);
+        session.close();
+        emit(WorkerMsg::Done { peak_rss_mib: crate::machine::peak_rss_mib() });
+        return Some(session);
+    }
     for cell in &job.cells {
         if stop() {
             break;
@@ -94,7 +100,8 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
 /// One untimed run of the job's first cell; `None` when there is none or it fails (the cell then
 /// fails on its own, with the reason).
 fn first_run(job: &GroupJob, session: &mut dyn Session, text: Option<&mut (inputs::Prose, tokenizers::Tokenizer)>) -> Option<f64> {
-    let cell = job.cells.first()?;
+    // A generation group's first decoder step is its first cell's (untimed) preparation.
+    let cell = job.cells.first().filter(|c| c.new_tokens.is_none())?;
     let feed = feed(job, cell, text).ok()?;
     let t = Instant::now();
     session.prepare(&feed).and_then(|()| session.run(&feed)).ok()?;

@@ -3,6 +3,7 @@
 //! and loads a model. tract on CPU (`tract`), ONNX Runtime with one execution provider per runtime
 //! (`ort`), and test doubles (`fake`, registered only with `XBENCH_FAKE_RUNTIMES=1`).
 
+pub mod decode;
 pub(crate) mod external;
 pub mod frameworks;
 pub mod fake;
@@ -97,6 +98,11 @@ pub trait Session {
         Timing::EndToEnd.as_str().to_string()
     }
     fn info(&self) -> SessionInfo;
+    /// A decoder for generation, its key/value cache kept by the runtime between steps; a runtime
+    /// that cannot keep one says so (the default).
+    fn decoder(&mut self, _layout: &crate::models::DecoderLayout, _io: &crate::models::ModelIo) -> Result<Box<dyn decode::Decoder + '_>> {
+        Err(decode::cannot_keep_cache("this runtime"))
+    }
     /// Ends the session's work (an external program is told to stop and waited for).
     fn close(&mut self) {}
 }

@@ -72,6 +72,10 @@ pub struct ScenarioFile {
     /// Operation cases instead of models (`ops: paper`, or a list; see `crate::ops`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops: Option<serde_yaml::Value>,
+    /// Generation instead of one forward pass: prompt lengths and tokens generated (see
+    /// `scenario::generate`); the cells run decoders with their key/value cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<super::GenerateFile>,
 }
 
 /// `tolerance:` in a scenario: `|a − r| ≤ abs + rel·|r|` per precision class.
@@ -162,7 +166,7 @@ impl ScenarioFile {
             let hint = if msg.starts_with("models[") {
                 "a model is a name (`tiny-bert`) or a table of settings of its own, with the keys name, dims, inputs, e.g. `{name: ocr-rec, dims: {x.3: 320}}`"
             } else if msg.contains("unknown field") {
-                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32, tf32, fp16, bf16, int8, int4, fp8: abs, rel), min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, test_data, ops"
+                "remove or rename that key; the keys a scenario takes are: name, models, runtimes, input_chars, batch_sizes, iterations, warmup, text, text_file, threads, reference, tolerance (fp32, tf32, fp16, bf16, int8, int4, fp8: abs, rel), min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, test_data, ops, generate (prompt_tokens or prompt_chars, new_tokens, seed)"
             } else if msg.contains("missing field") {
                 "add that key (see scenarios/quick.yaml for a complete example)"
             } else if msg.contains("expected struct ScenarioFile") {

@@ -3,6 +3,7 @@
 //! tolerances, built-in texts.
 
 mod file;
+pub mod generate;
 mod hub_ref;
 mod model_item;
 pub mod inputs;
@@ -15,6 +16,7 @@ mod tolerance;
 mod validate;
 
 pub use file::{ScenarioFile, ToleranceFile, TolerancesFile};
+pub use generate::{GenerateFile, GenerateSpec, PromptUnit};
 pub use hub_ref::{HubRef, ENTRY_PREFIX};
 pub use model_item::{ModelItem, ModelTable, MODEL_KEYS};
 pub use inputs::{InputSpec, Role, Scalar, SetBy, Values};

@@ -1,6 +1,6 @@
 //! A validated scenario: what to measure, fully typed, and the fixed, ordered grid of cells.
 //!
-//! Order: model → runtime → input length → batch size, each in the order the file lists them.
+//! Order: model → runtime → input length (generation: prompt length → new tokens) → batch size, each in the order the file lists them.
 //! Cells of one (model, runtime) pair are contiguous and form a `Group`, the unit a runtime
 //! process loads once.
 
@@ -80,6 +80,8 @@ pub struct Settings {
     pub own: BTreeMap<String, ModelSettings>,
     /// Whether models' own test data sets are run.
     pub test_data: bool,
+    /// Generation cells instead of forward passes (`generate:`).
+    pub generate: Option<super::GenerateSpec>,
 }
 
 /// A model's own `dims:` and `inputs:`, from its table in `models:`.
@@ -108,6 +110,9 @@ pub struct Cell {
     /// The model's own test data set the cell runs on (then `chars` is its number and `batch` 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_set: Option<usize>,
+    /// Generation cells: tokens generated after a prompt of `chars` (tokens or characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_tokens: Option<usize>,
 }
 
 /// Where in a model's grid a cell lies: an input length and a batch size, or a test data set.
@@ -116,12 +121,13 @@ pub struct Point {
     pub chars: usize,
     pub batch: usize,
     pub data_set: Option<usize>,
+    pub new_tokens: Option<usize>,
 }
 
 impl Point {
     /// The point of test data set `n`.
     pub fn data_set(n: usize) -> Point {
-        Point { chars: n, batch: 1, data_set: Some(n) }
+        Point { chars: n, batch: 1, data_set: Some(n), new_tokens: None }
     }
 }
 
@@ -168,7 +174,14 @@ impl Plan {
 
     /// The scenario's grid: every input length with every batch size.
     pub fn grid_points(&self) -> Vec<Point> {
-        self.input_chars.iter().flat_map(|&chars| self.batch_sizes.iter().map(move |&batch| Point { chars, batch, data_set: None })).collect()
+        if let Some(g) = &self.settings.generate {
+            return g
+                .prompts
+                .iter()
+                .flat_map(|&chars| g.new_tokens.iter().flat_map(move |&new| self.batch_sizes.iter().map(move |&batch| Point { chars, batch, data_set: None, new_tokens: Some(new) })))
+                .collect();
+        }
+        self.input_chars.iter().flat_map(|&chars| self.batch_sizes.iter().map(move |&batch| Point { chars, batch, data_set: None, new_tokens: None })).collect()
     }
 
     /// Lays the cells out again, with model `m`'s points from `points(m)` (a model that runs its
@@ -194,7 +207,7 @@ pub(super) fn grid(models: &[ModelEntry], runtimes: &[RuntimeId], points: &[Vec<
             let group = groups.len();
             let first_cell = cells.len();
             for p in &points[m] {
-                cells.push(Cell { index: cells.len(), group, model: model.clone(), runtime, chars: p.chars, batch: p.batch, data_set: p.data_set });
+                cells.push(Cell { index: cells.len(), group, model: model.clone(), runtime, chars: p.chars, batch: p.batch, data_set: p.data_set, new_tokens: p.new_tokens });
             }
             groups.push(Group { index: group, model: m, runtime, first_cell, cell_count: cells.len() - first_cell });
         }

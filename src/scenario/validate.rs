@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{anyhow, Result};
 
 use super::hub_ref::HubRef;
-use super::plan::{grid, ModelEntry, ModelSettings, Plan, Point, Settings, TextSource};
+use super::plan::{grid, ModelEntry, ModelSettings, Plan, Settings, TextSource};
 use super::{ops, texts, RuntimeEntry, RuntimeId, RuntimeRequest, ScenarioFile, Tolerance, Tolerances};
 
 /// Largest values accepted; beyond them a value is taken for a typo.
@@ -60,11 +60,26 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
             Some(ops::cases_of(value).map_err(|(key, msg)| err(&key, msg))?)
         }
     };
-    let (input_chars, batch_sizes) = match &op_cases {
-        Some(_) => (vec![0], vec![1]),
+    let generate = match &file.generate {
+        None => None,
+        Some(g) => {
+            for (key, given) in [("ops", file.ops.is_some()), ("input_chars", !file.input_chars.is_empty())] {
+                if given {
+                    return Err(anyhow!("{origin}: `{key}` is given together with `generate`; a generation scenario takes its prompt lengths from `generate` alone\n  fix: remove `{key}`, or measure forward passes in a scenario of their own"));
+                }
+            }
+            if file.batch_sizes.is_empty() {
+                return Err(err("batch_sizes", "is empty, but `generate` needs the batch sizes to generate at\n  fix: e.g. `batch_sizes: [1, 4]`".into()));
+            }
+            Some(super::generate::validate(g, sizes).map_err(|(k, m)| err(&k, m))?)
+        }
+    };
+    let (input_chars, batch_sizes) = match (&op_cases, &generate) {
+        (_, Some(g)) => (g.prompts.clone(), sizes(&file.batch_sizes, "batch_sizes", 1, MAX_BATCH, "[1, 4, 16]").map_err(|(k, m)| err(&k, m))?),
+        (Some(_), None) => (vec![0], vec![1]),
         // Both empty: every model must bring its own test data (checked when models are found).
-        None if file.input_chars.is_empty() && file.batch_sizes.is_empty() => (Vec::new(), Vec::new()),
-        None => (
+        (None, None) if file.input_chars.is_empty() && file.batch_sizes.is_empty() => (Vec::new(), Vec::new()),
+        (None, None) => (
             sizes(&file.input_chars, "input_chars", 1, MAX_CHARS, "[50, 100, 200, 500]").map_err(|(k, m)| err(&k, m))?,
             sizes(&file.batch_sizes, "batch_sizes", 1, MAX_BATCH, "[1, 16, 32]").map_err(|(k, m)| err(&k, m))?,
         ),
@@ -192,19 +207,20 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         (None, None) => TextSource::Builtin(texts::BUILTIN_TEXTS[0].0.to_string()),
     };
 
-    let cells = [models.len(), ids.len(), input_chars.len().max(1), batch_sizes.len().max(1)].iter().try_fold(1usize, |a, &n| a.checked_mul(n));
+    let new_counts = generate.as_ref().map_or(1, |g| g.new_tokens.len());
+    let cells = [models.len(), ids.len(), input_chars.len().max(1), new_counts, batch_sizes.len().max(1)].iter().try_fold(1usize, |a, &n| a.checked_mul(n));
     if cells.is_none_or(|n| n > MAX_CELLS) {
+        let new = if generate.is_some() { format!(" × {new_counts} new token counts") } else { String::new() };
         return Err(anyhow!(
-            "{origin}: {} models × {} runtimes × {} input lengths × {} batch sizes make more than {MAX_CELLS} cells\n  fix: measure fewer sizes, or split the grid into several scenarios",
+            "{origin}: {} models × {} runtimes × {} input lengths{new} × {} batch sizes make more than {MAX_CELLS} cells\n  fix: measure fewer sizes, or split the grid into several scenarios",
             models.len(),
             ids.len(),
             input_chars.len(),
             batch_sizes.len()
         ));
     }
-    let points: Vec<Point> = input_chars.iter().flat_map(|&chars| batch_sizes.iter().map(move |&batch| Point { chars, batch, data_set: None })).collect();
-    let (groups, cells) = grid(&models, &ids, &vec![points; models.len()]);
-    Ok(Plan {
+    let test_data = file.test_data.unwrap_or(true) && generate.is_none();
+    let mut plan = Plan {
         name: file.name.clone(),
         origin: origin.to_string(),
         scenario_dir: scenario_dir.to_path_buf(),
@@ -213,10 +229,13 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
         runtimes_key,
         input_chars,
         batch_sizes,
-        settings: Settings { iterations, warmup, text, threads, reference, tolerances, min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, own, test_data: file.test_data.unwrap_or(true) },
-        groups,
-        cells,
-    })
+        settings: Settings { iterations, warmup, text, threads, reference, tolerances, min_time_s, cell_timeout_s, memory_budget_gib, ci_warn_share, dims, inputs, own, test_data, generate },
+        groups: Vec::new(),
+        cells: Vec::new(),
+    };
+    let points = plan.grid_points();
+    (plan.groups, plan.cells) = grid(&plan.models, &ids, &vec![points; plan.models.len()]);
+    Ok(plan)
 }
 
 /// Parses a `dims:` table (the scenario's, or a model's own); an error carries the key below

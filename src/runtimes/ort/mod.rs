@@ -7,6 +7,7 @@
 mod cache;
 mod convert;
 mod cudart;
+mod decode;
 mod env;
 mod ep;
 mod io;

@@ -185,4 +185,9 @@ impl Session for OrtSession {
     fn info(&self) -> SessionInfo {
         self.info.clone()
     }
+
+    fn decoder(&mut self, layout: &crate::models::DecoderLayout, io: &crate::models::ModelIo) -> Result<Box<dyn crate::runtimes::decode::Decoder + '_>> {
+        let int32 = crate::runtimes::decode::index_type(io, &layout.input_ids)? == crate::tensor::ElemType::Int32;
+        Ok(Box::new(super::decode::OrtDecoder::new(&mut self.core, layout, int32)?))
+    }
 }

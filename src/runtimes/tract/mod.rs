@@ -4,6 +4,7 @@
 //! A large model's typed graph is not kept beside its plan (`KEEP_GRAPH_MAX_BYTES`): its later
 //! shapes' plans are made of the file read again.
 
+mod decode;
 mod read;
 mod symbolic;
 
@@ -239,6 +240,23 @@ impl Session for TractSession {
 
     fn info(&self) -> SessionInfo {
         self.info.clone()
+    }
+
+    fn decoder(&mut self, layout: &crate::models::DecoderLayout, io: &crate::models::ModelIo) -> Result<Box<dyn super::decode::Decoder + '_>> {
+        // One plan for all steps: a per-shape plan held beside it would hold the weights twice.
+        self.current = None;
+        self.last.clear();
+        let _loading = super::loading::Loading::begin();
+        let int32 = super::decode::index_type(io, &layout.input_ids)? == ElemType::Int32;
+        let state = match &self.graph {
+            Some(g) => g.runnable(),
+            None => {
+                let inference = read_model(&self.onnx).map_err(|e| anyhow!("tract cannot read {} again: {e:#}", self.onnx.display()))?;
+                Symbolic::new(inference).and_then(|g| g.runnable())
+            }
+        }
+        .map_err(|e| anyhow!("not supported by tract: it cannot make one plan for every step of the decoder (symbolic batch, sequence and past lengths): {e:#}\n  fix: {UNSUPPORTED_FIX}"))?;
+        Ok(Box::new(decode::TractDecoder::new(state, layout, int32)?))
     }
 }
 

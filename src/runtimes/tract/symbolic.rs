@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::model::typed::TypedSimpleState;
 
 /// The typed graph of a session, with symbolic input dims.
 pub(super) struct Symbolic {
@@ -67,5 +68,14 @@ impl Symbolic {
         let concrete = self.model.set_symbols(&values);
         drop(self);
         Some(concrete.and_then(TypedModel::into_optimized))
+    }
+}
+
+impl Symbolic {
+    /// One plan for every shape, its symbols bound at run time from the inputs (a decoder's past
+    /// length changes with every step: a plan per shape would be made per token).
+    pub fn runnable(&self) -> TractResult<TypedSimpleState> {
+        let plan = self.model.clone().into_optimized()?.into_runnable()?;
+        TypedSimpleState::new(&plan)
     }
 }

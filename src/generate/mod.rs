@@ -1,0 +1,154 @@
+//! Generation cells: a prompt run through a decoder with an empty cache (prefill, up to the first
+//! token picked), then one step per new token with the cache the runtime kept (decode), picking the
+//! largest logit each step (greedy: the same ids for every runtime that computes the same thing).
+//! Warm-ups and timed generations as the scenario says; every step timed on its own.
+
+pub mod prompt;
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use ndarray::{Array2, Array3, Axis};
+
+use crate::runtimes::decode::{Decoder, Step};
+use crate::stats::summarize;
+use crate::tensor::{Output, Tensor};
+pub use prompt::Prompt;
+
+/// The most logits a cell keeps for comparison with the reference runtime's (all steps, the rows
+/// that fit): beyond it, fewer rows are kept and the record says how many.
+pub const LOGITS_KEPT_MAX_BYTES: usize = 256 << 20;
+
+/// One generation's ids, times and logits.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// `[batch, new_tokens]`.
+    pub ids: Array2<i64>,
+    pub prefill_ms: f64,
+    /// One per step after the first token.
+    pub step_ms: Vec<f64>,
+    /// `[new_tokens, rows kept, vocab]`: each step's logits of the first rows (none unless asked).
+    pub logits: Option<Array3<f32>>,
+    pub cache_bytes: u64,
+}
+
+/// The index of each row's largest logit (the first of equal ones).
+pub fn argmax(logits: &Array2<f32>) -> Vec<i64> {
+    logits
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0 as i64)
+        .collect()
+}
+
+/// Generates `new_tokens` tokens after `prompt`, greedily; keeps the logits of the first
+/// `keep_rows` rows of every step when asked.
+pub fn generate(dec: &mut dyn Decoder, prompt: &Prompt, new_tokens: usize, keep_rows: usize) -> Result<Generated> {
+    let batch = prompt.ids.nrows();
+    let mut ids = Array2::<i64>::zeros((batch, new_tokens));
+    let mut kept: Vec<Array2<f32>> = Vec::new();
+    dec.reset();
+    let positions = prompt.positions();
+    let t = Instant::now();
+    let logits = dec.step(&Step { ids: &prompt.ids, mask: &prompt.mask, positions: &positions })?;
+    let mut next = argmax(&logits);
+    let prefill_ms = t.elapsed().as_secs_f64() * 1e3;
+    ids.column_mut(0).assign(&ndarray::Array1::from(next.clone()));
+    if keep_rows > 0 {
+        kept.push(logits.slice(ndarray::s![..keep_rows, ..]).to_owned());
+    }
+    let mut mask = prompt.mask.clone();
+    let mut last: Vec<i64> = positions.column(positions.ncols() - 1).to_vec();
+    // Padding rows' last position is a real token's (prompts are padded on the left).
+    let mut step_ms = Vec::with_capacity(new_tokens.saturating_sub(1));
+    for k in 1..new_tokens {
+        let t = Instant::now();
+        let input = Array2::from_shape_vec((batch, 1), next)?;
+        mask.push_column(ndarray::Array1::ones(batch).view())?;
+        for p in last.iter_mut() {
+            *p += 1;
+        }
+        let pos = Array2::from_shape_vec((batch, 1), last.clone())?;
+        let logits = dec.step(&Step { ids: &input, mask: &mask, positions: &pos })?;
+        next = argmax(&logits);
+        step_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        ids.column_mut(k).assign(&ndarray::Array1::from(next.clone()));
+        if keep_rows > 0 {
+            kept.push(logits.slice(ndarray::s![..keep_rows, ..]).to_owned());
+        }
+    }
+    let logits = if keep_rows > 0 {
+        let views: Vec<_> = kept.iter().map(|a| a.view()).collect();
+        Some(ndarray::stack(Axis(0), &views)?)
+    } else {
+        None
+    };
+    Ok(Generated { ids, prefill_ms, step_ms, logits, cache_bytes: dec.cache_bytes() })
+}
+
+/// Rows whose logits of every step fit in `LOGITS_KEPT_MAX_BYTES` (at least one).
+pub fn rows_kept(batch: usize, new_tokens: usize, vocab: usize) -> usize {
+    (LOGITS_KEPT_MAX_BYTES / (new_tokens * vocab * 4).max(1)).clamp(1, batch)
+}
+
+/// All measurements of one cell.
+pub struct Measured {
+    pub generation: crate::results::Generation,
+    /// Whole generations (prefill and every step), one per timed generation.
+    pub samples_ms: Vec<f64>,
+    pub warmup_ms: f64,
+    /// The last timed generation's ids and kept logits, as saved outputs (`ids`, `logits`).
+    pub outputs: Vec<Output>,
+}
+
+/// Warms up and times `iterations` generations of one cell.
+pub fn measure(dec: &mut dyn Decoder, prompt: &Prompt, new_tokens: usize, warmup: usize, iterations: usize, keep_rows: usize) -> Result<Measured> {
+    if iterations == 0 {
+        bail!("no timed generation asked for");
+    }
+    let t = Instant::now();
+    let mut first: Option<Array2<i64>> = None;
+    let mut repeatable = true;
+    for _ in 0..warmup {
+        let g = generate(dec, prompt, new_tokens, 0)?;
+        repeatable &= first.get_or_insert_with(|| g.ids.clone()) == &g.ids;
+    }
+    let warmup_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (mut prefill, mut steps, mut whole) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
+    for i in 0..iterations {
+        let g = generate(dec, prompt, new_tokens, if i + 1 == iterations { keep_rows } else { 0 })?;
+        repeatable &= first.get_or_insert_with(|| g.ids.clone()) == &g.ids;
+        prefill.push(g.prefill_ms);
+        whole.push(g.prefill_ms + g.step_ms.iter().sum::<f64>());
+        steps.extend_from_slice(&g.step_ms);
+        last = Some(g);
+    }
+    let g = last.expect("one timed generation at least");
+    let batch = prompt.ids.nrows();
+    let prompt_tokens: usize = prompt.tokens_per_row.iter().sum();
+    let prefill_summary = summarize(&prefill, batch, Some(prompt_tokens));
+    let decode = (!steps.is_empty()).then(|| summarize(&steps, batch, Some(batch)));
+    let generation = crate::results::Generation {
+        prompt_tokens: prompt.tokens_per_row.clone(),
+        new_tokens,
+        prompt: prompt.from.clone(),
+        prefill_tokens_per_s: prompt_tokens as f64 / (prefill_summary.mean_ms / 1e3),
+        prefill: prefill_summary,
+        decode_tokens_per_s: decode.as_ref().map(|_| (batch * steps.len()) as f64 / (steps.iter().sum::<f64>() / 1e3)),
+        decode,
+        cache_bytes: g.cache_bytes,
+        timer: dec.timer(),
+        ids: g.ids.rows().into_iter().map(|r| r.to_vec()).collect(),
+        repeatable,
+        agreement: None,
+    };
+    let mut outputs = vec![Output { name: "ids".into(), data: Tensor::I64(g.ids.into_dyn()) }];
+    if let Some(l) = g.logits {
+        outputs.push(Output { name: "logits".into(), data: Tensor::F32(l.into_dyn()) });
+    }
+    Ok(Measured { generation, samples_ms: whole, warmup_ms, outputs })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+//! Generation in a runtime: a decoder's steps with its key/value cache kept by the runtime between
+//! them (`Decoder`), made by a loaded session for a model whose cache layout is known
+//! (`models::DecoderLayout`). The loop that picks tokens and times the steps is `generate`'s.
+
+use anyhow::{bail, Result};
+use ndarray::Array2;
+
+use crate::models::DecoderLayout;
+use crate::tensor::ElemType;
+
+/// One step's inputs: token ids `[batch, n]`, the attention mask over the cached and the new
+/// positions `[batch, past + n]` (1: a real token, 0: padding), and the new tokens' position ids
+/// `[batch, n]`.
+pub struct Step<'a> {
+    pub ids: &'a Array2<i64>,
+    pub mask: &'a Array2<i64>,
+    pub positions: &'a Array2<i64>,
+}
+
+/// A decoder whose key/value cache stays in the runtime between steps.
+pub trait Decoder {
+    /// Forgets the cache: the next step starts a generation with an empty past.
+    fn reset(&mut self);
+    /// Runs one step on the cache of the steps before it and keeps the cache it returns; gives the
+    /// last position's logits of each row in host memory, as f32 `[batch, vocab]`.
+    fn step(&mut self, step: &Step) -> Result<Array2<f32>>;
+    /// What a timed step covers (inputs in, the cache where it stays, logits out), as recorded.
+    fn timer(&self) -> String;
+    /// Bytes the cache holds now.
+    fn cache_bytes(&self) -> u64;
+}
+
+/// The element type of the integer inputs a decoder takes (`input_ids`, `attention_mask`,
+/// `position_ids`): int64 as optimum and onnxruntime-genai export them, or int32.
+pub fn index_type(io: &crate::models::ModelIo, name: &str) -> Result<ElemType> {
+    let Some(i) = io.inputs.iter().find(|i| i.name == name) else { bail!("the model has no input `{name}`") };
+    match i.elem() {
+        Some(t @ (ElemType::Int64 | ElemType::Int32)) => Ok(t),
+        _ => bail!("input `{name}` is {}, not int64 or int32: xbench feeds token ids, masks and positions as integers\n  fix: map the decoder's inputs in model.yaml (`decoder:`), or run the model as a plain model", i.elem_type),
+    }
+}
+
+/// The default answer of a session that cannot keep a cache between steps.
+pub fn cannot_keep_cache(runtime: &str) -> anyhow::Error {
+    anyhow::anyhow!("{runtime} cannot keep a decoder's key/value cache between steps, so it cannot generate\n  fix: generate with ort-cpu, ort-cuda or tract-cpu (or an external program that speaks the generation messages)")
+}
+
+/// The layout's cache element type, for runtimes that make the empty past of a prefill.
+pub fn cache_type(layout: &DecoderLayout) -> Result<ElemType> {
+    match layout.cache_type {
+        t @ (ElemType::Float32 | ElemType::Float16) => Ok(t),
+        other => bail!("the key/value cache is {other}; xbench generates with float32 and float16 caches\n  fix: export the decoder with a float32 or float16 cache"),
+    }
+}
