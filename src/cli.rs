@@ -179,6 +179,17 @@ pub enum Cmd {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Write the small Llama-style test decoder (random weights, fixed seed, key/value cache) to a folder.
+    MakeTinyDecoder {
+        #[arg(long, default_value = "models/tiny-llama")]
+        out: PathBuf,
+        /// Store the weights, the cache and the logits as float16 (fp32 arithmetic).
+        #[arg(long)]
+        fp16: bool,
+        /// Seed of the weights (42 gives the committed model).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Internal: run one group of a scenario, its job read from standard input (started by `xbench scenario`).
     #[command(hide = true)]
     Worker,

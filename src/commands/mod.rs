@@ -122,6 +122,19 @@ pub fn dispatch(cmd: Cmd, stop: &xbench::run::Stop) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
+        Cmd::MakeTinyDecoder { out, fp16, seed } => {
+            use xbench::onnx::tiny_decoder;
+            let cfg = tiny_decoder::TinyDecoderConfig { seed, ..Default::default() };
+            // Only over a model xbench wrote (its producer is xbench), never over someone's own.
+            let model = out.join("model.onnx");
+            let what = "the tiny test decoder";
+            xbench::files::check_write(&model, what, xbench::onnx::builder::made_by_xbench, &[])?;
+            for file in ["config.json", "tokenizer.json"] {
+                xbench::files::check_write(&out.join(file), what, |_| xbench::onnx::builder::made_by_xbench(&model), &[])?;
+            }
+            println!("{}", tiny_decoder::write(&cfg, fp16, &out)?.display());
+            Ok(())
+        }
         Cmd::Compare { a, b, level, fail_above } => tools::compare(&a, &b, level, fail_above),
         Cmd::Feeds { file, out, models_dir } => tools::write_feeds(&file, &out, &models_dir),
         Cmd::Fetch { repo, revision, file, name, models_dir, quiet: _ } => tools::fetch(&repo, revision, file, name, models_dir),

@@ -29,10 +29,16 @@ fn floats(t: &TensorProto) -> Result<Vec<f32>> {
 /// A copy of `model` whose float initializers are float16, each read through a Cast to float.
 /// Fails on a model without a graph or with weights in external files.
 pub fn weights_to_fp16(model: &ModelProto) -> Result<ModelProto> {
+    weights_to_fp16_keeping(model, &[])
+}
+
+/// Like [`weights_to_fp16`], leaving the initializers named in `keep` float (constants whose
+/// rounding would change what the graph computes, such as rotary frequencies).
+pub fn weights_to_fp16_keeping(model: &ModelProto, keep: &[&str]) -> Result<ModelProto> {
     let mut out = model.clone();
     let graph = out.graph.as_mut().context("the model holds no graph")?;
     let mut casts = Vec::new();
-    for t in graph.initializer.iter_mut().filter(|t| t.data_type == DataType::Float as i32) {
+    for t in graph.initializer.iter_mut().filter(|t| t.data_type == DataType::Float as i32 && !keep.contains(&t.name.as_str())) {
         let values = floats(t)?;
         let name = std::mem::take(&mut t.name);
         t.name = format!("{name}{SUFFIX}");

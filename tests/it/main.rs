@@ -6,6 +6,7 @@ mod hostile;
 
 mod bad_inputs;
 mod compare;
+mod decoder;
 mod dropped_in;
 mod end_to_end;
 mod execution_providers;
