@@ -126,6 +126,15 @@ pub fn cell_line(r: &CellRecord, p: Progress) -> String {
     let width = p.total.to_string().len();
     let op = xbench::scenario::ops::is_op(&r.model);
     // Operation cases have no text: their line names the case and the runtime only.
+    if let (Some(new), Some(g), Status::Ok) = (r.new_tokens, &r.generation, r.status) {
+        let decode = match (&g.decode, g.decode_tokens_per_s) {
+            (Some(d), Some(t)) => format!(", decode {:.3} ms/token ({t:.0} t/s)", d.median_ms),
+            _ => String::new(),
+        };
+        let prompt = g.prompt_tokens.iter().max().copied().unwrap_or(0);
+        let eta = p.eta_s.map(|s| format!(" — ETA {}", fmt_secs(s))).unwrap_or_default();
+        return format!("[{:>width$}/{}] {} · {} · prompt {prompt} → {new} new × batch {}: first token {:.3} ms{decode}{eta}", p.done, p.total, r.model, r.runtime, r.batch, g.prefill.mean_ms);
+    }
     let what = match (op, r.data_set, &r.tokens) {
         (true, _, _) => format!("{} · {}", r.model, r.runtime),
         (_, Some(n), _) => format!("{} · {} · test_data_set_{n}", r.model, r.runtime),

@@ -3,6 +3,7 @@
 
 pub mod data;
 mod doc;
+pub mod generation;
 mod ops;
 pub mod figures;
 mod meta;

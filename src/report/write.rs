@@ -163,7 +163,9 @@ fn caption(fig: &Figure, published: bool) -> String {
         1 => format!("Fig. 1: mean latency of each operation case (cells of models named `{OP_PREFIX}…`), log scale; {ci}."),
         2 => format!("Fig. 2: each bar is the mean of the model's cell means over all input lengths and batch sizes; {ci}."),
         3 => format!("Fig. 3: each point is the mean over batch sizes of the cells at that input length; {ci}."),
-        _ => format!("Fig. 4: each point is the mean over input lengths of the cells at that batch size; {ci}."),
+        4 => format!("Fig. 4: each point is the mean over input lengths of the cells at that batch size; {ci}."),
+        5 => "Fig. 5: decode throughput of each generation cell (tokens of all rows per second of decode steps), one line per runtime, model, batch size and new tokens.".to_string(),
+        _ => "Fig. 6: mean time to first token of each generation cell (the prompt with an empty cache, up to the first token picked), with its 95% CI.".to_string(),
     };
     if published {
         let look = if fig.number <= 2 { "lighter bars with an outline" } else { "dashed lines, hollow markers" };
@@ -182,7 +184,7 @@ fn caption(fig: &Figure, published: bool) -> String {
 fn figure_blocks(m: &Merged, figs: &[(Figure, String)]) -> Vec<Block> {
     let published = m.series.iter().any(|s| s.is_published());
     let mut out = vec![Block::Heading("Figures".into())];
-    if !figs.iter().any(|(f, _)| f.number == 1) {
+    if !figs.iter().any(|(f, _)| f.number == 1) && !super::generation::only_generation(m) {
         out.push(Block::Para(format!(
             "Fig. 1 (operation benchmark) is not drawn: these results have no operation cells (models named `{OP_PREFIX}…`)."
         )));
@@ -196,12 +198,17 @@ fn figure_blocks(m: &Merged, figs: &[(Figure, String)]) -> Vec<Block> {
 /// The whole report as blocks; `figs` are the figures drawn, with their SVG text.
 fn document(m: &Merged, figs: &[(Figure, String)], paper: bool) -> Vec<Block> {
     let mut blocks = meta::header_blocks(m);
+    if super::generation::only_generation(m) {
+        blocks.extend(super::generation::generation_blocks(m));
+        return blocks;
+    }
     if paper {
         blocks.extend(paper_blocks(m));
     }
     blocks.extend(figure_blocks(m, figs));
     blocks.extend(super::ops_blocks(m));
     blocks.extend(tables::latency_blocks(m));
+    blocks.extend(super::generation::generation_blocks(m));
     blocks
 }
 

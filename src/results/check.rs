@@ -57,7 +57,7 @@ pub fn inconsistency(r: &RunResults) -> Option<String> {
         if !groups.contains(&(c.model.as_str(), c.runtime)) {
             return Some(format!("{at} belongs to no group (its `groups` list no model `{}` on {})", c.model, c.runtime));
         }
-        if !points.insert((c.model.as_str(), c.runtime, c.chars, c.batch, c.data_set)) {
+        if !points.insert((c.model.as_str(), c.runtime, c.chars, c.batch, c.data_set, c.new_tokens)) {
             return Some(format!("{at} is there twice"));
         }
         if c.status == Status::Ok && (c.summary.is_none() || c.samples_ms.is_empty()) {

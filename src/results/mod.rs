@@ -338,6 +338,10 @@ impl RunResults {
     /// Where `c` lies in its model's grid, in words: `50 chars / batch 1` for text, `length 16 /
     /// batch 1` (or `batch 1`, no length taken) for values given or generated, `test_data_set_0`.
     pub fn point_label(&self, c: &CellRecord) -> String {
+        if let Some(new) = c.new_tokens {
+            let unit = self.scenario.generate.as_ref().map_or("tokens", |g| if g.prompt_chars.is_empty() { "tokens" } else { "chars" });
+            return format!("prompt {} {unit} → {new} new / batch {}", c.chars, c.batch);
+        }
         let input = self.models.iter().find(|m| m.name == c.model).map(|m| m.input);
         match (c.data_set, input) {
             (Some(n), _) => format!("test_data_set_{n}"),

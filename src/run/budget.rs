@@ -20,6 +20,15 @@ pub fn cell_need(model: &JobModel, cell: &Cell, dims: &Dims) -> Option<(u64, Str
     if cell.data_set.is_some() {
         return None;
     }
+    if let Some(new) = cell.new_tokens {
+        // Generation: the cache at its longest and the prompt's logits (every position of every
+        // row, as decoders export them). A prompt of N characters has at most about N + 2 tokens.
+        let layout = model.decoder.as_ref()?;
+        let prompt = cell.chars + 2;
+        let cache = layout.cache_bytes(cell.batch, prompt + new)?;
+        let logits = (cell.batch * prompt * layout.vocab?) as u64 * 4;
+        return Some((cache + logits, format!("key/value cache {} and the prompt's logits {}", gib(cache), gib(logits))));
+    }
     let plan = model.inputs.as_ref()?;
     let (batch, chars) = (cell.batch as u64, cell.chars as u64);
     // A row holds at most about one token per character, plus the special tokens, and is cut at

@@ -13,6 +13,8 @@ pub struct LineChart<'a> {
     pub title: &'a str,
     pub x_desc: &'a str,
     pub points: &'a [LinePoint],
+    /// What the y axis shows, when not mean latency in ms.
+    pub y_desc: Option<&'a str>,
 }
 
 pub fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &LineChart) -> anyhow::Result<()>
@@ -63,7 +65,7 @@ where
         .y_label_formatter(&y_label)
         .label_style(font(LABEL_PX))
         .x_desc(spec.x_desc)
-        .y_desc(y.desc())
+        .y_desc(spec.y_desc.unwrap_or(y.desc()))
         .axis_desc_style(font(DESC_PX))
         .axis_style(INK)
         .draw()?;

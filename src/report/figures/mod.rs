@@ -58,6 +58,8 @@ pub const FIG1_TITLE: &str = "Fig. 1 — Operation benchmark: mean latency per c
 pub const FIG2_TITLE: &str = "Fig. 2 — Average latency per model";
 pub const FIG3_TITLE: &str = "Fig. 3 — Latency vs input length (mean over batch sizes)";
 pub const FIG4_TITLE: &str = "Fig. 4 — Latency vs batch size (mean over input lengths)";
+pub const FIG5_TITLE: &str = "Fig. 5 — Decode throughput vs prompt length";
+pub const FIG6_TITLE: &str = "Fig. 6 — Time to first token vs prompt length";
 
 /// Fig. 1: one bar per operation case and series, always on a log axis.
 pub fn operations<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, bars: &[Bar]) -> Result<()>
@@ -81,7 +83,7 @@ pub fn by_length<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, points: &[Li
 where
     DB::ErrorType: 'static,
 {
-    draw_lines(root, &LineChart { title: FIG3_TITLE, x_desc, points })
+    draw_lines(root, &LineChart { title: FIG3_TITLE, x_desc, points, y_desc: None })
 }
 
 /// Fig. 4: latency against batch size.
@@ -89,7 +91,7 @@ pub fn by_batch<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, points: &[Lin
 where
     DB::ErrorType: 'static,
 {
-    draw_lines(root, &LineChart { title: FIG4_TITLE, x_desc: "batch size", points })
+    draw_lines(root, &LineChart { title: FIG4_TITLE, x_desc: "batch size", points, y_desc: None })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +101,10 @@ pub enum Chart {
     /// Points, and what the x axis measures.
     Length(Vec<LinePoint>, &'static str),
     Batch(Vec<LinePoint>),
+    /// Generation: decode tokens per second against prompt tokens.
+    Decode(Vec<LinePoint>),
+    /// Generation: time to first token against prompt tokens.
+    FirstToken(Vec<LinePoint>),
 }
 
 /// A figure of a report: its file stem, what it shows, and the averages it leaves out.
@@ -119,6 +125,8 @@ impl Figure {
             Chart::Models(_) => FIG2_TITLE,
             Chart::Length(..) => FIG3_TITLE,
             Chart::Batch(_) => FIG4_TITLE,
+            Chart::Decode(_) => FIG5_TITLE,
+            Chart::FirstToken(_) => FIG6_TITLE,
         }
     }
 
@@ -131,6 +139,8 @@ impl Figure {
             Chart::Models(b) => models(root, b),
             Chart::Length(p, x_desc) => by_length(root, p, x_desc),
             Chart::Batch(p) => by_batch(root, p),
+            Chart::Decode(points) => draw_lines(root, &LineChart { title: FIG5_TITLE, x_desc: "prompt tokens (per row)", points, y_desc: Some("decode tokens per second (all rows)") }),
+            Chart::FirstToken(points) => draw_lines(root, &LineChart { title: FIG6_TITLE, x_desc: "prompt tokens (per row)", points, y_desc: Some("time to first token (ms)") }),
         }
     }
 
@@ -161,6 +171,19 @@ pub fn figures(m: &Merged) -> Vec<Figure> {
     let omitted_points = |pts: &[LinePoint], at: &dyn Fn(f64) -> String| {
         pts.iter().filter(|p| p.mean_ms.is_none()).map(|p| format!("{} — {}, {}", p.series, p.model, at(p.x))).collect()
     };
+    if crate::report::generation::has_generation(m) {
+        let (decode, first) = crate::report::generation::points(m);
+        let omitted = |pts: &[LinePoint]| pts.iter().filter(|p| p.mean_ms.is_none()).map(|p| format!("{} — {}, prompt {}", p.series, p.model, p.x)).collect();
+        if !decode.is_empty() {
+            out.push(Figure { number: 5, stem: "fig5-decode", omitted: omitted(&decode), chart: Chart::Decode(decode) });
+        }
+        if !first.is_empty() {
+            out.push(Figure { number: 6, stem: "fig6-first-token", omitted: omitted(&first), chart: Chart::FirstToken(first) });
+        }
+        if crate::report::generation::only_generation(m) {
+            return out;
+        }
+    }
     let ops = operation_bars(m);
     if !ops.is_empty() {
         out.push(Figure { number: 1, stem: "fig1-operations", omitted: omitted_bars(&ops), chart: Chart::Operations(ops) });
@@ -187,4 +210,4 @@ pub fn figures(m: &Merged) -> Vec<Figure> {
 }
 
 /// File stems of all figures, for removing stale ones.
-pub const ALL_STEMS: [&str; 4] = ["fig1-operations", "fig2-models", "fig3-length", "fig4-batch"];
+pub const ALL_STEMS: [&str; 6] = ["fig1-operations", "fig2-models", "fig3-length", "fig4-batch", "fig5-decode", "fig6-first-token"];
