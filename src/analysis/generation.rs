@@ -20,8 +20,8 @@ fn logits(o: &[Output]) -> Option<ndarray::ArrayView3<'_, f32>> {
     }
 }
 
-/// The largest logit minus the second largest.
-fn margin(row: ndarray::ArrayView1<f32>) -> Option<f64> {
+/// The largest logit minus the second largest, and the largest.
+fn margin(row: ndarray::ArrayView1<f32>) -> Option<(f64, f64)> {
     let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
     for &v in row {
         if v > a {
@@ -30,7 +30,7 @@ fn margin(row: ndarray::ArrayView1<f32>) -> Option<f64> {
             b = v;
         }
     }
-    b.is_finite().then_some((a - b) as f64)
+    b.is_finite().then_some(((a - b) as f64, a as f64))
 }
 
 /// Compares `got` with `want` (the reference runtime's saved ids and logits); `Err` says why they
@@ -73,13 +73,15 @@ pub fn compare(got: &SavedOutputs, want: &SavedOutputs, reference: RuntimeId, pr
     let parted = first.map(|(r, &s)| {
         let at = |l: &Option<ndarray::ArrayView3<f32>>| l.as_ref().filter(|_| r < logit_rows).map(|l| l.slice(ndarray::s![s, r, ..]).to_owned());
         let (g_row, w_row) = (at(&gl), at(&wl));
+        let top = w_row.as_ref().and_then(|w| margin(w.view()));
         Parted {
             step: s + 1,
             row: r,
             id: gi[[r, s]],
             reference_id: wi[[r, s]],
-            reference_margin: w_row.as_ref().and_then(|w| margin(w.view())),
+            reference_margin: top.map(|(m, _)| m),
             logit_diff: g_row.zip(w_row).map(|(g, w)| g.iter().zip(&w).map(|(a, b)| (*a as f64 - *b as f64).abs()).fold(0.0, f64::max)),
+            near_tie: top.map(|(m, t)| m <= 2.0 * (tol.abs + tol.rel * t.abs())),
         }
     });
     let identical = parted.is_none();
@@ -108,13 +110,16 @@ pub fn compare(got: &SavedOutputs, want: &SavedOutputs, reference: RuntimeId, pr
 /// Where the ids part, in words, for flags and reports.
 pub fn parted_words(p: &Parted, reference: RuntimeId) -> String {
     let mut s = format!("generated ids part from {reference}'s at step {} (row {}: {} vs {})", p.step, p.row, p.id, p.reference_id);
-    match (p.reference_margin, p.logit_diff) {
-        (Some(m), Some(d)) => {
-            let tie = if m <= 2.0 * d { ": a near-tie that the logits difference can tip" } else { ": not a near-tie" };
-            s.push_str(&format!("; {reference}'s top-2 margin there {m:.3e}, logits differ by {d:.3e}{tie}"));
-        }
-        (Some(m), None) => s.push_str(&format!("; {reference}'s top-2 margin there {m:.3e}")),
-        _ => {}
+    if let Some(m) = p.reference_margin {
+        s.push_str(&format!("; {reference}'s top-2 margin there {m:.3e}"));
+    }
+    if let Some(d) = p.logit_diff {
+        s.push_str(&format!(", logits differ by {d:.3e}"));
+    }
+    match p.near_tie {
+        Some(true) => s.push_str(": a near-tie (margin within twice the tolerance), which rounding in a correct runtime can tip"),
+        Some(false) => s.push_str(": not a near-tie (margin beyond twice the tolerance): the runtimes compute different things"),
+        None => {}
     }
     s
 }
@@ -149,22 +154,24 @@ mod tests {
 
     #[test]
     fn parting_ids_name_the_step_and_tell_a_near_tie_from_a_bug() {
-        // Step 2 (index 1): the reference picks 0 (logits 1.0 vs 0.99: margin 0.01), the cell 1.
-        let want = saved(&[[1, 0, 1]], vec![0.0, 1.0, 1.0, 0.99, 0.0, 1.0]);
-        let got = saved(&[[1, 1, 0]], vec![0.0, 1.0, 0.98, 0.995, 5.0, 5.0]);
+        // Step 2 (index 1): the reference picks 0 (logits 1.0 vs 0.9995: margin 5e-4, within
+        // twice fp32's tolerance at 1.0), the cell 1, its logits 1e-3 away.
+        let want = saved(&[[1, 0, 1]], vec![0.0, 1.0, 1.0, 0.9995, 0.0, 1.0]);
+        let got = saved(&[[1, 1, 0]], vec![0.0, 1.0, 0.999, 0.9998, 5.0, 5.0]);
         let (ids, a) = compare(&got, &want, RuntimeId::ORT_CPU, "fp32", Tolerance::FP32).unwrap();
         let p = ids.parted.as_ref().unwrap();
-        assert_eq!((p.step, p.row, p.id, p.reference_id), (2, 0, 1, 0));
-        assert!((p.reference_margin.unwrap() - 0.01).abs() < 1e-6 && (p.logit_diff.unwrap() - 0.02).abs() < 1e-6, "{p:?}");
-        assert!(parted_words(p, RuntimeId::ORT_CPU).contains("near-tie that the logits difference can tip"));
+        assert_eq!((p.step, p.row, p.id, p.reference_id, p.near_tie), (2, 0, 1, 0, Some(true)));
+        assert!((p.reference_margin.unwrap() - 5e-4).abs() < 1e-6 && (p.logit_diff.unwrap() - 1e-3).abs() < 1e-6, "{p:?}");
+        assert!(parted_words(p, RuntimeId::ORT_CPU).contains("a near-tie"));
         // Step 3's logits are not compared: its inputs differed.
-        assert!((ids.max_abs_logit_diff - 0.02).abs() < 1e-6, "{ids:?}");
+        assert!((ids.max_abs_logit_diff - 1e-3).abs() < 1e-6, "{ids:?}");
         assert_eq!(a.within_tolerance, Some(false));
         assert!(a.problems[0].contains("step 2"));
         // A wide margin is not a near-tie.
         let want = saved(&[[1, 0, 1]], vec![0.0, 1.0, 9.0, 0.0, 0.0, 1.0]);
         let got = saved(&[[1, 1, 1]], vec![0.0, 1.0, 0.0, 9.5, 0.0, 1.0]);
         let (ids, _) = compare(&got, &want, RuntimeId::ORT_CPU, "fp32", Tolerance::FP32).unwrap();
+        assert_eq!(ids.parted.as_ref().unwrap().near_tie, Some(false));
         assert!(parted_words(ids.parted.as_ref().unwrap(), RuntimeId::ORT_CPU).contains("not a near-tie"));
     }
 

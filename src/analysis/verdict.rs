@@ -141,6 +141,7 @@ mod tests {
                 chars: *len,
                 batch: *batch,
                 data_set: None,
+                new_tokens: None,
                 status: Status::Ok,
                 error: None,
                 fed: vec![],
@@ -160,6 +161,7 @@ mod tests {
                 energy_mj_per_inference: None,
                 warmup_ms: None,
                 wall_ms: None,
+                generation: None,
             })
             .collect();
         r

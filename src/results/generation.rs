@@ -74,4 +74,8 @@ pub struct Parted {
     /// The largest logits difference at that step, on that row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logit_diff: Option<f64>,
+    /// Whether the margin is within twice the precision's tolerance at the top logit: a near-tie
+    /// that two correct runtimes may break either way (`None`: the logits were not kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near_tie: Option<bool>,
 }

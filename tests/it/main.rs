@@ -15,6 +15,7 @@ mod external;
 mod fetch;
 mod frameworks;
 mod fuzz;
+mod generate;
 mod fuzz_regressions;
 mod guards;
 mod hostile_bounds;
