@@ -103,7 +103,7 @@ fn from_dir(name: &str, dir: &Path, root: &Path) -> Result<ModelSpec> {
         // A byte-order mark some editors write is not part of the YAML.
         serde_yaml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).map_err(|e| {
             anyhow::anyhow!(
-                "{}: {e}\n  fix: the keys a model.yaml takes are hub_id, revision, architecture, onnx, tokenizer, max_positions, position_offset, weights, description, compare_with, inputs",
+                "{}: {e}\n  fix: the keys a model.yaml takes are hub_id, revision, architecture, onnx, tokenizer, max_positions, position_offset, weights, description, compare_with, inputs, decoder",
                 meta_path.display()
             )
         })?

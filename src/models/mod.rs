@@ -2,9 +2,9 @@
 //! reading what their ONNX graph takes and gives (`onnx_meta`), and a model as a resolved plan
 //! holds it (`resolved`): ready to load, with its inputs and outputs read once.
 
+pub mod decoder;
 pub mod hub;
 pub(crate) mod inside;
-pub mod decoder;
 mod local;
 mod onnx_meta;
 mod resolved;
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use decoder::{CachePair, DecoderLayout};
+pub use decoder::{CacheNames, CachePair, DecoderLayout, DecoderRoles};
 pub use local::{discover, find};
 pub use onnx_meta::{parse_io, read_io, read_io_without_data, Dim, ExternalFile, IoInfo, ModelIo};
 pub use resolved::{ModelSource, ResolvedModel};
@@ -65,6 +65,10 @@ pub struct ModelMeta {
     /// `inputs:` overrides these.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub inputs: std::collections::BTreeMap<String, serde_yaml::Value>,
+    /// The roles of a decoder's inputs and outputs (token ids, mask, positions, logits, the
+    /// key/value cache) where they are not named as optimum names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder: Option<DecoderRoles>,
 }
 
 /// A model resolved on disk.
@@ -97,6 +101,20 @@ impl ModelSpec {
     /// The name of the model `compare_with` names, as scenarios and results name models.
     pub fn sibling(&self) -> Option<String> {
         self.meta.compare_with.as_deref().map(model_name)
+    }
+
+    /// Its decoder layout (see [`DecoderLayout::read`]), with model.yaml's `decoder:` roles and
+    /// the `config.json` beside it when there is one. `None`: the model takes no key/value cache.
+    pub fn decoder_layout(&self, io: &ModelIo) -> anyhow::Result<Option<DecoderLayout>> {
+        let config = self.dir.as_ref().map(|d| d.join("config.json")).filter(|p| p.is_file());
+        let config = match config {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                Some(serde_json::from_str::<serde_json::Value>(&text).map_err(|e| anyhow::anyhow!("{}: {e}\n  fix: give the model's own config.json, or remove it", path.display()))?)
+            }
+            None => None,
+        };
+        DecoderLayout::read(io, self.meta.decoder.as_ref(), config.as_ref()).map_err(|e| anyhow::anyhow!("model `{}`: {e:#}", self.name))
     }
 
     /// First position id for `position_ids` inputs.
