@@ -324,7 +324,8 @@ impl Todo {
         let cells: Vec<crate::scenario::Cell> = plan.plan.group_cells(group).iter().filter(|c| r.cells.get(c.index).is_some_and(|x| x.status == Status::Pending)).cloned().collect();
         let model = &plan.models[group.model];
         let pending = cells.len();
-        let on_grid = cells.iter().any(|c| c.data_set.is_none());
+        // Generation cells feed decoders themselves (prompt ids, mask, positions, cache), not through the input plan.
+        let on_grid = cells.iter().any(|c| c.data_set.is_none() && c.new_tokens.is_none());
         let Some(avail) = r.runtimes.iter().find(|a| a.runtime == group.runtime) else {
             return Todo { pending, job: Err((Status::Failed, format!("the results record nothing of runtime {}", group.runtime))) };
         };
