@@ -256,19 +256,30 @@ def export_decoder(model: torch.nn.Module, dtype: torch.dtype, path: Path) -> No
 
 
 def write_config(folder: Path, model: torch.nn.Module, dtype: torch.dtype) -> None:
-    """config.json: the transformers configuration the export was made from (with head_dim and dtype)."""
+    """config.json: the transformers configuration the export was made from, with head_dim, dtype,
+    the model class and rope_theta also at the top level (as configurations before transformers 5 have it)."""
     config = model.config.to_dict()
     config["head_dim"] = head_dim(model.config)
     config["dtype"] = str(dtype).removeprefix("torch.")
+    config["architectures"] = [type(model).__name__]
+    rope = config.get("rope_parameters") or {}
+    if "rope_theta" in rope:
+        config["rope_theta"] = rope["rope_theta"]
     config.pop("_attn_implementation_autoset", None)
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def no_tokenizer(weights: str) -> str:
+    if weights == "random":
+        return "No tokenizer: none is available offline for random-weight decoders; xbench feeds seeded token ids"
+    return "No tokenizer: the checkpoint has no tokenizer.json (--tokenizer FILE adds one); xbench feeds seeded token ids"
 
 
 def write_yaml(folder: Path, name: str, architecture: str, hub_id: str | None, weights: str, source: str, longest: int, fp16_of: str | None, tokenizer: bool) -> None:
     precision = "fp16 (weights, cache and arithmetic; logits fp32)" if fp16_of else "fp32"
     lines = [f"# Written by scripts/export_models.py --decoder. Weights: {source}."]
     if not tokenizer:
-        lines.append("# No tokenizer: none is available offline for random-weight decoders; xbench feeds seeded token ids.")
+        lines.append(f"# {no_tokenizer(weights)}.")
     if hub_id:
         lines.append(f"hub_id: {hub_id}")
     lines += [f"architecture: {architecture}", "onnx: model.onnx"]
@@ -307,7 +318,7 @@ def export_one_decoder(job: DecoderJob, out_root: Path, fp16: bool, settings: Ch
         f"{config.num_key_value_heads} kv heads, head_dim {head_dim(config)}, vocab {config.vocab_size}, max positions {longest}"
     )
     if job.tokenizer is None:
-        print("  no tokenizer: none is available offline for random-weight decoders; xbench feeds seeded token ids")
+        print(f"  {no_tokenizer(job.weights)}")
     ok = True
     reference = None  # torch fp32: the reference for the fp32 export and the fp16 copy alike
     variants = [(job.name, torch.float32, None)] + ([(f"{job.name}-fp16", torch.float16, job.name)] if fp16 else [])

@@ -547,6 +547,8 @@ def export_decoders(args: argparse.Namespace, settings: CheckSettings) -> list[s
         unknown = [m for m in wanted if m not in DECODERS]
         if unknown:
             raise SystemExit(f"error: unknown decoder(s) {', '.join(unknown)}; known: {', '.join(DECODERS)} (use --checkpoint for others)")
+        if args.require_trained:
+            raise SystemExit("error: --require-trained: decoders have trained weights only from a local --checkpoint DIR (the Hub is not tried for decoders)")
         print("decoders are built from their configurations with RANDOM weights (the Hub is not tried; --checkpoint DIR for trained ones)")
 
         def job(definition: DecoderDef) -> DecoderJob:

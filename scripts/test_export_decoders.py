@@ -8,6 +8,7 @@ not run it: the Python it has for tests carries no torch.
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import unittest
@@ -82,6 +83,19 @@ class DecoderExportTest(unittest.TestCase):
             p.data.add_(0.05 * torch.randn_like(p))
         ok, _ = check_decoder(self.dir / "tiny-llama" / "model.onnx", model, torch.float32, SETTINGS)
         self.assertFalse(ok, "perturbed torch weights must not pass")
+
+    def test_a_checkpoint_folder_exports_as_trained_weights(self) -> None:
+        model = tiny(QWEN)
+        checkpoint = self.dir / "checkpoint"
+        model.save_pretrained(checkpoint)
+        loaded = export_decoders.checkpoint_decoder(checkpoint)
+        for (name, ours), theirs in zip(model.state_dict().items(), loaded.state_dict().values()):
+            self.assertTrue(torch.equal(ours, theirs), name)
+        job = DecoderJob("ckpt", loaded, "trained", f"checkpoint: {checkpoint}")
+        self.assertTrue(export_one_decoder(job, self.dir, False, SETTINGS))
+        self.assertIn("weights: trained", (self.dir / "ckpt" / "model.yaml").read_text())
+        config = json.loads((self.dir / "ckpt" / "config.json").read_text())
+        self.assertEqual((config["model_type"], config["head_dim"], config["architectures"], config["rope_theta"]), ("qwen2", 16, ["Qwen2ForCausalLM"], 1e6))
 
     def test_prefill_then_decode_equals_one_pass_over_the_whole_sequence(self) -> None:
         model = self.export(LLAMA)
