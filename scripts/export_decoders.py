@@ -16,6 +16,7 @@ every step and the logits within the tolerance.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shutil
@@ -341,3 +342,34 @@ def export_one_decoder(job: DecoderJob, out_root: Path, fp16: bool, settings: Ch
         ok &= passed
         model = model.float()
     return ok
+
+
+def export_decoders(args: argparse.Namespace, settings: CheckSettings) -> list[str]:
+    """--decoder: each decoder exported with its cache and checked; returns the names whose check failed."""
+    if args.checkpoint is not None:
+        name = args.name or args.checkpoint.resolve().name
+        print(f"== {name} (decoder checkpoint {args.checkpoint})")
+        tokenizer = args.tokenizer or (args.checkpoint / "tokenizer.json" if (args.checkpoint / "tokenizer.json").is_file() else None)
+        jobs = [lambda: DecoderJob(name, checkpoint_decoder(args.checkpoint), "trained", f"checkpoint: {args.checkpoint}", tokenizer=tokenizer)]
+    else:
+        wanted = [m.strip() for m in (args.models or ",".join(DECODERS)).split(",") if m.strip()]
+        unknown = [m for m in wanted if m not in DECODERS]
+        if unknown:
+            raise SystemExit(f"error: unknown decoder(s) {', '.join(unknown)}; known: {', '.join(DECODERS)} (use --checkpoint for others)")
+        if args.require_trained:
+            raise SystemExit("error: --require-trained: decoders have trained weights only from a local --checkpoint DIR (the Hub is not tried for decoders)")
+        print("decoders are built from their configurations with RANDOM weights (the Hub is not tried; --checkpoint DIR for trained ones)")
+
+        def job(definition: DecoderDef) -> DecoderJob:
+            print(f"== {definition.name} (decoder, {definition.architecture})")
+            source = "random weights from the embedded configuration (seed 0)"
+            return DecoderJob(definition.name, random_decoder(definition), "random", source, definition.hub_id, args.tokenizer)
+
+        jobs = [lambda d=DECODERS[name]: job(d) for name in wanted]
+    failures = []
+    for make in jobs:
+        loaded = make()
+        if not export_one_decoder(loaded, args.out_root, args.fp16, settings):
+            failures.append(loaded.name)
+        del loaded
+    return failures

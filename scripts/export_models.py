@@ -61,7 +61,7 @@ import transformers
 from tokenizers import Tokenizer
 
 from decoder_check import CheckSettings
-from export_decoders import DECODERS, DecoderDef, DecoderJob, checkpoint_decoder, export_one_decoder, random_decoder
+from export_decoders import DECODERS, export_decoders
 
 OPSET = 18
 TOLERANCE_FP32 = 1e-4
@@ -533,37 +533,6 @@ def load_weights(definition: ModelDef, use_random: bool, hub_ok: bool, require_t
     print(f"  *** RANDOM WEIGHTS for {definition.name}: the Hub is out of reach, so the model is built from its\n"
           f"  *** architecture's configuration. Latency does not depend on the weights' values; the outputs mean nothing.")
     return loaded
-
-
-def export_decoders(args: argparse.Namespace, settings: CheckSettings) -> list[str]:
-    """--decoder: each decoder exported with its cache and checked; returns the names whose check failed."""
-    if args.checkpoint is not None:
-        name = args.name or args.checkpoint.resolve().name
-        print(f"== {name} (decoder checkpoint {args.checkpoint})")
-        tokenizer = args.tokenizer or (args.checkpoint / "tokenizer.json" if (args.checkpoint / "tokenizer.json").is_file() else None)
-        jobs = [lambda: DecoderJob(name, checkpoint_decoder(args.checkpoint), "trained", f"checkpoint: {args.checkpoint}", tokenizer=tokenizer)]
-    else:
-        wanted = [m.strip() for m in (args.models or ",".join(DECODERS)).split(",") if m.strip()]
-        unknown = [m for m in wanted if m not in DECODERS]
-        if unknown:
-            raise SystemExit(f"error: unknown decoder(s) {', '.join(unknown)}; known: {', '.join(DECODERS)} (use --checkpoint for others)")
-        if args.require_trained:
-            raise SystemExit("error: --require-trained: decoders have trained weights only from a local --checkpoint DIR (the Hub is not tried for decoders)")
-        print("decoders are built from their configurations with RANDOM weights (the Hub is not tried; --checkpoint DIR for trained ones)")
-
-        def job(definition: DecoderDef) -> DecoderJob:
-            print(f"== {definition.name} (decoder, {definition.architecture})")
-            source = "random weights from the embedded configuration (seed 0)"
-            return DecoderJob(definition.name, random_decoder(definition), "random", source, definition.hub_id, args.tokenizer)
-
-        jobs = [lambda d=DECODERS[name]: job(d) for name in wanted]
-    failures = []
-    for make in jobs:
-        loaded = make()
-        if not export_one_decoder(loaded, args.out_root, args.fp16, settings):
-            failures.append(loaded.name)
-        del loaded
-    return failures
 
 
 def main() -> int:
