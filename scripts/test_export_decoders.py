@@ -97,6 +97,11 @@ class DecoderExportTest(unittest.TestCase):
         config = json.loads((self.dir / "ckpt" / "config.json").read_text())
         self.assertEqual((config["model_type"], config["head_dim"], config["architectures"], config["rope_theta"]), ("qwen2", 16, ["Qwen2ForCausalLM"], 1e6))
 
+    def test_batch_1_and_a_prompt_of_1_token_run_on_the_same_graph(self) -> None:
+        model = self.export(LLAMA)
+        ok, _ = check_decoder(self.dir / "tiny-llama" / "model.onnx", model, torch.float32, replace(SETTINGS, batch=1, prompt=1))
+        self.assertTrue(ok)
+
     def test_prefill_then_decode_equals_one_pass_over_the_whole_sequence(self) -> None:
         model = self.export(LLAMA)
         path = self.dir / "tiny-llama" / "model.onnx"
