@@ -23,7 +23,7 @@ import onnx
 import torch
 
 import export_decoders
-from decoder_check import CheckSettings, check_decoder, ort_greedy, prompt_ids, torch_greedy
+from decoder_check import CheckSettings, check_decoder, ort_greedy, parting, prompt_ids, torch_greedy
 from export_decoders import DecoderDef, DecoderJob, export_one_decoder
 
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=512, max_position_embeddings=256, tie_word_embeddings=True)
@@ -101,6 +101,16 @@ class DecoderExportTest(unittest.TestCase):
         model = self.export(LLAMA)
         ok, _ = check_decoder(self.dir / "tiny-llama" / "model.onnx", model, torch.float32, replace(SETTINGS, batch=1, prompt=1))
         self.assertTrue(ok)
+
+    def test_a_parting_says_whether_it_is_a_near_tie(self) -> None:
+        logits = np.zeros((2, 1, 4), dtype=np.float32)
+        logits[0, 0, :2] = [1.0, 0.999]  # row 0: id 0 over id 1 by 1e-3
+        logits[1, 0, :2] = [1.0, 0.5]  # row 1: id 0 over id 1 by 0.5
+        ref, got = np.array([0, 0]), np.array([1, 1])
+        said = parting(logits, ref, got, diff=2e-3, tolerance=1e-2)
+        self.assertIn("row 0: reference top-2 margin 0.001, its id 0 over 1 by 0.001: a near tie", said)
+        self.assertIn("row 1: reference top-2 margin 0.5, its id 0 over 1 by 0.5: NOT a near tie", said)
+        self.assertIn("beyond the tolerance", parting(logits, ref, got, diff=2e-2, tolerance=1e-2))
 
     def test_prefill_then_decode_equals_one_pass_over_the_whole_sequence(self) -> None:
         model = self.export(LLAMA)
