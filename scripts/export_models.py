@@ -27,6 +27,13 @@ Examples:
     python scripts/export_models.py                       # all four, Hub or random weights
     python scripts/export_models.py --models bert-base-uncased --random --fp16
     python scripts/export_models.py --checkpoint DIR --name all-minilm-l6-v2 --arch bert
+
+With --decoder it exports causal language models (Llama family) with their key/value cache instead:
+smollm-135m and qwen2.5-0.5b built from their configurations with random weights, or a local
+checkpoint folder with --checkpoint; each is checked by greedy generation in onnxruntime vs PyTorch
+(export_decoders.py and decoder_check.py say how). Examples:
+    python scripts/export_models.py --decoder --models smollm-135m --fp16
+    python scripts/export_models.py --decoder --checkpoint DIR --name NAME
 """
 
 from __future__ import annotations
@@ -52,6 +59,9 @@ import onnxruntime
 import torch
 import transformers
 from tokenizers import Tokenizer
+
+from decoder_check import CheckSettings
+from export_decoders import DECODERS, export_decoders
 
 OPSET = 18
 TOLERANCE_FP32 = 1e-4
@@ -527,16 +537,20 @@ def load_weights(definition: ModelDef, use_random: bool, hub_ok: bool, require_t
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--models", default=",".join(KNOWN_MODELS), help="comma-separated models to export (default: all four: %(default)s)")
+    parser.add_argument("--models", help=f"comma-separated models to export (default: all four: {','.join(KNOWN_MODELS)}; with --decoder: {','.join(DECODERS)})")
     parser.add_argument("--out-root", type=Path, default=Path("models"), help="folder holding the model folders (default: %(default)s)")
     parser.add_argument("--random", action="store_true", help="random weights from the embedded configuration; do not try the Hub")
     parser.add_argument("--require-trained", action="store_true", help="fail instead of falling back to random weights when the Hub cannot be used")
     parser.add_argument("--checkpoint", type=Path, help="export trained weights from this local folder (config.json + weights) instead")
     parser.add_argument("--name", help="folder name under --out-root for --checkpoint (default: the checkpoint folder's name)")
-    parser.add_argument("--arch", choices=sorted(ARCH_INPUTS), help="architecture of --checkpoint (default: its config.json's model_type)")
+    parser.add_argument("--arch", choices=sorted(ARCH_INPUTS), help="architecture of an encoder --checkpoint (default: its config.json's model_type)")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer.json to copy into the folder (default for --checkpoint: the checkpoint's own)")
     parser.add_argument("--fp16", action="store_true", help="also export an fp16 copy into <out-root>/<name>-fp16/")
+    parser.add_argument("--decoder", action="store_true", help="export decoders with their key/value cache (llama, qwen2) instead of encoders")
+    parser.add_argument("--steps", type=int, default=CheckSettings.steps, help="--decoder: greedy decode steps the check compares (default: %(default)s)")
     args = parser.parse_args()
+    if args.decoder and args.arch:
+        parser.error("--arch is for encoder checkpoints; a decoder checkpoint's architecture is its config.json's model_type")
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     # Exporter chatter that says nothing about these models.
@@ -547,7 +561,9 @@ def main() -> int:
     failures: list[str] = []
     total_started = time.perf_counter()
 
-    if args.checkpoint is not None:
+    if args.decoder:
+        failures = export_decoders(args, CheckSettings(steps=args.steps))
+    elif args.checkpoint is not None:
         name = args.name or args.checkpoint.resolve().name
         print(f"== {name} (checkpoint {args.checkpoint})")
         loaded = checkpoint_model(args.checkpoint, args.arch)
@@ -555,7 +571,7 @@ def main() -> int:
         if not export_one(name, loaded, None, args.out_root, tokenizer_source, args.fp16):
             failures.append(name)
     else:
-        wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+        wanted = [m.strip() for m in (args.models or ",".join(KNOWN_MODELS)).split(",") if m.strip()]
         unknown = [m for m in wanted if m not in KNOWN_MODELS]
         if unknown:
             parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(KNOWN_MODELS)} (use --checkpoint for others)")
