@@ -23,6 +23,9 @@
 #               and cuda-agreement.yaml (ort-cuda against ort-cpu)
 #   shards      the paper grid and the operation benchmark over two GPUs, merged (needs --shard)
 #   eps         OpenVINO against ort-cpu on the host CPU; WebGPU with the Vulkan loader
+#   gen         Qwen2.5-0.5B exported with its cache; generation on ort-cuda against ort-cpu
+#               (scenarios/gpu/generate-agree.yaml), the full grid on ort-cuda (generate-grid.yaml),
+#               and the bare Python IO-binding decode loop (scripts/gpu/decode_loop.py) beside it
 # Every step logs its command, exit code and wall time to logs/steps.txt and goes on regardless;
 # each phase leaves OUT/PHASE.tgz (its results folders and logs).
 set -u -o pipefail
@@ -221,6 +224,18 @@ phase_eps() {
   xrun webgpu scenarios/gpu/webgpu-bert-base.yaml --ep-lib webgpu=$wg -i
   table webgpu
   pack eps openvino webgpu
+}
+
+phase_gen() {
+  gpu_ort
+  [ -f models/qwen2.5-0.5b/model.onnx ] || step export-qwen python3 scripts/export_models.py --decoder --models qwen2.5-0.5b --out-root models
+  TMO=300 xrun gen-agree scenarios/gpu/generate-agree.yaml --no-tf32 -i
+  TMO=420 xrun gen-grid scenarios/gpu/generate-grid.yaml --no-tf32 -i
+  for b in 1 4 16; do
+    step "decode-loop-b$b" python3 scripts/gpu/decode_loop.py models/qwen2.5-0.5b/model.onnx --prompt 128 --new 128 --batch "$b" --runs 3 --no-tf32 | tee -a logs/decode-loop.jsonl
+  done
+  cp logs/decode-loop.jsonl runs/ 2>/dev/null
+  pack gen gen-agree gen-grid decode-loop.jsonl
 }
 
 for phase in "$@"; do
