@@ -34,10 +34,22 @@ pub struct Generated {
 
 /// The index of each row's largest logit (the first of equal ones).
 pub fn argmax(logits: &Array2<f32>) -> Vec<i64> {
+    fn first_largest(row: &[f32]) -> usize {
+        let mut best = 0;
+        for (i, &v) in row.iter().enumerate().skip(1) {
+            if v > row[best] {
+                best = i;
+            }
+        }
+        best
+    }
     logits
         .rows()
         .into_iter()
-        .map(|r| r.iter().enumerate().fold((0usize, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0 as i64)
+        .map(|r| match r.as_slice() {
+            Some(row) => first_largest(row) as i64,
+            None => first_largest(&r.to_vec()) as i64,
+        })
         .collect()
 }
 

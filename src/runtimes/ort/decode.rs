@@ -75,23 +75,28 @@ impl<'s> OrtDecoder<'s> {
             TensorElementType::Float16 => 2,
             other => bail!("logits are {other:?}; xbench reads float32 and float16 logits"),
         };
-        let mut bytes = vec![0u8; batch * vocab * size];
         let base = t.data_ptr() as *const u8;
+        let row_bytes = vocab * size;
+        // Each row's last position, straight into the array the host reads (f16 through a row buffer).
+        let mut values = vec![0f32; batch * vocab];
+        let mut half_row = if size == 2 { vec![half::f16::ZERO; vocab] } else { Vec::new() };
         for b in 0..batch {
-            let at = ((b * n + n - 1) * vocab * size) as isize;
-            let row = &mut bytes[b * vocab * size..(b + 1) * vocab * size];
+            let at = ((b * n + n - 1) * row_bytes) as isize;
+            let dst: *mut u8 = if size == 4 { values[b * vocab..].as_mut_ptr().cast() } else { half_row.as_mut_ptr().cast() };
             if self.cuda {
-                // SAFETY: the logits tensor holds batch × n × vocab elements of `size` bytes on the GPU.
-                unsafe { cudart::get()?.copy(row.as_mut_ptr().cast(), base.offset(at).cast(), row.len(), Direction::DeviceToHost)? };
+                // SAFETY: the logits tensor holds batch × n × vocab elements of `size` bytes on the GPU;
+                // `dst` has room for one row of them.
+                unsafe { cudart::get()?.copy(dst.cast(), base.offset(at).cast(), row_bytes, Direction::DeviceToHost)? };
             } else {
                 // SAFETY: as above, in host memory.
-                row.copy_from_slice(unsafe { std::slice::from_raw_parts(base.offset(at), row.len()) });
+                unsafe { std::ptr::copy_nonoverlapping(base.offset(at), dst, row_bytes) };
+            }
+            if size == 2 {
+                for (v, h) in values[b * vocab..(b + 1) * vocab].iter_mut().zip(&half_row) {
+                    *v = h.to_f32();
+                }
             }
         }
-        let values: Vec<f32> = match size {
-            4 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            _ => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        };
         Ok(Array2::from_shape_vec((batch, vocab), values)?)
     }
 }
