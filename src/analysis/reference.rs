@@ -18,7 +18,7 @@ const NOT_RUN: &str = "did not run this cell";
 
 /// What a verdict says, for a flag.
 fn why(a: &Agreement, against: &str) -> String {
-    let mut why = format!("outputs differ from {against}: max abs diff {:.3e} ({} tolerance)", a.max_abs, a.precision.as_deref().unwrap_or("fp32"));
+    let mut why = format!("outputs differ from {against}: max abs diff {:.3e} ({} tolerance)", a.max_abs, a.precision.unwrap_or_default());
     for p in &a.problems {
         why.push_str("; ");
         why.push_str(p);

@@ -59,8 +59,8 @@ fn sibling_cell(r: &RunResults, ix: &CellIndex, outputs_dir: &Path, sibling: &st
 
 /// Compares each measured cell of model `name` with its sibling's, once.
 fn compare_model(r: &mut RunResults, ix: &CellIndex, name: &str, sibling: &str, outputs_dir: &Path) {
-    let (pm, ps) = (r.precision(name).to_string(), r.precision(sibling).to_string());
-    let (_, tol) = r.tolerances.loosest([pm.as_str(), ps.as_str()]);
+    let (pm, ps) = (r.precision(name), r.precision(sibling));
+    let (_, tol) = r.tolerances.loosest([pm, ps]);
     let todo: Vec<usize> = ix.of_model(name).iter().copied().filter(|&i| r.cells[i].status == Status::Ok && r.cells[i].sibling_agreement.is_none()).collect();
     for i in todo {
         let (runtime, point) = (r.cells[i].runtime, r.cells[i].point());
@@ -134,7 +134,7 @@ mod tests {
     use super::*;
     use crate::resolve::{resolve, ResolveOptions, ResolvedPlan};
     use crate::results::CellRecord;
-    use crate::scenario::{validate, Overrides, ScenarioFile};
+    use crate::scenario::{validate, Overrides, Precision, ScenarioFile};
     use crate::tensor::{Output, Tensor};
 
     struct Fixture {
@@ -167,7 +167,7 @@ mod tests {
         results.reference_runtime = RuntimeId::TRACT_CPU;
         results.models = crate::run::record::model_records(&plan);
         for m in &mut results.models {
-            m.precision = if m.name == "half" { "fp16" } else { "fp32" }.into();
+            m.precision = if m.name == "half" { Precision::Fp16 } else { Precision::Fp32 };
         }
         results.cells = plan.plan.cells.iter().map(|c| CellRecord::empty(c, 0, 1, Status::Ok, None)).collect();
         let outputs = root.path().join(".outputs");

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::weights::elements;
+use crate::scenario::Precision;
 use crate::tensor::ElemType;
 
 use anyhow::{Context, Result};
@@ -74,13 +75,13 @@ pub struct ModelIo {
     #[serde(default)]
     pub external_files: Vec<ExternalFile>,
     /// `fp16` or `bf16` when most floating-point weights are of that type (whatever the outputs), else `fp32`.
-    pub weights_precision: String,
+    pub weights_precision: Precision,
     /// The low precision its weights are stored or computed in, in the main graph or a subgraph:
     /// `int8` (quantize/dequantize pairs, MatMulInteger, ConvInteger, QLinear* operators, or int8
     /// weights dequantized into a MatMul, Gemm or Conv), `int4` (MatMulNBits, int4 weights) or
     /// `fp8` (8-bit float weights).
     #[serde(default)]
-    pub quantized: Option<String>,
+    pub quantized: Option<Precision>,
     /// 2·K·N summed over matrix products with a weight matrix [K, N] (MatMul, Gemm, MatMulNBits):
     /// the FLOPs every token costs at least (attention's token-by-token products come on top);
     /// `None` where the graph holds no product xbench can count (unknown, not 0).
@@ -95,16 +96,16 @@ impl ModelIo {
 
     /// The precision the model computes in: `int8`, `int4` or `fp8` when it is quantized, `bf16` or
     /// `fp16` when its weights or an output are of that type, else `fp32`.
-    pub fn precision(&self) -> &str {
+    pub fn precision(&self) -> Precision {
         let output = |ty: ElemType| self.outputs.iter().any(|o| o.elem() == Some(ty));
-        if let Some(q) = &self.quantized {
+        if let Some(q) = self.quantized {
             q
-        } else if self.weights_precision == "bf16" || output(ElemType::Bfloat16) {
-            "bf16"
-        } else if self.weights_precision == "fp16" || output(ElemType::Float16) {
-            "fp16"
+        } else if self.weights_precision == Precision::Bf16 || output(ElemType::Bfloat16) {
+            Precision::Bf16
+        } else if self.weights_precision == Precision::Fp16 || output(ElemType::Float16) {
+            Precision::Fp16
         } else {
-            "fp32"
+            Precision::Fp32
         }
     }
 }
@@ -306,15 +307,14 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         graph.initializer.iter().filter(|t| t.data_type == ty).fold(0u64, |sum, t| sum.saturating_add(elements(&t.dims)))
     };
     let weights_precision = if float_elems(10) > float_elems(1).max(float_elems(16)) {
-        "fp16"
+        Precision::Fp16
     } else if float_elems(16) > float_elems(1) {
-        "bf16"
+        Precision::Bf16
     } else {
-        "fp32"
-    }
-    .to_string();
+        Precision::Fp32
+    };
     let nodes = graph.all_nodes();
-    let quantized = super::weights::low_precision(&nodes, &graph.initializer).map(String::from);
+    let quantized = super::weights::low_precision(&nodes, &graph.initializer);
     // Older exports list initializers among the inputs too; those are not fed.
     let mut inputs: Vec<IoInfo> = graph.input.iter().filter(|v| !initializers.contains(v.name.as_str())).map(io_info).collect();
     for input in &mut inputs {

@@ -36,7 +36,7 @@ pub use shard::{ShardInfo, ShardPart, ShardSet};
 pub use store::{ResultsStore, RunEvent};
 
 pub use crate::scenario::{Tolerance, Tolerances};
-use crate::scenario::{RuntimeId, ScenarioFile};
+use crate::scenario::{Precision, RuntimeId, ScenarioFile};
 use crate::stats::Summary;
 
 /// Version of the results format written; version 1 files are read too (their flags are typed on reading).
@@ -138,8 +138,8 @@ pub struct ModelRecord {
     pub weights: String,
     /// The precision the model computes in: `int8` (quantized), `bf16`, `fp16` (by its weights or
     /// outputs), else `fp32`.
-    #[serde(default = "default_precision")]
-    pub precision: String,
+    #[serde(default)]
+    pub precision: Precision,
     /// What its cells were fed.
     #[serde(default)]
     pub input: ModelInput,
@@ -165,10 +165,6 @@ pub struct ModelRecord {
 
 fn default_timer() -> String {
     "end-to-end".into()
-}
-
-fn default_precision() -> String {
-    "fp32".into()
 }
 
 /// One (model, runtime) pair: one loaded session in one process.
@@ -343,21 +339,20 @@ impl RunResults {
     }
 
     /// The precision recorded for `model` (`fp32` when the run has no record of it).
-    pub fn precision(&self, model: &str) -> &str {
-        self.models.iter().find(|m| m.name == model).map_or("fp32", |m| m.precision.as_str())
+    pub fn precision(&self, model: &str) -> Precision {
+        self.models.iter().find(|m| m.name == model).map_or(Precision::Fp32, |m| m.precision)
     }
 
     /// The precision `runtime`'s session of `model` said it computed in, when it said.
-    pub fn session_precision(&self, model: &str, runtime: RuntimeId) -> Option<&str> {
-        self.groups.iter().find(|g| g.model == model && g.runtime == runtime).and_then(|g| g.session.as_ref()).and_then(|s| s.precision.as_deref())
+    pub fn session_precision(&self, model: &str, runtime: RuntimeId) -> Option<Precision> {
+        self.groups.iter().find(|g| g.model == model && g.runtime == runtime).and_then(|g| g.session.as_ref()).and_then(|s| s.precision)
     }
 
     /// The precision and tolerance two cells of `model` are judged by: the loosest of the model's
     /// precision and the sessions' (`runtimes`).
-    pub fn judged_by(&self, model: &str, runtimes: &[RuntimeId]) -> (String, Tolerance) {
+    pub fn judged_by(&self, model: &str, runtimes: &[RuntimeId]) -> (Precision, Tolerance) {
         let ps = std::iter::once(self.precision(model)).chain(runtimes.iter().filter_map(|rt| self.session_precision(model, *rt)));
-        let (p, t) = self.tolerances.loosest(ps);
-        (p.to_string(), t)
+        self.tolerances.loosest(ps)
     }
 }
 

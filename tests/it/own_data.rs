@@ -176,10 +176,10 @@ fn a_quantized_model_is_recorded_as_int8_and_judged_by_the_int8_tolerance() {
     std::fs::copy(repo("tests/data/models/tiny-bert-int8/model.onnx"), dir.join("model.onnx")).unwrap();
     std::fs::copy(repo("models/tiny-bert/tokenizer.json"), dir.join("tokenizer.json")).unwrap();
     let (r, _) = scenario(tmp.path(), "name: q\nmodels: [tiny-bert-int8]\nruntimes: [ort-cpu, tract-cpu]\ninput_chars: [50, 500]\nbatch_sizes: [1, 8]\niterations: 2\nwarmup: 1\n", 0);
-    assert_eq!(r.models[0].precision, "int8");
+    assert_eq!(r.models[0].precision.as_str(), "int8");
     for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::TRACT_CPU) {
         let a = c.agreement.as_ref().unwrap();
-        assert_eq!((a.precision.as_deref(), a.tolerance), (Some("int8"), Some(xbench::scenario::Tolerance::INT8)));
+        assert_eq!((a.precision.map(|p| p.as_str()), a.tolerance), (Some("int8"), Some(xbench::scenario::Tolerance::INT8)));
         // Integer products are exact; the float steps around them round differently (measured 3.7e-4 at most here).
         assert!(a.agrees() && a.max_abs > 0.0 && a.max_abs < 1e-2, "{a:?}");
     }
