@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::weights::elements;
 use crate::scenario::Precision;
-use crate::tensor::ElemType;
+use crate::tensor::{AnyElemType, ElemType};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -34,8 +34,8 @@ impl std::fmt::Display for Dim {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IoInfo {
     pub name: String,
-    /// ONNX element type name, e.g. `int64`, `float32`, `float16`.
-    pub elem_type: String,
+    /// The element type, written as ONNX names it, e.g. `int64`, `float32`, `float16`.
+    pub elem_type: AnyElemType,
     /// `None` when the graph declares no shape.
     pub dims: Option<Vec<Dim>>,
     /// For an input: the first place its values decide the computation's structure rather than
@@ -48,7 +48,7 @@ pub struct IoInfo {
 impl IoInfo {
     /// The element type, when it is one xbench knows.
     pub fn elem(&self) -> Option<ElemType> {
-        ElemType::from_name(&self.elem_type)
+        self.elem_type.known()
     }
 
     pub fn shape_string(&self) -> String {
@@ -366,7 +366,7 @@ fn external_files(graph: &LiteGraph) -> Result<Vec<ExternalFile>> {
 fn io_info(v: &pb::ValueInfoProto) -> IoInfo {
     let (elem_type, dims) = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(t)) => (
-            elem_type_name(t.elem_type),
+            AnyElemType::from_onnx_code(t.elem_type),
             t.shape.as_ref().map(|s| {
                 s.dim
                     .iter()
@@ -380,12 +380,7 @@ fn io_info(v: &pb::ValueInfoProto) -> IoInfo {
                     .collect()
             }),
         ),
-        None => ("unknown".to_string(), None),
+        None => (AnyElemType::Other("unknown".into()), None),
     };
     IoInfo { name: v.name.clone(), elem_type, dims, structural_use: None }
-}
-
-/// ONNX's element type numbers, by name (`type#N` for those xbench has no name for).
-pub fn elem_type_name(t: i32) -> String {
-    ElemType::from_onnx_code(t).map_or_else(|| format!("type#{t}"), |e| e.name().to_string())
 }

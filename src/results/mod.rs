@@ -60,7 +60,7 @@ pub struct TextBatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FedInput {
     pub name: String,
-    pub elem_type: String,
+    pub elem_type: crate::tensor::AnyElemType,
     pub shape: Vec<usize>,
     /// Where the values came from, e.g. `uniform [-1, 1)`, `16000 (inputs.sr)`, `test_data_set_0/input_1.pb`.
     pub source: String,

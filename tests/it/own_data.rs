@@ -42,7 +42,7 @@ fn a_sample_of_onnx_node_cases_runs_on_its_own_data_and_matches_its_expected_out
     for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::ORT_CPU) {
         assert_eq!(c.status, Status::Ok, "{}: {:?}", c.model, c.error);
         assert!(c.tokens.is_none() && c.summary.as_ref().unwrap().tokens_per_s.is_none());
-        types.extend(c.fed.iter().map(|f| f.elem_type.clone()));
+        types.extend(c.fed.iter().map(|f| f.elem_type.to_string()));
         let e = c.expected.as_ref().unwrap_or_else(|| panic!("{} is compared with its expected outputs", c.model));
         match e.within_tolerance {
             Some(true) => matched += 1,
@@ -114,7 +114,7 @@ fn a_stateful_model_runs_on_its_test_data_and_its_scalar_input_is_never_made_up(
         assert_eq!(c.status, Status::Ok, "{c:?}");
         assert!(c.expected.as_ref().unwrap().agrees(), "{c:?}");
         let sr = c.fed.iter().find(|f| f.name == "sr").unwrap();
-        assert_eq!((sr.elem_type.as_str(), sr.shape.as_slice()), ("int64", &[][..]));
+        assert_eq!((sr.elem_type.to_string().as_str(), sr.shape.as_slice()), ("int64", &[][..]));
         assert_eq!(sr.source, format!("test_data_set_{}/input_1.pb", c.data_set.unwrap()));
     }
 
