@@ -22,7 +22,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 pub use executor::Isolation;
-pub use job::{GroupJob, WorkerMsg, MSG_PREFIX};
+pub use job::{GroupJob, MSG_PREFIX};
 pub use process::worker_main;
 pub use stop::Stop;
 pub use worker::run_group;

@@ -147,7 +147,7 @@ fn vad_outputs(dir: &Path, sr: i64) -> Vec<xbench::tensor::Output> {
     let mut job = xbench::run::GroupJob::new(&plan, 0, plan.plan.cells.clone(), &Default::default(), &outputs).unwrap();
     job.outputs_dir = Some(outputs.clone());
     let mut cells = Vec::new();
-    xbench::run::run_group(&job, &mut |m| if let xbench::run::WorkerMsg::Cell(c) = m { cells.push(c) }, &|| false);
+    xbench::run::run_group(&job, &mut |m| if let xbench::results::RunEvent::Cell(c) = m { cells.push(c) }, &|| false);
     assert_eq!(cells[0].status, Status::Ok, "{:?}", cells[0].error);
     SavedOutputs::read(&outputs.join("cell-0.safetensors")).unwrap().outputs
 }
