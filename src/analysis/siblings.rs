@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use super::{add_flag, agreement, outputs_path};
-use crate::results::{CellIndex, Flag, FlagKind, RunResults, SavedOutputs, SiblingAgreement, Status};
+use super::{add_flag, agreement};
+use crate::results::{CellIndex, Flag, FlagKind, OutputsDir, RunResults, SavedOutputs, SiblingAgreement, Status};
 use crate::scenario::RuntimeId;
 
 /// (model, sibling) pairs of the run, by name, where the run holds both.
@@ -41,7 +41,7 @@ fn sibling_cell(r: &RunResults, ix: &CellIndex, outputs_dir: &Path, sibling: &st
     let usable = |rt| -> Result<SavedOutputs, String> {
         let Some(c) = ix.get(crate::results::CellKey { model: sibling, runtime: rt, point }).map(|k| &r.cells[k]) else { return Err(format!("the sibling has no {rt} cell")) };
         match c.status {
-            Status::Ok => SavedOutputs::read(&outputs_path(outputs_dir, c.index)).map_err(|_| format!("the sibling's {rt} cell has no saved outputs")),
+            Status::Ok => OutputsDir::at(outputs_dir).read(c.index).map_err(|_| format!("the sibling's {rt} cell has no saved outputs")),
             Status::Failed => Err(format!("the sibling's {rt} cell failed")),
             Status::Skipped => Err(format!("the sibling's {rt} cell was skipped")),
             Status::Pending => Err(format!("the sibling's {rt} cell did not run")),
@@ -64,7 +64,7 @@ fn compare_model(r: &mut RunResults, ix: &CellIndex, name: &str, sibling: &str, 
     let todo: Vec<usize> = ix.of_model(name).iter().copied().filter(|&i| r.cells[i].status == Status::Ok && r.cells[i].sibling_agreement.is_none()).collect();
     for i in todo {
         let (runtime, point) = (r.cells[i].runtime, r.cells[i].point());
-        let got = match SavedOutputs::read(&outputs_path(outputs_dir, i)) {
+        let got = match OutputsDir::at(outputs_dir).read(i) {
             Ok(got) => got,
             Err(e) => {
                 add_flag(&mut r.cells[i], Flag::new(FlagKind::NotCompared, format!("not compared with its sibling `{sibling}`: {e:#}")));
@@ -116,10 +116,7 @@ pub fn release_outputs(r: &RunResults, outputs_dir: &Path, after: Option<&str>) 
         let needed = pairs.iter().filter(|(a, b)| *a == m.name || *b == m.name).any(|(a, b)| !(ix.done(r, a) && ix.done(r, b)));
         if ix.done(r, &m.name) && !needed {
             for c in ix.of_model(&m.name).iter().map(|&i| &r.cells[i]) {
-                let _ = std::fs::remove_file(outputs_path(outputs_dir, c.index));
-                if let Some(set) = c.data_set {
-                    let _ = std::fs::remove_file(super::expected_path(outputs_dir, k, set));
-                }
+                OutputsDir::at(outputs_dir).remove(c.index, c.data_set.map(|set| (k, set)));
             }
         }
     }
@@ -189,11 +186,11 @@ mod tests {
             let mask = (0..b * l).map(|i| u8::from(i % l != l - 1)).collect();
             let out = Output { name: "h".into(), data: Tensor::F32(ArrayD::from_elem(IxDyn(&[b, l, 4]), value)) };
             let saved = SavedOutputs { outputs: vec![out], batch: b, seq_len: l, mask, inputs: vec![("input_ids".into(), ids.digest())] };
-            saved.write(&outputs_path(&self.outputs, cell)).unwrap();
+            OutputsDir::at(&self.outputs).write(cell, &saved).unwrap();
         }
 
         fn saved(&self, cell: usize) -> bool {
-            outputs_path(&self.outputs, cell).exists()
+            OutputsDir::at(&self.outputs).cell_file(cell).exists()
         }
 
         /// What a run does after a group: compare siblings where both have run, then release.

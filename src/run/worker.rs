@@ -144,7 +144,7 @@ fn run_cell(job: &GroupJob, cell: &Cell, session: &mut dyn Session, text: Option
             mask: feed.mask.clone(),
             inputs: feed.tensors.iter().map(|(name, t)| (name.clone(), t.digest())).collect(),
         };
-        saved.write(&crate::analysis::outputs_path(dir, cell.index))?;
+        crate::results::OutputsDir::at(dir).write(cell.index, &saved)?;
     }
     let mut record = job.empty_record(cell, Status::Ok, None);
     let (kept, stalled) = crate::stats::split_stalled(&samples.latency_ms);
