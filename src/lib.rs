@@ -10,7 +10,7 @@
 //!    graphs written (`ops`), each model's inputs and outputs read once.
 //! 3. `run` — an executor runs each (model, runtime) group in a worker process (or in-process):
 //!    `inputs` builds each cell's tensors outside the timer, `measure` times warm-ups and
-//!    iterations on a `runtimes::Session`. Workers send messages; they become `results::RunEvent`s
+//!    iterations on a `runtimes::Session`. Workers send `results::RunEvent`s, the events
 //!    that the `results::ResultsStore` applies and writes after every cell.
 //! 4. `analysis` — one pass over the stored record: agreement across runtimes and with sibling
 //!    models (from saved outputs), scaling and FLOP verdicts, noise warnings; typed flags.

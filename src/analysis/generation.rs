@@ -3,7 +3,7 @@
 //! after it the two runtimes are fed different tokens, so their logits say nothing).
 
 use crate::results::{Agreement, IdsAgreement, OutputDiff, Parted, SavedOutputs};
-use crate::scenario::{RuntimeId, Tolerance};
+use crate::scenario::{Precision, RuntimeId, Tolerance};
 use crate::tensor::{Output, Tensor};
 
 fn ids(o: &[Output]) -> Option<ndarray::ArrayView2<'_, i64>> {
@@ -35,7 +35,7 @@ fn margin(row: ndarray::ArrayView1<f32>) -> Option<(f64, f64)> {
 
 /// Compares `got` with `want` (the reference runtime's saved ids and logits); `Err` says why they
 /// cannot be compared.
-pub fn compare(got: &SavedOutputs, want: &SavedOutputs, reference: RuntimeId, precision: &str, tol: Tolerance) -> Result<(IdsAgreement, Agreement), String> {
+pub fn compare(got: &SavedOutputs, want: &SavedOutputs, reference: RuntimeId, precision: Precision, tol: Tolerance) -> Result<(IdsAgreement, Agreement), String> {
     let (Some(gi), Some(wi)) = (ids(&got.outputs), ids(&want.outputs)) else { return Err("a saved generation has no ids".into()) };
     if gi.dim() != wi.dim() {
         return Err(format!("ids of shape {:?} against the reference's {:?}", gi.dim(), wi.dim()));
@@ -85,7 +85,7 @@ pub fn compare(got: &SavedOutputs, want: &SavedOutputs, reference: RuntimeId, pr
         }
     });
     let identical = parted.is_none();
-    let ids_agree = IdsAgreement { reference, identical, steps, parted, max_abs_logit_diff: max_abs, logit_rows, precision: precision.to_string(), within: within && compared > 0 };
+    let ids_agree = IdsAgreement { reference, identical, steps, parted, max_abs_logit_diff: max_abs, logit_rows, precision, within: within && compared > 0 };
     let mut problems = Vec::new();
     if let Some(p) = &ids_agree.parted {
         problems.push(parted_words(p, reference));
@@ -100,7 +100,7 @@ pub fn compare(got: &SavedOutputs, want: &SavedOutputs, reference: RuntimeId, pr
         max_rel,
         within_tolerance: verdict,
         tolerance: Some(tol),
-        precision: Some(precision.to_string()),
+        precision: Some(precision),
         outputs: vec![OutputDiff { name: "logits".into(), max_abs, max_rel, compared, within_tolerance: (compared > 0).then_some(within) }],
         problems,
     };
@@ -145,7 +145,7 @@ mod tests {
     fn identical_ids_and_close_logits_agree() {
         let l = vec![0.0, 1.0, 0.5, 2.0, 0.1, 0.2];
         let near: Vec<f32> = l.iter().map(|v| v + 1e-6).collect();
-        let (ids, a) = compare(&saved(&[[1, 0, 1]], near), &saved(&[[1, 0, 1]], l), RuntimeId::ORT_CPU, "fp32", Tolerance::FP32).unwrap();
+        let (ids, a) = compare(&saved(&[[1, 0, 1]], near), &saved(&[[1, 0, 1]], l), RuntimeId::ORT_CPU, Precision::Fp32, Tolerance::FP32).unwrap();
         assert!(ids.identical && ids.within && ids.parted.is_none(), "{ids:?}");
         assert_eq!((ids.steps, ids.logit_rows), (3, 1));
         assert_eq!(a.within_tolerance, Some(true));
@@ -158,7 +158,7 @@ mod tests {
         // twice fp32's tolerance at 1.0), the cell 1, its logits 1e-3 away.
         let want = saved(&[[1, 0, 1]], vec![0.0, 1.0, 1.0, 0.9995, 0.0, 1.0]);
         let got = saved(&[[1, 1, 0]], vec![0.0, 1.0, 0.999, 0.9998, 5.0, 5.0]);
-        let (ids, a) = compare(&got, &want, RuntimeId::ORT_CPU, "fp32", Tolerance::FP32).unwrap();
+        let (ids, a) = compare(&got, &want, RuntimeId::ORT_CPU, Precision::Fp32, Tolerance::FP32).unwrap();
         let p = ids.parted.as_ref().unwrap();
         assert_eq!((p.step, p.row, p.id, p.reference_id, p.near_tie), (2, 0, 1, 0, Some(true)));
         assert!((p.reference_margin.unwrap() - 5e-4).abs() < 1e-6 && (p.logit_diff.unwrap() - 1e-3).abs() < 1e-6, "{p:?}");
@@ -170,7 +170,7 @@ mod tests {
         // A wide margin is not a near-tie.
         let want = saved(&[[1, 0, 1]], vec![0.0, 1.0, 9.0, 0.0, 0.0, 1.0]);
         let got = saved(&[[1, 1, 1]], vec![0.0, 1.0, 0.0, 9.5, 0.0, 1.0]);
-        let (ids, _) = compare(&got, &want, RuntimeId::ORT_CPU, "fp32", Tolerance::FP32).unwrap();
+        let (ids, _) = compare(&got, &want, RuntimeId::ORT_CPU, Precision::Fp32, Tolerance::FP32).unwrap();
         assert_eq!(ids.parted.as_ref().unwrap().near_tie, Some(false));
         assert!(parted_words(ids.parted.as_ref().unwrap(), RuntimeId::ORT_CPU).contains("not a near-tie"));
     }
@@ -179,6 +179,6 @@ mod tests {
     fn ids_of_other_shapes_are_not_compared() {
         let got = saved(&[[1, 0, 1], [1, 0, 1]], vec![0.0; 12]);
         let want = saved(&[[1, 0, 1]], vec![0.0; 6]);
-        assert!(compare(&got, &want, RuntimeId::ORT_CPU, "fp32", Tolerance::FP32).unwrap_err().contains("shape"));
+        assert!(compare(&got, &want, RuntimeId::ORT_CPU, Precision::Fp32, Tolerance::FP32).unwrap_err().contains("shape"));
     }
 }

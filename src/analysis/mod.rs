@@ -12,10 +12,9 @@ pub mod siblings;
 mod verdict;
 mod warnings;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use agreement::{compare_outputs, compare_siblings, feed_difference};
-pub use reference::expected_path;
 pub use verdict::check_group;
 
 /// How the `departs` flag of a data set's cells begins when its expected outputs are what departs.
@@ -23,10 +22,6 @@ pub const EXPECTED_DEPART: &str = "the model's expected outputs depart";
 
 use crate::results::{CellIndex, CellRecord, Flag, FlagKind, RunResults};
 
-/// Where a cell's saved outputs are, in a run's outputs folder.
-pub fn outputs_path(outputs_dir: &Path, cell: usize) -> PathBuf {
-    outputs_dir.join(format!("cell-{cell}.safetensors"))
-}
 
 /// The order flags are kept in, whatever step added them.
 const ORDER: [FlagKind; 12] = [
@@ -118,7 +113,7 @@ mod tests {
     fn save(dir: &Path, cell: usize, value: f32) {
         let data = crate::tensor::Tensor::F32(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[1, 2, 3]), value));
         let saved = SavedOutputs { outputs: vec![crate::tensor::Output { name: "h".into(), data }], batch: 1, seq_len: 2, mask: vec![1, 1], inputs: vec![] };
-        saved.write(&outputs_path(dir, cell)).unwrap();
+        crate::results::OutputsDir::at(dir).write(cell, &saved).unwrap();
     }
 
     #[test]
@@ -137,7 +132,7 @@ mod tests {
         assert_eq!(r.cells[1].flags.iter().filter(|f| f.kind == FlagKind::Disagrees).count(), 1);
 
         let mut r = two_runtimes();
-        std::fs::write(outputs_path(dir.path(), 1), b"half a file").unwrap();
+        std::fs::write(crate::results::OutputsDir::at(dir.path()).cell_file(1), b"half a file").unwrap();
         analyze(&mut r, Some(dir.path()));
         assert!(r.cells[1].agreement.is_none());
         let f = r.cells[1].flags.iter().find(|f| f.kind == FlagKind::NotCompared).expect("a flag says the cell was not compared");

@@ -2,23 +2,18 @@
 //! inputs, and against the model's own expected outputs (its test data); and, where three or more
 //! results of the same inputs are there, which one departs from the others.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{add_flag, compare_outputs, outputs_path};
-use crate::results::{Agreement, CellIndex, Flag, FlagKind, RunResults, SavedOutputs, Status, EXPECTED};
+use super::{add_flag, compare_outputs};
+use crate::results::{Agreement, CellIndex, Flag, FlagKind, OutputsDir, RunResults, SavedOutputs, Status, EXPECTED};
 use crate::scenario::RuntimeId;
-
-/// Where the expected outputs of model `m`'s test data set `set` are kept, in a run's outputs folder.
-pub fn expected_path(outputs_dir: &Path, model: usize, set: usize) -> PathBuf {
-    outputs_dir.join(format!("expected-{model}-{set}.safetensors"))
-}
 
 /// How a cell whose reference cell did not run is flagged.
 const NOT_RUN: &str = "did not run this cell";
 
 /// What a verdict says, for a flag.
 fn why(a: &Agreement, against: &str) -> String {
-    let mut why = format!("outputs differ from {against}: max abs diff {:.3e} ({} tolerance)", a.max_abs, a.precision.as_deref().unwrap_or("fp32"));
+    let mut why = format!("outputs differ from {against}: max abs diff {:.3e} ({} tolerance)", a.max_abs, a.precision.unwrap_or_default());
     for p in &a.problems {
         why.push_str("; ");
         why.push_str(p);
@@ -62,10 +57,10 @@ pub(super) fn compare_runtimes(r: &mut RunResults, ix: &CellIndex, models: &[Str
             continue;
         }
         let (precision, tol) = r.judged_by(&c.model, &[c.runtime, reference]);
-        let read = SavedOutputs::read(&outputs_path(dir, i)).and_then(|got| Ok((got, SavedOutputs::read(&outputs_path(dir, ref_cell.index))?)));
+        let read = OutputsDir::at(dir).read(i).and_then(|got| Ok((got, OutputsDir::at(dir).read(ref_cell.index)?)));
         let cell = &mut r.cells[i];
         if cell.generation.is_some() {
-            match read.map_err(|e| format!("{e:#}")).and_then(|(got, want)| super::generation::compare(&got, &want, reference, &precision, tol)) {
+            match read.map_err(|e| format!("{e:#}")).and_then(|(got, want)| super::generation::compare(&got, &want, reference, precision, tol)) {
                 Ok((ids, a)) => {
                     if let Some(p) = &ids.parted {
                         add_flag(cell, Flag::new(FlagKind::Disagrees, super::generation::parted_words(p, reference)));
@@ -111,7 +106,7 @@ pub(super) fn compare_expected(r: &mut RunResults, ix: &CellIndex, models: &[Str
         let c = &r.cells[i];
         let (Some(m), Some(set)) = (r.models.iter().position(|m| m.name == c.model), c.data_set) else { continue };
         let (precision, tol) = r.judged_by(&c.model, &[c.runtime]);
-        let read = SavedOutputs::read(&outputs_path(dir, i)).and_then(|got| Ok((got, SavedOutputs::read(&expected_path(dir, m, set))?)));
+        let read = OutputsDir::at(dir).read(i).and_then(|got| Ok((got, OutputsDir::at(dir).read_expected(m, set)?)));
         let cell = &mut r.cells[i];
         match read {
             Ok((got, want)) => {
@@ -159,11 +154,11 @@ pub(super) fn departures(r: &mut RunResults, ix: &CellIndex, models: &[String], 
         let set = r.cells[cells[0]].data_set;
         let mut sources: Vec<(Source, SavedOutputs)> = Vec::new();
         for &i in &cells {
-            let Ok(s) = SavedOutputs::read(&outputs_path(dir, i)) else { continue 'point };
+            let Ok(s) = OutputsDir::at(dir).read(i) else { continue 'point };
             sources.push((Source::Cell(i), s));
         }
         if let (Some(m), Some(set)) = (m, set) {
-            if let Ok(s) = SavedOutputs::read(&expected_path(dir, m, set)) {
+            if let Ok(s) = OutputsDir::at(dir).read_expected(m, set) {
                 sources.push((Source::Expected, s));
             }
         }

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use super::{add_flag, agreement, outputs_path};
-use crate::results::{CellIndex, Flag, FlagKind, RunResults, SavedOutputs, SiblingAgreement, Status};
+use super::{add_flag, agreement};
+use crate::results::{CellIndex, Flag, FlagKind, OutputsDir, RunResults, SavedOutputs, SiblingAgreement, Status};
 use crate::scenario::RuntimeId;
 
 /// (model, sibling) pairs of the run, by name, where the run holds both.
@@ -41,7 +41,7 @@ fn sibling_cell(r: &RunResults, ix: &CellIndex, outputs_dir: &Path, sibling: &st
     let usable = |rt| -> Result<SavedOutputs, String> {
         let Some(c) = ix.get(crate::results::CellKey { model: sibling, runtime: rt, point }).map(|k| &r.cells[k]) else { return Err(format!("the sibling has no {rt} cell")) };
         match c.status {
-            Status::Ok => SavedOutputs::read(&outputs_path(outputs_dir, c.index)).map_err(|_| format!("the sibling's {rt} cell has no saved outputs")),
+            Status::Ok => OutputsDir::at(outputs_dir).read(c.index).map_err(|_| format!("the sibling's {rt} cell has no saved outputs")),
             Status::Failed => Err(format!("the sibling's {rt} cell failed")),
             Status::Skipped => Err(format!("the sibling's {rt} cell was skipped")),
             Status::Pending => Err(format!("the sibling's {rt} cell did not run")),
@@ -59,12 +59,12 @@ fn sibling_cell(r: &RunResults, ix: &CellIndex, outputs_dir: &Path, sibling: &st
 
 /// Compares each measured cell of model `name` with its sibling's, once.
 fn compare_model(r: &mut RunResults, ix: &CellIndex, name: &str, sibling: &str, outputs_dir: &Path) {
-    let (pm, ps) = (r.precision(name).to_string(), r.precision(sibling).to_string());
-    let (_, tol) = r.tolerances.loosest([pm.as_str(), ps.as_str()]);
+    let (pm, ps) = (r.precision(name), r.precision(sibling));
+    let (_, tol) = r.tolerances.loosest([pm, ps]);
     let todo: Vec<usize> = ix.of_model(name).iter().copied().filter(|&i| r.cells[i].status == Status::Ok && r.cells[i].sibling_agreement.is_none()).collect();
     for i in todo {
         let (runtime, point) = (r.cells[i].runtime, r.cells[i].point());
-        let got = match SavedOutputs::read(&outputs_path(outputs_dir, i)) {
+        let got = match OutputsDir::at(outputs_dir).read(i) {
             Ok(got) => got,
             Err(e) => {
                 add_flag(&mut r.cells[i], Flag::new(FlagKind::NotCompared, format!("not compared with its sibling `{sibling}`: {e:#}")));
@@ -116,10 +116,7 @@ pub fn release_outputs(r: &RunResults, outputs_dir: &Path, after: Option<&str>) 
         let needed = pairs.iter().filter(|(a, b)| *a == m.name || *b == m.name).any(|(a, b)| !(ix.done(r, a) && ix.done(r, b)));
         if ix.done(r, &m.name) && !needed {
             for c in ix.of_model(&m.name).iter().map(|&i| &r.cells[i]) {
-                let _ = std::fs::remove_file(outputs_path(outputs_dir, c.index));
-                if let Some(set) = c.data_set {
-                    let _ = std::fs::remove_file(super::expected_path(outputs_dir, k, set));
-                }
+                OutputsDir::at(outputs_dir).remove(c.index, c.data_set.map(|set| (k, set)));
             }
         }
     }
@@ -134,7 +131,7 @@ mod tests {
     use super::*;
     use crate::resolve::{resolve, ResolveOptions, ResolvedPlan};
     use crate::results::CellRecord;
-    use crate::scenario::{validate, Overrides, ScenarioFile};
+    use crate::scenario::{validate, Overrides, Precision, ScenarioFile};
     use crate::tensor::{Output, Tensor};
 
     struct Fixture {
@@ -167,7 +164,7 @@ mod tests {
         results.reference_runtime = RuntimeId::TRACT_CPU;
         results.models = crate::run::record::model_records(&plan);
         for m in &mut results.models {
-            m.precision = if m.name == "half" { "fp16" } else { "fp32" }.into();
+            m.precision = if m.name == "half" { Precision::Fp16 } else { Precision::Fp32 };
         }
         results.cells = plan.plan.cells.iter().map(|c| CellRecord::empty(c, 0, 1, Status::Ok, None)).collect();
         let outputs = root.path().join(".outputs");
@@ -189,11 +186,11 @@ mod tests {
             let mask = (0..b * l).map(|i| u8::from(i % l != l - 1)).collect();
             let out = Output { name: "h".into(), data: Tensor::F32(ArrayD::from_elem(IxDyn(&[b, l, 4]), value)) };
             let saved = SavedOutputs { outputs: vec![out], batch: b, seq_len: l, mask, inputs: vec![("input_ids".into(), ids.digest())] };
-            saved.write(&outputs_path(&self.outputs, cell)).unwrap();
+            OutputsDir::at(&self.outputs).write(cell, &saved).unwrap();
         }
 
         fn saved(&self, cell: usize) -> bool {
-            outputs_path(&self.outputs, cell).exists()
+            OutputsDir::at(&self.outputs).cell_file(cell).exists()
         }
 
         /// What a run does after a group: compare siblings where both have run, then release.

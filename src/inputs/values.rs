@@ -122,7 +122,7 @@ fn show(s: &Scalar) -> String {
 }
 
 fn fed(name: &str, t: &Tensor, source: String) -> FedInput {
-    FedInput { name: name.to_string(), elem_type: t.elem_type().name().to_string(), shape: t.shape().to_vec(), source, values_by: SetBy::Default, shape_by: Vec::new() }
+    FedInput { name: name.to_string(), elem_type: t.elem_type().into(), shape: t.shape().to_vec(), source, values_by: SetBy::Default, shape_by: Vec::new() }
 }
 
 impl Feed {
@@ -154,7 +154,7 @@ mod tests {
     use crate::models::{Dim, IoInfo};
 
     fn plan(inputs: &[(&str, &str, Vec<Dim>)], given: &[(&str, &str)]) -> InputPlan {
-        let ios: Vec<IoInfo> = inputs.iter().map(|(n, t, d)| IoInfo { name: n.to_string(), elem_type: t.to_string(), dims: Some(d.clone()), structural_use: None }).collect();
+        let ios: Vec<IoInfo> = inputs.iter().map(|(n, t, d)| IoInfo { name: n.to_string(), elem_type: (*t).into(), dims: Some(d.clone()), structural_use: None }).collect();
         let table: BTreeMap<String, serde_yaml::Value> = given.iter().map(|(k, v)| (k.to_string(), serde_yaml::from_str(v).unwrap())).collect();
         let specs = crate::scenario::inputs::parse_inputs(&table, Path::new(".")).unwrap().into_iter().map(|(k, s)| (k, crate::inputs::Located::new(s, "inputs", crate::scenario::SetBy::Scenario))).collect();
         InputPlan::new("m", &ios, false, &specs).unwrap()

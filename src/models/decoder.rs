@@ -247,7 +247,7 @@ impl DecoderLayout {
             .ok_or_else(|| anyhow::anyhow!("the decoder has no output `logits` (its outputs: {})\n  {FIX}", listed(&io.outputs)))?;
         if let Some(b) = &use_cache_branch {
             let t = &info(io, b, true).elem_type;
-            if t != "bool" {
+            if *t != crate::tensor::ElemType::Bool {
                 bail!("`{b}` is {t}: a merged decoder's `use_cache_branch` is a bool [1]\n  {FIX}");
             }
         }

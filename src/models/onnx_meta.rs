@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use super::weights::elements;
-use crate::tensor::ElemType;
+use crate::scenario::Precision;
+use crate::tensor::{AnyElemType, ElemType};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -33,8 +34,8 @@ impl std::fmt::Display for Dim {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IoInfo {
     pub name: String,
-    /// ONNX element type name, e.g. `int64`, `float32`, `float16`.
-    pub elem_type: String,
+    /// The element type, written as ONNX names it, e.g. `int64`, `float32`, `float16`.
+    pub elem_type: AnyElemType,
     /// `None` when the graph declares no shape.
     pub dims: Option<Vec<Dim>>,
     /// For an input: the first place its values decide the computation's structure rather than
@@ -47,7 +48,7 @@ pub struct IoInfo {
 impl IoInfo {
     /// The element type, when it is one xbench knows.
     pub fn elem(&self) -> Option<ElemType> {
-        ElemType::from_name(&self.elem_type)
+        self.elem_type.known()
     }
 
     pub fn shape_string(&self) -> String {
@@ -74,13 +75,13 @@ pub struct ModelIo {
     #[serde(default)]
     pub external_files: Vec<ExternalFile>,
     /// `fp16` or `bf16` when most floating-point weights are of that type (whatever the outputs), else `fp32`.
-    pub weights_precision: String,
+    pub weights_precision: Precision,
     /// The low precision its weights are stored or computed in, in the main graph or a subgraph:
     /// `int8` (quantize/dequantize pairs, MatMulInteger, ConvInteger, QLinear* operators, or int8
     /// weights dequantized into a MatMul, Gemm or Conv), `int4` (MatMulNBits, int4 weights) or
     /// `fp8` (8-bit float weights).
     #[serde(default)]
-    pub quantized: Option<String>,
+    pub quantized: Option<Precision>,
     /// 2·K·N summed over matrix products with a weight matrix [K, N] (MatMul, Gemm, MatMulNBits):
     /// the FLOPs every token costs at least (attention's token-by-token products come on top);
     /// `None` where the graph holds no product xbench can count (unknown, not 0).
@@ -95,16 +96,16 @@ impl ModelIo {
 
     /// The precision the model computes in: `int8`, `int4` or `fp8` when it is quantized, `bf16` or
     /// `fp16` when its weights or an output are of that type, else `fp32`.
-    pub fn precision(&self) -> &str {
+    pub fn precision(&self) -> Precision {
         let output = |ty: ElemType| self.outputs.iter().any(|o| o.elem() == Some(ty));
-        if let Some(q) = &self.quantized {
+        if let Some(q) = self.quantized {
             q
-        } else if self.weights_precision == "bf16" || output(ElemType::Bfloat16) {
-            "bf16"
-        } else if self.weights_precision == "fp16" || output(ElemType::Float16) {
-            "fp16"
+        } else if self.weights_precision == Precision::Bf16 || output(ElemType::Bfloat16) {
+            Precision::Bf16
+        } else if self.weights_precision == Precision::Fp16 || output(ElemType::Float16) {
+            Precision::Fp16
         } else {
-            "fp32"
+            Precision::Fp32
         }
     }
 }
@@ -306,15 +307,14 @@ pub fn parse_io(bytes: &[u8]) -> Result<ModelIo> {
         graph.initializer.iter().filter(|t| t.data_type == ty).fold(0u64, |sum, t| sum.saturating_add(elements(&t.dims)))
     };
     let weights_precision = if float_elems(10) > float_elems(1).max(float_elems(16)) {
-        "fp16"
+        Precision::Fp16
     } else if float_elems(16) > float_elems(1) {
-        "bf16"
+        Precision::Bf16
     } else {
-        "fp32"
-    }
-    .to_string();
+        Precision::Fp32
+    };
     let nodes = graph.all_nodes();
-    let quantized = super::weights::low_precision(&nodes, &graph.initializer).map(String::from);
+    let quantized = super::weights::low_precision(&nodes, &graph.initializer);
     // Older exports list initializers among the inputs too; those are not fed.
     let mut inputs: Vec<IoInfo> = graph.input.iter().filter(|v| !initializers.contains(v.name.as_str())).map(io_info).collect();
     for input in &mut inputs {
@@ -366,7 +366,7 @@ fn external_files(graph: &LiteGraph) -> Result<Vec<ExternalFile>> {
 fn io_info(v: &pb::ValueInfoProto) -> IoInfo {
     let (elem_type, dims) = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(t)) => (
-            elem_type_name(t.elem_type),
+            AnyElemType::from_onnx_code(t.elem_type),
             t.shape.as_ref().map(|s| {
                 s.dim
                     .iter()
@@ -380,12 +380,7 @@ fn io_info(v: &pb::ValueInfoProto) -> IoInfo {
                     .collect()
             }),
         ),
-        None => ("unknown".to_string(), None),
+        None => (AnyElemType::Other("unknown".into()), None),
     };
     IoInfo { name: v.name.clone(), elem_type, dims, structural_use: None }
-}
-
-/// ONNX's element type numbers, by name (`type#N` for those xbench has no name for).
-pub fn elem_type_name(t: i32) -> String {
-    ElemType::from_onnx_code(t).map_or_else(|| format!("type#{t}"), |e| e.name().to_string())
 }

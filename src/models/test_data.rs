@@ -145,7 +145,7 @@ fn read_matched(set: &Path, prefix: &str, declared: &[IoInfo]) -> Result<Vec<(St
         let (name, tensor) = read_tensor_proto(&path)?;
         let io = &declared[i];
         let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if io.elem_type != tensor.elem_type().name() {
+        if io.elem_type != tensor.elem_type() {
             bail!("{}: `{}` is {}, but the graph's {what} `{}` is {}\n  fix: write the file with the graph's type", path.display(), name, tensor.elem_type(), io.name, io.elem_type);
         }
         let source = if name.is_empty() { format!("{set_name}/{file} (unnamed: taken by position as `{}`)", io.name) } else { format!("{set_name}/{file}") };

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::onnx_meta::{LiteNode, LiteTensor};
+use crate::scenario::Precision;
 
 /// Operators that compute in 8-bit integers (besides every `QLinear*`).
 const QUANTIZED_OPS: &[&str] = &["QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"];
@@ -24,18 +25,18 @@ const FP8_TYPES: &[i32] = &[17, 18, 19, 20];
 /// The low precision a graph's weights are stored or computed in: `int4` (`MatMulNBits`, int4
 /// initializers), `fp8` (8-bit float initializers), `int8` (quantized operators, or int8
 /// initializers dequantized into a `MatMul`, `Gemm` or `Conv`), else `None`.
-pub(super) fn low_precision(nodes: &[&LiteNode], initializers: &[LiteTensor]) -> Option<&'static str> {
+pub(super) fn low_precision(nodes: &[&LiteNode], initializers: &[LiteTensor]) -> Option<Precision> {
     let of_type = |types: &[i32]| initializers.iter().any(|t| types.contains(&t.data_type));
     if nodes.iter().any(|n| n.op_type == "MatMulNBits") || of_type(INT4_TYPES) {
-        return Some("int4");
+        return Some(Precision::Int4);
     }
     if of_type(FP8_TYPES) {
-        return Some("fp8");
+        return Some(Precision::Fp8);
     }
     let quantized_op = nodes.iter().any(|n| QUANTIZED_OPS.contains(&n.op_type.as_str()) || n.op_type.starts_with("QLinear"));
     let int8_weights: Vec<&str> = initializers.iter().filter(|t| INT8_TYPES.contains(&t.data_type)).map(|t| t.name.as_str()).collect();
     let constant = constants(nodes, initializers);
-    (quantized_op || int8_weights.iter().any(|w| reaches_weight_user(nodes, &constant, w))).then_some("int8")
+    (quantized_op || int8_weights.iter().any(|w| reaches_weight_user(nodes, &constant, w))).then_some(Precision::Int8)
 }
 
 /// Whether initializer `name` flows, through ops of constants alone that keep it a weight (a

@@ -89,7 +89,7 @@ mod tests {
         assert_eq!((first.op_type.as_str(), first.input[0].as_str(), first.output[0].as_str()), ("Cast", "w.fp16", "w"));
         // The precision xbench reads from the weights.
         let io = crate::models::parse_io(&builder::to_bytes(&half)).unwrap();
-        assert_eq!(io.precision(), "fp16");
+        assert_eq!(io.precision().as_str(), "fp16");
         assert_eq!(io.flops_per_token, Some(2 * 4), "the weight is followed through its cast");
     }
 }

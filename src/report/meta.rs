@@ -125,7 +125,7 @@ fn timer_blocks(m: &Merged) -> Vec<Block> {
         classes.push(class);
         let label = m.timer_label(i).unwrap_or_default();
         let words = session.and_then(|x| x.io.as_ref()).map(|io| io.trim_end_matches('.').to_string()).unwrap_or_default();
-        let precision = session.and_then(|x| x.precision.clone()).unwrap_or_else(|| "—".into());
+        let precision = session.and_then(|x| x.precision).map_or_else(|| "—".into(), |p| p.to_string());
         let (timing, host) = match class {
             Some(c) => (c.timing.as_str().to_string(), c.host_memory.map(|h| h.as_str().to_string()).unwrap_or_else(|| "—".into())),
             None => ("not stated".into(), "not stated".into()),

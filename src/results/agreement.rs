@@ -41,7 +41,7 @@ pub struct Agreement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<Tolerance>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub precision: Option<String>,
+    pub precision: Option<crate::scenario::Precision>,
     pub outputs: Vec<OutputDiff>,
     /// Problems that prevent a comparison (missing output, shape mismatch).
     pub problems: Vec<String>,

@@ -148,6 +148,7 @@ pub(super) fn csv_bytes(results: &RunResults) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::Precision;
 
     #[test]
     fn csv_fields_with_separators_quotes_and_line_breaks_read_back_whole() {
@@ -162,6 +163,27 @@ mod tests {
         assert_eq!(rows.len(), r.cells.len());
         let error = CSV_HEAD.iter().position(|h| *h == "error").unwrap();
         assert_eq!(&rows[0][error], "a, \"quoted\"\r\nline");
+    }
+
+    #[test]
+    fn precisions_are_written_as_before_and_a_rewritten_file_is_byte_identical() {
+        let text = include_str!("../../tests/data/minimal-results.json");
+        let r = crate::results::parse_results(text, "minimal-results.json").unwrap();
+        assert_eq!(r.models[0].precision, Precision::Fp32);
+        assert_eq!(r.groups[0].session.as_ref().unwrap().precision, None, "a session that said none reads as none");
+        for p in Precision::ALL {
+            let mut r = r.clone();
+            r.models[0].precision = p;
+            r.groups[0].session.as_mut().unwrap().precision = Some(p);
+            let written = String::from_utf8(json_bytes(&r).unwrap()).unwrap();
+            assert_eq!(written.matches(&format!("\"precision\": \"{p}\"")).count(), 2, "{written}");
+            let again = crate::results::parse_results(&written, "rewritten").unwrap();
+            assert_eq!((again.models[0].precision, again.groups[0].session.as_ref().unwrap().precision), (p, Some(p)));
+            assert_eq!(String::from_utf8(json_bytes(&again).unwrap()).unwrap(), written, "re-written byte for byte");
+        }
+        let unknown = text.replacen("\"precision\": \"fp32\"", "\"precision\": \"fp4\"", 1);
+        let e = format!("{:#}", crate::results::parse_results(&unknown, "odd.json").unwrap_err());
+        assert!(e.contains("fp4"), "{e}");
     }
 
     #[test]

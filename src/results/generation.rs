@@ -56,7 +56,7 @@ pub struct IdsAgreement {
     /// Rows whose logits were compared (all rows, unless they were too many to save).
     pub logit_rows: usize,
     /// The precision the logits were judged by and its tolerance; `within` whether all were.
-    pub precision: String,
+    pub precision: crate::scenario::Precision,
     pub within: bool,
 }
 

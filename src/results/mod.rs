@@ -16,6 +16,7 @@ mod key;
 mod log;
 mod machine;
 mod outputs;
+mod outputs_dir;
 mod runtime;
 mod shard;
 mod store;
@@ -33,12 +34,13 @@ pub use key::{CellIndex, CellKey, Point};
 pub use log::LOG_FILE;
 pub use machine::{GpuInfo, Machine};
 pub use outputs::{read_tensors, tensors_from_bytes, write_tensors, SavedOutputs};
+pub use outputs_dir::OutputsDir;
 pub use runtime::{Availability, DeviceClass, Engine, HostMemory, SessionInfo, TimerClass, Timing};
 pub use shard::{ShardInfo, ShardPart, ShardSet};
 pub use store::{ResultsStore, RunEvent};
 
 pub use crate::scenario::{Tolerance, Tolerances};
-use crate::scenario::{RuntimeId, ScenarioFile};
+use crate::scenario::{Precision, RuntimeId, ScenarioFile};
 use crate::stats::Summary;
 
 /// Version of the results format written; version 1 files are read too (their flags are typed on reading).
@@ -62,7 +64,7 @@ pub struct TextBatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FedInput {
     pub name: String,
-    pub elem_type: String,
+    pub elem_type: crate::tensor::AnyElemType,
     pub shape: Vec<usize>,
     /// Where the values came from, e.g. `uniform [-1, 1)`, `16000 (inputs.sr)`, `test_data_set_0/input_1.pb`.
     pub source: String,
@@ -140,8 +142,8 @@ pub struct ModelRecord {
     pub weights: String,
     /// The precision the model computes in: `int8` (quantized), `bf16`, `fp16` (by its weights or
     /// outputs), else `fp32`.
-    #[serde(default = "default_precision")]
-    pub precision: String,
+    #[serde(default)]
+    pub precision: Precision,
     /// What its cells were fed.
     #[serde(default)]
     pub input: ModelInput,
@@ -167,10 +169,6 @@ pub struct ModelRecord {
 
 fn default_timer() -> String {
     "end-to-end".into()
-}
-
-fn default_precision() -> String {
-    "fp32".into()
 }
 
 /// One (model, runtime) pair: one loaded session in one process.
@@ -356,21 +354,20 @@ impl RunResults {
     }
 
     /// The precision recorded for `model` (`fp32` when the run has no record of it).
-    pub fn precision(&self, model: &str) -> &str {
-        self.models.iter().find(|m| m.name == model).map_or("fp32", |m| m.precision.as_str())
+    pub fn precision(&self, model: &str) -> Precision {
+        self.models.iter().find(|m| m.name == model).map_or(Precision::Fp32, |m| m.precision)
     }
 
     /// The precision `runtime`'s session of `model` said it computed in, when it said.
-    pub fn session_precision(&self, model: &str, runtime: RuntimeId) -> Option<&str> {
-        self.groups.iter().find(|g| g.model == model && g.runtime == runtime).and_then(|g| g.session.as_ref()).and_then(|s| s.precision.as_deref())
+    pub fn session_precision(&self, model: &str, runtime: RuntimeId) -> Option<Precision> {
+        self.groups.iter().find(|g| g.model == model && g.runtime == runtime).and_then(|g| g.session.as_ref()).and_then(|s| s.precision)
     }
 
     /// The precision and tolerance two cells of `model` are judged by: the loosest of the model's
     /// precision and the sessions' (`runtimes`).
-    pub fn judged_by(&self, model: &str, runtimes: &[RuntimeId]) -> (String, Tolerance) {
+    pub fn judged_by(&self, model: &str, runtimes: &[RuntimeId]) -> (Precision, Tolerance) {
         let ps = std::iter::once(self.precision(model)).chain(runtimes.iter().filter_map(|rt| self.session_precision(model, *rt)));
-        let (p, t) = self.tolerances.loosest(ps);
-        (p.to_string(), t)
+        self.tolerances.loosest(ps)
     }
 }
 

@@ -215,7 +215,7 @@ pub struct SessionInfo {
     /// The arithmetic the runtime says it computed in (`fp32`, `tf32`, `fp16`, `bf16`, `int8`),
     /// when it says; agreement then uses that precision's tolerance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub precision: Option<String>,
+    pub precision: Option<crate::scenario::Precision>,
     /// The options the runtime was given (an execution provider's own, `session.*` settings).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub settings: std::collections::BTreeMap<String, String>,

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::job::{GroupJob, WorkerMsg};
+use super::job::GroupJob;
 use super::process::{ChildEnd, Spawned};
 use super::stop::Stop;
 use crate::results::{RunEvent, Status};
@@ -76,7 +76,7 @@ impl<'a> Executor<'a> {
                     job,
                     &mut |m| {
                         if err.is_none() {
-                            if let Err(e) = sink(event(g, m, clock.elapsed().as_secs_f64() * 1e3)) {
+                            if let Err(e) = sink(ready_at(m, clock.elapsed().as_secs_f64() * 1e3)) {
                                 err = Some(e);
                             }
                         }
@@ -97,7 +97,7 @@ impl<'a> Executor<'a> {
                 };
                 // Loaded while the run was being set up, its ready time is its own; else it is from its start.
                 let ready = child.ready_ms;
-                let end = child.drive(last, self.stop, &mut |m| sink(event(g, m, ready.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1e3))))?;
+                let end = child.drive(last, self.stop, &mut |m| sink(ready_at(m, ready.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1e3))))?;
                 match end {
                     ChildEnd::Finished => Ok(GroupEnd::Finished),
                     ChildEnd::Stopped => Ok(GroupEnd::Stopped),
@@ -133,13 +133,28 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// The event a worker's message makes; `ready_ms` is from the worker's start to now.
-fn event(group: usize, m: WorkerMsg, ready_ms: f64) -> RunEvent {
-    match m {
-        WorkerMsg::Loaded { load_ms, session } => RunEvent::Loaded { group, load_ms, ready_ms, session },
-        WorkerMsg::FirstRun { ms } => RunEvent::FirstRun { group, ms },
-        WorkerMsg::LoadFailed { error } => RunEvent::LoadFailed { group, error },
-        WorkerMsg::Cell(record) => RunEvent::Cell(record),
-        WorkerMsg::Done { peak_rss_mib } => RunEvent::GroupDone { group, peak_rss_mib },
+/// A worker's event with a load's ready time set: `ready_ms`, from the worker's start to now.
+fn ready_at(mut m: RunEvent, ready_ms: f64) -> RunEvent {
+    if let RunEvent::Loaded { ready_ms: r, .. } = &mut m {
+        *r = ready_ms;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workers_event_crosses_the_pipe_whole_and_only_a_load_gets_the_ready_time() {
+        let session = serde_json::from_str(r#"{"threads": "1 thread", "providers": ["fake"], "version": "1"}"#).unwrap();
+        let loaded = RunEvent::Loaded { group: 3, load_ms: 5.0, ready_ms: 5.0, session };
+        let line = format!("{}{}", super::super::MSG_PREFIX, serde_json::to_string(&loaded).unwrap());
+        let read: RunEvent = serde_json::from_str(line.strip_prefix(super::super::MSG_PREFIX).unwrap()).unwrap();
+        assert_eq!(read, loaded);
+        let RunEvent::Loaded { group, load_ms, ready_ms, .. } = ready_at(read, 42.0) else { panic!("a load stays a load") };
+        assert_eq!((group, load_ms, ready_ms), (3, 5.0, 42.0));
+        let done = RunEvent::GroupDone { group: 3, peak_rss_mib: Some(1.0) };
+        assert_eq!(ready_at(done.clone(), 42.0), done);
     }
 }

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::job::{GroupJob, WorkerMsg};
+use super::job::GroupJob;
 use crate::generate::{self, prompt, Prompt};
-use crate::results::{CellRecord, SavedOutputs, Status};
+use crate::results::{CellRecord, OutputsDir, RunEvent, SavedOutputs, Status};
 use crate::runtimes::Session;
 use crate::scenario::{Cell, PromptUnit, TextSource};
 use crate::stats::summarize;
@@ -51,7 +51,7 @@ fn prompt_of(job: &GroupJob, cell: &Cell, text: Option<&Text>) -> Result<Prompt>
 }
 
 /// Runs the job's generation cells on `session`, emitting each finished cell.
-pub fn run_cells(job: &GroupJob, session: &mut dyn Session, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn() -> bool) {
+pub fn run_cells(job: &GroupJob, session: &mut dyn Session, emit: &mut dyn FnMut(RunEvent), stop: &dyn Fn() -> bool) {
     let fail = |cell: &Cell, e: String| job.empty_record(cell, Status::Failed, Some(e));
     let setup = || -> Result<(Option<Text>, &crate::models::DecoderLayout)> {
         let layout = job.model.decoder.as_ref().ok_or_else(|| anyhow!("model `{}` has no key/value cache inputs, so it cannot generate\n  fix: run it as a plain model (a scenario without `generate:`)", job.model.name))?;
@@ -61,7 +61,7 @@ pub fn run_cells(job: &GroupJob, session: &mut dyn Session, emit: &mut dyn FnMut
         Ok(s) => s,
         Err(e) => {
             for cell in &job.cells {
-                emit(WorkerMsg::Cell(Box::new(fail(cell, format!("{e:#}")))));
+                emit(RunEvent::Cell(Box::new(fail(cell, format!("{e:#}")))));
             }
             return;
         }
@@ -73,7 +73,7 @@ pub fn run_cells(job: &GroupJob, session: &mut dyn Session, emit: &mut dyn FnMut
         Err(e) => {
             let e = format!("{runtime}: {e:#}");
             for cell in &job.cells {
-                emit(WorkerMsg::Cell(Box::new(fail(cell, e.clone()))));
+                emit(RunEvent::Cell(Box::new(fail(cell, e.clone()))));
             }
             return;
         }
@@ -84,7 +84,7 @@ pub fn run_cells(job: &GroupJob, session: &mut dyn Session, emit: &mut dyn FnMut
             break;
         }
         let record = run_cell(job, cell, decoder.as_mut(), text.as_ref(), layout, prepare_ms.take().unwrap_or(0.0)).unwrap_or_else(|e| fail(cell, format!("{e:#}")));
-        emit(WorkerMsg::Cell(Box::new(record)));
+        emit(RunEvent::Cell(Box::new(record)));
     }
 }
 
@@ -113,7 +113,7 @@ fn run_cell(job: &GroupJob, cell: &Cell, decoder: &mut dyn crate::runtimes::deco
             mask: prompt.mask.iter().map(|&v| v as u8).collect(),
             inputs: vec![("input_ids".into(), crate::tensor::Tensor::I64(prompt.ids.clone().into_dyn()).digest())],
         };
-        saved.write(&crate::analysis::outputs_path(dir, cell.index))?;
+        OutputsDir::at(dir).write(cell.index, &saved)?;
     }
     let mut record = job.empty_record(cell, Status::Ok, None);
     let generated = (cell.batch * new_tokens) as f64;

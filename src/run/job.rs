@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::inputs::InputPlan;
 use crate::models::{ModelIo, ResolvedModel};
 use crate::resolve::ResolvedPlan;
-use crate::results::{CellRecord, SessionInfo};
+use crate::results::CellRecord;
 use crate::runtimes::RuntimeOptions;
 use crate::scenario::{Cell, RuntimeRequest, TextSource};
 
@@ -107,17 +107,7 @@ impl GroupJob {
     }
 }
 
-/// Messages from a worker, one JSON line each on its standard output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum WorkerMsg {
-    Loaded { load_ms: f64, session: SessionInfo },
-    /// A group that waits for its turn (loads side by side) ran its first cell once, untimed, after
-    /// loading: how long it took (`None`: it failed, and the cell will say why).
-    FirstRun { ms: Option<f64> },
-    LoadFailed { error: String },
-    Cell(Box<CellRecord>),
-    Done { peak_rss_mib: Option<f64> },
-}
-
-/// Prefix of message lines, so that anything a native library prints is told apart.
+/// Prefix of a worker's message lines, so that anything a native library prints is told apart.
+/// A worker's messages are the events the store applies (`results::RunEvent`), one JSON line each
+/// on its standard output; the parent sets a load's `ready_ms` (the worker sends its `load_ms`).
 pub const MSG_PREFIX: &str = "XBENCH-MSG ";

@@ -23,14 +23,14 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 pub use executor::Isolation;
-pub use job::{GroupJob, WorkerMsg, MSG_PREFIX};
+pub use job::{GroupJob, MSG_PREFIX};
 pub use process::worker_main;
 pub use stop::Stop;
 pub use worker::run_group;
 
 use crate::resolve::ResolvedPlan;
 use job::JobModel;
-use crate::results::{self, Availability, CellRecord, ResultsStore, RunEvent, RunResults, SavedOutputs, Status, WallTime};
+use crate::results::{self, Availability, CellRecord, OutputsDir, ResultsStore, RunEvent, RunResults, SavedOutputs, Status, WallTime};
 use crate::runtimes::{self, RuntimeOptions};
 
 #[derive(Debug, Clone)]
@@ -61,16 +61,11 @@ impl KeepOutputs {
         let g = &plan.plan.groups[group];
         let mut digests = Vec::new();
         for c in plan.plan.group_cells(g).iter().filter(|c| self.cells.contains(&c.index)) {
-            let from = crate::analysis::outputs_path(outputs_dir, c.index);
-            if !from.is_file() {
+            let from = OutputsDir::at(outputs_dir);
+            if !from.cell_file(c.index).is_file() {
                 continue;
             }
-            std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
-            let to = crate::analysis::outputs_path(&self.dir, c.index);
-            let _ = std::fs::remove_file(&to);
-            if std::fs::hard_link(&from, &to).is_err() {
-                std::fs::copy(&from, &to).with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
-            }
+            let to = OutputsDir::at(&self.dir).take(from, c.index, c.index)?;
             let (_, digest) = crate::digest::file(&to).with_context(|| format!("cannot read {}", to.display()))?;
             digests.push((c.index, format!("{digest:016x}")));
         }
@@ -244,7 +239,7 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
     drop(exec);
     wall.groups_ms = ms(started.elapsed());
     if !stopped {
-        let _ = std::fs::remove_dir_all(outputs_dir);
+        OutputsDir::at(outputs_dir).remove_all();
         store.update(|r| {
             r.finished_at = Some(results::now_rfc3339());
             r.complete = true;
@@ -261,12 +256,12 @@ fn write_expected(plan: &ResolvedPlan, outputs_dir: &Path) {
     for (m, model) in plan.models.iter().enumerate().filter(|(m, _)| plan.runs_test_data(*m)) {
         let Ok(io) = model.io() else { continue };
         for (k, set) in model.test_data().iter().enumerate() {
-            let path = crate::analysis::expected_path(outputs_dir, m, k);
-            if path.is_file() {
+            let dir = OutputsDir::at(outputs_dir);
+            if dir.has_expected(m, k) {
                 continue;
             }
             let written = crate::models::test_data::read_expected(set, &io.outputs)
-                .and_then(|outputs| SavedOutputs { outputs, batch: 1, seq_len: 1, mask: vec![1], inputs: Vec::new() }.write(&path));
+                .and_then(|outputs| dir.write_expected(m, k, &SavedOutputs { outputs, batch: 1, seq_len: 1, mask: vec![1], inputs: Vec::new() }));
             if let Err(e) = written {
                 tracing::warn!("model `{}`: the expected outputs of {} cannot be used, so its cells there are not compared with them: {e:#}", model.name, set.display());
             }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::job::{GroupJob, WorkerMsg, MSG_PREFIX};
+use super::job::{GroupJob, MSG_PREFIX};
+use crate::results::RunEvent;
 use super::stop::Stop;
 use crate::child::{Child, Framing, Next};
 
@@ -36,7 +37,7 @@ pub struct Spawned {
     /// The scenario's `cell_timeout_s`, as errors name it.
     timeout_s: f64,
     /// Messages read before its turn (the load), replayed when it is driven.
-    early: Vec<WorkerMsg>,
+    early: Vec<RunEvent>,
     started: Instant,
     /// Start to session loaded, when read ahead.
     pub ready_ms: Option<f64>,
@@ -97,7 +98,7 @@ impl Spawned {
     /// The worker's next message; other lines it prints (a native library's) are passed on as
     /// diagnostics. `None` once its output has ended, or when it stayed silent past its limit
     /// (then `silent` is set).
-    fn next_msg(&mut self) -> Option<WorkerMsg> {
+    fn next_msg(&mut self) -> Option<RunEvent> {
         let deadline = Instant::now() + self.limit;
         while !self.ended {
             let line = match self.child.next_line(deadline) {
@@ -119,7 +120,7 @@ impl Spawned {
             };
             match line.strip_prefix(MSG_PREFIX) {
                 // A message lost would leave its cell pending in a run that says it is complete.
-                Some(msg) => match serde_json::from_str::<WorkerMsg>(msg) {
+                Some(msg) => match serde_json::from_str::<RunEvent>(msg) {
                     Ok(m) => return Some(m),
                     Err(e) => {
                         self.garbled = Some(format!("{e}"));
@@ -139,8 +140,8 @@ impl Spawned {
         let gated = self.gated;
         while let Some(m) = self.next_msg() {
             let loaded = match m {
-                WorkerMsg::Loaded { .. } => !gated,
-                WorkerMsg::LoadFailed { .. } | WorkerMsg::FirstRun { .. } => true,
+                RunEvent::Loaded { .. } => !gated,
+                RunEvent::LoadFailed { .. } | RunEvent::FirstRun { .. } => true,
                 _ => false,
             };
             self.early.push(m);
@@ -155,12 +156,12 @@ impl Spawned {
     /// `last` (no group runs after this one) the worker's exit is not waited for once it has
     /// reported everything: its teardown (a CUDA context, 0.1–0.3 s) then overlaps the analysis
     /// and the report instead of holding them up, and it is reaped in the background.
-    pub fn drive(mut self, last: bool, stop: &Stop, on_msg: &mut dyn FnMut(WorkerMsg) -> Result<()>) -> Result<ChildEnd> {
+    pub fn drive(mut self, last: bool, stop: &Stop, on_msg: &mut dyn FnMut(RunEvent) -> Result<()>) -> Result<ChildEnd> {
         stop.set_child(self.child.id());
         let mut outcome = Ok(());
         let mut stopped = false;
         // Loaded ahead (`--parallel-loads`): the session's load is among the early messages.
-        let mut loaded = self.early.iter().any(|m| matches!(m, WorkerMsg::Loaded { .. }));
+        let mut loaded = self.early.iter().any(|m| matches!(m, RunEvent::Loaded { .. }));
         for m in std::mem::take(&mut self.early) {
             if let Err(e) = on_msg(m) {
                 outcome = Err(e);
@@ -179,10 +180,10 @@ impl Spawned {
         let mut cells = 0;
         while outcome.is_ok() {
             let Some(m) = self.next_msg() else { break };
-            let was_cell = matches!(m, WorkerMsg::Cell(_));
-            let was_done = matches!(m, WorkerMsg::Done { .. });
+            let was_cell = matches!(m, RunEvent::Cell(_));
+            let was_done = matches!(m, RunEvent::GroupDone { .. });
             cells += was_cell as usize;
-            loaded |= matches!(m, WorkerMsg::Loaded { .. });
+            loaded |= matches!(m, RunEvent::Loaded { .. });
             if let Err(e) = on_msg(m) {
                 outcome = Err(e);
                 break;

@@ -47,7 +47,7 @@ pub fn model_records(plan: &ResolvedPlan) -> Vec<ModelRecord> {
                 onnx_bytes: m.onnx().and_then(|p| std::fs::metadata(p).ok()).filter(|md| md.is_file()).map(|md| md.len()).unwrap_or(0),
                 tokenizer: m.tokenizer().map(|p| p.display().to_string()),
                 weights: meta.weights.clone().unwrap_or_else(|| "unknown".into()),
-                precision: io.map(|io| io.precision()).unwrap_or("fp32").to_string(),
+                precision: io.map(|io| io.precision()).unwrap_or_default(),
                 grid: if input == ModelInput::Generated { crate::resolve::model_grid(&plan.plan, m).ok().flatten().and_then(|g| g.note) } else { None },
                 input,
                 flops_per_token: io.and_then(|io| io.flops_per_token),

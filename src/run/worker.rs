@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use super::job::{GroupJob, WorkerMsg};
+use super::job::GroupJob;
 use crate::inputs::{self, Feed};
 use crate::measure::{measure, MeasureSpec};
-use crate::results::{CellRecord, SavedOutputs, Status};
+use crate::results::{CellRecord, RunEvent, SavedOutputs, Status};
 use crate::runtimes::{self, DeviceClass, Session};
 use crate::scenario::Cell;
 use crate::stats::summarize;
@@ -33,10 +33,11 @@ fn text_inputs(job: &GroupJob) -> anyhow::Result<TextInputs> {
 /// become a failed cell; the next cell still runs. `stop` is asked before each cell; when it
 /// says so, the remaining cells are left unrun. Returns the loaded session, if any, for the caller
 /// to drop (a worker process exits without unloading).
-pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn() -> bool) -> Option<Box<dyn Session>> {
+pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(RunEvent), stop: &dyn Fn() -> bool) -> Option<Box<dyn Session>> {
     // Text models get prose and their tokenizer (read while the session loads: a large vocabulary
     // takes a good part of a second); other models get generated tensors.
     let started = Instant::now();
+    let group = job.group;
     let spec = runtimes::lookup(&job.runtime).map_err(|why| anyhow::anyhow!("`{}` {why}", job.runtime.id));
     let (prepared, loaded, load_ms) = std::thread::scope(|scope| {
         let reading = scope.spawn(|| text_inputs(job));
@@ -49,21 +50,22 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
     let mut session = match loaded {
         Ok(s) => s,
         Err(e) => {
-            emit(WorkerMsg::LoadFailed { error: format!("{e:#}") });
-            emit(WorkerMsg::Done { peak_rss_mib: crate::machine::peak_rss_mib() });
+            emit(RunEvent::LoadFailed { group, error: format!("{e:#}") });
+            emit(RunEvent::GroupDone { group, peak_rss_mib: crate::machine::peak_rss_mib() });
             return None;
         }
     };
     // GPU facts for CUDA groups (NVML; absent without the driver).
     let cuda = spec.as_ref().is_ok_and(|s| s.device() == DeviceClass::CudaGpu);
     let gpu = cuda.then(|| crate::gpu::Gpu::open(job.options.device_id).ok()).flatten();
-    emit(WorkerMsg::Loaded { load_ms, session: session.info() });
+    // Its ready time is the executor's to set (from the worker's start); `load_ms` stands until then.
+    emit(RunEvent::Loaded { group, load_ms, ready_ms: load_ms, session: session.info() });
     if job.gated {
         // Loaded side by side with other groups, the group runs its first cell once, untimed,
         // before it counts as ready: one-time start-up work overlaps the other loads, never a
         // timed run (xbench waits for this message before any group's cells start).
         let ms = first_run(job, session.as_mut(), prepared.as_mut().ok().and_then(|t| t.as_mut()));
-        emit(WorkerMsg::FirstRun { ms });
+        emit(RunEvent::FirstRun { group, ms });
         // Other groups may still be loading or running: wait for this group's turn. An empty read
         // means xbench is gone or stopped the run.
         let mut line = String::new();
@@ -74,7 +76,7 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
     if job.measuring.generate.is_some() {
         super::generation::run_cells(job, session.as_mut(), emit, stop);
         session.close();
-        emit(WorkerMsg::Done { peak_rss_mib: crate::machine::peak_rss_mib() });
+        emit(RunEvent::GroupDone { group, peak_rss_mib: crate::machine::peak_rss_mib() });
         return Some(session);
     }
     for cell in &job.cells {
@@ -90,10 +92,10 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(WorkerMsg), stop: &dyn Fn(
             record.gpu_memory_mib = g.process_memory_mib(std::process::id());
             tracing::debug!("cell {}: GPU memory read in {:.1} ms", cell.index, t.elapsed().as_secs_f64() * 1e3);
         }
-        emit(WorkerMsg::Cell(Box::new(record)));
+        emit(RunEvent::Cell(Box::new(record)));
     }
     session.close();
-    emit(WorkerMsg::Done { peak_rss_mib: crate::machine::peak_rss_mib() });
+    emit(RunEvent::GroupDone { group, peak_rss_mib: crate::machine::peak_rss_mib() });
     Some(session)
 }
 
@@ -149,7 +151,7 @@ fn run_cell(job: &GroupJob, cell: &Cell, session: &mut dyn Session, text: Option
             mask: feed.mask.clone(),
             inputs: feed.tensors.iter().map(|(name, t)| (name.clone(), t.digest())).collect(),
         };
-        saved.write(&crate::analysis::outputs_path(dir, cell.index))?;
+        crate::results::OutputsDir::at(dir).write(cell.index, &saved)?;
     }
     let mut record = job.empty_record(cell, Status::Ok, None);
     let (kept, stalled) = crate::stats::split_stalled(&samples.latency_ms);

@@ -98,6 +98,22 @@ pub struct TolerancesFile {
     pub fp8: Option<ToleranceFile>,
 }
 
+impl TolerancesFile {
+    /// What the scenario sets for `precision`, when it does.
+    pub fn of(&self, precision: super::Precision) -> Option<&ToleranceFile> {
+        use super::Precision::*;
+        match precision {
+            Fp32 => self.fp32.as_ref(),
+            Tf32 => self.tf32.as_ref(),
+            Fp16 => self.fp16.as_ref(),
+            Bf16 => self.bf16.as_ref(),
+            Int8 => self.int8.as_ref(),
+            Int4 => self.int4.as_ref(),
+            Fp8 => self.fp8.as_ref(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToleranceFile {

@@ -9,6 +9,7 @@ mod model_item;
 pub mod inputs;
 pub mod ops;
 mod plan;
+mod precision;
 mod runtime_entry;
 mod runtime_id;
 pub mod texts;
@@ -23,7 +24,8 @@ pub use inputs::{InputSpec, Role, Scalar, SetBy, Values};
 pub use plan::{model_name, Cell, Group, ModelEntry, ModelSettings, Plan, Point, Settings, TextSource};
 pub use runtime_entry::{RuntimeEntry, RuntimeKind, RuntimeRequest};
 pub use runtime_id::RuntimeId;
-pub use tolerance::{Tolerance, Tolerances, PRECISIONS};
+pub use precision::Precision;
+pub use tolerance::{Tolerance, Tolerances};
 pub use validate::{validate, Overrides, DEFAULT_CELL_TIMEOUT_S};
 
 /// The scenario used when `xbench scenario` is given no file: the quick grid on the committed tiny model.

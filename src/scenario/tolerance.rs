@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Precision;
+
 /// Elementwise tolerance: |a − r| ≤ abs + rel·|r|, as numpy's `allclose`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Tolerance {
@@ -38,9 +40,6 @@ impl Tolerance {
     /// by 0.12–0.17: int8 agreement cannot tell those apart.)
     pub const INT8: Tolerance = Tolerance { abs: 0.2, rel: 1e-2 };
 }
-
-/// The precision classes.
-pub const PRECISIONS: [&str; 7] = ["fp32", "tf32", "fp16", "bf16", "int8", "int4", "fp8"];
 
 /// Tolerances by precision class.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -78,42 +77,34 @@ impl Default for Tolerances {
 }
 
 impl Tolerances {
-    /// The tolerance of a precision class (fp32's for a name that is none).
-    pub fn for_precision(&self, precision: &str) -> Tolerance {
-        match precision {
-            "tf32" => self.tf32,
-            "fp16" => self.fp16,
-            "bf16" => self.bf16,
-            "int8" => self.int8,
-            "int4" => self.int4,
-            "fp8" => self.fp8,
-            _ => self.fp32,
-        }
+    /// The tolerance of a precision class.
+    pub fn for_precision(&self, precision: Precision) -> Tolerance {
+        let mut t = *self;
+        *t.slot(precision)
     }
 
     /// Of some precisions (the model's, each session's), the one with the loosest tolerance, and
     /// that tolerance: what two runs are judged by when they compute in different arithmetic.
-    pub fn loosest<'a>(&self, precisions: impl IntoIterator<Item = &'a str>) -> (&'a str, Tolerance) {
-        let key = |p: &&str| {
-            let t = self.for_precision(p);
+    pub fn loosest(&self, precisions: impl IntoIterator<Item = Precision>) -> (Precision, Tolerance) {
+        let key = |p: &Precision| {
+            let t = self.for_precision(*p);
             (t.abs, t.rel)
         };
-        let p = precisions.into_iter().max_by(|a, b| key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal)).unwrap_or("fp32");
+        let p = precisions.into_iter().max_by(|a, b| key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal)).unwrap_or_default();
         (p, self.for_precision(p))
     }
 
     /// The slot of a precision class, to set it.
-    pub fn slot(&mut self, precision: &str) -> Option<&mut Tolerance> {
-        Some(match precision {
-            "fp32" => &mut self.fp32,
-            "tf32" => &mut self.tf32,
-            "fp16" => &mut self.fp16,
-            "bf16" => &mut self.bf16,
-            "int8" => &mut self.int8,
-            "int4" => &mut self.int4,
-            "fp8" => &mut self.fp8,
-            _ => return None,
-        })
+    pub fn slot(&mut self, precision: Precision) -> &mut Tolerance {
+        match precision {
+            Precision::Fp32 => &mut self.fp32,
+            Precision::Tf32 => &mut self.tf32,
+            Precision::Fp16 => &mut self.fp16,
+            Precision::Bf16 => &mut self.bf16,
+            Precision::Int8 => &mut self.int8,
+            Precision::Int4 => &mut self.int4,
+            Precision::Fp8 => &mut self.fp8,
+        }
     }
 }
 
@@ -124,16 +115,14 @@ mod tests {
     #[test]
     fn the_loosest_precision_decides() {
         let t = Tolerances::default();
-        assert_eq!(t.loosest(["fp32", "tf32"]), ("tf32", Tolerance::TF32));
-        assert_eq!(t.loosest(["fp16", "int8", "fp32"]).0, "int8");
-        assert_eq!(t.loosest(["fp32"]).0, "fp32");
-        assert_eq!(t.loosest([]).0, "fp32");
+        use Precision::*;
+        assert_eq!(t.loosest([Fp32, Tf32]), (Tf32, Tolerance::TF32));
+        assert_eq!(t.loosest([Fp16, Int8, Fp32]).0, Int8);
+        assert_eq!(t.loosest([Fp32]).0, Fp32);
+        assert_eq!(t.loosest([]).0, Fp32);
         let mut mine = t;
-        *mine.slot("int8").unwrap() = Tolerance { abs: 1e-3, rel: 0.0 };
-        assert_eq!(mine.loosest(["fp16", "int8"]).0, "fp16", "the scenario's own values decide");
-        for p in PRECISIONS {
-            assert!(mine.slot(p).is_some());
-        }
-        assert!(mine.slot("fp4").is_none());
+        *mine.slot(Int8) = Tolerance { abs: 1e-3, rel: 0.0 };
+        assert_eq!(mine.loosest([Fp16, Int8]).0, Fp16, "the scenario's own values decide");
+        assert_eq!(mine.for_precision(Int8), Tolerance { abs: 1e-3, rel: 0.0 });
     }
 }

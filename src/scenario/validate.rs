@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 
 use super::hub_ref::HubRef;
 use super::plan::{grid, ModelEntry, ModelSettings, Plan, Settings, TextSource};
-use super::{ops, texts, RuntimeEntry, RuntimeId, RuntimeRequest, ScenarioFile, Tolerance, Tolerances};
+use super::{ops, texts, RuntimeEntry, RuntimeId, RuntimeRequest, ScenarioFile, Precision, Tolerance, Tolerances};
 
 /// Largest values accepted; beyond them a value is taken for a typo.
 const MAX_CHARS: i64 = 100_000;
@@ -163,12 +163,12 @@ pub fn validate(file: &ScenarioFile, origin: &str, scenario_dir: &Path, override
     };
     let mut tolerances = Tolerances::default();
     if let Some(t) = &file.tolerance {
-        for (class, given) in [("fp32", &t.fp32), ("tf32", &t.tf32), ("fp16", &t.fp16), ("bf16", &t.bf16), ("int8", &t.int8), ("int4", &t.int4), ("fp8", &t.fp8)] {
-            if let Some(g) = given {
+        for class in Precision::ALL {
+            if let Some(g) = t.of(class) {
                 if !(g.abs.is_finite() && g.abs >= 0.0 && g.rel.is_finite() && g.rel >= 0.0) {
                     return Err(err(&format!("tolerance.{class}"), format!("= {{abs: {}, rel: {}}} must be finite and not negative\n  fix: e.g. `{{abs: 1e-4, rel: 1e-3}}`", g.abs, g.rel)));
                 }
-                *tolerances.slot(class).expect("a precision class") = Tolerance { abs: g.abs, rel: g.rel };
+                *tolerances.slot(class) = Tolerance { abs: g.abs, rel: g.rel };
             }
         }
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::results::{Availability, Flag, FlagKind, Machine, RunResults, ShardInfo, ShardPart, ShardSet, Status};
+use crate::results::{Availability, Flag, FlagKind, Machine, OutputsDir, RunResults, ShardInfo, ShardPart, ShardSet, Status};
 
 /// How a shard file is named in messages.
 fn who(path: &Path, r: &RunResults, s: &ShardInfo) -> String {
@@ -208,8 +208,7 @@ pub fn gather_outputs(files: &[(PathBuf, RunResults)], into: &Path) -> Result<Ve
         let Some(s) = &r.shard else { continue };
         let dir = kept_dir(path);
         for &k in &s.kept_outputs {
-            let from = crate::analysis::outputs_path(&dir, k);
-            let to = crate::analysis::outputs_path(into, s.cells[k]);
+            let from = OutputsDir::at(&dir).cell_file(k);
             if !from.is_file() {
                 missing.push((s.cells[k], format!("shard {} keeps them in {}, which is not there (keep each shard's outputs/ folder beside its results.json)", s.label(), from.display())));
                 continue;
@@ -222,10 +221,7 @@ pub fn gather_outputs(files: &[(PathBuf, RunResults)], into: &Path) -> Result<Ve
                     continue;
                 }
             }
-            let _ = std::fs::remove_file(&to);
-            if std::fs::hard_link(&from, &to).is_err() {
-                std::fs::copy(&from, &to)?;
-            }
+            OutputsDir::at(into).take(OutputsDir::at(&dir), k, s.cells[k])?;
         }
     }
     Ok(missing)

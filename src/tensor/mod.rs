@@ -4,9 +4,11 @@
 use half::{bf16, f16};
 use ndarray::{ArrayD, IxDyn};
 
+mod any_elem;
 mod elem;
 mod packed;
 
+pub use any_elem::AnyElemType;
 pub use elem::ElemType;
 pub use packed::Packed;
 

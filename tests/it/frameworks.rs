@@ -113,12 +113,12 @@ fn mlx_on_the_cpu_agrees_with_ort_cpu_with_weights_from_the_onnx_file_and_from_a
     let session = |model: &str, rt: &str| r.groups.iter().find(|g| g.model == model && g.runtime == RuntimeId::new(rt)).and_then(|g| g.session.clone()).unwrap();
     let s = session("tiny-bert", "mlx-cpu");
     assert!(s.version.contains("0.32.4") && s.version.contains("mlx-transformers 0.3.0"), "{s:?}");
-    assert_eq!(s.precision.as_deref(), Some("fp32"));
+    assert_eq!(s.precision.map(|p| p.as_str()), Some("fp32"));
     let class = s.timer_class.expect("the program says what its timer covers");
     assert_eq!((class.timing, class.host_memory), (Timing::EndToEnd, Some(HostMemory::NoCopies)));
     let resident = session("tiny-bert", "mlx-resident").timer_class.unwrap();
     assert_eq!((resident.timing, resident.host_memory), (Timing::DeviceResident, None));
-    assert_eq!(session("tiny-bert", "mlx-fp16").precision.as_deref(), Some("fp16"), "judged by the fp16 tolerance");
+    assert_eq!(session("tiny-bert", "mlx-fp16").precision.map(|p| p.as_str()), Some("fp16"), "judged by the fp16 tolerance");
     // Which weights each group used is the program's to say, and it is recorded.
     let notes = |model: &str| session(model, "mlx-cpu").notes.unwrap_or_default();
     assert!(notes("tiny-bert-ckpt").contains("checkpoint"), "{}", notes("tiny-bert-ckpt"));

@@ -42,7 +42,7 @@ fn a_sample_of_onnx_node_cases_runs_on_its_own_data_and_matches_its_expected_out
     for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::ORT_CPU) {
         assert_eq!(c.status, Status::Ok, "{}: {:?}", c.model, c.error);
         assert!(c.tokens.is_none() && c.summary.as_ref().unwrap().tokens_per_s.is_none());
-        types.extend(c.fed.iter().map(|f| f.elem_type.clone()));
+        types.extend(c.fed.iter().map(|f| f.elem_type.to_string()));
         let e = c.expected.as_ref().unwrap_or_else(|| panic!("{} is compared with its expected outputs", c.model));
         match e.within_tolerance {
             Some(true) => matched += 1,
@@ -114,7 +114,7 @@ fn a_stateful_model_runs_on_its_test_data_and_its_scalar_input_is_never_made_up(
         assert_eq!(c.status, Status::Ok, "{c:?}");
         assert!(c.expected.as_ref().unwrap().agrees(), "{c:?}");
         let sr = c.fed.iter().find(|f| f.name == "sr").unwrap();
-        assert_eq!((sr.elem_type.as_str(), sr.shape.as_slice()), ("int64", &[][..]));
+        assert_eq!((sr.elem_type.to_string().as_str(), sr.shape.as_slice()), ("int64", &[][..]));
         assert_eq!(sr.source, format!("test_data_set_{}/input_1.pb", c.data_set.unwrap()));
     }
 
@@ -147,7 +147,7 @@ fn vad_outputs(dir: &Path, sr: i64) -> Vec<xbench::tensor::Output> {
     let mut job = xbench::run::GroupJob::new(&plan, 0, plan.plan.cells.clone(), &Default::default(), &outputs).unwrap();
     job.outputs_dir = Some(outputs.clone());
     let mut cells = Vec::new();
-    xbench::run::run_group(&job, &mut |m| if let xbench::run::WorkerMsg::Cell(c) = m { cells.push(c) }, &|| false);
+    xbench::run::run_group(&job, &mut |m| if let xbench::results::RunEvent::Cell(c) = m { cells.push(c) }, &|| false);
     assert_eq!(cells[0].status, Status::Ok, "{:?}", cells[0].error);
     SavedOutputs::read(&outputs.join("cell-0.safetensors")).unwrap().outputs
 }
@@ -176,10 +176,10 @@ fn a_quantized_model_is_recorded_as_int8_and_judged_by_the_int8_tolerance() {
     std::fs::copy(repo("tests/data/models/tiny-bert-int8/model.onnx"), dir.join("model.onnx")).unwrap();
     std::fs::copy(repo("models/tiny-bert/tokenizer.json"), dir.join("tokenizer.json")).unwrap();
     let (r, _) = scenario(tmp.path(), "name: q\nmodels: [tiny-bert-int8]\nruntimes: [ort-cpu, tract-cpu]\ninput_chars: [50, 500]\nbatch_sizes: [1, 8]\niterations: 2\nwarmup: 1\n", 0);
-    assert_eq!(r.models[0].precision, "int8");
+    assert_eq!(r.models[0].precision.as_str(), "int8");
     for c in r.cells.iter().filter(|c| c.runtime == RuntimeId::TRACT_CPU) {
         let a = c.agreement.as_ref().unwrap();
-        assert_eq!((a.precision.as_deref(), a.tolerance), (Some("int8"), Some(xbench::scenario::Tolerance::INT8)));
+        assert_eq!((a.precision.map(|p| p.as_str()), a.tolerance), (Some("int8"), Some(xbench::scenario::Tolerance::INT8)));
         // Integer products are exact; the float steps around them round differently (measured 3.7e-4 at most here).
         assert!(a.agrees() && a.max_abs > 0.0 && a.max_abs < 1e-2, "{a:?}");
     }

@@ -14,7 +14,7 @@ fn graph(inputs: Vec<IoInfo>, outputs: Vec<IoInfo>) -> ModelIo {
         position_table_rows: None,
         word_embedding_rows: None,
         external_files: Vec::new(),
-        weights_precision: "fp32".into(),
+        weights_precision: crate::scenario::Precision::Fp32,
         quantized: None,
         flops_per_token: None,
     }

@@ -136,18 +136,20 @@ impl ExternalSession {
             version: ready.version.clone().unwrap_or_else(|| "unknown".into()),
             placement,
             io: ready.timer.as_ref().map(|t| format!("{}: {t}", peer.program)),
-            precision: ready.precision.clone(),
+            precision: match ready.precision.as_deref() {
+                None => None,
+                Some(p) => Some(p.parse().map_err(|_| {
+                    anyhow!(
+                        "{} says it computes in precision `{p}`, which xbench has no tolerance for\n  fix: send one of {} (lower case) as `precision`, or leave it out for fp32",
+                        peer.program,
+                        crate::scenario::Precision::names()
+                    )
+                })?),
+            },
             settings: options.clone(),
             timer_class: timer_class(&ready).map_err(|why| anyhow!("{} {why}", peer.program))?,
             notes: ready.notes.clone(),
         };
-        if let Some(p) = info.precision.as_deref().filter(|p| !crate::scenario::PRECISIONS.contains(p)) {
-            bail!(
-                "{} says it computes in precision `{p}`, which xbench has no tolerance for\n  fix: send one of {} (lower case) as `precision`, or leave it out for fp32",
-                peer.program,
-                crate::scenario::PRECISIONS.join(", ")
-            );
-        }
         let timer_label = ready.timer_label.clone().unwrap_or_else(|| "external".into());
         Ok(ExternalSession { peer, scratch, io, timeout, info, timer_label, cells: 0, broken: None })
     }

@@ -13,6 +13,7 @@ use ort::session::builder::SessionBuilder;
 use super::plugins::{self, Plugin};
 use crate::results::DeviceClass;
 use crate::runtimes::RuntimeOptions;
+use crate::scenario::Precision;
 
 #[derive(Debug, Clone)]
 pub enum Ep {
@@ -137,18 +138,18 @@ impl Ep {
     }
 
     /// The arithmetic the provider computes in, where its options or defaults say (`None`: the model's own).
-    pub fn precision(&self, options: &BTreeMap<String, String>, opts: &RuntimeOptions) -> Option<String> {
+    pub fn precision(&self, options: &BTreeMap<String, String>, opts: &RuntimeOptions) -> Option<Precision> {
         let on = |k: &str| options.get(k).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true"));
         match self {
             Ep::Cuda => {
                 let tf32 = !opts.no_tf32 && options.get("use_tf32").is_none_or(|v| !matches!(v.as_str(), "0" | "false"));
-                tf32.then(|| "tf32".to_string())
+                tf32.then_some(Precision::Tf32)
             }
-            Ep::TensorRt if on("trt_int8_enable") => Some("int8".into()),
-            Ep::TensorRt if on("trt_fp16_enable") => Some("fp16".into()),
-            Ep::TensorRt if on("trt_bf16_enable") => Some("bf16".into()),
+            Ep::TensorRt if on("trt_int8_enable") => Some(Precision::Int8),
+            Ep::TensorRt if on("trt_fp16_enable") => Some(Precision::Fp16),
+            Ep::TensorRt if on("trt_bf16_enable") => Some(Precision::Bf16),
             // TensorRT builds with TF32 allowed unless told otherwise.
-            Ep::TensorRt => Some("tf32".into()),
+            Ep::TensorRt => Some(Precision::Tf32),
             Ep::Plugin(p) if p.name == "openvino" => openvino_precision(options),
             _ => None,
         }
@@ -161,7 +162,7 @@ impl Ep {
 /// `ACCURACY` gave outputs identical to the default's, 2e-2 from ONNX Runtime's CPU provider,
 /// while the hint above gave 4e-6 — so there the default holds: bf16 on a CPU with bfloat16
 /// instructions (AVX-512 BF16, AMX), else fp32. On its GPUs and NPUs, `precision` (default fp16).
-fn openvino_precision(options: &BTreeMap<String, String>) -> Option<String> {
+fn openvino_precision(options: &BTreeMap<String, String>) -> Option<Precision> {
     let device = options.get("device_type").map(|d| d.to_ascii_uppercase()).unwrap_or_else(|| "CPU".into());
     let gpu = device.starts_with("GPU") || device.starts_with("NPU");
     if let Some(hint) = load_config_hint(options, if gpu { &device[..3] } else { "CPU" }) {
@@ -169,31 +170,27 @@ fn openvino_precision(options: &BTreeMap<String, String>) -> Option<String> {
     }
     if gpu {
         return Some(match options.get("precision").map(|p| p.to_ascii_uppercase()).as_deref() {
-            Some("FP32") | Some("ACCURACY") => "fp32",
-            Some("BF16") => "bf16",
-            _ => "fp16",
-        }
-        .into());
+            Some("FP32") | Some("ACCURACY") => Precision::Fp32,
+            Some("BF16") => Precision::Bf16,
+            _ => Precision::Fp16,
+        });
     }
     let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let bf16 = flags.lines().filter(|l| l.starts_with("flags")).any(|l| l.split_whitespace().any(|f| f == "avx512_bf16" || f == "amx_bf16"));
-    Some(if bf16 { "bf16" } else { "fp32" }.into())
+    Some(if bf16 { Precision::Bf16 } else { Precision::Fp32 })
 }
 
 /// `INFERENCE_PRECISION_HINT` for `device` in OpenVINO's `load_config` JSON, as a precision class.
-fn load_config_hint(options: &BTreeMap<String, String>, device: &str) -> Option<String> {
+fn load_config_hint(options: &BTreeMap<String, String>, device: &str) -> Option<Precision> {
     let config: serde_json::Value = serde_json::from_str(options.get("load_config")?).ok()?;
     let (_, settings) = config.as_object()?.iter().find(|(k, _)| k.to_ascii_uppercase().starts_with(device))?;
     let hint = settings.get("INFERENCE_PRECISION_HINT")?.as_str()?.to_ascii_lowercase();
-    Some(
-        match hint.as_str() {
-            "f32" | "fp32" => "fp32",
-            "bf16" => "bf16",
-            "f16" | "fp16" => "fp16",
-            _ => return None,
-        }
-        .into(),
-    )
+    Some(match hint.as_str() {
+        "f32" | "fp32" => Precision::Fp32,
+        "bf16" => Precision::Bf16,
+        "f16" | "fp16" => Precision::Fp16,
+        _ => return None,
+    })
 }
 
 /// The devices the environment offers for provider `name` (plugins are never registered with virtual devices).
@@ -239,10 +236,10 @@ mod tests {
     fn openvino_precision_follows_its_own_hint_and_not_the_precision_option_on_the_cpu() {
         let cpu_default = openvino_precision(&opts(&[]));
         assert_eq!(openvino_precision(&opts(&[("precision", "FP32")])), cpu_default);
-        assert_eq!(openvino_precision(&opts(&[("load_config", r#"{"CPU": {"INFERENCE_PRECISION_HINT": "f32"}}"#)])).as_deref(), Some("fp32"));
-        assert_eq!(openvino_precision(&opts(&[("load_config", r#"{"CPU": {"INFERENCE_PRECISION_HINT": "bf16"}}"#)])).as_deref(), Some("bf16"));
-        assert_eq!(openvino_precision(&opts(&[("device_type", "GPU"), ("precision", "FP32")])).as_deref(), Some("fp32"));
-        assert_eq!(openvino_precision(&opts(&[("device_type", "GPU")])).as_deref(), Some("fp16"));
+        assert_eq!(openvino_precision(&opts(&[("load_config", r#"{"CPU": {"INFERENCE_PRECISION_HINT": "f32"}}"#)])).map(Precision::as_str), Some("fp32"));
+        assert_eq!(openvino_precision(&opts(&[("load_config", r#"{"CPU": {"INFERENCE_PRECISION_HINT": "bf16"}}"#)])).map(Precision::as_str), Some("bf16"));
+        assert_eq!(openvino_precision(&opts(&[("device_type", "GPU"), ("precision", "FP32")])).map(Precision::as_str), Some("fp32"));
+        assert_eq!(openvino_precision(&opts(&[("device_type", "GPU")])).map(Precision::as_str), Some("fp16"));
         assert_eq!(openvino_precision(&opts(&[("load_config", "not json")])), cpu_default);
     }
 }
