@@ -28,8 +28,12 @@ pub fn summary(r: &RunResults) {
     };
     // A reference that measured nothing compared nothing: "0 disagree" would claim agreement.
     let reference = r.reference_runtime;
-    let judged = if r.cells.iter().any(|c| c.runtime == reference && c.status == Status::Ok) {
-        format!("{disagree} disagree with {reference}")
+    let compared = r.cells.iter().filter(|c| c.agreement.as_ref().is_some_and(|a| a.within_tolerance.is_some() && a.reference == reference.as_str())).count();
+    let judged = if compared > 0 {
+        format!("{disagree} of {compared} compared disagree with {reference}")
+    } else if r.cells.iter().any(|c| c.runtime == reference && c.status == Status::Ok) {
+        // No other runtime's cell was compared (one runtime, or none of the others ran): no agreement is claimed.
+        format!("none compared with {reference} (no other runtime's cell to compare)")
     } else {
         format!("none compared with {reference}, which ran no cell")
     };

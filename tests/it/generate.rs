@@ -59,6 +59,11 @@ fn the_quick_generation_scenario_generates_the_same_ids_on_both_cpu_runtimes() {
     // Prompts of one length give the same first rows at every batch size (the same passages).
     let first = |b: usize| r.cells.iter().find(|c| c.runtime == RuntimeId::ORT_CPU && c.chars == 16 && c.batch == b).unwrap().generation.as_ref().unwrap().ids[0].clone();
     assert_eq!(first(1), first(4));
+    // One runtime alone compares nothing, and the summary does not claim agreement.
+    let one = tmp.path().join("one");
+    let run = xbench().args(["scenario", "scenarios/generate-quick.yaml", "--runtimes", "tract-cpu", "--out"]).arg(&one).output().unwrap();
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success() && said.contains("none compared with tract-cpu (no other runtime's cell to compare)") && !said.contains("disagree"), "{said}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for says in ["## Generation", "time to first token", "| tiny-llama | tract-cpu | 4 | pp64 |", "| tg32 |", "same as ort-cpu (32 steps"] {
         assert!(report.contains(says), "report.md lacks {says:?}");

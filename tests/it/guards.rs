@@ -37,7 +37,7 @@ fn a_runtime_computing_something_else_is_flagged_in_results_tables_and_summary()
         assert!(c.agreement.is_none() && !c.flags.iter().any(|f| f.to_string().contains("outputs differ")), "{c:?}");
     }
     assert!(text.contains(" ✗"), "the table marks disagreeing cells");
-    assert!(text.contains("4 disagree with fake-exact"), "the terminal summary counts them:\n{text}");
+    assert!(text.contains("4 of 4 compared disagree with fake-exact"), "the terminal summary counts them:\n{text}");
     // Without --ignore-failures, a run whose outputs disagree exits 2, as hyperfine does for a
     // failing command; its results are all there.
     let (r, text) = run_with("wrong-exit", "name: w\nmodels: [tiny-bert]\nruntimes: [fake-exact, fake-wrong]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n", &[], 2);
