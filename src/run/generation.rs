@@ -51,7 +51,8 @@ fn prompt_of(job: &GroupJob, cell: &Cell, text: Option<&Text>) -> Result<Prompt>
 }
 
 /// Runs the job's generation cells on `session`, emitting each finished cell.
-pub fn run_cells(job: &GroupJob, session: &mut dyn Session, emit: &mut dyn FnMut(RunEvent), stop: &dyn Fn() -> bool) {
+/// `gpu`, for CUDA groups, reads the process's GPU memory after each cell.
+pub fn run_cells(job: &GroupJob, session: &mut dyn Session, gpu: Option<&crate::gpu::Gpu>, emit: &mut dyn FnMut(RunEvent), stop: &dyn Fn() -> bool) {
     let fail = |cell: &Cell, e: String| job.empty_record(cell, Status::Failed, Some(e));
     let setup = || -> Result<(Option<Text>, &crate::models::DecoderLayout)> {
         let layout = job.model.decoder.as_ref().ok_or_else(|| anyhow!("model `{}` has no key/value cache inputs, so it cannot generate\n  fix: run it as a plain model (a scenario without `generate:`)", job.model.name))?;
@@ -83,7 +84,8 @@ pub fn run_cells(job: &GroupJob, session: &mut dyn Session, emit: &mut dyn FnMut
         if stop() {
             break;
         }
-        let record = run_cell(job, cell, decoder.as_mut(), text.as_ref(), layout, prepare_ms.take().unwrap_or(0.0)).unwrap_or_else(|e| fail(cell, format!("{e:#}")));
+        let mut record = run_cell(job, cell, decoder.as_mut(), text.as_ref(), layout, prepare_ms.take().unwrap_or(0.0)).unwrap_or_else(|e| fail(cell, format!("{e:#}")));
+        record.gpu_memory_mib = gpu.and_then(|g| g.process_memory_mib(std::process::id()));
         emit(RunEvent::Cell(Box::new(record)));
     }
 }

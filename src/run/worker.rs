@@ -74,7 +74,7 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(RunEvent), stop: &dyn Fn()
         }
     }
     if job.measuring.generate.is_some() {
-        super::generation::run_cells(job, session.as_mut(), emit, stop);
+        super::generation::run_cells(job, session.as_mut(), gpu.as_ref(), emit, stop);
         session.close();
         emit(RunEvent::GroupDone { group, peak_rss_mib: crate::machine::peak_rss_mib() });
         return Some(session);
