@@ -6,8 +6,9 @@ The export script is read as text (its KNOWN_MODELS table), not imported, so nei
 onnxruntime has to be installed.
 
 It also holds what torch_hf.py's and mlx_hf.py's models share: `StrategyUnavailable`, the exception
-every way of getting a model's weights raises when it does not apply to a folder; `build_with`,
-which tries the ways in order; `refuse_unasked_seed` and `pooler_kwargs`.
+every way of getting a model's weights raises when it does not apply to a folder; `mismatch`, which
+says how weights found do not fit a model's parameters; `build_with`, which tries the ways in
+order; `refuse_unasked_seed` and `pooler_kwargs`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,18 @@ EXPORT_SCRIPT = Path(__file__).resolve().parent.parent / "export_models.py"
 
 class StrategyUnavailable(Exception):
     """A way of getting the weights that does not apply to this model folder (the reason says why)."""
+
+
+def mismatch(total: int, missing: list[str], not_found: str, wrong: list[str], misfit: str) -> str:
+    """How weights do not fit a model's `total` parameters: the `missing` parameters (`not_found`
+    says what they lack) and the `wrong` ones (`misfit` says how they differ), the first three of
+    each named; empty when every parameter fits."""
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of the model's {total} parameters {not_found} ({', '.join(missing[:3])}…)")
+    if wrong:
+        parts.append(f"{len(wrong)} {misfit} ({'; '.join(wrong[:3])})")
+    return " and ".join(parts)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import hf_config, onnx_weights
-from .hf_config import Built, StrategyUnavailable
+from .hf_config import Built, StrategyUnavailable, mismatch
 from .protocol import AdapterError, Hello
 
 # model_type -> mlx-transformers base model class: the encoders xbench's models can feed.
@@ -118,12 +118,7 @@ def checkpoint_weights(model: Any, folder: Path) -> str:
         else:
             found[name] = tensor
     if missing or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} of the model's {len(shapes)} parameters are not in it ({', '.join(missing[:4])}…)")
-        if wrong:
-            parts.append(f"{len(wrong)} have another shape ({'; '.join(wrong[:3])})")
-        raise StrategyUnavailable(f"the checkpoint in {folder} does not fit the model: " + " and ".join(parts))
+        raise StrategyUnavailable(f"the checkpoint in {folder} does not fit the model: " + mismatch(len(shapes), missing, "are not in it", wrong, "have another shape"))
     assign(model, found)
     unused = sorted(set(tensors) - {prefix + name for name in found})
     shown = f", prefix `{prefix}` stripped" if prefix else ""

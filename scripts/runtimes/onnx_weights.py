@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .hf_config import StrategyUnavailable
+from .hf_config import StrategyUnavailable, mismatch
 
 # Nodes a weight may pass through on its way to the operation that uses it.
 PASS_THROUGH_OPS = ("Cast", "Identity")
@@ -164,12 +164,7 @@ def match_graph(graph: Any, shapes: dict[str, tuple[int, ...]], label: str) -> M
             continue
         arrays[name] = np.array(array, order="C")  # a writable, contiguous copy
     if missing or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} of the model's {len(shapes)} parameters have no initializer named after them ({', '.join(missing[:3])}…)")
-        if wrong:
-            parts.append(f"{len(wrong)} do not fit ({'; '.join(wrong[:3])})")
-        raise StrategyUnavailable(f"{label}: " + " and ".join(parts))
+        raise StrategyUnavailable(f"{label}: " + mismatch(len(shapes), missing, "have no initializer named after them", wrong, "do not fit"))
     zeros = sum(1 for a in aliases.values() if a == ZERO)
     return Matched(arrays, prefix, transposed, len(initializers), len(aliases) - zeros, zeros)
 

@@ -191,5 +191,13 @@ class WeightStrategies(unittest.TestCase):
         self.assertEqual(hf_config.pooler_kwargs(Other, False), {})
 
 
+class Mismatch(unittest.TestCase):
+    def test_names_the_first_three_of_each_kind_and_nothing_when_all_fit(self):
+        text = hf_config.mismatch(9, ["a", "b", "c", "d"], "are not in it", ["e [2] (model [3])"], "have another shape")
+        self.assertEqual(text, "4 of the model's 9 parameters are not in it (a, b, c…) and 1 have another shape (e [2] (model [3]))")
+        self.assertEqual(hf_config.mismatch(9, [], "are not in it", ["e", "f"], "do not fit"), "2 do not fit (e; f)")
+        self.assertEqual(hf_config.mismatch(9, [], "are not in it", [], "do not fit"), "")
+
+
 if __name__ == "__main__":
     unittest.main()

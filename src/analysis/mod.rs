@@ -64,13 +64,13 @@ pub fn analyze(r: &mut RunResults, outputs_dir: Option<&Path>) {
 }
 
 /// The pass after group `group` ended: over the cells of its model and of the models compared
-/// with it (`compare_with`), the only ones whose verdicts the group can change.
-pub fn analyze_group(r: &mut RunResults, outputs_dir: Option<&Path>, group: usize) {
+/// with it (`compare_with`), the only ones whose verdicts the group can change. `ix` is the
+/// record's index, built once for a run (the cells' keys do not change as they run).
+pub fn analyze_group(r: &mut RunResults, ix: &CellIndex, outputs_dir: Option<&Path>, group: usize) {
     let Some(model) = r.groups.get(group).map(|g| g.model.clone()) else { return };
     let mut models = vec![model.clone()];
     models.extend(r.models.iter().filter(|m| m.compare_with.as_deref() == Some(model.as_str())).map(|m| m.name.clone()));
-    let ix = CellIndex::of(r);
-    pass(r, &ix, &models, outputs_dir);
+    pass(r, ix, &models, outputs_dir);
 }
 
 fn pass(r: &mut RunResults, ix: &CellIndex, models: &[String], outputs_dir: Option<&Path>) {

@@ -139,15 +139,20 @@ enum Source {
 /// disagrees with every other while all the others agree among themselves departs, and is
 /// flagged. Runs while the saved outputs are still there (before they are released).
 pub(super) fn departures(r: &mut RunResults, ix: &CellIndex, models: &[String], dir: &Path) {
+    // Models whose cells have all run, judged here rather than per point: that check reads
+    // every cell of the model.
+    let ready: Vec<&str> = models.iter().filter(|m| ix.done(r, m) && !super::deferred(r, m)).map(String::as_str).collect();
     let mut points: std::collections::BTreeMap<(&str, usize, usize), Vec<usize>> = std::collections::BTreeMap::new();
-    for i in models.iter().flat_map(|m| ix.of_model(m).iter().copied()).filter(|&i| r.cells[i].status == Status::Ok) {
-        let c = &r.cells[i];
-        points.entry((models.iter().find(|m| **m == c.model).map_or("", |m| m.as_str()), c.chars, c.batch)).or_default().push(i);
+    for &model in &ready {
+        for &i in ix.of_model(model).iter().filter(|&&i| r.cells[i].status == Status::Ok) {
+            let c = &r.cells[i];
+            points.entry((model, c.chars, c.batch)).or_default().push(i);
+        }
     }
     'point: for ((model, _, _), cells) in points {
         let model = model.to_string();
         let disputed = cells.iter().any(|&i| r.cells[i].agreement.as_ref().is_some_and(Agreement::disagrees) || r.cells[i].expected.as_ref().is_some_and(Agreement::disagrees));
-        if !ix.done(r, &model) || super::deferred(r, &model) || !disputed || cells.iter().any(|&i| r.cells[i].has_flag(FlagKind::Departs)) {
+        if !disputed || cells.iter().any(|&i| r.cells[i].has_flag(FlagKind::Departs)) {
             continue;
         }
         let m = r.models.iter().position(|x| x.name == model);

@@ -108,9 +108,9 @@ fn compare_model(r: &mut RunResults, ix: &CellIndex, name: &str, sibling: &str, 
 /// Removes the saved outputs that no comparison needs any more: those of models that have run and
 /// whose siblings (either way) have run too; with `after`, only those the end of that model's
 /// group may have freed (its own, and its siblings' either way).
-pub fn release_outputs(r: &RunResults, outputs_dir: &Path, after: Option<&str>) {
+/// `ix` is the record's index (built once for a run: the cells' keys do not change).
+pub fn release_outputs(r: &RunResults, ix: &CellIndex, outputs_dir: &Path, after: Option<&str>) {
     let pairs = pairs(r);
-    let ix = CellIndex::of(r);
     let touched = |m: &str| after.is_none_or(|a| a == m || pairs.iter().any(|(x, y)| (x == a && y == m) || (y == a && x == m)));
     for (k, m) in r.models.iter().enumerate().filter(|(_, m)| touched(&m.name)) {
         let needed = pairs.iter().filter(|(a, b)| *a == m.name || *b == m.name).any(|(a, b)| !(ix.done(r, a) && ix.done(r, b)));
@@ -198,7 +198,7 @@ mod tests {
             let ix = CellIndex::of(&self.results);
             let models = ix.models().to_vec();
             compare(&mut self.results, &ix, &models, &self.outputs);
-            release_outputs(&self.results, &self.outputs, None);
+            release_outputs(&self.results, &ix, &self.outputs, None);
         }
     }
 

@@ -63,12 +63,27 @@ pub struct Child {
     status: Option<ExitStatus>,
     /// Left to a background reaper: this handle no longer waits for it or ends it.
     detached: bool,
+    /// What it writes to its standard error, when that is kept ([`Child::spawn_keeping_stderr`]).
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
+
+/// How much of a child's standard error is kept: its end.
+const KEPT_STDERR: usize = 64 << 10;
 
 impl Child {
     /// Starts `cmd` (its program and arguments set) as a child, its output framed as `framing` says.
-    pub fn spawn(mut cmd: Command, framing: Framing) -> std::io::Result<Child> {
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    pub fn spawn(cmd: Command, framing: Framing) -> std::io::Result<Child> {
+        Child::start(cmd, framing, false)
+    }
+
+    /// Starts `cmd` as [`Child::spawn`] does, its standard error kept rather than passed through
+    /// (a probe whose library may print anything): [`Child::stderr`] has it once the child ended.
+    pub fn spawn_keeping_stderr(cmd: Command, framing: Framing) -> std::io::Result<Child> {
+        Child::start(cmd, framing, true)
+    }
+
+    fn start(mut cmd: Command, framing: Framing, keep_stderr: bool) -> std::io::Result<Child> {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(if keep_stderr { Stdio::piped() } else { Stdio::inherit() });
         #[cfg(unix)]
         {
             use std::os::unix::process::CommandExt;
@@ -109,7 +124,26 @@ impl Child {
                 }
             }
         });
-        Ok(Child { child, input: Some(input), written, stuck: false, lines, status: None, detached: false })
+        let stderr = child.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let (mut kept, mut buf) = (Vec::new(), [0u8; 8192]);
+                while let Ok(n @ 1..) = std::io::Read::read(&mut e, &mut buf) {
+                    kept.extend_from_slice(&buf[..n]);
+                    if kept.len() > 2 * KEPT_STDERR {
+                        kept.drain(..kept.len() - KEPT_STDERR);
+                    }
+                }
+                let from = kept.len().saturating_sub(KEPT_STDERR);
+                String::from_utf8_lossy(&kept[from..]).into_owned()
+            })
+        });
+        Ok(Child { child, input: Some(input), written, stuck: false, lines, status: None, detached: false, stderr })
+    }
+
+    /// What the child wrote to its standard error (its last 64 KiB), when it is kept: read once
+    /// the child has ended (or was killed); empty when it passed through.
+    pub fn stderr(&mut self) -> String {
+        self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default()
     }
 
     pub fn id(&self) -> u32 {

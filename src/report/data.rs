@@ -210,11 +210,16 @@ impl<'a> Merged<'a> {
     /// of their CI bounds; only when every selected grid cell has a value.
     pub fn coverage(&self, s: usize, select: impl Fn(&str, usize, usize) -> bool) -> Coverage {
         let keys: Vec<&Key> = self.grid.iter().filter(|(m, ch, b)| select(m, *ch, *b)).collect();
+        self.coverage_of(s, &keys)
+    }
+
+    /// Series `s` over the grid points `keys`, as [`Merged::coverage`] says.
+    pub fn coverage_of(&self, s: usize, keys: &[&Key]) -> Coverage {
         if !keys.iter().any(|(m, ch, b)| self.value(s, m, *ch, *b).is_some()) {
             return Coverage::Absent;
         }
         let mut ests = Vec::with_capacity(keys.len());
-        for (m, ch, b) in keys {
+        for &(m, ch, b) in keys {
             match self.estimate(s, m, *ch, *b) {
                 Some(e) => ests.push(e),
                 None => return Coverage::Partial,

@@ -1,7 +1,9 @@
 //! The report's text and tables, laid out like the paper's appendices C–F, as blocks: one column per
 //! series (runtime, or machine · runtime), published series beside them when asked for.
 
-use super::data::{Merged, Value};
+use std::collections::HashMap;
+
+use super::data::{Key, Merged, Value};
 use super::doc::Block;
 use crate::results::{CellRecord, FlagKind, ModelInput, Status};
 
@@ -134,14 +136,11 @@ fn fed_blocks(m: &Merged) -> Vec<Block> {
     vec![Block::Heading("Inputs of models not fed from text".into()), Block::Bullets(lines)]
 }
 
-type Select = Box<dyn Fn(&str, usize, usize) -> bool>;
-
-/// One row per selection: each series' average over the grid cells it picks.
-fn averaged(m: &Merged, label: &str, rows: Vec<(String, Select)>) -> Block {
+fn averaged(m: &Merged, label: &str, rows: Vec<(String, Vec<&Key>)>) -> Block {
     let rows = rows
         .into_iter()
-        .map(|(name, select)| {
-            let means: Vec<Option<f64>> = (0..m.series.len()).map(|s| m.coverage(s, &select).estimate().map(|e| e.mean_ms)).collect();
+        .map(|(name, keys)| {
+            let means: Vec<Option<f64>> = (0..m.series.len()).map(|s| m.coverage_of(s, &keys).estimate().map(|e| e.mean_ms)).collect();
             let mut cols = vec![name];
             cols.extend(means.iter().map(|v| fmt_opt(*v)));
             cols.extend(speedups(m, &means));
@@ -149,6 +148,16 @@ fn averaged(m: &Merged, label: &str, rows: Vec<(String, Select)>) -> Block {
         })
         .collect();
     Block::Table { head: head(m, label, &[]), rows }
+}
+
+/// The grid's points by model and `coord` (one pass over the grid), so that each row of an
+/// average reads its own points only.
+fn points_by<'m>(m: &'m Merged, coord: impl Fn(&Key) -> usize) -> HashMap<(&'m str, usize), Vec<&'m Key>> {
+    let mut by: HashMap<(&str, usize), Vec<&Key>> = HashMap::new();
+    for k in &m.grid {
+        by.entry((k.0.as_str(), coord(k))).or_default().push(k);
+    }
+    by
 }
 
 /// The latency tables (appendices C–F) and the failures, warnings and skipped runtimes.
@@ -167,35 +176,31 @@ fn model_blocks(m: &Merged) -> Vec<Block> {
     let mut out = vec![Block::Heading("Detailed latency (paper appendix C)".into()), detailed(m)];
 
     out.push(Block::Heading("Average by input length (paper appendix D)".into()));
+    let by_chars = points_by(m, |k| k.1);
     let rows = m
         .grid_models()
         .iter()
         .flat_map(|md| m.chars.iter().map(move |&ch| (md.clone(), ch)))
         .map(|(md, ch)| {
             let label = if m.input_of(&md) == ModelInput::Generated { format!("{md} / {}", super::data::length_label(ch)) } else { format!("{md} / {ch} chars") };
-            (label, Box::new(move |x: &str, c: usize, _: usize| x == md && c == ch) as Select)
+            (label, by_chars.get(&(md.as_str(), ch)).cloned().unwrap_or_default())
         })
         .collect();
     out.push(averaged(m, "model / chars", rows));
 
     out.push(Block::Heading("Average by batch size (paper appendix E)".into()));
+    let by_batch = points_by(m, |k| k.2);
     let rows = m
         .grid_models()
         .iter()
         .flat_map(|md| m.batches.iter().map(move |&b| (md.clone(), b)))
-        .map(|(md, b)| (format!("{md} / batch {b}"), Box::new(move |x: &str, _: usize, bb: usize| x == md && bb == b) as Select))
+        .map(|(md, b)| (format!("{md} / batch {b}"), by_batch.get(&(md.as_str(), b)).cloned().unwrap_or_default()))
         .collect();
     out.push(averaged(m, "model / batch", rows));
 
     out.push(Block::Heading("Overall average (paper appendix F)".into()));
-    let rows = m
-        .model_names()
-        .iter()
-        .map(|md| {
-            let md2 = md.clone();
-            (md.clone(), Box::new(move |x: &str, _: usize, _: usize| x == md2) as Select)
-        })
-        .collect();
+    let by_model = points_by(m, |_| 0);
+    let rows = m.model_names().into_iter().map(|md| (md.clone(), by_model.get(&(md.as_str(), 0)).cloned().unwrap_or_default())).collect();
     out.push(averaged(m, "model", rows));
     out.push(Block::Para(
         "Averages are means of the cells' means; — where a cell of the average failed, was skipped, or is missing.".into(),

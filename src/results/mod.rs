@@ -37,7 +37,7 @@ pub use outputs::{read_tensors, tensors_from_bytes, write_tensors, SavedOutputs}
 pub use outputs_dir::OutputsDir;
 pub use runtime::{Availability, DeviceClass, Engine, HostMemory, SessionInfo, TimerClass, Timing};
 pub use shard::{ShardInfo, ShardPart, ShardSet};
-pub use store::{ResultsStore, RunEvent};
+pub use store::{ResultsStore, RunEvent, Spacing};
 
 pub use crate::scenario::{Tolerance, Tolerances};
 use crate::scenario::{Precision, RuntimeId, ScenarioFile};

@@ -2,11 +2,13 @@
 //! (`results.jsonl`, one line, handed to the operating system at once) and applied to the record
 //! in memory, so that a crash of xbench loses at most the cell in progress; the log is synced to
 //! the disk when a group ends. results.json (replaced atomically) and results.csv are written
-//! from the record at each change of the record as a whole (the analysis after a group, the
-//! run's end), synced: a power cut may lose the cells of the group in progress, never an earlier
-//! file. No write between cells grows with the record.
+//! from the record at the run's end and at the ends of groups, synced: a power cut may lose the
+//! cells of the group in progress, never an earlier file. No write between cells grows with the
+//! record; writes at group ends are spaced ([`Spacing`]) so that many small groups do not rewrite a
+//! large record after each of them: the log has every finished cell meanwhile.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,47 @@ pub struct ResultsStore {
     log: Log,
     json: PathBuf,
     csv: PathBuf,
+    spacing: Spacing,
+    /// The record changed since results.json was last written.
+    unsaved: bool,
+}
+
+/// When whole-record files (results.json and results.csv, report.md's tables) are rewritten at a
+/// group's end: at least `gap` after the last write, and at least `FACTOR` times as long as that
+/// write took, so that rewriting takes at most about 1/`FACTOR` of a run whatever its size.
+#[derive(Debug, Clone)]
+pub struct Spacing {
+    gap: Duration,
+    /// When the last write started, and how long it took.
+    last: (Instant, Duration),
+}
+
+impl Spacing {
+    /// The gap of a run's writes at group ends.
+    pub const GAP: Duration = Duration::from_secs(2);
+    const FACTOR: u32 = 10;
+
+    /// Spacing whose first write is due `gap` after now.
+    pub fn new(gap: Duration) -> Spacing {
+        Spacing { gap, last: (Instant::now(), Duration::ZERO) }
+    }
+
+    /// Whether a write is due now.
+    pub fn due(&self) -> bool {
+        let (at, took) = self.last;
+        at.elapsed() >= self.gap.max(took * Self::FACTOR)
+    }
+
+    /// Records a write that started at `at` and has just ended.
+    pub fn wrote(&mut self, at: Instant) {
+        self.last = (at, at.elapsed());
+    }
+}
+
+impl Default for Spacing {
+    fn default() -> Spacing {
+        Spacing::new(Spacing::GAP)
+    }
 }
 
 impl ResultsStore {
@@ -47,7 +90,7 @@ impl ResultsStore {
     /// and its events to the log there: a new one, or for a resumed record, the log it was read with.
     pub fn create(results: RunResults, dir: &Path) -> Result<ResultsStore> {
         let log = Log::open(dir, results.log_lines)?;
-        let store = ResultsStore { results, log, json: dir.join("results.json"), csv: dir.join("results.csv") };
+        let mut store = ResultsStore { results, log, json: dir.join("results.json"), csv: dir.join("results.csv"), spacing: Spacing::default(), unsaved: true };
         store.save()?;
         Ok(store)
     }
@@ -64,10 +107,31 @@ impl ResultsStore {
         &self.csv
     }
 
-    /// Changes the record (an analysis, the run's end) and writes it.
+    /// Changes the record (the run's end, what must not wait) and writes it.
     pub fn update(&mut self, change: impl FnOnce(&mut RunResults)) -> Result<()> {
         change(&mut self.results);
         self.save()
+    }
+
+    /// Changes the record at a group's end (its analysis) and writes it when a write is due
+    /// ([`Spacing`]); whether it was written. What is not written yet is in the log, and is
+    /// written by the next write ([`ResultsStore::update`], [`ResultsStore::flush`]).
+    pub fn group_end(&mut self, change: impl FnOnce(&mut RunResults)) -> Result<bool> {
+        change(&mut self.results);
+        self.unsaved = true;
+        if !self.spacing.due() {
+            return Ok(false);
+        }
+        self.save()?;
+        Ok(true)
+    }
+
+    /// Writes the record if it changed since it was last written (a run's stop).
+    pub fn flush(&mut self) -> Result<()> {
+        if self.unsaved {
+            self.save()?;
+        }
+        Ok(())
     }
 
     pub fn into_results(self) -> RunResults {
@@ -75,9 +139,13 @@ impl ResultsStore {
     }
 
     /// Writes the record, synced to the disk.
-    pub fn save(&self) -> Result<()> {
+    pub fn save(&mut self) -> Result<()> {
+        let at = Instant::now();
         replace(&self.json, &json_bytes(&self.results)?, true)?;
-        replace(&self.csv, &csv_bytes(&self.results)?, true)
+        replace(&self.csv, &csv_bytes(&self.results)?, true)?;
+        self.unsaved = false;
+        self.spacing.wrote(at);
+        Ok(())
     }
 
     /// Appends `event` to the log (synced when a group ends) and applies it to the record.
@@ -90,6 +158,7 @@ impl ResultsStore {
         }
         apply(&mut self.results, event);
         self.results.log_lines = seq;
+        self.unsaved = true;
         Ok(())
     }
 }
@@ -204,6 +273,48 @@ mod tests {
         let back = super::super::read_results(&json).unwrap();
         assert_eq!((back.log_lines, back.cells[1].error.as_deref()), (2, Some("judged")));
         assert!(std::fs::read_to_string(store.csv_path()).unwrap().lines().count() > 1);
+    }
+
+    #[test]
+    fn writes_at_group_ends_wait_for_their_gap_and_a_flush_writes_the_whole_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("results.json");
+        let raw = || super::super::parse_results(&std::fs::read_to_string(&json).unwrap(), "results.json").unwrap();
+        let mut store = ResultsStore::create(results(), dir.path()).unwrap();
+        store.spacing.gap = Duration::from_secs(3600);
+        store.apply(measured(store.results(), 0)).unwrap();
+        store.apply(RunEvent::GroupDone { group: 0, peak_rss_mib: None }).unwrap();
+        assert!(!store.group_end(|r| r.cells[0].error = Some("judged".into())).unwrap(), "a write within the gap waits");
+        assert_eq!(statuses(&raw()), [Status::Pending; 4]);
+        // Meanwhile the log has every finished cell: a folder read then is whole but for the analysis.
+        let back = super::super::read_results(&json).unwrap();
+        assert_eq!((statuses(&back)[0], back.cells[0].error.as_deref()), (Status::Ok, None));
+
+        store.flush().unwrap();
+        assert_eq!(&raw(), store.results(), "a flush writes what waited");
+        #[cfg(unix)]
+        {
+            // results.json is replaced by a new file at each write.
+            use std::os::unix::fs::MetadataExt;
+            let written = std::fs::metadata(&json).unwrap().ino();
+            store.flush().unwrap();
+            assert_eq!(std::fs::metadata(&json).unwrap().ino(), written, "nothing changed, nothing written");
+        }
+
+        store.spacing = Spacing::new(Duration::ZERO);
+        assert!(store.group_end(|r| r.cells[1].error = Some("judged".into())).unwrap(), "a write past its gap is made");
+        assert_eq!(raw().cells[1].error.as_deref(), Some("judged"));
+    }
+
+    #[test]
+    fn a_slow_write_spaces_the_next_by_ten_times_its_length() {
+        let now = Instant::now();
+        let after = |took_ms: u64, ago_ms: u64| Spacing { gap: Duration::ZERO, last: (now - Duration::from_millis(ago_ms), Duration::from_millis(took_ms)) };
+        assert!(!after(100, 500).due());
+        assert!(after(100, 1100).due());
+        assert!(!Spacing { gap: Duration::from_secs(60), last: (now, Duration::ZERO) }.due());
+        assert!(!Spacing::default().due(), "the first write waits its gap too");
+        assert!(Spacing::new(Duration::ZERO).due());
     }
 
     #[test]

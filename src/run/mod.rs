@@ -1,7 +1,8 @@
 //! Running a resolved plan: each (model, runtime) group in a worker (`executor`: a child process
 //! per group, optionally all loaded at once, or this process), its messages turned into events
 //! that the results store logs at once and applies; after each group the analysis pass judges
-//! what that group's cells let be judged, the record is written, and the saved outputs nobody
+//! what that group's cells let be judged, the record is written (spaced: `results::Spacing`), and
+//! the saved outputs nobody
 //! needs are removed. Prints nothing: what
 //! happens is told to an `Observer`.
 
@@ -164,6 +165,8 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
     // The last group that runs: nothing runs after it, so its worker's exit is not waited for.
     let last = todo.iter().rposition(|t| t.pending > 0 && t.job.is_ok());
     let mut stopped = false;
+    // The cells' keys do not change as they run: one index serves every group's analysis.
+    let ix = results::CellIndex::of(store.results());
     for (k, (group, t)) in plan.plan.groups.iter().zip(todo).enumerate() {
         if stop.requested() {
             stopped = true;
@@ -221,14 +224,14 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
             }
         }
         let ended = Instant::now();
-        store.update(|r| crate::analysis::analyze_group(r, Some(outputs_dir), group.index))?;
+        store.group_end(|r| crate::analysis::analyze_group(r, &ix, Some(outputs_dir), group.index))?;
         if let Some(keep) = &opts.keep_outputs {
             let digests = keep.keep(plan, group.index, outputs_dir)?;
             if !digests.is_empty() {
                 store.update(|r| r.shard.iter_mut().for_each(|s| s.kept_digests.extend(digests.iter().cloned())))?;
             }
         }
-        crate::analysis::siblings::release_outputs(store.results(), outputs_dir, Some(model));
+        crate::analysis::siblings::release_outputs(store.results(), &ix, outputs_dir, Some(model));
         observer.group_done(store.results());
         tracing::debug!("group {} analysed and its results written in {:.1} ms", group.index, ended.elapsed().as_secs_f64() * 1e3);
         if stopped {
@@ -244,6 +247,9 @@ pub fn run(plan: &ResolvedPlan, opts: &RunOptions, store: &mut ResultsStore, out
             r.finished_at = Some(results::now_rfc3339());
             r.complete = true;
         })?;
+    } else {
+        // Group ends whose record was not written yet (their writes are spaced).
+        store.flush()?;
     }
     Ok(RunEnd { stopped, wall })
 }

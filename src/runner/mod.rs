@@ -34,10 +34,11 @@ pub struct Outcome {
     pub wall: WallTime,
 }
 
-/// The display of a run, and report.md's tables rewritten after every group.
+/// The display of a run, and report.md's tables rewritten after groups, spaced as results.json is.
 struct Tables<'a> {
     inner: &'a mut dyn Observer,
     report: PathBuf,
+    spacing: crate::results::Spacing,
 }
 
 impl Observer for Tables<'_> {
@@ -55,11 +56,16 @@ impl Observer for Tables<'_> {
     }
     fn group_done(&mut self, r: &RunResults) {
         self.inner.group_done(r);
+        if !self.spacing.due() {
+            return;
+        }
         // The tables only: figures are drawn once, at the end.
         // Never through a link put there while the run goes on (the report at the end then fails, saying so).
+        let at = Instant::now();
         if let Err(e) = crate::report::write(&self.report, crate::report::markdown(r).as_bytes()) {
             tracing::warn!("{e:#}");
         }
+        self.spacing.wrote(at);
     }
 }
 
@@ -176,7 +182,7 @@ pub fn execute(req: &Request, stop: &Stop, observer: &mut dyn Observer) -> Resul
     let mut store = ResultsStore::create(record, &dir)?;
     let done = store.results().cells.iter().filter(|c| c.status != Status::Pending).count();
     observer.start(p.cells.len(), done);
-    let mut tables = Tables { inner: observer, report: dir.join("report.md") };
+    let mut tables = Tables { inner: observer, report: dir.join("report.md"), spacing: Default::default() };
     let end = run::run(&plan, &opts, &mut store, &dir.join(".outputs"), &mut tables, stop, clock);
     observer.finished();
     let end = end?;

@@ -7,8 +7,9 @@
 //! - `fake-flat`: right outputs, but the same latency whatever the work.
 //! - `fake-crash`: aborts the process on its first run.
 //! - `fake-hang`: never returns from a run of a single row (batch 1); runs other batches as `fake-exact`.
-//! - `fake-instant`: returns at once with one small output (no work, no wait), to measure what
-//!   xbench itself spends per cell.
+//! - `fake-instant`: returns at once with one small output (no work, no wait): for the tests that
+//!   only need cells to finish (their verdicts do not look at latencies), and to measure what
+//!   xbench itself spends per cell (`cargo bench --bench record`).
 
 use std::time::Duration;
 

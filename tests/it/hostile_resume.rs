@@ -60,7 +60,7 @@ fn cut(run: &Path, keep: usize) {
 ///
 /// - `models/`: `tiny-bert` (the committed model) and `ext` (the same architecture with its
 ///   weights in the external data file `weights.bin`); `other/model.onnx`: other weights.
-/// - `s.yaml` (tiny-bert on tract-cpu, 2 cells), `two.yaml` (on tract-cpu and fake-exact),
+/// - `s.yaml` (tiny-bert on tract-cpu, 2 cells), `two.yaml` (on tract-cpu and fake-instant),
 ///   `crash.yaml` (on tract-cpu and fake-crash), `prose.yaml` (`text_file: prose.txt`), `ext.yaml`.
 /// - Runs: `done` (s.yaml, finished), `cut` (its first cell kept), `cut-two`, `cut-prose`,
 ///   `cut-ext`, and `crashed` (crash.yaml, finished with fake-crash's 2 cells failed).
@@ -81,7 +81,7 @@ fn template() -> &'static Path {
         std::fs::write(root.join("prose.txt"), prose).unwrap();
         for (file, yaml) in [
             ("s.yaml", S.to_string()),
-            ("two.yaml", S.replace("[tract-cpu]", "[tract-cpu, fake-exact]")),
+            ("two.yaml", S.replace("[tract-cpu]", "[tract-cpu, fake-instant]")),
             ("crash.yaml", S.replace("[tract-cpu]", "[tract-cpu, fake-crash]")),
             ("prose.yaml", format!("{S}text_file: prose.txt\n")),
             ("ext.yaml", S.replace("[tiny-bert]", "[ext]")),

@@ -54,7 +54,7 @@ fn cell_set(r: &RunResults) -> Vec<(String, RuntimeId, usize, usize, Status)> {
 fn a_crashing_runtime_fails_its_group_and_the_run_finishes() {
     let tmp = folder("crash");
     let dir = tmp.path();
-    let yaml = "name: crash\nmodels: [tiny-bert]\nruntimes: [tract-cpu, fake-crash, fake-exact]\ninput_chars: [50]\nbatch_sizes: [1, 2]\niterations: 3\nwarmup: 1\n";
+    let yaml = "name: crash\nmodels: [tiny-bert]\nruntimes: [tract-cpu, fake-crash, fake-instant]\ninput_chars: [50]\nbatch_sizes: [1, 2]\niterations: 3\nwarmup: 1\n";
     let file = write_scenario(dir, yaml);
     let out = xbench().args(scenario_args(&file)).arg("--out").arg(dir.join("out")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -128,13 +128,13 @@ fn ctrl_c_stops_after_the_current_cell_and_says_how_to_resume() {
 fn resume_refuses_a_changed_scenario() {
     let tmp = folder("changed");
     let dir = tmp.path();
-    let file = write_scenario(dir, "name: c\nmodels: [tiny-bert]\nruntimes: [fake-exact]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n");
+    let file = write_scenario(dir, "name: c\nmodels: [tiny-bert]\nruntimes: [fake-instant]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 2\nwarmup: 0\n");
     assert!(xbench().args(scenario_args(&file)).arg("--out").arg(dir.join("out")).output().unwrap().status.success());
     let mut r = read_results(&dir.join("out/results.json")).unwrap();
     r.complete = false;
     r.cells[0].status = Status::Pending;
     xbench::results::write_json(&dir.join("out/results.json"), &r).unwrap();
-    write_scenario(dir, "name: c\nmodels: [tiny-bert]\nruntimes: [fake-exact]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 3\nwarmup: 0\n");
+    write_scenario(dir, "name: c\nmodels: [tiny-bert]\nruntimes: [fake-instant]\ninput_chars: [50]\nbatch_sizes: [1]\niterations: 3\nwarmup: 0\n");
     let out = xbench().args(scenario_args(&file)).arg("--resume").arg(dir.join("out")).output().unwrap();
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
