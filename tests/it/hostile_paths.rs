@@ -206,8 +206,10 @@ fn a_report_md_replaced_by_a_link_during_a_run_is_not_written_through() {
     let tmp = tempfile::Builder::new().prefix("hostile-report-link-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let root = tmp.path();
     base(root);
-    // tract's group, then one that stalls 3 s on its cell: report.md's tables are written between them.
-    write(&root.join("s.yaml"), "name: l\nmodels: [m]\nruntimes: [tract-cpu, fake-hang]\ninput_chars: [50]\nbatch_sizes: [1]\nwarmup: 0\niterations: 2\ncell_timeout_s: 3\n");
+    // A group that stalls 3 s on its cell, then tract's: report.md's tables are written after the
+    // first (group-end writes are at least 2 s apart), and again at the end, through the link
+    // planted in between unless xbench refuses it.
+    write(&root.join("s.yaml"), "name: l\nmodels: [m]\nruntimes: [fake-hang, tract-cpu]\ninput_chars: [50]\nbatch_sizes: [1]\nwarmup: 0\niterations: 2\ncell_timeout_s: 3\n");
     let secret = std::fs::read(root.join("outside/secret.txt")).unwrap();
     let child = common::xbench_with_fakes().current_dir(root).args(["scenario", "s.yaml", "--no-setup", "--ignore-failures", "--out", "out"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let report = root.join("out/report.md");
