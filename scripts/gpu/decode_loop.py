@@ -78,7 +78,17 @@ def main() -> None:
     for _ in range(a.runs):
         s, ids = generate()
         all_steps += s
-    print(json.dumps({"model": a.onnx, "prompt": a.prompt, "new": a.new, "batch": a.batch, "steps": len(all_steps), "decode_median_ms": statistics.median(all_steps), "decode_mean_ms": statistics.fmean(all_steps), "ids_row0": ids[0][:16]}))
+    line = {
+        "model": a.onnx,
+        "prompt": a.prompt,
+        "new": a.new,
+        "batch": a.batch,
+        "steps": len(all_steps),
+        "decode_median_ms": statistics.median(all_steps),
+        "decode_mean_ms": statistics.fmean(all_steps),
+        "ids_row0": ids[0][:16],
+    }
+    print(json.dumps(line))
 
 
 if __name__ == "__main__":
