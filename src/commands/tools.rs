@@ -131,6 +131,12 @@ pub fn write_feeds(file: &Path, out: &Path, models_dir: &Path) -> Result<()> {
     use xbench::inputs::{self, Feed};
     use xbench::tensor::Scalar;
     let (_, plan) = super::scenario::resolve_file(file, models_dir)?;
+    if plan.plan.settings.generate.is_some() {
+        anyhow::bail!(
+            "{}: a generation scenario's cells make their prompts as they run, step by step, so there are no fixed input tensors to write\n  fix: run it with `xbench scenario`; each cell's results.json entry records its prompt (`generation.prompt`, `prompt_tokens`) and the ids generated",
+            file.display()
+        );
+    }
     // Never over the scenario, its text or a model's file; over an earlier feeds file only.
     let mut measured = vec![file.to_path_buf()];
     if let xbench::scenario::TextSource::File(p) = &plan.plan.settings.text {

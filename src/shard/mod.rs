@@ -99,10 +99,20 @@ pub fn plan_id(plan: &Plan, file: &ScenarioFile, timer: TimerKey, no_tf32: bool)
 
 /// The work a group asks for, in token-runs: for each cell, its warm-ups and iterations × batch
 /// size × tokens per row (about a token per 4 characters, plus 2 special tokens, so that an
-/// operation case, at length 0, counts 2); a test data set counts 1 per run.
+/// operation case, at length 0, counts 2); a test data set counts 1 per run; a generation its
+/// prompt and 4 per new token.
 fn work(plan: &Plan, g: usize) -> u64 {
     let runs = (plan.settings.warmup + plan.settings.iterations) as u64;
-    plan.group_cells(&plan.groups[g]).iter().map(|c| if c.data_set.is_some() { runs } else { runs * c.batch as u64 * (c.chars as u64 / 4 + 2) }).sum()
+    plan.group_cells(&plan.groups[g])
+        .iter()
+        .map(|c| match (c.data_set, c.new_tokens) {
+            (Some(_), _) => runs,
+            // A generation: the prompt once, then a step per new token, each about as long as a
+            // few prompt tokens' work.
+            (None, Some(new)) => runs * c.batch as u64 * (c.chars as u64 + 4 * new as u64),
+            (None, None) => runs * c.batch as u64 * (c.chars as u64 / 4 + 2),
+        })
+        .sum()
 }
 
 /// Which shard (from 0) runs each group of `plan`, for `count` shards.

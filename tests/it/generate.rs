@@ -103,6 +103,17 @@ fn what_cannot_generate_fails_its_cells_naming_the_fix() {
             assert_eq!(c.status, Status::Ok, "{c:?}");
         }
     }
+    // A runtime that cannot keep a cache between steps fails its cells, naming those that can.
+    let yaml = "name: g\nruntimes: [ort-cpu, fake-exact]\nbatch_sizes: [1]\niterations: 1\nwarmup: 0\nmodels: [tiny-llama]\ngenerate: {prompt_tokens: [8], new_tokens: [4]}\n";
+    let run = scenario(xbench_in(tmp.path()).env("XBENCH_FAKE_RUNTIMES", "1"), tmp.path(), yaml, &["--quiet", "--models-dir", models], 2);
+    let fake = run.results.cells.iter().find(|c| c.runtime == RuntimeId::new("fake-exact")).unwrap();
+    let e = fake.error.as_deref().unwrap_or("");
+    assert!(fake.status == Status::Failed && e.contains("cannot keep a decoder's key/value cache") && e.contains("fix: generate with ort-cpu, ort-cuda or tract-cpu"), "{fake:?}");
+    // `xbench feeds` has no fixed tensors to write for a generation scenario, and says so.
+    std::fs::write(tmp.path().join("g.yaml"), yaml).unwrap();
+    let o = xbench_in(tmp.path()).env("XBENCH_FAKE_RUNTIMES", "1").args(["feeds", "g.yaml", "--out", "f.json", "--models-dir", models]).output().unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && said.contains("make their prompts as they run") && !tmp.path().join("f.json").exists(), "{said}");
     // Keys that do not go together are refused before anything runs.
     for (yaml, says) in [
         (format!("{base}models: [tiny-llama]\ninput_chars: [50]\ngenerate: {{prompt_tokens: [8], new_tokens: [4]}}\n"), "`input_chars` is given together with `generate`"),
