@@ -50,8 +50,11 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct Resume {
     pub dir: PathBuf,
-    /// Its results as read when the options were validated (read again once its folder is claimed).
+    /// Its results as read when the options were validated (read again once its folder is claimed
+    /// only if its files changed in between: `files`).
     pub results: RunResults,
+    /// Length and modification time of results.json and the log when `results` was read.
+    pub files: Vec<Option<(u64, std::time::SystemTime)>>,
     /// `--retry-failed`: its failed cells run again.
     pub retry_failed: bool,
 }
@@ -65,7 +68,7 @@ impl Given {
             bail!("--retry-failed runs the failed cells of an earlier run again, and no run was named\n  fix: name the run's folder with --resume DIR");
         }
         let resume = match &self.resume {
-            Some(dir) => Some(Resume { dir: dir.clone(), results: read_resumable(dir)?, retry_failed: self.retry_failed }),
+            Some(dir) => Some(Resume { dir: dir.clone(), files: record_files(dir), results: read_resumable(dir)?, retry_failed: self.retry_failed }),
             None => None,
         };
         let config = match resume.as_ref().and_then(|r| r.results.run.as_ref().map(|c| (r, c))) {
@@ -122,6 +125,11 @@ impl Given {
         }
         Ok(c)
     }
+}
+
+/// Length and modification time of the run's results.json and log in `dir` (`None` for one not there).
+pub fn record_files(dir: &Path) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    ["results.json", results::LOG_FILE].iter().map(|f| std::fs::metadata(dir.join(f)).ok().and_then(|m| Some((m.len(), m.modified().ok()?)))).collect()
 }
 
 /// The results of the run in `dir` that `--resume` continues.

@@ -95,8 +95,10 @@ pub fn execute(req: &Request, stop: &Stop, observer: &mut dyn Observer) -> Resul
         Some(_) => run::outdir::claim_resumed(&dir)?,
         None => run::outdir::claim_new(&dir)?,
     };
+    // Read once, when the options were validated; again only if the files changed since.
     let mut previous = match resume {
         None => None,
+        Some(r) if config::record_files(&r.dir) == r.files => Some(r.results.clone()),
         Some(r) => Some(config::read_resumable(&r.dir)?),
     };
     let mut plan = resolve(plan, &ResolveOptions { models_root: c.models_dir.clone(), ops_dir: Some(dir.join(".ops")) })?;
