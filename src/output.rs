@@ -126,25 +126,28 @@ pub fn cell_line(r: &CellRecord, p: Progress) -> String {
     let width = p.total.to_string().len();
     let op = xbench::scenario::ops::is_op(&r.model);
     // Operation cases have no text: their line names the case and the runtime only.
-    if let (Some(new), Some(g), Status::Ok) = (r.new_tokens, &r.generation, r.status) {
-        let decode = match (&g.decode, g.decode_tokens_per_s) {
-            (Some(d), Some(t)) => format!(", decode {:.3} ms/token ({t:.0} t/s)", d.median_ms),
-            _ => String::new(),
-        };
-        let prompt = g.prompt_tokens.iter().max().copied().unwrap_or(0);
-        let eta = p.eta_s.map(|s| format!(" — ETA {}", fmt_secs(s))).unwrap_or_default();
-        return format!("[{:>width$}/{}] {} · {} · prompt {prompt} → {new} new × batch {}: first token {:.3} ms{decode}{eta}", p.done, p.total, r.model, r.runtime, r.batch, g.prefill.mean_ms);
-    }
+    let generated = r.generation.as_deref().filter(|_| r.status == Status::Ok);
     let what = match (op, r.data_set, &r.tokens) {
+        _ if r.new_tokens.is_some() => {
+            let prompt = generated.map_or(r.chars, |g| g.prompt_tokens.iter().max().copied().unwrap_or(0));
+            format!("{} · {} · prompt {prompt} → {} new × batch {}", r.model, r.runtime, r.new_tokens.unwrap_or(0), r.batch)
+        }
         (true, _, _) => format!("{} · {}", r.model, r.runtime),
         (_, Some(n), _) => format!("{} · {} · test_data_set_{n}", r.model, r.runtime),
         (_, _, Some(_)) => format!("{} · {} · {} chars × batch {}", r.model, r.runtime, r.chars, r.batch),
         _ if r.chars == 0 => format!("{} · {} · batch {}", r.model, r.runtime, r.batch),
         _ => format!("{} · {} · length {} × batch {}", r.model, r.runtime, r.chars, r.batch),
     };
-    let result = match (&r.status, &r.summary) {
-        (Status::Ok, Some(s)) if op => format!("mean {:.4} ms [{:.4}, {:.4}]", s.mean_ms, s.mean_ci95_ms[0], s.mean_ci95_ms[1]),
-        (Status::Ok, Some(s)) => {
+    let result = match (&r.status, &r.summary, generated) {
+        (Status::Ok, Some(_), Some(g)) => {
+            let decode = match (&g.decode, g.decode_tokens_per_s) {
+                (Some(d), Some(t)) => format!(", decode {:.3} ms/token ({t:.0} t/s)", d.median_ms),
+                _ => String::new(),
+            };
+            format!("first token {:.3} ms{decode}", g.prefill.mean_ms)
+        }
+        (Status::Ok, Some(s), None) if op => format!("mean {:.4} ms [{:.4}, {:.4}]", s.mean_ms, s.mean_ci95_ms[0], s.mean_ci95_ms[1]),
+        (Status::Ok, Some(s), None) => {
             let fed = match &r.tokens {
                 Some(t) => format!("{} tokens padded to {}", t.tokens_per_row.iter().sum::<usize>(), t.padded_len),
                 None => r.fed.iter().map(|f| format!("{} {:?}", f.name, f.shape)).collect::<Vec<_>>().join(", "),

@@ -193,21 +193,16 @@ pub fn resolve(plan: Plan, opts: &ResolveOptions) -> Result<ResolvedPlan> {
 /// The key/value cache layout of decoder `m`, for generation (a model that is not ready is left
 /// to fail as it would).
 pub fn decoder_of(m: &ResolvedModel) -> Result<Option<models::DecoderLayout>, String> {
-    let (Some(onnx), Ok(io)) = (m.onnx(), m.io()) else { return Ok(None) };
-    let config = match onnx.parent().map(|d| d.join("config.json")).filter(|p| p.is_file()) {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("model `{}`: cannot read {}: {e}", m.name, path.display()))?;
-            Some(serde_json::from_str::<serde_json::Value>(&text).map_err(|e| format!("model `{}`: {}: {e}\n  fix: give the model's own config.json, or remove it", m.name, path.display()))?)
-        }
-        None => None,
-    };
-    match models::DecoderLayout::read(io, m.meta().decoder.as_ref(), config.as_ref()) {
+    if m.io().is_err() {
+        return Ok(None);
+    }
+    match m.decoder_layout() {
         Ok(Some(layout)) => Ok(Some(layout)),
         Ok(None) => Err(format!(
             "model `{}` has no key/value cache inputs (such as `past_key_values.0.key`), so it cannot generate token by token\n  fix: run it as a plain model (a scenario without `generate:`), or export it with its cache (scripts/export_models.py --decoder)",
             m.name
         )),
-        Err(e) => Err(format!("model `{}`: {e:#}", m.name)),
+        Err(e) => Err(format!("{e:#}")),
     }
 }
 

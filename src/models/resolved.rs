@@ -89,6 +89,15 @@ impl ResolvedModel {
         }
     }
 
+    /// Its decoder layout (see [`ModelSpec::decoder_layout`]); `None` for a model that takes no
+    /// key/value cache or is not ready.
+    pub fn decoder_layout(&self) -> anyhow::Result<Option<super::DecoderLayout>> {
+        match &self.source {
+            ModelSource::Onnx { spec, io, .. } => spec.decoder_layout(io),
+            _ => Ok(None),
+        }
+    }
+
     /// The model its `compare_with` names.
     pub fn sibling(&self) -> Option<String> {
         match &self.source {

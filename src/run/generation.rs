@@ -6,38 +6,34 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Result};
 
 use super::job::GroupJob;
+use super::worker::TextInputs;
 use crate::generate::{self, prompt, Prompt};
+use crate::inputs::Prose;
 use crate::results::{CellRecord, OutputsDir, RunEvent, SavedOutputs, Status};
 use crate::runtimes::Session;
 use crate::scenario::{Cell, PromptUnit, TextSource};
 use crate::stats::summarize;
+use tokenizers::Tokenizer;
 
-/// The text and tokenizer prompts are cut from, when the model has a tokenizer.
-struct Text {
-    prose: crate::inputs::Prose,
-    tokenizer: tokenizers::Tokenizer,
-    name: String,
-    pad: i64,
-}
-
-fn text(job: &GroupJob) -> Result<Option<Text>> {
-    let Some(path) = &job.model.tokenizer else { return Ok(None) };
-    let tokenizer = crate::inputs::load_tokenizer(path)?;
-    let pad = tokenizer.get_padding().map(|p| p.pad_id).or_else(|| ["<pad>", "[PAD]", "<|endoftext|>", "</s>"].iter().find_map(|t| tokenizer.token_to_id(t))).map_or(0, |i| i as i64);
-    let name = match &job.measuring.text {
+/// The name of the text prompts are cut from, as their record says.
+fn text_name(job: &GroupJob) -> String {
+    match &job.measuring.text {
         TextSource::Builtin(n) => n.clone(),
         TextSource::File(p) => p.display().to_string(),
-    };
-    let prose = crate::inputs::Prose::new(&crate::inputs::load_text(&job.measuring.text)?);
-    Ok(Some(Text { prose, tokenizer, name, pad }))
+    }
+}
+
+/// The id a tokenizer pads with: its padding's, else the first of the usual padding tokens it has, else 0.
+fn pad_id(tokenizer: &tokenizers::Tokenizer) -> i64 {
+    tokenizer.get_padding().map(|p| p.pad_id).or_else(|| ["<pad>", "[PAD]", "<|endoftext|>", "</s>"].iter().find_map(|t| tokenizer.token_to_id(t))).map_or(0, |i| i as i64)
 }
 
 /// The prompt of `cell`.
-fn prompt_of(job: &GroupJob, cell: &Cell, text: Option<&Text>) -> Result<Prompt> {
+fn prompt_of(job: &GroupJob, cell: &Cell, text: Option<&(Prose, Tokenizer)>) -> Result<Prompt> {
     let spec = job.measuring.generate.as_ref().ok_or_else(|| anyhow!("a generation cell in a scenario without `generate:`"))?;
     let layout = job.model.decoder.as_ref().ok_or_else(|| anyhow!("model `{}` has no key/value cache layout", job.model.name))?;
     match (text, spec.unit) {
-        (Some(t), unit) => prompt::from_text(&t.prose, &t.tokenizer, unit, cell.chars, cell.batch, &t.name, t.pad),
+        (Some((prose, tokenizer)), unit) => prompt::from_text(prose, tokenizer, unit, cell.chars, cell.batch, &text_name(job), pad_id(tokenizer)),
         (None, PromptUnit::Chars) => bail!(
             "model `{}` has no tokenizer.json, so a prompt of {} characters cannot be made into tokens\n  fix: give prompt lengths in tokens (`generate.prompt_tokens`), or copy the model's tokenizer.json into its folder",
             job.model.name,
@@ -50,13 +46,15 @@ fn prompt_of(job: &GroupJob, cell: &Cell, text: Option<&Text>) -> Result<Prompt>
     }
 }
 
-/// Runs the job's generation cells on `session`, emitting each finished cell.
-/// `gpu`, for CUDA groups, reads the process's GPU memory after each cell.
-pub fn run_cells(job: &GroupJob, session: &mut dyn Session, gpu: Option<&crate::gpu::Gpu>, emit: &mut dyn FnMut(RunEvent), stop: &dyn Fn() -> bool) {
+/// Runs the job's generation cells on `session`, emitting each finished cell. `text` is the
+/// worker's text and tokenizer (read while the session loaded); `gpu`, for CUDA groups, reads the
+/// process's GPU memory after each cell.
+pub fn run_cells(job: &GroupJob, session: &mut dyn Session, text: &Result<TextInputs>, gpu: Option<&crate::gpu::Gpu>, emit: &mut dyn FnMut(RunEvent), stop: &dyn Fn() -> bool) {
     let fail = |cell: &Cell, e: String| job.empty_record(cell, Status::Failed, Some(e));
-    let setup = || -> Result<(Option<Text>, &crate::models::DecoderLayout)> {
+    let setup = || -> Result<(Option<&(Prose, Tokenizer)>, &crate::models::DecoderLayout)> {
         let layout = job.model.decoder.as_ref().ok_or_else(|| anyhow!("model `{}` has no key/value cache inputs, so it cannot generate\n  fix: run it as a plain model (a scenario without `generate:`)", job.model.name))?;
-        Ok((text(job)?, layout))
+        let text = text.as_ref().map_err(|e| anyhow!("{e:#}"))?;
+        Ok((text.as_ref(), layout))
     };
     let (text, layout) = match setup() {
         Ok(s) => s,
@@ -84,13 +82,13 @@ pub fn run_cells(job: &GroupJob, session: &mut dyn Session, gpu: Option<&crate::
         if stop() {
             break;
         }
-        let mut record = run_cell(job, cell, decoder.as_mut(), text.as_ref(), layout, prepare_ms.take().unwrap_or(0.0)).unwrap_or_else(|e| fail(cell, format!("{e:#}")));
+        let mut record = run_cell(job, cell, decoder.as_mut(), text, layout, prepare_ms.take().unwrap_or(0.0)).unwrap_or_else(|e| fail(cell, format!("{e:#}")));
         record.gpu_memory_mib = gpu.and_then(|g| g.process_memory_mib(std::process::id()));
         emit(RunEvent::Cell(Box::new(record)));
     }
 }
 
-fn run_cell(job: &GroupJob, cell: &Cell, decoder: &mut dyn crate::runtimes::decode::Decoder, text: Option<&Text>, layout: &crate::models::DecoderLayout, prepare_ms: f64) -> Result<CellRecord> {
+fn run_cell(job: &GroupJob, cell: &Cell, decoder: &mut dyn crate::runtimes::decode::Decoder, text: Option<&(Prose, Tokenizer)>, layout: &crate::models::DecoderLayout, prepare_ms: f64) -> Result<CellRecord> {
     let clock = Instant::now();
     let new_tokens = cell.new_tokens.ok_or_else(|| anyhow!("cell {} is not a generation cell", cell.index))?;
     let prompt = prompt_of(job, cell, text)?;

@@ -48,7 +48,7 @@ impl JobModel {
             max_positions: model.max_positions(),
             inputs: model.inputs().ok().cloned(),
             test_data: model.test_data().to_vec(),
-            decoder: crate::resolve::decoder_of(model).ok().flatten(),
+            decoder: model.decoder_layout().ok().flatten(),
         })
     }
 }

@@ -13,17 +13,26 @@ use crate::scenario::Cell;
 use crate::stats::summarize;
 
 /// Text and tokenizer for a model that takes token ids, read once per group.
-type TextInputs = Option<(inputs::Prose, tokenizers::Tokenizer)>;
+pub(super) type TextInputs = Option<(inputs::Prose, tokenizers::Tokenizer)>;
 
 fn text_inputs(job: &GroupJob) -> anyhow::Result<TextInputs> {
     let model = &job.model;
     // Only cells on the scenario's grid take text; test data cells bring their own inputs.
     let on_grid = job.cells.iter().any(|c| c.data_set.is_none());
-    let Some(plan) = model.inputs.as_ref().filter(|p| on_grid && p.takes_text()) else { return Ok(None) };
+    let plan = model.inputs.as_ref().filter(|p| on_grid && p.takes_text());
+    // Generation prompts are cut from the text whenever the model has a tokenizer (else seeded).
+    let prompts = job.measuring.generate.is_some() && model.tokenizer.is_some();
+    if plan.is_none() && !prompts {
+        return Ok(None);
+    }
     let text = inputs::Prose::new(&inputs::load_text(&job.measuring.text)?);
     let tokenizer = match &model.tokenizer {
         Some(p) => inputs::load_tokenizer(p)?,
-        None => anyhow::bail!("model `{}` takes token ids (input `{}`) but has no tokenizer.json\n  fix: copy the model's tokenizer.json into its folder", model.name, plan.fills.iter().find(|f| f.fill == inputs::Fill::Token(crate::scenario::Role::TokenIds)).map_or("?", |f| f.input.name.as_str())),
+        None => anyhow::bail!(
+            "model `{}` takes token ids (input `{}`) but has no tokenizer.json\n  fix: copy the model's tokenizer.json into its folder",
+            model.name,
+            plan.and_then(|p| p.fills.iter().find(|f| f.fill == inputs::Fill::Token(crate::scenario::Role::TokenIds))).map_or("?", |f| f.input.name.as_str())
+        ),
     };
     inputs::check_vocab(&tokenizer, &model.name, model.io.word_embedding_rows)?;
     Ok(Some((text, tokenizer)))
@@ -74,7 +83,7 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(RunEvent), stop: &dyn Fn()
         }
     }
     if job.measuring.generate.is_some() {
-        super::generation::run_cells(job, session.as_mut(), gpu.as_ref(), emit, stop);
+        super::generation::run_cells(job, session.as_mut(), &prepared, gpu.as_ref(), emit, stop);
         session.close();
         emit(RunEvent::GroupDone { group, peak_rss_mib: crate::machine::peak_rss_mib() });
         return Some(session);

@@ -41,8 +41,8 @@ pub fn index_type(io: &crate::models::ModelIo, name: &str) -> Result<ElemType> {
 }
 
 /// The default answer of a session that cannot keep a cache between steps.
-pub fn cannot_keep_cache(runtime: &str) -> anyhow::Error {
-    anyhow::anyhow!("{runtime} cannot keep a decoder's key/value cache between steps, so it cannot generate\n  fix: generate with ort-cpu, ort-cuda or tract-cpu (or an external program that speaks the generation messages)")
+pub fn cannot_keep_cache() -> anyhow::Error {
+    anyhow::anyhow!("this runtime cannot keep a decoder's key/value cache between steps, so it cannot generate\n  fix: generate with ort-cpu, ort-cuda or tract-cpu (or an external program that speaks the generation messages)")
 }
 
 /// The layout's cache element type, for runtimes that make the empty past of a prefill.

@@ -101,7 +101,7 @@ pub trait Session {
     /// A decoder for generation, its key/value cache kept by the runtime between steps; a runtime
     /// that cannot keep one says so (the default).
     fn decoder(&mut self, _layout: &crate::models::DecoderLayout, _io: &crate::models::ModelIo) -> Result<Box<dyn decode::Decoder + '_>> {
-        Err(decode::cannot_keep_cache("this runtime"))
+        Err(decode::cannot_keep_cache())
     }
     /// Ends the session's work (an external program is told to stop and waited for).
     fn close(&mut self) {}

@@ -97,10 +97,7 @@ impl Decoder for TractDecoder {
                 Feed::Mask => self.ints(step.mask),
                 Feed::Positions => self.ints(step.positions),
                 Feed::UseCacheBranch => tensor1(&[!first]).into_tvalue(),
-                Feed::Past(k) if first => {
-                    let _ = k;
-                    empty()?
-                }
+                Feed::Past(_) if first => empty()?,
                 Feed::Past(k) => self.cache[*k].clone(),
             });
         }
