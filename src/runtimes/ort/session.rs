@@ -39,6 +39,8 @@ pub(super) struct OrtSession {
     io: Box<dyn IoMode>,
     core: Core,
     info: SessionInfo,
+    /// Created for CUDA graphs (`--cuda-graph` on ort-cuda).
+    graph: bool,
 }
 
 impl OrtSession {
@@ -161,8 +163,18 @@ impl OrtSession {
             _ => None,
         };
         info.timer_class = Some(TimerClass::new(opts.timing, host));
-        Ok(OrtSession { io, core, info })
+        Ok(OrtSession { io, core, info, graph })
     }
+}
+
+/// A generation on a session made for CUDA graphs (`graph`): refused until the decoder's steps
+/// are captured, since a session created for graphs would replay one step's graph for every
+/// later step of any shape.
+pub(super) fn generation_in_graphs(graph: bool) -> Result<()> {
+    if graph {
+        bail!("ort-cuda with --cuda-graph cannot generate: a decoder's steps change shape every step, and this session would replay the first step it captured for all of them\n  fix: generate without --cuda-graph (or give this runtime `session: {{io: default}}`)");
+    }
+    Ok(())
 }
 
 impl Session for OrtSession {
@@ -187,7 +199,18 @@ impl Session for OrtSession {
     }
 
     fn decoder(&mut self, layout: &crate::models::DecoderLayout, io: &crate::models::ModelIo) -> Result<Box<dyn crate::runtimes::decode::Decoder + '_>> {
+        generation_in_graphs(self.graph)?;
         let int32 = crate::runtimes::decode::index_type(io, &layout.input_ids)? == crate::tensor::ElemType::Int32;
         Ok(Box::new(super::decode::OrtDecoder::new(&mut self.core, layout, int32)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_session_made_for_cuda_graphs_refuses_to_generate_with_the_fix() {
+        assert!(super::generation_in_graphs(false).is_ok());
+        let e = format!("{:#}", super::generation_in_graphs(true).unwrap_err());
+        assert!(e.contains("--cuda-graph") && e.contains("fix: generate without --cuda-graph"), "{e}");
     }
 }
