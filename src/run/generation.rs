@@ -104,6 +104,12 @@ fn run_cell(job: &GroupJob, cell: &Cell, decoder: &mut dyn crate::runtimes::deco
     let m = &job.measuring;
     let vocab = layout.vocab.unwrap_or(1);
     let keep_rows = if job.outputs_dir.is_some() { generate::rows_kept(cell.batch, new_tokens, vocab) } else { 0 };
+    // Untimed runs some decoders need before timing (CUDA graphs: two runs and a capture per step).
+    let t = Instant::now();
+    for _ in 0..decoder.prepare(prompt.ids.nrows(), longest, new_tokens)? {
+        generate::generate(decoder, &prompt, new_tokens, 0)?;
+    }
+    let prepare_ms = prepare_ms + t.elapsed().as_secs_f64() * 1e3;
     let measured = generate::measure(decoder, &prompt, new_tokens, m.warmup, m.iterations, keep_rows)?;
     if let Some(dir) = &job.outputs_dir {
         let saved = SavedOutputs {

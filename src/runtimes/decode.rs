@@ -21,6 +21,13 @@ pub struct Step<'a> {
 pub trait Decoder {
     /// Forgets the cache: the next step starts a generation with an empty past.
     fn reset(&mut self);
+    /// Untimed work before a cell whose generations have `batch` rows, prompts of `prompt` tokens
+    /// and `new_tokens` new tokens: the number of whole generations the cell must run, untimed,
+    /// before its warm-ups (a decoder that captures each step in a CUDA graph runs it twice and
+    /// captures it on the third). Recorded in the cell's preparation time.
+    fn prepare(&mut self, _batch: usize, _prompt: usize, _new_tokens: usize) -> Result<usize> {
+        Ok(0)
+    }
     /// Runs one step on the cache of the steps before it and keeps the cache it returns; gives the
     /// last position's logits of each row in host memory, as f32 `[batch, vocab]`.
     fn step(&mut self, step: &Step) -> Result<Array2<f32>>;

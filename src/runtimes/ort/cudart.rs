@@ -19,6 +19,7 @@ type Memcpy = unsafe extern "C" fn(*mut c_void, *const c_void, usize, c_int) -> 
 type ErrorString = unsafe extern "C" fn(c_int) -> *const c_char;
 type MallocHost = unsafe extern "C" fn(*mut *mut c_void, usize) -> c_int;
 type FreeHost = unsafe extern "C" fn(*mut c_void) -> c_int;
+type Synchronize = unsafe extern "C" fn() -> c_int;
 
 pub struct CudaRt {
     _lib: libloading::Library,
@@ -26,6 +27,7 @@ pub struct CudaRt {
     error_string: ErrorString,
     malloc_host: MallocHost,
     free_host: FreeHost,
+    synchronize: Synchronize,
     pub name: &'static str,
 }
 
@@ -47,7 +49,8 @@ pub fn get() -> Result<&'static CudaRt> {
                         let error_string = *lib.get::<ErrorString>(b"cudaGetErrorString").map_err(|e| format!("{name}: {e}"))?;
                         let malloc_host = *lib.get::<MallocHost>(b"cudaMallocHost").map_err(|e| format!("{name}: {e}"))?;
                         let free_host = *lib.get::<FreeHost>(b"cudaFreeHost").map_err(|e| format!("{name}: {e}"))?;
-                        return Ok(CudaRt { _lib: lib, memcpy, error_string, malloc_host, free_host, name });
+                        let synchronize = *lib.get::<Synchronize>(b"cudaDeviceSynchronize").map_err(|e| format!("{name}: {e}"))?;
+                        return Ok(CudaRt { _lib: lib, memcpy, error_string, malloc_host, free_host, synchronize, name });
                     },
                     Err(e) => tried.push(format!("{name}: {e}")),
                 }
@@ -88,6 +91,16 @@ impl CudaRt {
             return Ok(());
         }
         self.check((self.memcpy)(dst, src, bytes, dir as c_int), &format!("cudaMemcpy ({dir:?}, {bytes} bytes)"))
+    }
+}
+
+impl CudaRt {
+    /// Waits for all the device's work (`cudaDeviceSynchronize`): copies from pageable host memory
+    /// may still be in flight when `cudaMemcpy` returns, and ONNX Runtime's stream does not wait
+    /// for the default stream.
+    pub fn synchronize(&self) -> Result<()> {
+        // SAFETY: cudaDeviceSynchronize takes no arguments.
+        self.check(unsafe { (self.synchronize)() }, "cudaDeviceSynchronize")
     }
 }
 

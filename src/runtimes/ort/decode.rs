@@ -30,21 +30,7 @@ pub(super) struct OrtDecoder<'s> {
 
 impl<'s> OrtDecoder<'s> {
     pub fn new(core: &'s mut Core, layout: &DecoderLayout, int32: bool) -> Result<OrtDecoder<'s>> {
-        let inputs: Vec<String> = core.session.inputs().iter().map(|i| i.name().to_string()).collect();
-        let slots: Vec<(String, String)> = layout.cache.iter().flat_map(|p| [(p.past_key.clone(), p.present_key.clone()), (p.past_value.clone(), p.present_value.clone())]).collect();
-        let known = |n: &String| {
-            *n == layout.input_ids
-                || Some(n) == layout.attention_mask.as_ref()
-                || Some(n) == layout.position_ids.as_ref()
-                || Some(n) == layout.use_cache_branch.as_ref()
-                || slots.iter().any(|(p, _)| p == n)
-        };
-        if let Some(n) = inputs.iter().find(|n| !known(n)) {
-            bail!("decoder input `{n}` has no role in generation (token ids, attention mask, position ids, past key/value, use_cache_branch)\n  fix: map it in the model's model.yaml (`decoder:`)");
-        }
-        let (Some(kv_heads), Some(head_size)) = (layout.kv_heads, layout.head_size) else {
-            bail!("the cache inputs do not say their heads and head size (dims 1 and 3 are not fixed numbers)\n  fix: export the decoder with fixed head dims, as optimum does")
-        };
+        let (slots, kv_heads, head_size) = roles(core, layout)?;
         let f16 = cache_type(layout)? == ElemType::Float16;
         let cuda = core.device.0 == AllocationDevice::CUDA;
         let device = MemoryInfo::new(core.device.0.clone(), core.device.1, AllocatorType::Device, MemoryType::Default)?;
@@ -69,36 +55,69 @@ impl<'s> OrtDecoder<'s> {
         let t: DynTensor = logits.downcast().map_err(|e| anyhow!("logits are not a tensor: {e}"))?;
         let shape: Vec<usize> = t.shape().iter().map(|&d| d as usize).collect();
         let [batch, n, vocab] = shape[..] else { bail!("logits have shape {shape:?}, not [batch, sequence, vocab]") };
-        let ty = *t.data_type();
-        let size = match ty {
-            TensorElementType::Float32 => 4,
-            TensorElementType::Float16 => 2,
-            other => bail!("logits are {other:?}; xbench reads float32 and float16 logits"),
-        };
-        let base = t.data_ptr() as *const u8;
-        let row_bytes = vocab * size;
-        // Each row's last position, straight into the array the host reads (f16 through a row buffer).
-        let mut values = vec![0f32; batch * vocab];
-        let mut half_row = if size == 2 { vec![half::f16::ZERO; vocab] } else { Vec::new() };
-        for b in 0..batch {
-            let at = ((b * n + n - 1) * row_bytes) as isize;
-            let dst: *mut u8 = if size == 4 { values[b * vocab..].as_mut_ptr().cast() } else { half_row.as_mut_ptr().cast() };
-            if self.cuda {
-                // SAFETY: the logits tensor holds batch × n × vocab elements of `size` bytes on the GPU;
-                // `dst` has room for one row of them.
-                unsafe { cudart::get()?.copy(dst.cast(), base.offset(at).cast(), row_bytes, Direction::DeviceToHost)? };
-            } else {
-                // SAFETY: as above, in host memory.
-                unsafe { std::ptr::copy_nonoverlapping(base.offset(at), dst, row_bytes) };
-            }
-            if size == 2 {
-                for (v, h) in values[b * vocab..(b + 1) * vocab].iter_mut().zip(&half_row) {
-                    *v = h.to_f32();
-                }
+        // SAFETY: the tensor holds batch × n × vocab elements of its type, on the GPU when `cuda`.
+        unsafe { last_rows(t.data_ptr() as *const u8, [batch, n, vocab], *t.data_type(), self.cuda) }
+    }
+}
+
+/// The (past, present) names of each cache slot (key, value of layer 0, then layer 1, …), the
+/// cache's heads and head size; refuses a decoder input without a role in generation.
+pub(super) fn roles(core: &Core, layout: &DecoderLayout) -> Result<(Vec<(String, String)>, usize, usize)> {
+    let inputs: Vec<String> = core.session.inputs().iter().map(|i| i.name().to_string()).collect();
+    let slots: Vec<(String, String)> = layout.cache.iter().flat_map(|p| [(p.past_key.clone(), p.present_key.clone()), (p.past_value.clone(), p.present_value.clone())]).collect();
+    let known = |n: &String| {
+        *n == layout.input_ids
+            || Some(n) == layout.attention_mask.as_ref()
+            || Some(n) == layout.position_ids.as_ref()
+            || Some(n) == layout.use_cache_branch.as_ref()
+            || slots.iter().any(|(p, _)| p == n)
+    };
+    if let Some(n) = inputs.iter().find(|n| !known(n)) {
+        bail!("decoder input `{n}` has no role in generation (token ids, attention mask, position ids, past key/value, use_cache_branch)\n  fix: map it in the model's model.yaml (`decoder:`)");
+    }
+    let (Some(kv_heads), Some(head_size)) = (layout.kv_heads, layout.head_size) else {
+        bail!("the cache inputs do not say their heads and head size (dims 1 and 3 are not fixed numbers)\n  fix: export the decoder with fixed head dims, as optimum does")
+    };
+    Ok((slots, kv_heads, head_size))
+}
+
+/// The size of a logit of type `ty`: float32 and float16 are read.
+pub(super) fn logit_size(ty: TensorElementType) -> Result<usize> {
+    match ty {
+        TensorElementType::Float32 => Ok(4),
+        TensorElementType::Float16 => Ok(2),
+        other => bail!("logits are {other:?}; xbench reads float32 and float16 logits"),
+    }
+}
+
+/// Each row's last position of logits `[batch, n, vocab]` of type `ty` at `base` (on the GPU when
+/// `cuda`), in host memory as f32.
+///
+/// # Safety
+/// `base` must hold `batch × n × vocab` elements of `ty`, on the side `cuda` names.
+pub(super) unsafe fn last_rows(base: *const u8, [batch, n, vocab]: [usize; 3], ty: TensorElementType, cuda: bool) -> Result<Array2<f32>> {
+    let size = logit_size(ty)?;
+    let row_bytes = vocab * size;
+    // Each row's last position, straight into the array the host reads (f16 through a row buffer).
+    let mut values = vec![0f32; batch * vocab];
+    let mut half_row = if size == 2 { vec![half::f16::ZERO; vocab] } else { Vec::new() };
+    for b in 0..batch {
+        let at = ((b * n + n - 1) * row_bytes) as isize;
+        let dst: *mut u8 = if size == 4 { values[b * vocab..].as_mut_ptr().cast() } else { half_row.as_mut_ptr().cast() };
+        if cuda {
+            // SAFETY: as the caller promises; `dst` has room for one row.
+            unsafe { cudart::get()?.copy(dst.cast(), base.offset(at).cast(), row_bytes, Direction::DeviceToHost)? };
+        } else {
+            // SAFETY: as above, in host memory.
+            unsafe { std::ptr::copy_nonoverlapping(base.offset(at), dst, row_bytes) };
+        }
+        if size == 2 {
+            for (v, h) in values[b * vocab..(b + 1) * vocab].iter_mut().zip(&half_row) {
+                *v = h.to_f32();
             }
         }
-        Ok(Array2::from_shape_vec((batch, vocab), values)?)
     }
+    Ok(Array2::from_shape_vec((batch, vocab), values)?)
 }
 
 impl Decoder for OrtDecoder<'_> {

@@ -91,13 +91,7 @@ impl OrtSession {
         if let Some(p) = ort.settings.optimized_model.as_deref().filter(|_| committed.is_ok()) {
             super::cache::record(p, onnx, &key)?;
         }
-        let session = committed.map_err(|e| {
-            anyhow!(
-                "not supported by ONNX Runtime {}: it cannot load {}: {e}\n  fix: the model needs an operator, opset or IR version this ONNX Runtime lacks, or is not valid ONNX; run it on another runtime (tract-cpu), or with another ONNX Runtime (--ort-lib)",
-                l.version,
-                onnx.display()
-            )
-        })?;
+        let session = committed.map_err(|e| load_error(&l.version, onnx, &e.to_string()))?;
         let placement = parse_placement(&log);
         let wanted = ort.ep.name();
         let total: usize = placement.iter().map(|(_, n)| n).sum();
@@ -167,14 +161,20 @@ impl OrtSession {
     }
 }
 
-/// A generation on a session made for CUDA graphs (`graph`): refused until the decoder's steps
-/// are captured, since a session created for graphs would replay one step's graph for every
-/// later step of any shape.
-pub(super) fn generation_in_graphs(graph: bool) -> Result<()> {
-    if graph {
-        bail!("ort-cuda with --cuda-graph cannot generate: a decoder's steps change shape every step, and this session would replay the first step it captured for all of them\n  fix: generate without --cuda-graph (or give this runtime `session: {{io: default}}`)");
+/// Why a session did not load: ONNX Runtime's refusal to capture the graph in CUDA graphs (with
+/// `--cuda-graph`), else the model itself.
+fn load_error(version: &str, onnx: &Path, e: &str) -> anyhow::Error {
+    let lower = e.to_lowercase();
+    if lower.contains("graph capture") || lower.contains("cuda graph") {
+        return anyhow!(
+            "ONNX Runtime {version} will not capture {} in CUDA graphs: {e}\n  fix: run it without --cuda-graph (ONNX Runtime captures a graph only when every node runs on the CUDA provider, apart from shape computations on the CPU with no copy between them, and no node is control flow such as If or Loop: a merged decoder's use_cache_branch is one)",
+            onnx.display()
+        );
     }
-    Ok(())
+    anyhow!(
+        "not supported by ONNX Runtime {version}: it cannot load {}: {e}\n  fix: the model needs an operator, opset or IR version this ONNX Runtime lacks, or is not valid ONNX; run it on another runtime (tract-cpu), or with another ONNX Runtime (--ort-lib)",
+        onnx.display()
+    )
 }
 
 impl Session for OrtSession {
@@ -199,18 +199,29 @@ impl Session for OrtSession {
     }
 
     fn decoder(&mut self, layout: &crate::models::DecoderLayout, io: &crate::models::ModelIo) -> Result<Box<dyn crate::runtimes::decode::Decoder + '_>> {
-        generation_in_graphs(self.graph)?;
         let int32 = crate::runtimes::decode::index_type(io, &layout.input_ids)? == crate::tensor::ElemType::Int32;
-        Ok(Box::new(super::decode::OrtDecoder::new(&mut self.core, layout, int32)?))
+        Ok(if self.graph {
+            Box::new(super::decode_graph::GraphDecoder::new(&mut self.core, layout, int32)?)
+        } else {
+            Box::new(super::decode::OrtDecoder::new(&mut self.core, layout, int32)?)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_session_made_for_cuda_graphs_refuses_to_generate_with_the_fix() {
-        assert!(super::generation_in_graphs(false).is_ok());
-        let e = format!("{:#}", super::generation_in_graphs(true).unwrap_err());
-        assert!(e.contains("--cuda-graph") && e.contains("fix: generate without --cuda-graph"), "{e}");
+    fn a_graph_onnx_runtime_will_not_capture_fails_its_load_with_why_and_the_fix() {
+        let onnx = std::path::Path::new("models/qwen/model.onnx");
+        for refusal in [
+            "This session cannot use the graph capture feature as requested by the user as the model has control flow nodes which can't be supported by CUDAExecutionProvider",
+            "This session cannot use the graph capture feature as requested by the user as all compute graph nodes have not been partitioned to the CUDAExecutionProvider",
+            "This session cannot use the CUDA Graph feature as requested by the user as all the graph nodes have been assigned to CUDA EP, but there are memcpy nodes",
+        ] {
+            let e = format!("{:#}", super::load_error("1.31.1", onnx, refusal));
+            assert!(e.contains("will not capture models/qwen/model.onnx in CUDA graphs") && e.contains(refusal) && e.contains("fix: run it without --cuda-graph"), "{e}");
+        }
+        let e = format!("{:#}", super::load_error("1.31.1", onnx, "Unsupported model IR version: 12"));
+        assert!(e.contains("not supported by ONNX Runtime 1.31.1") && !e.contains("--cuda-graph"), "{e}");
     }
 }
