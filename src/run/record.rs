@@ -44,7 +44,7 @@ pub fn model_records(plan: &ResolvedPlan) -> Vec<ModelRecord> {
             ModelRecord {
                 name: m.name.clone(),
                 onnx: m.onnx().map(|p| p.display().to_string()).unwrap_or_default(),
-                onnx_bytes: m.onnx().and_then(|p| std::fs::metadata(p).ok()).filter(|md| md.is_file()).map(|md| md.len()).unwrap_or(0),
+                onnx_bytes: m.onnx().map_or(0, |p| onnx_bytes(p, io)),
                 tokenizer: m.tokenizer().map(|p| p.display().to_string()),
                 weights: meta.weights.clone().unwrap_or_else(|| "unknown".into()),
                 precision: io.map(|io| io.precision()).unwrap_or_default(),
@@ -58,6 +58,16 @@ pub fn model_records(plan: &ResolvedPlan) -> Vec<ModelRecord> {
             }
         })
         .collect()
+}
+
+/// The bytes of a model's ONNX file and of the external data files beside it that its weights are
+/// stored in (each counted once); 0 when the ONNX file is not there.
+fn onnx_bytes(onnx: &std::path::Path, io: Option<&crate::models::ModelIo>) -> u64 {
+    let size = |p: &std::path::Path| std::fs::metadata(p).ok().filter(|md| md.is_file()).map(|md| md.len());
+    let Some(graph) = size(onnx) else { return 0 };
+    let dir = onnx.parent().unwrap_or(std::path::Path::new("."));
+    let mut seen = std::collections::BTreeSet::new();
+    graph + io.map_or(0, |io| io.external_files.iter().filter(|f| seen.insert(f.location.as_str())).filter_map(|f| size(&dir.join(&f.location))).sum())
 }
 
 /// A fresh record of `plan`: every group and cell pending.
@@ -223,4 +233,35 @@ pub fn resumed(prev: RunResults, fresh: RunResults) -> RunResults {
     r.complete = false;
     r.finished_at = None;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::models::{ExternalFile, ModelIo};
+
+    #[test]
+    fn a_models_onnx_size_counts_its_external_data_files_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let onnx = dir.path().join("model.onnx");
+        std::fs::write(&onnx, vec![0u8; 1000]).unwrap();
+        std::fs::write(dir.path().join("model.onnx.data"), vec![0u8; 50_000]).unwrap();
+        std::fs::write(dir.path().join("more.bin"), vec![0u8; 7]).unwrap();
+        let mut io = ModelIo {
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            opsets: Vec::new(),
+            position_table_rows: None,
+            word_embedding_rows: None,
+            external_files: Vec::new(),
+            weights_precision: crate::scenario::Precision::Fp32,
+            quantized: None,
+            flops_per_token: None,
+        };
+        assert_eq!(super::onnx_bytes(&onnx, Some(&io)), 1000, "weights inside the file");
+        let file = |location: &str| ExternalFile { location: location.into(), min_bytes: 1, initializer: "w".into() };
+        io.external_files = vec![file("model.onnx.data"), file("more.bin"), file("model.onnx.data")];
+        assert_eq!(super::onnx_bytes(&onnx, Some(&io)), 1000 + 50_000 + 7);
+        assert_eq!(super::onnx_bytes(&onnx, None), 1000);
+        assert_eq!(super::onnx_bytes(&dir.path().join("absent.onnx"), Some(&io)), 0);
+    }
 }

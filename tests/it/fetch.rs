@@ -501,6 +501,8 @@ fn a_repository_whose_onnx_file_keeps_its_weights_in_an_external_data_file() {
     let s = scenario(&dir, "tiny-ext", "tract-cpu, ort-cpu");
     ok(xbench(&dir, &hub.addr).arg("scenario").arg(&s).args(["--quiet", "--out", "out"]));
     let r = read_results(&dir.join("out/results.json")).unwrap();
+    // The model's size counts its external data file.
+    assert_eq!(r.models[0].onnx_bytes, (graph.len() + data.len()) as u64);
     for c in &r.cells {
         assert_eq!(c.status, Status::Ok, "{c:?}");
         if c.runtime == RuntimeId::TRACT_CPU {
