@@ -45,6 +45,8 @@ fn the_quick_generation_scenario_generates_the_same_ids_on_both_cpu_runtimes() {
         // A whole generation takes longer than its prefill.
         assert!(c.summary.as_ref().unwrap().min_ms > g.prefill.min_ms);
         if c.runtime == RuntimeId::TRACT_CPU {
+            // The timer says what tract ran: its version, its plan's size and its transformer ops.
+            assert!(g.timer.starts_with("tract 0.23.") && g.timer.contains(", plan of ") && g.timer.contains(" nodes; transformer ops: ") && c.timer.contains(&g.timer), "{}", g.timer);
             let a = g.agreement.as_ref().expect("tract's ids are compared with ort-cpu's");
             assert!(a.identical && a.within && a.parted.is_none(), "{a:?}");
             assert_eq!((a.reference, a.steps, a.logit_rows), (RuntimeId::ORT_CPU, 32, c.batch));

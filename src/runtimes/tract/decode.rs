@@ -33,6 +33,32 @@ pub(super) struct TractDecoder {
     head_size: usize,
     cache_dt: DatumType,
     int32: bool,
+    /// What the optimized plan is made of, as the timer says it.
+    plan: String,
+}
+
+/// The ops tract puts in place of a transformer's subgraphs when it recognises them (its own
+/// normalisation, rotary embedding, attention, cache and activation ops).
+const TRANSFORMER_OPS: [&str; 13] =
+    ["RmsNorm", "ScaledRmsNorm", "ApplyRope", "RotateHalf", "SDPA", "FlashSDPA", "StreamedSDPA", "ScaledMaskedSoftmax", "DynamicKeyValueCache", "InPlaceKvSdpa", "Silu", "GeluApproximate", "ClampedSwiGlu"];
+
+/// What an optimized plan is made of: its nodes, and how many of each transformer op it holds
+/// (`names` are its nodes' op names).
+pub(super) fn plan_summary<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let mut nodes = 0;
+    let mut found = std::collections::BTreeMap::new();
+    for n in names {
+        nodes += 1;
+        if TRANSFORMER_OPS.contains(&n) {
+            *found.entry(n).or_insert(0usize) += 1;
+        }
+    }
+    let ops = if found.is_empty() {
+        "none (attention, normalisation and rotary embedding run as the graph's own operators)".to_string()
+    } else {
+        found.iter().map(|(n, c)| format!("{n} ×{c}")).collect::<Vec<_>>().join(", ")
+    };
+    format!("tract {}, plan of {nodes} nodes; transformer ops: {ops}", crate::runtimes::TRACT_VERSION)
 }
 
 impl TractDecoder {
@@ -69,7 +95,8 @@ impl TractDecoder {
         let (Some(kv_heads), Some(head_size)) = (layout.kv_heads, layout.head_size) else {
             bail!("the cache inputs do not say their heads and head size (dims 1 and 3 are not fixed numbers)\n  fix: export the decoder with fixed head dims, as optimum does")
         };
-        Ok(TractDecoder { state, feeds, logits, presents, cache: Vec::new(), kv_heads, head_size, cache_dt, int32 })
+        let plan = plan_summary(m.nodes().iter().map(|n| n.op.name()).collect::<Vec<_>>().iter().map(|n| n.as_ref()));
+        Ok(TractDecoder { state, feeds, logits, presents, cache: Vec::new(), kv_heads, head_size, cache_dt, int32, plan })
     }
 
     fn ints(&self, a: &Array2<i64>) -> TValue {
@@ -114,7 +141,7 @@ impl Decoder for TractDecoder {
     }
 
     fn timer(&self) -> String {
-        "tract: token ids, mask and positions copied into tract's tensors, the step run, the cache kept as tract returned it, the last position's logits read as f32, the next ids picked on the host".into()
+        format!("{}: token ids, mask and positions copied into tract's tensors, the step run, the cache kept as tract returned it, the last position's logits read as f32, the next ids picked on the host", self.plan)
     }
 
     fn cache_bytes(&self) -> u64 {

@@ -78,3 +78,13 @@ fn inputs_that_do_not_fit_the_typed_graph_fall_back_to_the_file() {
     let e = session.prepare(&bad).unwrap_err().to_string();
     assert!(e.contains("not supported by tract: it cannot optimize the graph for input shapes [[2, 5], [3, 5], [2, 5]]"), "{e}");
 }
+
+/// A plan's summary counts its nodes and each transformer op tract put in it, and says so when
+/// there is none.
+#[test]
+fn a_plan_summary_counts_nodes_and_names_tracts_transformer_ops() {
+    let s = super::decode::plan_summary(["MatMul", "RmsNorm", "Add", "ApplyRope", "RmsNorm", "SDPA"].into_iter());
+    assert_eq!(s, format!("tract {TRACT_VERSION}, plan of 6 nodes; transformer ops: ApplyRope ×1, RmsNorm ×2, SDPA ×1"));
+    let s = super::decode::plan_summary(["MatMul", "Softmax", "Mul"].into_iter());
+    assert!(s.ends_with("plan of 3 nodes; transformer ops: none (attention, normalisation and rotary embedding run as the graph's own operators)"), "{s}");
+}
