@@ -472,6 +472,42 @@ fn a_scenario_fetches_hf_entries_on_first_use_and_a_failed_fetch_fails_only_its_
     );
 }
 
+/// A decoder in optimum's layout, as a Hub repository holds one (model.onnx, config.json,
+/// tokenizer.json, generation_config.json), is fetched and generates on ort-cpu.
+#[test]
+fn a_fetched_decoder_generates() {
+    let decoder = |f: &str| repo_file(&format!("models/tiny-llama/{f}"));
+    let hub = FakeHub::start(vec![HubRepo::new(
+        "acme/tiny-llama-onnx",
+        vec![
+            ("README.md", b"# tiny llama\n".to_vec()),
+            ("config.json", decoder("config.json")),
+            ("generation_config.json", br#"{"bos_token_id": 1, "eos_token_id": 2}"#.to_vec()),
+            ("model.onnx", decoder("model.onnx")),
+            ("tokenizer.json", decoder("tokenizer.json")),
+        ],
+    )]);
+    let dir_tmp = case_dir("decoder");
+    let dir = dir_tmp.path();
+    ok(xbench(&dir, &hub.addr).args(["fetch", "acme/tiny-llama-onnx"]));
+    let model = dir.join("models/tiny-llama-onnx");
+    let meta = model_yaml(&model);
+    assert_eq!((meta.architecture.as_deref(), meta.max_positions, meta.tokenizer.as_deref()), (Some("llama"), Some(2048), Some("tokenizer.json")));
+    let s = dir.join("g.yaml");
+    std::fs::write(&s, "name: hub-generate\nmodels: [tiny-llama-onnx]\nruntimes: [ort-cpu]\ngenerate:\n  prompt_tokens: [16]\n  new_tokens: [8]\nbatch_sizes: [1, 2]\niterations: 2\nwarmup: 1\n").unwrap();
+    ok(xbench(&dir, &hub.addr).arg("scenario").arg(&s).args(["--quiet", "--out", "out"]));
+    let r = read_results(&dir.join("out/results.json")).unwrap();
+    assert_eq!(r.cells.len(), 2);
+    assert_eq!(r.models[0].onnx_bytes, decoder("model.onnx").len() as u64);
+    for c in &r.cells {
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        let g = c.generation.as_ref().expect("a generation cell records its generation");
+        assert!(g.prompt.contains("through tokenizer.json"), "the fetched tokenizer makes the prompt: {}", g.prompt);
+        assert_eq!(g.prompt_tokens, vec![16; c.batch]);
+        assert!(g.repeatable && g.ids.len() == c.batch && g.ids.iter().all(|row| row.len() == 8 && row.iter().all(|&i| (0..259).contains(&i))), "{g:?}");
+    }
+}
+
 #[test]
 fn a_repository_whose_onnx_file_keeps_its_weights_in_an_external_data_file() {
     let staging_tmp = case_dir("external-build");
