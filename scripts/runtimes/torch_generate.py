@@ -168,7 +168,9 @@ def load(hello: Hello, opts: protocol.Options) -> tuple[TorchGenerator, Ready]:
             raise AdapterError(f"option {name} does not apply to generation (its timed spans are fixed by the protocol: ids in host memory to ids in host memory)")
     if opts.flag("cuda_graph"):
         raise AdapterError("option cuda_graph is not available for generation: this program does not capture the decode step; leave cuda_graph off")
-    cache = opts.text("cache", ("", *CACHES)) or "dynamic"
+    cache = opts.text("cache") or "dynamic"
+    if cache not in CACHES:
+        raise AdapterError(f"option cache: `{cache}` is not one of {', '.join(CACHES)}")
     device_kind = opts.text("device", ("cpu", "cuda"))
     dtype_name = opts.text("dtype", ("fp32", "fp16", "bf16"))
     attention = opts.text("attention", ("eager", "sdpa"))
