@@ -88,11 +88,11 @@ def hello(folder: Path, options: dict[str, str], decoder: dict | None = None, ta
 
 @unittest.skipIf(MISSING, f"needs {', '.join(MISSING)}")
 class GreedyIdsAsOnnxRuntime(unittest.TestCase):
-    def generate(self, folder: Path, cache: str, lengths: list[int]) -> None:
+    def generate(self, folder: Path, cache: str, lengths: list[int], attention: str = "eager") -> None:
         from runtimes.torch_hf import TorchHF
 
         adapter = TorchHF()
-        ready = adapter.load(hello(folder, {"cache": cache}))
+        ready = adapter.load(hello(folder, {"cache": cache, "attention": attention}))
         config = adapter.generator.model.config
         inputs = prompt(lengths, max(lengths), config.vocab_size)
         with tempfile.TemporaryDirectory() as tmp:
@@ -122,6 +122,7 @@ class GreedyIdsAsOnnxRuntime(unittest.TestCase):
     def test_tiny_llama_static_cache(self) -> None:
         self.generate(TINY, "static", [8])
         self.generate(TINY, "static", [8, 5, 2])
+        self.generate(TINY, "static", [8, 5, 2], attention="sdpa")
 
     @unittest.skipUnless(SMOLLM.is_dir(), f"no SmolLM-135M export at {SMOLLM} (set XBENCH_DECODER_MODELS)")
     def test_smollm_dynamic_and_static_cache(self) -> None:
