@@ -26,6 +26,7 @@ Options that apply to generation (the others of torch_hf.py are refused when set
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -138,8 +139,7 @@ class TorchGenerator:
         prepare_ms = protocol.elapsed_ms(started)
         with torch.inference_mode():
             result = protocol.time_generations(cell, decoding)
-        result.prepare_ms = prepare_ms
-        return result
+        return dataclasses.replace(result, prepare_ms=prepare_ms)
 
 
 def generate_timer(cuda: bool, where: str, cache: str, dtype: str) -> str:
