@@ -38,6 +38,16 @@ CACHES = ("dynamic", "static")
 NOT_FOR_GENERATION = {"compile": "", "timing": "end-to-end", "io": ""}
 
 
+def is_generation(hello: Hello) -> bool:
+    """hello's `task` is `generate`. Where protocol.py's Hello does not carry `task`, a model whose
+    ONNX inputs include a key/value cache (`past_key_values.N.key`) is taken as generation: the
+    encoder path could not feed such inputs anyway."""
+    task = getattr(hello, "task", None)
+    if task is not None:
+        return task == "generate"
+    return any(i.name.startswith("past_key_values.") for i in hello.model.inputs)
+
+
 def decoder_fact(decoder: Any, name: str) -> Any:
     """One field of hello's `decoder` (a mapping or an object with attributes)."""
     return decoder.get(name) if isinstance(decoder, dict) else getattr(decoder, name, None)
@@ -130,7 +140,7 @@ class TorchGenerator:
     def __init__(self, model: Any, device: Any, cache: str) -> None:
         self.model, self.device, self.cache = model, device, cache
 
-    def generate(self, cell: Any) -> Any:
+    def generate(self, cell: protocol.GenerateCell) -> protocol.GenerateResult:
         import torch
 
         started = time.perf_counter_ns()
@@ -215,6 +225,8 @@ def load(hello: Hello, opts: protocol.Options) -> tuple[TorchGenerator, Ready]:
         timer_label=f"greedy decoding, {cache} cache",
         timing="end-to-end",
         host_memory="pageable" if cuda else "none",
-        extra={"weights": built.strategy, "notes": "; ".join(notes), "generate": True, "generate_timer": timer},
+        extra={"weights": built.strategy, "notes": "; ".join(notes)},
+        generate=True,
+        generate_timer=timer,
     )
     return TorchGenerator(model, device, cache), ready

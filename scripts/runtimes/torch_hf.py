@@ -110,7 +110,7 @@ class TorchHF:
         import transformers
 
         opts = protocol.Options(hello.options, OPTIONS)
-        if getattr(hello, "task", "") == "generate":
+        if torch_generate.is_generation(hello):
             self.generator, ready = torch_generate.load(hello, opts)
             return ready
         if opts.text("cache"):
@@ -233,7 +233,7 @@ class TorchHF:
             "outputs copied to host memory with .cpu(); torch.cuda.synchronize() before the clock stops"
         )
 
-    def generate(self, cell: Any) -> Any:
+    def generate(self, cell: protocol.GenerateCell) -> protocol.GenerateResult:
         if self.generator is None:
             raise AdapterError("a `generate` message, but hello did not say `task: generate`")
         return self.generator.generate(cell)
