@@ -14,7 +14,9 @@ transformers, onnx, onnxruntime, safetensors and numpy; skipped without them (CI
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -74,12 +76,18 @@ def ort_greedy(onnx_path: Path, inputs: dict[str, np.ndarray], new_tokens: int) 
 
 
 def hello(folder: Path, options: dict[str, str], decoder: dict | None = None, task: str = "generate") -> protocol.Hello:
+    return protocol.Hello.parse(hello_message(folder, options, decoder, task))
+
+
+def hello_message(folder: Path, options: dict[str, str], decoder: dict | None = None, task: str = "generate") -> dict:
     """The hello xbench sends: the ONNX model's inputs by name, and for generation `task` and `decoder`."""
     import onnx
 
     graph = onnx.load(str(folder / "model.onnx"), load_external_data=False).graph
     inputs = [{"name": i.name, "elem_type": "int64" if "ids" in i.name or "mask" in i.name else "float32"} for i in graph.input]
     msg = {
+        "type": "hello",
+        "protocol": 1,
         "model": {"name": folder.name, "dir": str(folder), "onnx": str(folder / "model.onnx"), "inputs": inputs},
         "runtime": {"name": "torch-cpu", "options": options},
         "threads": 2,
@@ -88,7 +96,7 @@ def hello(folder: Path, options: dict[str, str], decoder: dict | None = None, ta
     if task:
         msg["task"] = task
         msg["decoder"] = decoder
-    return protocol.Hello.parse(msg)
+    return msg
 
 
 @unittest.skipIf(MISSING, f"needs {', '.join(MISSING)}")
@@ -134,6 +142,29 @@ class GreedyIdsAsOnnxRuntime(unittest.TestCase):
         self.generate(SMOLLM, "dynamic", [8])
         self.generate(SMOLLM, "dynamic", [8, 5, 2])
         self.generate(SMOLLM, "static", [8, 5, 2])
+
+
+@unittest.skipIf(MISSING, f"needs {', '.join(MISSING)}")
+class OverTheProtocol(unittest.TestCase):
+    def test_torch_hf_answers_generate_as_xbench_sends_it(self) -> None:
+        """torch_hf.py run by path, as xbench runs it: hello, one `generate` of a left-padded batch, bye."""
+        with tempfile.TemporaryDirectory() as tmp:
+            inputs = prompt([6, 3], 6, 259, seed=3)
+            protocol.save_arrays(Path(tmp) / "prompt.safetensors", inputs)
+            start = hello_message(TINY, {}, {"layers": 2, "kv_heads": 2, "head_dim": 16, "vocab": 259, "cache_type": "float32", "max_positions": 2048})
+            ask = {"type": "generate", "index": 0, "warmup": 1, "iterations": 2, "new_tokens": 8, "keep_logits": 0,
+                   "prompt": str(Path(tmp) / "prompt.safetensors"), "outputs": str(Path(tmp) / "outputs.safetensors")}
+            lines = "".join(json.dumps(m) + "\n" for m in [start, ask, {"type": "bye"}])
+            program = Path(__file__).resolve().parent / "torch_hf.py"
+            run = subprocess.run([sys.executable, "-P", str(program)], input=lines, capture_output=True, text=True, timeout=300)
+            answers = [json.loads(line) for line in run.stdout.splitlines()]
+            self.assertEqual([a["type"] for a in answers], ["ready", "generated", "done"], run.stderr[-2000:])
+            self.assertTrue(answers[0]["generate"])
+            self.assertIn("torch.argmax", answers[0]["generate_timer"])
+            generated = answers[1]
+            self.assertEqual((len(generated["prefill_ms"]), [len(s) for s in generated["step_ms"]]), (2, [7, 7]))
+            self.assertTrue(generated["repeatable"])
+            np.testing.assert_array_equal(protocol.load_arrays(Path(tmp) / "outputs.safetensors")["ids"], ort_greedy(TINY / "model.onnx", inputs, 8)[0])
 
 
 @unittest.skipIf(MISSING, f"needs {', '.join(MISSING)}")
