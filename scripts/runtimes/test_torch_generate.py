@@ -176,12 +176,21 @@ class Refusals(unittest.TestCase):
             TorchHF().load(hello(folder, **kwargs))
         self.assertIn(message, str(caught.exception))
 
-    @unittest.skipUnless("decoder" in protocol.Hello.__dataclass_fields__, "protocol.py's Hello does not carry hello's `decoder` yet")
     def test_a_graph_of_another_decoder(self) -> None:
-        facts = {"layers": 3, "kv_heads": 2, "head_dim": 16, "vocab": 259, "cache_type": "float32", "max_positions": None}
-        self.refused("layers 3 in the graph, 2 in the configuration", options={}, decoder=facts)
-        facts.update(layers=2, vocab=32000)
-        self.refused("vocab 32000 in the graph, 259 in the configuration", options={}, decoder=facts)
+        import transformers
+
+        from runtimes import torch_generate
+
+        config = transformers.AutoConfig.from_pretrained(str(TINY), local_files_only=True)
+        facts = {"layers": 2, "kv_heads": 2, "head_dim": 16, "vocab": 259, "cache_type": "float32", "max_positions": 2048}
+        torch_generate.check_decoder(config, facts, "config.json", TINY / "model.onnx")  # the graph's own facts pass
+        torch_generate.check_decoder(config, {**facts, "vocab": None}, "config.json", TINY / "model.onnx")  # unknown: not compared
+        for name, value, message in (("layers", 3, "layers 3 in the graph, 2 in the configuration"), ("vocab", 32000, "vocab 32000 in the graph, 259 in the configuration")):
+            with self.assertRaises(protocol.AdapterError) as caught:
+                torch_generate.check_decoder(config, {**facts, name: value}, "config.json", TINY / "model.onnx")
+            self.assertIn(message, str(caught.exception))
+        if "decoder" in getattr(protocol.Hello, "__dataclass_fields__", {}):  # a protocol.py whose Hello carries `decoder`: refused at load
+            self.refused("layers 3 in the graph", options={}, decoder={**facts, "layers": 3})
 
     def test_options_generation_does_not_take(self) -> None:
         self.refused("option cache: `paged` is not one of", options={"cache": "paged"})
