@@ -33,17 +33,19 @@ class Architecture:
     weights_label: str  # model.yaml's `weights:` ("random", "trained", or "" when absent)
 
 
-def architecture(hello: Hello) -> Architecture:
+def architecture(hello: Hello, causal: bool = False) -> Architecture:
     """The configuration (hf_config.py: config.json or the export script's definitions) and the
-    transformers base model class for it."""
+    transformers model class for it: the base model, or with `causal` the causal language model
+    (what AutoModelForCausalLM builds: the decoder and its output layer)."""
     import transformers
-    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_MAPPING
 
     conf = hf_config.configuration(hello)
     try:
-        model_class = MODEL_MAPPING[type(conf.config)]
+        model_class = (MODEL_FOR_CAUSAL_LM_MAPPING if causal else MODEL_MAPPING)[type(conf.config)]
     except KeyError:
-        raise AdapterError(f"transformers {transformers.__version__} has no base model for model_type `{conf.config.model_type}` ({conf.source})") from None
+        kind = "causal language model" if causal else "base model"
+        raise AdapterError(f"transformers {transformers.__version__} has no {kind} for model_type `{conf.config.model_type}` ({conf.source})") from None
     return Architecture(conf.config, model_class, conf.source, conf.weights_label)
 
 
@@ -73,10 +75,19 @@ def onnx_weights_of(arch: Architecture, onnx_path: Path, with_pooler: bool) -> t
 
     model = construct(arch, with_pooler)
     params = dict(model.named_parameters())
-    matched = onnx_weights.match(onnx_path, {name: tuple(p.shape) for name, p in params.items()})
+    matched = onnx_weights.match(onnx_path, {name: tuple(p.shape) for name, p in params.items()}, tied_names(model))
     state = {name: torch.from_numpy(array).to(params[name].dtype) for name, array in matched.arrays.items()}
     model.load_state_dict(state, strict=False)  # parameters only; buffers keep their defaults
     return model, matched.describe(onnx_path)
+
+
+def tied_names(model: Any) -> dict[str, list[str]]:
+    """Each parameter that `named_parameters()` lists, with the other names its tensor goes by
+    (tied input and output embeddings: `model.embed_tokens.weight` and `lm_head.weight`)."""
+    names: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(param), []).append(name)
+    return {group[0]: group[1:] for group in names.values() if len(group) > 1}
 
 
 def seed_weights(arch: Architecture, seed: int, with_pooler: bool, asked: bool) -> tuple[Any, str]:
@@ -99,9 +110,10 @@ def use_attention(model: Any, attention: str) -> None:
         raise AdapterError(f"transformers would not switch {type(model).__name__} to `{attention}` attention")
 
 
-def build(hello: Hello, weights: str, seed: int, with_pooler: bool) -> Built:
-    """The model for `hello`'s folder, with weights by `weights` (auto, checkpoint, onnx or seed)."""
-    arch = architecture(hello)
+def build(hello: Hello, weights: str, seed: int, with_pooler: bool, causal: bool = False) -> Built:
+    """The model for `hello`'s folder, with weights by `weights` (auto, checkpoint, onnx or seed):
+    the base model, or with `causal` the causal language model."""
+    arch = architecture(hello, causal)
 
     def attempt(strategy: str) -> tuple[Any, str]:
         if strategy == "checkpoint":

@@ -13,6 +13,9 @@ Face names) and returns one numpy array per parameter, read from the ONNX initia
   node computes with): such exports store linear weights pre-transposed under names such as
   `val_51`, and keep one initializer for parameters of equal values (the zero biases and unit
   layer-norm scales of a freshly initialised model), so several parameters may share one;
+- a parameter that shares its tensor with others (tied input and output embeddings, named by
+  `tied`) is also looked for under those names: an export keeps the tied matrix once, often under
+  the output layer's name (`lm_head.weight`);
 - every parameter must be matched with its shape; otherwise `StrategyUnavailable` lists the
   parameters without an initializer and those that do not fit.
 
@@ -40,10 +43,13 @@ class Matched:
     initializers: int  # in the file
     through_metadata: int = 0  # parameters found through the exporter's node metadata
     zero_biases: int = 0  # linear biases the graph leaves out (it adds none): zeros
+    tied: int = 0  # parameters found under the name of a parameter they are tied to
 
     def describe(self, onnx_path: Path) -> str:
         shown = f"prefix `{self.prefix}` stripped, " if self.prefix else ""
         meta = f", {self.through_metadata} found through the exporter's node metadata (pkg.torch.onnx.fx_node)" if self.through_metadata else ""
+        if self.tied:
+            meta += f", {self.tied} found under the name of a tied parameter"
         if self.zero_biases:
             meta += f", {self.zero_biases} linear biases the graph does not add taken as zeros"
         return (
@@ -82,6 +88,8 @@ def weight_orientation(graph: Any) -> dict[str, str]:
     for tensor in graph.initializer:
         if len(tensor.dims) == 2:
             found = uses(tensor.name, False)
+            if found == {"as_is", "out_in"}:  # a tied embedding: gathered from, and multiplied by as stored
+                found = {"out_in"}
             orientation[tensor.name] = found.pop() if len(found) == 1 else ("mixed" if found else "unused")
     return orientation
 
@@ -134,15 +142,16 @@ def fx_aliases(graph: Any, initializers: dict[str, Any], wanted: dict[str, tuple
     return aliases
 
 
-def match_graph(graph: Any, shapes: dict[str, tuple[int, ...]], label: str) -> Matched:
+def match_graph(graph: Any, shapes: dict[str, tuple[int, ...]], label: str, tied: dict[str, list[str]] | None = None) -> Matched:
     """`match` on a loaded graph; `label` names the file in messages."""
     import numpy as np
     from onnx import numpy_helper
 
     initializers = {t.name: t for t in graph.initializer}
-    prefix = common_prefix(initializers, shapes)
+    prefix = common_prefix(initializers, [*shapes, *(name for names in (tied or {}).values() for name in names)])
     orientation = weight_orientation(graph)
-    unnamed = {name: shape for name, shape in shapes.items() if prefix + name not in initializers}
+    tied_to = {name: next((prefix + t for t in (tied or {}).get(name, []) if prefix + t in initializers), "") for name in shapes}
+    unnamed = {name: shape for name, shape in shapes.items() if prefix + name not in initializers and not tied_to[name]}
     aliases = fx_aliases(graph, initializers, unnamed, prefix) if unnamed else {}
     arrays: dict[str, Any] = {}
     missing, wrong, transposed = [], [], 0
@@ -150,7 +159,7 @@ def match_graph(graph: Any, shapes: dict[str, tuple[int, ...]], label: str) -> M
         if aliases.get(name) == ZERO:
             arrays[name] = np.zeros(shape, dtype=np.float32)
             continue
-        tensor = initializers.get(prefix + name) or initializers.get(aliases.get(name, ""))
+        tensor = initializers.get(prefix + name) or initializers.get(tied_to[name]) or initializers.get(aliases.get(name, ""))
         if tensor is None:
             missing.append(name)
             continue
@@ -166,15 +175,17 @@ def match_graph(graph: Any, shapes: dict[str, tuple[int, ...]], label: str) -> M
     if missing or wrong:
         raise StrategyUnavailable(f"{label}: " + mismatch(len(shapes), missing, "have no initializer named after them", wrong, "do not fit"))
     zeros = sum(1 for a in aliases.values() if a == ZERO)
-    return Matched(arrays, prefix, transposed, len(initializers), len(aliases) - zeros, zeros)
+    tied_found = sum(1 for name in shapes if prefix + name not in initializers and tied_to[name])
+    return Matched(arrays, prefix, transposed, len(initializers), len(aliases) - zeros, zeros, tied_found)
 
 
-def match(onnx_path: Path, shapes: dict[str, tuple[int, ...]]) -> Matched:
-    """The parameters `shapes` names, from the initializers of the ONNX file at `onnx_path`."""
+def match(onnx_path: Path, shapes: dict[str, tuple[int, ...]], tied: dict[str, list[str]] | None = None) -> Matched:
+    """The parameters `shapes` names, from the initializers of the ONNX file at `onnx_path`;
+    `tied` maps a parameter to the other names its tensor goes by (tied embeddings)."""
     try:
         import onnx
     except ImportError:
         raise StrategyUnavailable("the `onnx` package is not installed (pip install onnx) to read the ONNX file's weights") from None
     if not onnx_path.is_file():
         raise StrategyUnavailable(f"there is no ONNX file at {onnx_path} to take the weights from")
-    return match_graph(onnx.load(str(onnx_path)).graph, shapes, onnx_path.name)
+    return match_graph(onnx.load(str(onnx_path)).graph, shapes, onnx_path.name, tied)

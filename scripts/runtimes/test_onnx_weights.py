@@ -90,6 +90,38 @@ class OnnxWeights(unittest.TestCase):
         self.assertIn("turned.weight [4, 3] (model [4, 3], used mixed)", str(caught.exception))
 
 
+class TiedEmbeddings(unittest.TestCase):
+    """A decoder export keeps the tied embedding once, under the output layer's name: a Gather
+    reads its rows and the output layer multiplies by its transpose."""
+
+    def tied_graph(self):
+        table = np.random.default_rng(2).standard_normal((OUT, IN)).astype(np.float32)  # [vocab, hidden]
+        nodes = [
+            helper.make_node("Gather", ["model.lm_head.weight", "ids"], ["h"]),
+            helper.make_node("Transpose", ["model.lm_head.weight"], ["t"], perm=[1, 0]),
+            helper.make_node("MatMul", ["h", "t"], ["y"]),
+        ]
+        g = helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, OUT])],
+            [numpy_helper.from_array(table, "model.lm_head.weight")],
+        )
+        return g, table
+
+    def test_gathered_and_multiplied_as_stored_is_one_orientation(self) -> None:
+        g, _ = self.tied_graph()
+        self.assertEqual(onnx_weights.weight_orientation(g), {"model.lm_head.weight": "out_in"})
+
+    def test_the_input_embedding_is_found_under_the_tied_output_layers_name(self) -> None:
+        g, table = self.tied_graph()
+        shapes = {"embed_tokens.weight": (OUT, IN)}
+        with self.assertRaises(hf_config.StrategyUnavailable):
+            onnx_weights.match_graph(g, shapes, "g.onnx")
+        m = onnx_weights.match_graph(g, shapes, "g.onnx", tied={"embed_tokens.weight": ["lm_head.weight"]})
+        np.testing.assert_array_equal(m.arrays["embed_tokens.weight"], table)
+        self.assertEqual((m.prefix, m.tied, m.transposed), ("model.", 1, 0))
+        self.assertIn("1 found under the name of a tied parameter", m.describe(Path("g.onnx")))
+
+
 def fx(node, call: str, *params: str):
     """The node metadata torch's dynamo exporter writes: the aten call and its parameters."""
     args = ", ".join(["%x", *(f"%p_{p}" for p in params)])

@@ -21,6 +21,10 @@ Speaks protocol 1 of docs/runtime-protocol.md over stdin/stdout (see protocol.py
   tf32        false (default) | true: CUDA only; lets fp32 matrix products use TF32 (precision tf32)
   seed        0 (default): the seed for `weights: seed`
   weights     auto (default) | checkpoint | onnx | seed
+  cache       generation only: dynamic (default) | static (torch_generate.py)
+
+In a generation scenario (hello's `task: generate`) torch_generate.py loads the causal language
+model and answers `generate` messages; its opening comment says how and which options apply.
 
 The model (hf_model.py): its configuration comes from the model folder's config.json when there
 is one, else from model.yaml's `architecture` and the matching configuration embedded in
@@ -55,7 +59,7 @@ from typing import Any
 if not __package__:  # run by path: the package `runtimes` is found in the folder above this file
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runtimes import hf_model, protocol
+from runtimes import hf_model, protocol, torch_generate
 from runtimes.protocol import AdapterError, Cell, CellResult, Hello, Ready
 
 OPTIONS = {
@@ -69,6 +73,7 @@ OPTIONS = {
     "tf32": "false",
     "seed": "0",
     "weights": "auto",
+    "cache": "",
 }
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -98,12 +103,18 @@ class TorchHF:
         self.prepared_shapes: set[tuple] = set()
         self.resident = False
         self.io = ""  # pinned | pageable on CUDA end to end; "" otherwise (nothing moves while timed)
+        self.generator: torch_generate.TorchGenerator | None = None
 
     def load(self, hello: Hello) -> Ready:
         import torch
         import transformers
 
         opts = protocol.Options(hello.options, OPTIONS)
+        if torch_generate.is_generation(hello):
+            self.generator, ready = torch_generate.load(hello, opts)
+            return ready
+        if opts.text("cache"):
+            raise AdapterError("option cache applies to generation scenarios only (a scenario with `generate:`)")
         device_kind = opts.text("device", ("cpu", "cuda"))
         dtype_name = opts.text("dtype", ("fp32", "fp16", "bf16"))
         attention = opts.text("attention", ("eager", "sdpa"))
@@ -221,6 +232,11 @@ class TorchHF:
             f"end-to-end (pageable copies): host input tensors in ordinary (pageable) memory {copy_in}, {what}, "
             "outputs copied to host memory with .cpu(); torch.cuda.synchronize() before the clock stops"
         )
+
+    def generate(self, cell: protocol.GenerateCell) -> protocol.GenerateResult:
+        if self.generator is None:
+            raise AdapterError("a `generate` message, but hello did not say `task: generate`")
+        return self.generator.generate(cell)
 
     def run_cell(self, cell: Cell) -> CellResult:
         import torch

@@ -5,6 +5,7 @@
 use anyhow::{bail, Result};
 use ndarray::Array2;
 
+use crate::generate::{Measured, Prompt};
 use crate::models::DecoderLayout;
 use crate::tensor::ElemType;
 
@@ -35,6 +36,33 @@ pub trait Decoder {
     fn timer(&self) -> String;
     /// Bytes the cache holds now.
     fn cache_bytes(&self) -> u64;
+}
+
+/// A cell's generations in a runtime: warm-ups and timed generations of a prompt, measured and
+/// recorded as `generate::record` does. In-process runtimes run xbench's loop on their `Decoder`
+/// (`Looped`); an external program runs the loop itself and answers with its times.
+pub trait Generator {
+    /// Generates `new_tokens` tokens after `prompt`, `warmup` times untimed then `iterations` times
+    /// timed, each from an empty cache; keeps the logits of the first `keep_rows` rows of the last.
+    fn measure(&mut self, prompt: &Prompt, new_tokens: usize, warmup: usize, iterations: usize, keep_rows: usize) -> Result<Measured>;
+}
+
+/// xbench's own loop (`generate::measure`) on a runtime's decoder.
+pub struct Looped<'a>(pub Box<dyn Decoder + 'a>);
+
+impl Generator for Looped<'_> {
+    fn measure(&mut self, prompt: &Prompt, new_tokens: usize, warmup: usize, iterations: usize, keep_rows: usize) -> Result<Measured> {
+        // Untimed runs some decoders need before timing (CUDA graphs: two runs and a capture per
+        // step), counted as the cell's preparation.
+        let t = std::time::Instant::now();
+        for _ in 0..self.0.prepare(prompt.ids.nrows(), prompt.ids.ncols(), new_tokens)? {
+            crate::generate::generate(self.0.as_mut(), prompt, new_tokens, 0)?;
+        }
+        let prepare_ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut m = crate::generate::measure(self.0.as_mut(), prompt, new_tokens, warmup, iterations, keep_rows)?;
+        m.prepare_ms = Some(m.prepare_ms.unwrap_or(0.0) + prepare_ms);
+        Ok(m)
+    }
 }
 
 /// The element type of the integer inputs a decoder takes (`input_ids`, `attention_mask`,
