@@ -51,7 +51,7 @@ if not __package__:  # run by path: the package `runtimes` is found in the folde
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runtimes import protocol
-from runtimes.protocol import AdapterError, Cell, CellResult, Hello, Ready
+from runtimes.protocol import AdapterError, Cell, CellResult, GenerateCell, GenerateResult, Hello, Ready
 
 OPTIONS = {"device": "cpu", "dtype": "fp32", "mask_dtype": "float32", "compile": "false", "tf32": "false", "timing": "end-to-end", "weights": "auto", "seed": "0"}
 SETUP = "run `xbench setup runtime mlx` (or pip install mlx mlx-transformers for the python3 this runtime uses)"
@@ -90,6 +90,7 @@ class MlxHF:
         self.output_names: list[str] = []
         self.traced: set[tuple] = set()
         self.input_names: list[str] = []
+        self.decoding: Any = None
 
     def load(self, hello: Hello) -> Ready:
         opts = protocol.Options(hello.options, OPTIONS)
@@ -109,7 +110,7 @@ class MlxHF:
             raise AdapterError(f"the model folder {hello.model.dir} is not a folder")
         os.environ["MLX_ENABLE_TF32"] = "1" if tf32 else "0"  # read once, when MLX first needs it
         mx = self.mx = import_mlx()
-        from runtimes import mlx_model
+        from runtimes import mlx_generate, mlx_model
 
         device = self._device(gpu, hello.device)
         mx.set_default_device(device)
@@ -120,11 +121,23 @@ class MlxHF:
         except Exception as err:
             raise AdapterError(f"MLX on {device} cannot compute in {dtype_name}: {protocol.describe(err)}; use another dtype") from None
 
-        self.output_names = [o.name for o in hello.model.outputs] or ["last_hidden_state"]
-        built = mlx_model.build(hello, weights, seed, "pooler_output" in self.output_names)
+        generating = hello.task == "generate"
+        if generating:
+            for name, why in (("compile", "each step's cache is one position longer, so mx.compile would trace every step anew"),
+                              ("timing", "a generation's timed spans start and end with the ids in host memory"),
+                              ("mask_dtype", "mlx-transformers' Llama builds its mask in the weights' type already")):
+                if name in hello.options:
+                    raise AdapterError(f"option {name} does not apply to generation ({why}); leave it out of a `generate:` scenario")
+            built = mlx_generate.build(hello, weights, seed)
+            mlx_generate.check_layout(built.model, hello.decoder)
+        else:
+            self.output_names = [o.name for o in hello.model.outputs] or ["last_hidden_state"]
+            built = mlx_model.build(hello, weights, seed, "pooler_output" in self.output_names)
         self.model = built.model
         if dtype != mx.float32:
             self.model.set_dtype(dtype)
+            if generating:
+                mlx_generate.keep_rotary_float32(self.model)
         if half_mask:
             mlx_model.mask_in(type(self.model), dtype)
         self.accepted = set(inspect.signature(self.model.__call__).parameters)
@@ -155,6 +168,9 @@ class MlxHF:
             )
         if self.compiled:
             notes.append("mx.compile, traced for each input shape before the warm-up")
+        if generating:
+            self.decoding = mlx_generate.MlxDecoding(self.model)
+            notes.append("generation: mlx-transformers' LlamaForCausalLM and DynamicCache, greedy mx.argmax")
         if hello.threads:
             notes.append(f"hello's threads ({hello.threads}) not applied: MLX has no thread setting")
         if built.not_used:
@@ -166,11 +182,13 @@ class MlxHF:
             precision=precision,
             placement=[(backend, 1)],
             threads="MLX's own (no thread setting)",
-            timer=self._timer(backend),
-            timer_label=self._timer_label(),
+            timer=mlx_generate.timer(backend) if generating else self._timer(backend),
+            timer_label="prefill and steps, ids from and to numpy" if generating else self._timer_label(),
             timing="device-resident" if self.resident else "end-to-end",
             host_memory="none" if self.resident else host_memory,
             extra={"weights": built.strategy, "blas": library, "notes": "; ".join(notes)},
+            generate=generating,
+            generate_timer=mlx_generate.timer(backend) if generating else None,
         )
 
     def _device(self, gpu: bool, index: int) -> Any:
@@ -264,6 +282,16 @@ class MlxHF:
             outputs[name] = value
         mx.save_safetensors(str(cell.outputs), outputs)  # bf16 written as BF16
         return CellResult(timed.samples_ms, prepare_ms, timed.warmup_ms)
+
+    def generate(self, cell: GenerateCell) -> GenerateResult:
+        if self.decoding is None:
+            raise AdapterError("a `generate` message to a program loaded without `task: generate`")
+        started = time.perf_counter_ns()
+        self.decoding.reset()  # nothing else to prepare: the model is loaded, each generation starts a new cache
+        prepare_ms = protocol.elapsed_ms(started)
+        result = protocol.time_generations(cell, self.decoding)
+        result.prepare_ms = prepare_ms
+        return result
 
     def peak_device_mib(self) -> float | None:
         mx = self.mx
