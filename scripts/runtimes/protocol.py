@@ -7,12 +7,16 @@ An adapter implements `Adapter` (load the model, run one cell, report peak memor
   standard output, which is taken over at start-up. File descriptor 1 and `sys.stdout` are then
   pointed at standard error, so that whatever a library prints (Python or C) reaches xbench's
   diagnostics and never the protocol stream;
-- the message loop: hello → ready | error, cell → result | cell_error, bye → done;
+- the message loop: hello → ready | error, cell → result | cell_error, generate → generated |
+  cell_error, bye → done;
 - the timing rule shared by every adapter (`time_iterations`), and the words `ready` uses to
   class a timer (`TIMINGS`: end-to-end or device-resident; `HOST_MEMORY`: none, pageable,
   pinned or unified), which every adapter must fill in (`Ready.timing`, `Ready.host_memory`);
 - option parsing with defaults and checked choices (`Options`);
-- safetensors files as numpy arrays (`load_arrays`, `save_arrays`).
+- safetensors files as numpy arrays (`load_arrays`, `save_arrays`);
+- generation (`generation.py`, its names re-exported here): an adapter that generates sets
+  `Ready.generate` and `Ready.generate_timer`, and implements `generate(cell: GenerateCell) ->
+  GenerateResult`, handing a `Decoding` to `time_generations`.
 
 Adapters import it from the package `runtimes` (a program run by path under `python3 -P` first
 puts the folder above the package on `sys.path`):
@@ -34,6 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Generic, Protocol, TypeVar
+
+from .generation import Decoding as Decoding
+from .generation import GenerateCell, GenerateResult
+from .generation import time_generations as time_generations
 
 PROTOCOL = 1
 # `ready`'s `timing`: end-to-end (host arrays in, outputs in host memory) or device-resident
@@ -142,6 +150,8 @@ class Ready:
     timing: str  # "end-to-end" or "device-resident" (TIMINGS)
     host_memory: str  # how host data moves inside the timed region (HOST_MEMORY)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. notes; xbench ignores unknown fields
+    generate: bool = False  # answers `generate` messages (the adapter has `generate`)
+    generate_timer: str = ""  # what a timed prefill and a timed step cover, in words (with `generate`)
 
 
 @dataclass
@@ -160,6 +170,10 @@ class Adapter(Protocol):
 
     def peak_device_mib(self) -> float | None:
         """Peak device memory over the whole run, or None when there is no device."""
+
+    # An adapter that generates also has (and says so with `Ready.generate`):
+    #     def generate(self, cell: GenerateCell) -> GenerateResult:
+    #         prepares for the cell (untimed, `prepare_ms`), then `time_generations(cell, decoding)`.
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,6 +242,8 @@ def serve(adapter: Adapter) -> int:
         ready = adapter.load(Hello.parse(first))
         if ready.timing not in TIMINGS or ready.host_memory not in HOST_MEMORY:
             raise AdapterError(f"the program's ready says timing `{ready.timing}` and host_memory `{ready.host_memory}`, not one of {TIMINGS} and {HOST_MEMORY}")
+        if ready.generate and (not callable(getattr(adapter, "generate", None)) or not ready.generate_timer.strip()):
+            raise AdapterError("the program's ready says it generates, but the adapter has no `generate` method or its ready no `generate_timer`")
     except Exception as err:  # anything that stops the load is reported, not raised
         if not isinstance(err, AdapterError):
             traceback.print_exc(file=sys.stderr)
@@ -250,6 +266,7 @@ def serve(adapter: Adapter) -> int:
             "timing": ready.timing,
             "host_memory": ready.host_memory,
             "load_ms": round(load_ms, 3),
+            **({"generate": True, "generate_timer": ready.generate_timer} if ready.generate else {}),
         }
     )
     while True:
@@ -271,6 +288,20 @@ def serve(adapter: Adapter) -> int:
                         "warmup_ms": round(result.warmup_ms, 3),
                     }
                 )
+            except Exception as err:
+                if not isinstance(err, AdapterError):
+                    traceback.print_exc(file=sys.stderr)
+                channel.send({"type": "cell_error", "index": index, "message": describe(err)})
+        elif kind == "generate":
+            generate = getattr(adapter, "generate", None)
+            if not ready.generate or not callable(generate):
+                channel.send({"type": "error", "message": "this program does not generate (it was sent a `generate` message)"})
+                return 1
+            index = msg.get("index")
+            try:
+                gcell = GenerateCell.parse(msg)
+                answer: GenerateResult = generate(gcell)
+                channel.send(answer.message(gcell.index))
             except Exception as err:
                 if not isinstance(err, AdapterError):
                     traceback.print_exc(file=sys.stderr)
