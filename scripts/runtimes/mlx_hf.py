@@ -121,7 +121,7 @@ class MlxHF:
         except Exception as err:
             raise AdapterError(f"MLX on {device} cannot compute in {dtype_name}: {protocol.describe(err)}; use another dtype") from None
 
-        generating = hello.task == "generate"
+        generating = getattr(hello, "task", "") == "generate"
         if generating:
             for name, why in (("compile", "each step's cache is one position longer, so mx.compile would trace every step anew"),
                               ("timing", "a generation's timed spans start and end with the ids in host memory"),
@@ -129,7 +129,7 @@ class MlxHF:
                 if name in hello.options:
                     raise AdapterError(f"option {name} does not apply to generation ({why}); leave it out of a `generate:` scenario")
             built = mlx_generate.build(hello, weights, seed)
-            mlx_generate.check_layout(built.model, hello.decoder)
+            mlx_generate.check_layout(built.model, getattr(hello, "decoder", None))
         else:
             self.output_names = [o.name for o in hello.model.outputs] or ["last_hidden_state"]
             built = mlx_model.build(hello, weights, seed, "pooler_output" in self.output_names)
