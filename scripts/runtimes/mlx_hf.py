@@ -29,6 +29,14 @@ Timers, each iteration read with perf_counter_ns:
                    and mx.eval on every output; outputs stay MLX arrays, converted after timing.
 `ready` carries `timing` and `host_memory`, and notes saying which weights were used.
 
+Generation (hello's `task: generate`, docs/runtime-protocol.md): the decoder is mlx-transformers'
+LlamaForCausalLM (model_type llama; qwen2 as Llama with q/k/v biases), built and decoded by
+mlx_generate.py; `ready` says `generate: true` and what a timed prefill and step cover. `device`,
+`dtype`, `tf32`, `weights` and `seed` apply as above (mlx-transformers' Llama builds its mask in the
+weights' type, so a half-precision generation stays in it; its logits are cast to float32);
+`compile`, `timing` and `mask_dtype` are refused there: each step's cache is one position longer
+(mx.compile would trace every step again), and a step's span starts and ends with ids in host memory.
+
 The Hugging Face Hub is never asked (HF_HUB_OFFLINE=1 is set before anything is imported).
 Needs mlx (`mlx[cpu]` on Linux without a GPU, `mlx[cuda13]` for CUDA, `mlx` on macOS),
 mlx-transformers, transformers < 6, numpy, safetensors, PyYAML; `onnx` for `weights: onnx`.
