@@ -33,7 +33,8 @@ Generation (hello's `task: generate`, docs/runtime-protocol.md): the decoder is 
 LlamaForCausalLM (model_type llama; qwen2 as Llama with q/k/v biases), built and decoded by
 mlx_generate.py; `ready` says `generate: true` and what a timed prefill and step cover. `device`,
 `dtype`, `tf32`, `weights` and `seed` apply as above (mlx-transformers' Llama builds its mask in the
-weights' type, so a half-precision generation stays in it; its logits are cast to float32);
+weights' type, so an fp16 generation stays in fp16; its logits are cast to float32; bf16 is refused:
+that mask goes through numpy, which has no bfloat16);
 `compile`, `timing` and `mask_dtype` are refused there: each step's cache is one position longer
 (mx.compile would trace every step again), and a step's span starts and ends with ids in host memory.
 
@@ -136,6 +137,8 @@ class MlxHF:
                               ("mask_dtype", "mlx-transformers' Llama builds its mask in the weights' type already")):
                 if name in hello.options:
                     raise AdapterError(f"option {name} does not apply to generation ({why}); leave it out of a `generate:` scenario")
+            if dtype_name == "bf16":
+                raise AdapterError("dtype bf16 cannot generate: mlx-transformers' Llama builds its attention mask through numpy, which has no bfloat16; use fp16 or fp32")
             built = mlx_generate.build(hello, weights, seed)
             mlx_generate.check_layout(built.model, getattr(hello, "decoder", None))
         else:

@@ -121,6 +121,18 @@ class Generation(unittest.TestCase):
             self.assertEqual(result.cache_bytes, 2 * 2 * batch * 2 * (16 + NEW_TOKENS - 1) * 16 * 4)
 
 
+class HalfPrecision(unittest.TestCase):
+    def test_fp16_keeps_its_cache_in_fp16_and_gives_float32_logits(self) -> None:
+        adapter = MlxHF()
+        self.assertEqual(adapter.load(hello(TINY, {"dtype": "fp16", "weights": "onnx"})).precision, "fp16")
+        with tempfile.TemporaryDirectory() as tmp:
+            outputs = Path(tmp) / "outputs.safetensors"
+            cell = GenerateCell(index=0, warmup=0, iterations=1, new_tokens=8, keep_logits=1, prompt=prompt(2, 16, [0, 5]), outputs=str(outputs))
+            result = adapter.generate(cell)
+            self.assertEqual(load_file(str(outputs))["logits"].dtype, np.float32)
+        self.assertEqual(result.cache_bytes, 2 * 2 * 2 * 2 * (16 + 8 - 1) * 16 * 2)
+
+
 class Refusals(unittest.TestCase):
     def load_error(self, h: Hello) -> str:
         with self.assertRaises(AdapterError) as caught:
@@ -131,6 +143,7 @@ class Refusals(unittest.TestCase):
         for name, value in (("compile", "true"), ("timing", "device-resident"), ("mask_dtype", "dtype")):
             message = self.load_error(hello(TINY, {name: value, "dtype": "fp16"}))
             self.assertIn(f"option {name} does not apply to generation", message)
+        self.assertIn("dtype bf16 cannot generate", self.load_error(hello(TINY, {"dtype": "bf16"})))
 
     def test_a_layout_other_than_the_onnx_graphs(self) -> None:
         layout = {"layers": 3, "kv_heads": 2, "head_dim": 16, "vocab": 259}
