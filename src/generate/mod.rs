@@ -115,8 +115,30 @@ pub struct Measured {
     /// Whole generations (prefill and every step), one per timed generation.
     pub samples_ms: Vec<f64>,
     pub warmup_ms: f64,
+    /// Preparation for the cell the runtime reported (an external program's), untimed.
+    pub prepare_ms: Option<f64>,
     /// The last timed generation's ids and kept logits, as saved outputs (`ids`, `logits`).
     pub outputs: Vec<Output>,
+}
+
+/// What a cell's generations gave, as xbench's loop or an external program measured them.
+pub struct Timings {
+    /// One per timed generation.
+    pub prefill_ms: Vec<f64>,
+    /// One list per timed generation, `new_tokens - 1` steps each.
+    pub step_ms: Vec<Vec<f64>>,
+    pub warmup_ms: f64,
+    pub prepare_ms: Option<f64>,
+    /// The last timed generation's ids `[batch, new_tokens]`.
+    pub ids: Array2<i64>,
+    /// Its logits `[new_tokens, rows kept, vocab]`, when kept.
+    pub logits: Option<Array3<f32>>,
+    /// What the cache held at the end of the last generation.
+    pub cache_bytes: u64,
+    /// What a timed prefill and step cover, as recorded.
+    pub timer: String,
+    /// Every generation of the cell (warm-ups included) picked the same ids.
+    pub repeatable: bool,
 }
 
 /// Warms up and times `iterations` generations of one cell.
@@ -132,20 +154,27 @@ pub fn measure(dec: &mut dyn Decoder, prompt: &Prompt, new_tokens: usize, warmup
         repeatable &= first.get_or_insert_with(|| g.ids.clone()) == &g.ids;
     }
     let warmup_ms = t.elapsed().as_secs_f64() * 1e3;
-    let (mut prefill, mut steps, mut whole) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut prefill_ms, mut step_ms) = (Vec::new(), Vec::new());
     let mut last = None;
     for i in 0..iterations {
         let g = generate(dec, prompt, new_tokens, if i + 1 == iterations { keep_rows } else { 0 })?;
         repeatable &= first.get_or_insert_with(|| g.ids.clone()) == &g.ids;
-        prefill.push(g.prefill_ms);
-        whole.push(g.prefill_ms + g.step_ms.iter().sum::<f64>());
-        steps.extend_from_slice(&g.step_ms);
+        prefill_ms.push(g.prefill_ms);
+        step_ms.push(g.step_ms.clone());
         last = Some(g);
     }
     let g = last.expect("one timed generation at least");
+    Ok(record(prompt, new_tokens, Timings { prefill_ms, step_ms, warmup_ms, prepare_ms: None, ids: g.ids, logits: g.logits, cache_bytes: g.cache_bytes, timer: dec.timer(), repeatable }))
+}
+
+/// The record of a cell's generations: prefill and decode statistics, tokens per second, the
+/// last generation's ids, and the outputs saved (`ids`, `logits`).
+pub fn record(prompt: &Prompt, new_tokens: usize, t: Timings) -> Measured {
     let batch = prompt.ids.nrows();
     let prompt_tokens: usize = prompt.tokens_per_row.iter().sum();
-    let prefill_summary = summarize(&prefill, batch, Some(prompt_tokens));
+    let steps: Vec<f64> = t.step_ms.iter().flatten().copied().collect();
+    let whole = t.prefill_ms.iter().zip(&t.step_ms).map(|(p, s)| p + s.iter().sum::<f64>()).collect();
+    let prefill_summary = summarize(&t.prefill_ms, batch, Some(prompt_tokens));
     let decode = (!steps.is_empty()).then(|| summarize(&steps, batch, Some(batch)));
     let generation = crate::results::Generation {
         prompt_tokens: prompt.tokens_per_row.clone(),
@@ -155,17 +184,17 @@ pub fn measure(dec: &mut dyn Decoder, prompt: &Prompt, new_tokens: usize, warmup
         prefill: prefill_summary,
         decode_tokens_per_s: decode.as_ref().map(|_| (batch * steps.len()) as f64 / (steps.iter().sum::<f64>() / 1e3)),
         decode,
-        cache_bytes: g.cache_bytes,
-        timer: dec.timer(),
-        ids: g.ids.rows().into_iter().map(|r| r.to_vec()).collect(),
-        repeatable,
+        cache_bytes: t.cache_bytes,
+        timer: t.timer,
+        ids: t.ids.rows().into_iter().map(|r| r.to_vec()).collect(),
+        repeatable: t.repeatable,
         agreement: None,
     };
-    let mut outputs = vec![Output { name: "ids".into(), data: Tensor::I64(g.ids.into_dyn()) }];
-    if let Some(l) = g.logits {
+    let mut outputs = vec![Output { name: "ids".into(), data: Tensor::I64(t.ids.into_dyn()) }];
+    if let Some(l) = t.logits {
         outputs.push(Output { name: "logits".into(), data: Tensor::F32(l.into_dyn()) });
     }
-    Ok(Measured { generation, samples_ms: whole, warmup_ms, outputs })
+    Measured { generation, samples_ms: whole, warmup_ms: t.warmup_ms, prepare_ms: t.prepare_ms, outputs }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! A worker's generation group: one decoder made from the loaded session (its cache kept by the
-//! runtime), then each cell's prompt generated from as the scenario says.
+//! A worker's generation group: one generator made from the loaded session (xbench's loop on a
+//! decoder whose cache the runtime keeps, or an external program's own loop), then each cell's
+//! prompt generated from as the scenario says.
 
 use std::time::Instant;
 
@@ -67,7 +68,7 @@ pub fn run_cells(job: &GroupJob, session: &mut dyn Session, text: &Result<TextIn
     };
     let t = Instant::now();
     let runtime = job.runtime.id;
-    let mut decoder = match session.decoder(layout, &job.model.io) {
+    let mut generator = match session.generator(layout, &job.model.io) {
         Ok(d) => d,
         Err(e) => {
             let e = format!("{runtime}: {e:#}");
@@ -82,13 +83,13 @@ pub fn run_cells(job: &GroupJob, session: &mut dyn Session, text: &Result<TextIn
         if stop() {
             break;
         }
-        let mut record = run_cell(job, cell, decoder.as_mut(), text, layout, prepare_ms.take().unwrap_or(0.0)).unwrap_or_else(|e| fail(cell, format!("{e:#}")));
+        let mut record = run_cell(job, cell, generator.as_mut(), text, layout, prepare_ms.take().unwrap_or(0.0)).unwrap_or_else(|e| fail(cell, format!("{e:#}")));
         record.gpu_memory_mib = gpu.and_then(|g| g.process_memory_mib(std::process::id()));
         emit(RunEvent::Cell(Box::new(record)));
     }
 }
 
-fn run_cell(job: &GroupJob, cell: &Cell, decoder: &mut dyn crate::runtimes::decode::Decoder, text: Option<&(Prose, Tokenizer)>, layout: &crate::models::DecoderLayout, prepare_ms: f64) -> Result<CellRecord> {
+fn run_cell(job: &GroupJob, cell: &Cell, generator: &mut dyn crate::runtimes::decode::Generator, text: Option<&(Prose, Tokenizer)>, layout: &crate::models::DecoderLayout, prepare_ms: f64) -> Result<CellRecord> {
     let clock = Instant::now();
     let new_tokens = cell.new_tokens.ok_or_else(|| anyhow!("cell {} is not a generation cell", cell.index))?;
     let prompt = prompt_of(job, cell, text)?;
@@ -104,7 +105,7 @@ fn run_cell(job: &GroupJob, cell: &Cell, decoder: &mut dyn crate::runtimes::deco
     let m = &job.measuring;
     let vocab = layout.vocab.unwrap_or(1);
     let keep_rows = if job.outputs_dir.is_some() { generate::rows_kept(cell.batch, new_tokens, vocab) } else { 0 };
-    let measured = generate::measure(decoder, &prompt, new_tokens, m.warmup, m.iterations, keep_rows)?;
+    let measured = generator.measure(&prompt, new_tokens, m.warmup, m.iterations, keep_rows)?;
     if let Some(dir) = &job.outputs_dir {
         let saved = SavedOutputs {
             outputs: measured.outputs,
@@ -124,7 +125,8 @@ fn run_cell(job: &GroupJob, cell: &Cell, decoder: &mut dyn crate::runtimes::deco
     record.summary = Some(summary);
     record.samples_ms = measured.samples_ms;
     record.iterations = record.samples_ms.len();
-    record.prepare_ms = Some(prepare_ms);
+    // The generator's making (first cell) and what the runtime reports preparing for the cell.
+    record.prepare_ms = Some(prepare_ms + measured.prepare_ms.unwrap_or(0.0));
     record.warmup_ms = Some(measured.warmup_ms);
     record.timer_resolution_ms = Some(crate::measure::timer_resolution_ms());
     record.timer = format!("generation: each step timed on its own; {}", measured.generation.timer);

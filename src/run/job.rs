@@ -89,13 +89,15 @@ impl GroupJob {
     pub fn new(plan: &ResolvedPlan, g: usize, cells: Vec<Cell>, options: &RuntimeOptions, outputs_dir: &std::path::Path) -> Option<GroupJob> {
         let group = &plan.plan.groups[g];
         let s = &plan.plan.settings;
+        let model = JobModel::of(&plan.models[group.model])?;
+        let decoder = s.generate.as_ref().and(model.decoder.clone());
         Some(GroupJob {
             group: g,
             runtime: plan.runtime(group.runtime).request.clone(),
-            model: JobModel::of(&plan.models[group.model])?,
+            model,
             cells,
             measuring: Measuring { warmup: s.warmup, iterations: s.iterations, min_time_s: s.min_time_s, text: s.text.clone(), dims: plan.dims_of(group.model), generate: s.generate.clone() },
-            options: RuntimeOptions { threads: s.threads, ..options.clone() },
+            options: RuntimeOptions { threads: s.threads, generate: decoder, ..options.clone() },
             outputs_dir: plan.keeps_outputs(group.model).then(|| outputs_dir.to_path_buf()),
             gated: false,
         })

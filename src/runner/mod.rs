@@ -225,6 +225,7 @@ fn run_options(c: &RunConfig, plan: &ResolvedPlan, auto_setup: bool) -> Result<R
             no_tf32: c.no_tf32,
             cell_timeout_s: Some(plan.plan.settings.cell_timeout_s),
             ep_libs: c.ep_libs.clone().into_iter().collect(),
+            generate: None,
         },
         isolation: if c.in_process {
             Isolation::InProcess

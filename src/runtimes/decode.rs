@@ -5,6 +5,7 @@
 use anyhow::{bail, Result};
 use ndarray::Array2;
 
+use crate::generate::{Measured, Prompt};
 use crate::models::DecoderLayout;
 use crate::tensor::ElemType;
 
@@ -28,6 +29,24 @@ pub trait Decoder {
     fn timer(&self) -> String;
     /// Bytes the cache holds now.
     fn cache_bytes(&self) -> u64;
+}
+
+/// A cell's generations in a runtime: warm-ups and timed generations of a prompt, measured and
+/// recorded as `generate::record` does. In-process runtimes run xbench's loop on their `Decoder`
+/// (`Looped`); an external program runs the loop itself and answers with its times.
+pub trait Generator {
+    /// Generates `new_tokens` tokens after `prompt`, `warmup` times untimed then `iterations` times
+    /// timed, each from an empty cache; keeps the logits of the first `keep_rows` rows of the last.
+    fn measure(&mut self, prompt: &Prompt, new_tokens: usize, warmup: usize, iterations: usize, keep_rows: usize) -> Result<Measured>;
+}
+
+/// xbench's own loop (`generate::measure`) on a runtime's decoder.
+pub struct Looped<'a>(pub Box<dyn Decoder + 'a>);
+
+impl Generator for Looped<'_> {
+    fn measure(&mut self, prompt: &Prompt, new_tokens: usize, warmup: usize, iterations: usize, keep_rows: usize) -> Result<Measured> {
+        crate::generate::measure(self.0.as_mut(), prompt, new_tokens, warmup, iterations, keep_rows)
+    }
 }
 
 /// The element type of the integer inputs a decoder takes (`input_ids`, `attention_mask`,

@@ -55,6 +55,10 @@ pub struct RuntimeOptions {
     /// Plugin execution provider libraries given on the command line (`--ep-lib NAME=PATH`).
     #[serde(default)]
     pub ep_libs: std::collections::BTreeMap<String, PathBuf>,
+    /// In a generation scenario, the model's decoder layout (an external program is told it is
+    /// asked to generate, and what xbench read of the decoder).
+    #[serde(default)]
+    pub generate: Option<crate::models::DecoderLayout>,
 }
 
 /// Threads used when the scenario sets none: the cores the process may use.
@@ -102,6 +106,11 @@ pub trait Session {
     /// that cannot keep one says so (the default).
     fn decoder(&mut self, _layout: &crate::models::DecoderLayout, _io: &crate::models::ModelIo) -> Result<Box<dyn decode::Decoder + '_>> {
         Err(decode::cannot_keep_cache())
+    }
+    /// What measures a generation cell: xbench's loop on `decoder` unless the runtime runs the
+    /// loop itself (an external program).
+    fn generator(&mut self, layout: &crate::models::DecoderLayout, io: &crate::models::ModelIo) -> Result<Box<dyn decode::Generator + '_>> {
+        Ok(Box::new(decode::Looped(self.decoder(layout, io)?)))
     }
     /// Ends the session's work (an external program is told to stop and waited for).
     fn close(&mut self) {}

@@ -23,6 +23,11 @@ pub enum ToProgram<'a> {
         model: HelloModel,
         threads: Option<usize>,
         device: u32,
+        /// `"generate"` in a generation scenario, with `decoder`; absent otherwise.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        task: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        decoder: Option<HelloDecoder>,
     },
     Cell {
         index: usize,
@@ -32,7 +37,42 @@ pub enum ToProgram<'a> {
         inputs: &'a std::path::Path,
         outputs: &'a std::path::Path,
     },
+    /// A generation cell, sent instead of `cell`.
+    Generate {
+        index: usize,
+        warmup: usize,
+        iterations: usize,
+        new_tokens: usize,
+        keep_logits: usize,
+        prompt: &'a std::path::Path,
+        outputs: &'a std::path::Path,
+    },
     Bye,
+}
+
+/// What xbench read of a decoder's key/value cache from its graph (`models::DecoderLayout`), as
+/// `hello` tells a program asked to generate.
+#[derive(Debug, Serialize)]
+pub struct HelloDecoder {
+    pub layers: usize,
+    pub kv_heads: Option<usize>,
+    pub head_dim: Option<usize>,
+    pub vocab: Option<usize>,
+    pub cache_type: String,
+    pub max_positions: Option<usize>,
+}
+
+impl HelloDecoder {
+    pub fn of(layout: &crate::models::DecoderLayout) -> HelloDecoder {
+        HelloDecoder {
+            layers: layout.cache.len(),
+            kv_heads: layout.kv_heads,
+            head_dim: layout.head_size,
+            vocab: layout.vocab,
+            cache_type: layout.cache_type.to_string(),
+            max_positions: layout.max_positions,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -137,6 +177,7 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
 pub enum FromProgram {
     Ready(Box<Ready>),
     Result(CellResult),
+    Generated(Box<Generated>),
     CellError(CellError),
     Done,
     /// The program gives up: its message.
@@ -155,6 +196,7 @@ impl FromProgram {
             read(match ty.as_str() {
                 "ready" => serde_json::from_value(m).map(|r| FromProgram::Ready(Box::new(r))),
                 "result" => serde_json::from_value(m).map(FromProgram::Result),
+                "generated" => serde_json::from_value(m).map(|g| FromProgram::Generated(Box::new(g))),
                 "cell_error" => serde_json::from_value(m).map(FromProgram::CellError),
                 "done" => Ok(FromProgram::Done),
                 "error" => serde_json::from_value::<ErrorMsg>(m).map(|e| FromProgram::Error(e.message)),
@@ -169,6 +211,7 @@ impl FromProgram {
         match self {
             FromProgram::Ready(_) => "ready",
             FromProgram::Result(_) => "result",
+            FromProgram::Generated(_) => "generated",
             FromProgram::CellError(_) => "cell_error",
             FromProgram::Done => "done",
             FromProgram::Error(_) => "error",
@@ -207,6 +250,11 @@ pub struct Ready {
     pub host_memory: Option<Sent<String>>,
     #[serde(default, deserialize_with = "text")]
     pub notes: Option<String>,
+    /// `true` when the program answers `generate` messages.
+    pub generate: Option<Sent<bool>>,
+    /// What a timed prefill and a timed step cover, in words.
+    #[serde(default, deserialize_with = "text")]
+    pub generate_timer: Option<String>,
 }
 
 /// `result`: a cell's samples (its outputs are in the outputs file). Checked by the session
@@ -217,6 +265,21 @@ pub struct CellResult {
     pub samples_ms: Option<Sent<Vec<Sent<f64>>>>,
     pub prepare_ms: Option<Sent<f64>>,
     pub warmup_ms: Option<Sent<f64>>,
+}
+
+/// `generated`: a generation cell's times (its ids and logits are in the outputs file). Checked
+/// by the session against the protocol's rules.
+#[derive(Debug, Deserialize)]
+pub struct Generated {
+    pub index: Option<Sent<u64>>,
+    /// One per timed generation.
+    pub prefill_ms: Option<Sent<Vec<Sent<f64>>>>,
+    /// One list per timed generation.
+    pub step_ms: Option<Sent<Vec<Sent<Vec<Sent<f64>>>>>>,
+    pub prepare_ms: Option<Sent<f64>>,
+    pub warmup_ms: Option<Sent<f64>>,
+    pub cache_bytes: Option<Sent<u64>>,
+    pub repeatable: Option<Sent<bool>>,
 }
 
 /// `cell_error`: one cell failed, the program goes on.
@@ -252,5 +315,31 @@ mod tests {
         let p = std::path::Path::new("/x");
         let cell = serde_json::to_string(&ToProgram::Cell { index: 2, warmup: 1, iterations: 3, min_time_s: None, inputs: p, outputs: p }).unwrap();
         assert_eq!(cell, r#"{"type":"cell","index":2,"warmup":1,"iterations":3,"min_time_s":null,"inputs":"/x","outputs":"/x"}"#);
+        let generate = serde_json::to_string(&ToProgram::Generate { index: 0, warmup: 1, iterations: 3, new_tokens: 32, keep_logits: 2, prompt: p, outputs: p }).unwrap();
+        assert_eq!(generate, r#"{"type":"generate","index":0,"warmup":1,"iterations":3,"new_tokens":32,"keep_logits":2,"prompt":"/x","outputs":"/x"}"#);
+    }
+
+    #[test]
+    fn hello_says_generate_and_the_decoder_only_in_a_generation_scenario() {
+        let options = BTreeMap::new();
+        let hello = |decoder: Option<HelloDecoder>| {
+            let model = HelloModel { name: "m".into(), dir: "/m".into(), onnx: "/m/model.onnx".into(), inputs: vec![], outputs: vec![] };
+            let task = decoder.as_ref().map(|_| "generate");
+            serde_json::to_value(ToProgram::Hello { protocol: 1, runtime: HelloRuntime { name: RuntimeId::new("t"), options: &options }, model, threads: None, device: 0, task, decoder }).unwrap()
+        };
+        let plain = hello(None);
+        assert!(plain.get("task").is_none() && plain.get("decoder").is_none(), "{plain}");
+        let d = HelloDecoder { layers: 2, kv_heads: Some(4), head_dim: Some(16), vocab: None, cache_type: "float16".into(), max_positions: Some(128) };
+        let generating = hello(Some(d));
+        assert_eq!(generating["task"], "generate");
+        assert_eq!(generating["decoder"], serde_json::json!({"layers": 2, "kv_heads": 4, "head_dim": 16, "vocab": null, "cache_type": "float16", "max_positions": 128}));
+    }
+
+    #[test]
+    fn a_generated_answer_keeps_what_was_sent() {
+        let Ok(Ok(FromProgram::Generated(g))) = FromProgram::parse(r#"{"type":"generated","index":0,"prefill_ms":[1.5],"step_ms":[[1,"x"]],"cache_bytes":-1,"repeatable":true}"#) else { panic!() };
+        assert_eq!(g.prefill_ms, Some(Sent::Valid(vec![Sent::Valid(1.5)])));
+        assert_eq!(g.step_ms, Some(Sent::Valid(vec![Sent::Valid(vec![Sent::Valid(1.0), Sent::Invalid("\"x\"".into())])])));
+        assert_eq!((g.cache_bytes, g.repeatable, g.warmup_ms), (Some(Sent::Invalid("-1".into())), Some(Sent::Valid(true)), None));
     }
 }

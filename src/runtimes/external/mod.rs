@@ -3,6 +3,7 @@
 //! own iterations; xbench feeds the same inputs as every runtime, checks every answer, and keeps
 //! the statistics, agreement, results and reports.
 
+mod generation;
 mod messages;
 mod peer;
 mod session;

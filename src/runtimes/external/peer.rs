@@ -132,6 +132,7 @@ fn kind(msg: &ToProgram) -> &'static str {
     match msg {
         ToProgram::Hello { .. } => "hello",
         ToProgram::Cell { .. } => "cell",
+        ToProgram::Generate { .. } => "generate",
         ToProgram::Bye => "bye",
     }
 }
@@ -178,6 +179,8 @@ mod tests {
             model: super::super::messages::HelloModel { name: "m".into(), dir: "/m".into(), onnx: "/m/model.onnx".into(), inputs: vec![], outputs: vec![] },
             threads: None,
             device: 0,
+            task: None,
+            decoder: None,
         };
         let started = Instant::now();
         let err = format!("{:#}", peer.ask(&hello, Duration::from_secs(1), &["ready"]).unwrap_err());

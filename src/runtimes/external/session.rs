@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::messages::{CellResult, Declared, FromProgram, HelloModel, HelloRuntime, Ready, Sent, ToProgram};
+use super::messages::{CellResult, Declared, FromProgram, HelloDecoder, HelloModel, HelloRuntime, Ready, Sent, ToProgram};
 use super::peer::Peer;
 use super::PROTOCOL;
 use crate::inputs::Feed;
@@ -45,15 +45,69 @@ fn broken_time_rule(ms: f64, zero: bool) -> Option<String> {
     }
 }
 
+const TIME_FIX: &str = "fix: send every time in milliseconds, as the program's clock read it";
+
+/// `prepare_ms` and `warmup_ms` as sent (0 when absent), each checked against the protocol's bounds.
+pub(super) fn untimed_ms(who: &str, prepare: &Option<Sent<f64>>, warmup: &Option<Sent<f64>>) -> Result<[f64; 2]> {
+    let mut untimed = [0.0; 2];
+    for (k, (key, v)) in [("prepare_ms", prepare), ("warmup_ms", warmup)].into_iter().enumerate() {
+        let ms = match v {
+            None => continue,
+            Some(Sent::Valid(ms)) => *ms,
+            Some(Sent::Invalid(json)) => bail!("{who} sent {json} as `{key}`; it must be a number of milliseconds, or left out"),
+        };
+        if let Some(rule) = broken_time_rule(ms, true) {
+            bail!("{who} sent {} ms as `{key}`: {rule}\n  {TIME_FIX}", show(ms));
+        }
+        untimed[k] = ms;
+    }
+    Ok(untimed)
+}
+
+/// One time an answer sends (`what`, e.g. "sample 3 of `samples_ms`"): a number within the
+/// protocol's bounds, above 0.
+pub(super) fn timed_ms(who: &str, sent: &Sent<f64>, what: &str) -> Result<f64> {
+    let ms = match sent {
+        Sent::Valid(ms) => *ms,
+        Sent::Invalid(json) => bail!("{who} sent {json} as {what}; every time must be a number of milliseconds"),
+    };
+    if let Some(rule) = broken_time_rule(ms, false) {
+        bail!("{who} sent {} ms as {what}: {rule}\n  {TIME_FIX}", show(ms));
+    }
+    Ok(ms)
+}
+
+/// Everything an answer reports (`total_ms`: its `timed` times, `prepare_ms` and `warmup_ms`
+/// together) happened between the message and the answer (`took_ms`), give or take rounding.
+pub(super) fn within_exchange(who: &str, total_ms: f64, timed: &str, took_ms: f64) -> Result<()> {
+    if total_ms > took_ms * 1.05 + 10.0 {
+        bail!("{who} reported {total_ms:.1} ms of work ({timed}, `prepare_ms` and `warmup_ms` together) for a cell it answered {took_ms:.1} ms after it was asked\n  {TIME_FIX}, each time taken within the cell");
+    }
+    Ok(())
+}
+
+/// `ready`'s `generate_timer`, required with `"generate": true` in a generation scenario.
+fn generate_timer(ready: &Ready) -> std::result::Result<String, String> {
+    if ready.generate.as_ref().and_then(Sent::valid) != Some(&true) {
+        return Err("does not generate (its `ready` has no `\"generate\": true`)\n  fix: use a program that answers `generate` messages (docs/runtime-protocol.md, *Generation*), or generate with ort-cpu, ort-cuda or tract-cpu".into());
+    }
+    match ready.generate_timer.as_deref().map(str::trim) {
+        Some(t) if !t.is_empty() => Ok(t.to_string()),
+        _ => Err("generates but its `ready` has no `generate_timer`\n  fix: send `generate_timer`: what a timed prefill and a timed step cover, in words (docs/runtime-protocol.md, *Generation*)".into()),
+    }
+}
+
 pub struct ExternalSession {
-    peer: Peer,
+    pub(super) peer: Peer,
     /// Fields drop in order: the program ends before its working folder is removed.
-    scratch: tempfile::TempDir,
+    pub(super) scratch: tempfile::TempDir,
     io: ModelIo,
     timeout: Duration,
     info: SessionInfo,
     timer_label: String,
-    cells: usize,
+    /// `ready`'s `generate_timer`, in a generation scenario.
+    pub(super) generate_timer: Option<String>,
+    pub(super) cells: usize,
     /// Why the program can no longer be asked anything (it exited, hung or spoke garbage).
     broken: Option<String>,
 }
@@ -120,6 +174,8 @@ impl ExternalSession {
             },
             threads: opts.threads,
             device: opts.device_id,
+            task: opts.generate.as_ref().map(|_| "generate"),
+            decoder: opts.generate.as_ref().map(HelloDecoder::of),
         };
         let FromProgram::Ready(ready) = peer.ask(&hello, timeout, &["ready"])? else { bail!("{} sent no `ready`", peer.program) };
         if ready.protocol.as_ref().and_then(Sent::valid) != Some(&PROTOCOL) {
@@ -151,22 +207,25 @@ impl ExternalSession {
             notes: ready.notes.clone(),
         };
         let timer_label = ready.timer_label.clone().unwrap_or_else(|| "external".into());
-        Ok(ExternalSession { peer, scratch, io, timeout, info, timer_label, cells: 0, broken: None })
+        let generate_timer = match opts.generate {
+            None => None,
+            Some(_) => Some(generate_timer(&ready).map_err(|why| anyhow!("{} {why}", peer.program))?),
+        };
+        Ok(ExternalSession { peer, scratch, io, timeout, info, timer_label, generate_timer, cells: 0, broken: None })
     }
 
-    fn cell(&mut self, feed: &Feed, warmup: usize, iterations: usize, min_time_s: Option<f64>) -> Result<SelfTimed> {
+    /// Sends the message `ask(index)` for the next cell and waits for its answer (one of
+    /// `answers`, or `cell_error`), checking that it answers that cell. `Ok` holds the answer and
+    /// the time from sending the message to reading the answer, in milliseconds.
+    pub(super) fn exchange<'m>(&mut self, ask: impl FnOnce(usize) -> Result<ToProgram<'m>>, answers: &[&str]) -> Result<(usize, FromProgram, f64)> {
         if let Some(why) = &self.broken {
             bail!("{} can no longer be asked: {why}", self.peer.program);
         }
         let index = self.cells;
         self.cells += 1;
-        let inputs = self.scratch.path().join(format!("cell-{index}-inputs.safetensors"));
-        let outputs = self.scratch.path().join(format!("cell-{index}-outputs.safetensors"));
-        let tensors: Vec<Output> = feed.tensors.iter().map(|(name, t)| Output { name: name.clone(), data: t.clone() }).collect();
-        write_tensors(&inputs, &tensors, Default::default())?;
-        let cell = ToProgram::Cell { index, warmup, iterations, min_time_s, inputs: &inputs, outputs: &outputs };
+        let msg = ask(index)?;
         let asked = Instant::now();
-        let answer = self.peer.ask(&cell, self.timeout, &["result", "cell_error"]);
+        let answer = self.peer.ask(&msg, self.timeout, answers);
         let took_ms = asked.elapsed().as_secs_f64() * 1e3;
         let answer = match answer {
             Ok(a) => a,
@@ -175,10 +234,10 @@ impl ExternalSession {
                 return Err(e);
             }
         };
-        let _ = std::fs::remove_file(&inputs);
         // An answer for another cell puts every later answer off by one: ask nothing more.
         let answered = match &answer {
             FromProgram::Result(r) => &r.index,
+            FromProgram::Generated(g) => &g.index,
             FromProgram::CellError(e) => &e.index,
             _ => &None,
         };
@@ -187,11 +246,28 @@ impl ExternalSession {
             self.broken = Some(why.clone());
             bail!("{why}\n  fix: answer each cell with its own `index`, in order");
         }
-        let result = match answer {
+        if let FromProgram::CellError(e) = &answer {
+            bail!("{}: {}", self.peer.program, e.message.as_deref().unwrap_or("(no message)"));
+        }
+        Ok((index, answer, took_ms))
+    }
+
+    fn cell(&mut self, feed: &Feed, warmup: usize, iterations: usize, min_time_s: Option<f64>) -> Result<SelfTimed> {
+        let scratch = self.scratch.path().to_path_buf();
+        let (inputs, outputs) = (scratch.join(format!("cell-{}-inputs.safetensors", self.cells)), scratch.join(format!("cell-{}-outputs.safetensors", self.cells)));
+        let exchanged = self.exchange(
+            |index| {
+                let tensors: Vec<Output> = feed.tensors.iter().map(|(name, t)| Output { name: name.clone(), data: t.clone() }).collect();
+                write_tensors(&inputs, &tensors, Default::default())?;
+                Ok(ToProgram::Cell { index, warmup, iterations, min_time_s, inputs: &inputs, outputs: &outputs })
+            },
+            &["result", "cell_error"],
+        );
+        let _ = std::fs::remove_file(&inputs);
+        let result = exchanged.and_then(|(_, answer, took_ms)| match answer {
             FromProgram::Result(r) => self.judge(&r, feed, iterations, &outputs, took_ms),
-            FromProgram::CellError(e) => Err(anyhow!("{}: {}", self.peer.program, e.message.as_deref().unwrap_or("(no message)"))),
             other => Err(anyhow!("{} sent a `{}` message where `result` or `cell_error` was due", self.peer.program, other.kind())),
-        };
+        });
         let _ = std::fs::remove_file(&outputs);
         result
     }
@@ -206,38 +282,15 @@ impl ExternalSession {
         if sent.len() > crate::measure::MAX_ITERATIONS {
             bail!("{who} sent {} samples, more than the {} iterations xbench takes in one cell\n  fix: stop at {} iterations (a minimum time may add iterations up to that)", sent.len(), crate::measure::MAX_ITERATIONS, crate::measure::MAX_ITERATIONS);
         }
-        let fix = "fix: send every time in milliseconds, as the program's clock read it";
         let mut samples = Vec::with_capacity(sent.len());
         for (i, s) in sent.iter().enumerate() {
-            let ms = match s {
-                Sent::Valid(ms) => *ms,
-                Sent::Invalid(json) => bail!("{who} sent {json} as sample {i} of `samples_ms`; every sample must be a number of milliseconds"),
-            };
-            if let Some(rule) = broken_time_rule(ms, false) {
-                bail!("{who} sent {} ms as sample {i} of `samples_ms`: {rule}\n  {fix}", show(ms));
-            }
-            samples.push(ms);
+            samples.push(timed_ms(who, s, &format!("sample {i} of `samples_ms`"))?);
         }
         if samples.len() < iterations {
             bail!("{who} sent {} samples where at least {iterations} timed iterations were asked\n  fix: the program must time every iteration it is asked for", samples.len());
         }
-        let mut untimed = [0.0; 2];
-        for (k, (key, v)) in [("prepare_ms", &answer.prepare_ms), ("warmup_ms", &answer.warmup_ms)].into_iter().enumerate() {
-            let ms = match v {
-                None => continue,
-                Some(Sent::Valid(ms)) => *ms,
-                Some(Sent::Invalid(json)) => bail!("{who} sent {json} as `{key}`; it must be a number of milliseconds, or left out"),
-            };
-            if let Some(rule) = broken_time_rule(ms, true) {
-                bail!("{who} sent {} ms as `{key}`: {rule}\n  {fix}", show(ms));
-            }
-            untimed[k] = ms;
-        }
-        // Everything the answer reports happened between the `cell` message and the answer.
-        let total = samples.iter().sum::<f64>() + untimed[0] + untimed[1];
-        if total > took_ms * 1.05 + 10.0 {
-            bail!("{who} reported {total:.1} ms of work (samples, `prepare_ms` and `warmup_ms` together) for a cell it answered {took_ms:.1} ms after it was asked\n  {fix}, each time taken within the cell");
-        }
+        let untimed = untimed_ms(who, &answer.prepare_ms, &answer.warmup_ms)?;
+        within_exchange(who, samples.iter().sum::<f64>() + untimed[0] + untimed[1], "samples", took_ms)?;
         let (got, _) = read_outputs(outputs).map_err(|e| anyhow!("{who} wrote no readable outputs: {e:#}"))?;
         // An empty file would leave nothing to compare, and nothing compared must not read as agreement.
         if got.is_empty() {
@@ -281,6 +334,10 @@ impl Session for ExternalSession {
         bail!("an external runtime sends its outputs with its samples")
     }
 
+    fn generator(&mut self, layout: &crate::models::DecoderLayout, _io: &ModelIo) -> Result<Box<dyn crate::runtimes::decode::Generator + '_>> {
+        super::generation::Generating::of(self, layout)
+    }
+
     fn timer_label(&self) -> String {
         self.timer_label.clone()
     }
@@ -304,7 +361,7 @@ impl Session for ExternalSession {
 
 /// The outputs file, read only if it is a regular file: a named pipe, a device or a link there
 /// (which could block, or lead out of the scratch folder) is refused at once.
-fn read_outputs(path: &Path) -> Result<(Vec<Output>, std::collections::HashMap<String, String>)> {
+pub(super) fn read_outputs(path: &Path) -> Result<(Vec<Output>, std::collections::HashMap<String, String>)> {
     use std::io::Read;
     let mut open = std::fs::OpenOptions::new();
     open.read(true);
