@@ -30,6 +30,16 @@ ARCHITECTURES = ("llama", "qwen2")
 EMBEDDINGS, OUTPUT = "model.embed_tokens.weight", "lm_head.weight"
 
 
+def requested(hello: Hello) -> bool:
+    """Whether hello asks for generation: its `task`, where protocol.py's Hello carries it; else
+    (a Hello without the field) whether the ONNX model xbench describes takes a key/value cache:
+    a decoder, which this program only generates with (its forward-pass cells are refused)."""
+    task = getattr(hello, "task", None)
+    if task is not None:
+        return task == "generate"
+    return any(t.name.startswith("past_key_values.") for t in hello.model.inputs)
+
+
 def check_config(config: Any) -> None:
     """Refuses what mlx-transformers' Llama would compute differently from the exported model."""
     kind = config.model_type

@@ -130,7 +130,7 @@ class MlxHF:
         except Exception as err:
             raise AdapterError(f"MLX on {device} cannot compute in {dtype_name}: {protocol.describe(err)}; use another dtype") from None
 
-        generating = getattr(hello, "task", "") == "generate"
+        generating = mlx_generate.requested(hello)
         if generating:
             for name, why in (("compile", "each step's cache is one position longer, so mx.compile would trace every step anew"),
                               ("timing", "a generation's timed spans start and end with the ids in host memory"),
@@ -252,6 +252,8 @@ class MlxHF:
         import numpy as np
 
         mx = self.mx
+        if self.decoding is not None:
+            raise AdapterError("this program runs decoders only to generate (a `generate:` scenario), not as one forward pass per cell")
         host = protocol.load_arrays(cell.inputs)  # numpy arrays, read before any timing
         refused = sorted(set(host) - self.accepted)
         if refused:
