@@ -21,6 +21,7 @@ if not __package__:  # run by path: the package `runtimes` is found in the folde
 
 import numpy as np
 import onnxruntime
+from mlx.utils import tree_flatten
 from safetensors.numpy import load_file
 
 from runtimes import protocol
@@ -119,6 +120,36 @@ class Generation(unittest.TestCase):
             self.assertTrue(result.repeatable)
             # keys and values of 2 layers, 2 heads of 16 float32 over prompt + all new ids but the last
             self.assertEqual(result.cache_bytes, 2 * 2 * batch * 2 * (16 + NEW_TOKENS - 1) * 16 * 4)
+
+
+class Checkpoint(unittest.TestCase):
+    def test_weights_from_a_checkpoint_folder_and_a_tied_output_layer(self) -> None:
+        import mlx.core as mx
+
+        from runtimes import mlx_model
+
+        source = MlxHF()
+        source.load(hello(TINY, {"weights": "onnx"}))
+        weights = {name: p for name, p in tree_flatten(source.model.parameters()) if name in mlx_model.parameter_shapes(source.model)}
+        inputs = prompt(2, 16, [0, 5])
+        want_ids, _ = onnx_greedy(inputs, NEW_TOKENS)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "config.json").write_text((TINY / "config.json").read_text())
+            mx.save_safetensors(str(folder / "model.safetensors"), weights)
+            adapter = MlxHF()
+            self.assertIn("checkpoint", adapter.load(hello(folder)).extra["notes"])
+            cell = GenerateCell(index=0, warmup=0, iterations=1, new_tokens=NEW_TOKENS, keep_logits=0, prompt=inputs, outputs=str(folder / "out.safetensors"))
+            adapter.generate(cell)
+            np.testing.assert_array_equal(load_file(str(folder / "out.safetensors"))["ids"], want_ids)
+            # A tied model's checkpoint holds no lm_head.weight: the output layer is the token embeddings.
+            config = json.loads((TINY / "config.json").read_text())
+            (folder / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": True}))
+            del weights["lm_head.weight"]
+            mx.save_safetensors(str(folder / "model.safetensors"), weights)
+            tied = MlxHF()
+            self.assertIn("lm_head.weight = model.embed_tokens.weight (tied)", tied.load(hello(folder)).extra["notes"])
+            self.assertTrue(mx.array_equal(tied.model.lm_head.weight, weights["model.embed_tokens.weight"]).item())
 
 
 class HalfPrecision(unittest.TestCase):
