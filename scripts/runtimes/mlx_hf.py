@@ -199,7 +199,7 @@ class MlxHF:
             host_memory="none" if self.resident else host_memory,
             extra={"weights": built.strategy, "blas": library, "notes": "; ".join(notes)},
             generate=generating,
-            generate_timer=mlx_generate.timer(backend) if generating else None,
+            generate_timer=mlx_generate.timer(backend) if generating else "",
         )
 
     def _device(self, gpu: bool, index: int) -> Any:
