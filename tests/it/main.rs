@@ -12,6 +12,7 @@ mod end_to_end;
 mod execution_providers;
 mod executor;
 mod external;
+mod external_generate;
 mod fetch;
 mod frameworks;
 mod fuzz;
