@@ -29,6 +29,15 @@ Timers, each iteration read with perf_counter_ns:
                    and mx.eval on every output; outputs stay MLX arrays, converted after timing.
 `ready` carries `timing` and `host_memory`, and notes saying which weights were used.
 
+Generation (hello's `task: generate`, docs/runtime-protocol.md): the decoder is mlx-transformers'
+LlamaForCausalLM (model_type llama; qwen2 as Llama with q/k/v biases), built and decoded by
+mlx_generate.py; `ready` says `generate: true` and what a timed prefill and step cover. `device`,
+`dtype`, `tf32`, `weights` and `seed` apply as above (mlx-transformers' Llama builds its mask in the
+weights' type, so an fp16 generation stays in fp16; its logits are cast to float32; bf16 is refused:
+that mask goes through numpy, which has no bfloat16);
+`compile`, `timing` and `mask_dtype` are refused there: each step's cache is one position longer
+(mx.compile would trace every step again), and a step's span starts and ends with ids in host memory.
+
 The Hugging Face Hub is never asked (HF_HUB_OFFLINE=1 is set before anything is imported).
 Needs mlx (`mlx[cpu]` on Linux without a GPU, `mlx[cuda13]` for CUDA, `mlx` on macOS),
 mlx-transformers, transformers < 6, numpy, safetensors, PyYAML; `onnx` for `weights: onnx`.
@@ -51,7 +60,7 @@ if not __package__:  # run by path: the package `runtimes` is found in the folde
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runtimes import protocol
-from runtimes.protocol import AdapterError, Cell, CellResult, Hello, Ready
+from runtimes.protocol import AdapterError, Cell, CellResult, GenerateCell, GenerateResult, Hello, Ready
 
 OPTIONS = {"device": "cpu", "dtype": "fp32", "mask_dtype": "float32", "compile": "false", "tf32": "false", "timing": "end-to-end", "weights": "auto", "seed": "0"}
 SETUP = "run `xbench setup runtime mlx` (or pip install mlx mlx-transformers for the python3 this runtime uses)"
@@ -90,6 +99,7 @@ class MlxHF:
         self.output_names: list[str] = []
         self.traced: set[tuple] = set()
         self.input_names: list[str] = []
+        self.decoding: Any = None
 
     def load(self, hello: Hello) -> Ready:
         opts = protocol.Options(hello.options, OPTIONS)
@@ -109,7 +119,7 @@ class MlxHF:
             raise AdapterError(f"the model folder {hello.model.dir} is not a folder")
         os.environ["MLX_ENABLE_TF32"] = "1" if tf32 else "0"  # read once, when MLX first needs it
         mx = self.mx = import_mlx()
-        from runtimes import mlx_model
+        from runtimes import mlx_generate, mlx_model
 
         device = self._device(gpu, hello.device)
         mx.set_default_device(device)
@@ -120,11 +130,25 @@ class MlxHF:
         except Exception as err:
             raise AdapterError(f"MLX on {device} cannot compute in {dtype_name}: {protocol.describe(err)}; use another dtype") from None
 
-        self.output_names = [o.name for o in hello.model.outputs] or ["last_hidden_state"]
-        built = mlx_model.build(hello, weights, seed, "pooler_output" in self.output_names)
+        generating = mlx_generate.requested(hello)
+        if generating:
+            for name, why in (("compile", "each step's cache is one position longer, so mx.compile would trace every step anew"),
+                              ("timing", "a generation's timed spans start and end with the ids in host memory"),
+                              ("mask_dtype", "mlx-transformers' Llama builds its mask in the weights' type already")):
+                if name in hello.options:
+                    raise AdapterError(f"option {name} does not apply to generation ({why}); leave it out of a `generate:` scenario")
+            if dtype_name == "bf16":
+                raise AdapterError("dtype bf16 cannot generate: mlx-transformers' Llama builds its attention mask through numpy, which has no bfloat16; use fp16 or fp32")
+            built = mlx_generate.build(hello, weights, seed)
+            mlx_generate.check_layout(built.model, getattr(hello, "decoder", None))
+        else:
+            self.output_names = [o.name for o in hello.model.outputs] or ["last_hidden_state"]
+            built = mlx_model.build(hello, weights, seed, "pooler_output" in self.output_names)
         self.model = built.model
         if dtype != mx.float32:
             self.model.set_dtype(dtype)
+            if generating:
+                mlx_generate.keep_rotary_float32(self.model)
         if half_mask:
             mlx_model.mask_in(type(self.model), dtype)
         self.accepted = set(inspect.signature(self.model.__call__).parameters)
@@ -155,6 +179,9 @@ class MlxHF:
             )
         if self.compiled:
             notes.append("mx.compile, traced for each input shape before the warm-up")
+        if generating:
+            self.decoding = mlx_generate.MlxDecoding(self.model)
+            notes.append("generation: mlx-transformers' LlamaForCausalLM and DynamicCache, greedy mx.argmax")
         if hello.threads:
             notes.append(f"hello's threads ({hello.threads}) not applied: MLX has no thread setting")
         if built.not_used:
@@ -166,11 +193,13 @@ class MlxHF:
             precision=precision,
             placement=[(backend, 1)],
             threads="MLX's own (no thread setting)",
-            timer=self._timer(backend),
-            timer_label=self._timer_label(),
+            timer=mlx_generate.timer(backend) if generating else self._timer(backend),
+            timer_label="prefill and steps, ids from and to numpy" if generating else self._timer_label(),
             timing="device-resident" if self.resident else "end-to-end",
             host_memory="none" if self.resident else host_memory,
             extra={"weights": built.strategy, "blas": library, "notes": "; ".join(notes)},
+            generate=generating,
+            generate_timer=mlx_generate.timer(backend) if generating else "",
         )
 
     def _device(self, gpu: bool, index: int) -> Any:
@@ -223,6 +252,8 @@ class MlxHF:
         import numpy as np
 
         mx = self.mx
+        if self.decoding is not None:
+            raise AdapterError("this program runs decoders only to generate (a `generate:` scenario), not as one forward pass per cell")
         host = protocol.load_arrays(cell.inputs)  # numpy arrays, read before any timing
         refused = sorted(set(host) - self.accepted)
         if refused:
@@ -264,6 +295,16 @@ class MlxHF:
             outputs[name] = value
         mx.save_safetensors(str(cell.outputs), outputs)  # bf16 written as BF16
         return CellResult(timed.samples_ms, prepare_ms, timed.warmup_ms)
+
+    def generate(self, cell: GenerateCell) -> GenerateResult:
+        if self.decoding is None:
+            raise AdapterError("a `generate` message to a program loaded without `task: generate`")
+        started = time.perf_counter_ns()
+        self.decoding.reset()  # nothing else to prepare: the model is loaded, each generation starts a new cache
+        prepare_ms = protocol.elapsed_ms(started)
+        result = protocol.time_generations(cell, self.decoding)
+        result.prepare_ms = prepare_ms
+        return result
 
     def peak_device_mib(self) -> float | None:
         mx = self.mx

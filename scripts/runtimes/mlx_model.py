@@ -79,20 +79,32 @@ def construct(cls: Any, config: Any, with_pooler: bool) -> Any:
     return cls(config, **hf_config.pooler_kwargs(cls, with_pooler))
 
 
+# Arrays mlx-transformers keeps among a model's parameters that are computed from the configuration,
+# not weights: the rotary embeddings' inverse frequencies of its decoders.
+DERIVED = ("rotary_emb.inv_freq", "rotary_emb.original_inv_freq")
+
+
 def parameter_shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    """The model's weights by name and shape (the arrays of DERIVED left out)."""
     from mlx.utils import tree_flatten
 
-    return {name: tuple(p.shape) for name, p in tree_flatten(model.parameters())}
+    return {name: tuple(p.shape) for name, p in tree_flatten(model.parameters()) if not name.endswith(DERIVED)}
 
 
 def assign(model: Any, arrays: dict[str, Any]) -> None:
-    """Puts every parameter's value in place (numpy or mx arrays, each in the parameter's shape)."""
+    """Puts every weight's value in place (numpy or mx arrays, each in the weight's shape)."""
     import mlx.core as mx
 
-    model.load_weights([(name, mx.array(a).astype(mx.float32)) for name, a in arrays.items()], strict=True)
+    shapes = parameter_shapes(model)
+    wrong = sorted(set(shapes) ^ set(arrays)) + sorted(n for n in set(shapes) & set(arrays) if tuple(arrays[n].shape) != shapes[n])
+    if wrong:
+        raise AdapterError(f"the weights found do not fit the model ({', '.join(wrong[:3])}…)")
+    model.load_weights([(name, mx.array(a).astype(mx.float32)) for name, a in arrays.items()], strict=False)
 
 
-def checkpoint_weights(model: Any, folder: Path) -> str:
+def checkpoint_weights(model: Any, folder: Path, tied: dict[str, str] | None = None) -> str:
+    """`tied` maps weights the checkpoint need not hold to the weight they share values with
+    (a decoder's output layer and its token embeddings)."""
     import mlx.core as mx
 
     if not folder.is_dir():
@@ -105,7 +117,8 @@ def checkpoint_weights(model: Any, folder: Path) -> str:
     tensors: dict[str, Any] = {}
     for file in files:
         tensors.update(mx.load(str(file)))  # bf16 and fp16 as they are
-    shapes = parameter_shapes(model)
+    tied = tied or {}
+    shapes = {name: shape for name, shape in parameter_shapes(model).items() if name not in tied}
     prefix = onnx_weights.common_prefix(tensors, shapes)
     found: dict[str, Any] = {}
     missing, wrong = [], []
@@ -119,11 +132,12 @@ def checkpoint_weights(model: Any, folder: Path) -> str:
             found[name] = tensor
     if missing or wrong:
         raise StrategyUnavailable(f"the checkpoint in {folder} does not fit the model: " + mismatch(len(shapes), missing, "are not in it", wrong, "have another shape"))
-    assign(model, found)
+    assign(model, {**found, **{name: found[source] for name, source in tied.items()}})
     unused = sorted(set(tensors) - {prefix + name for name in found})
     shown = f", prefix `{prefix}` stripped" if prefix else ""
     extra = f"; {len(unused)} tensors of the checkpoint not used ({', '.join(unused[:4])}{'…' if len(unused) > 4 else ''})" if unused else ""
-    return f"checkpoint {', '.join(str(f) for f in files)} ({len(found)} parameters matched by name{shown}{extra})"
+    shared = f"; {', '.join(f'{n} = {s}' for n, s in tied.items())} (tied)" if tied else ""
+    return f"checkpoint {', '.join(str(f) for f in files)} ({len(found)} parameters matched by name{shown}{shared}{extra})"
 
 
 def onnx_initializer_weights(model: Any, onnx_path: Path) -> str:

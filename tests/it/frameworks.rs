@@ -1,7 +1,8 @@
 //! The paper's own framework as a runtime: MLX through mlx-transformers (`scripts/runtimes/mlx_hf.py`)
 //! on the CPU beside ort-cpu, on the same token ids, with weights from the ONNX file's
 //! initializers and from a checkpoint folder; its environment made by `xbench setup runtime mlx`;
-//! no network asked; and a framework that is not set up failing its cells with the set-up command.
+//! no network asked; generation with the same greedy ids as ort-cpu; and a framework that is not set
+//! up failing its cells with the set-up command.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -186,4 +187,44 @@ fn the_python_side_passes_its_own_tests_protocol_and_weight_matching() {
         assert!(out.status.success(), "{file}: {stderr}");
         assert!(stderr.contains("Ran ") && stderr.trim_end().ends_with("OK"), "{file}: {stderr}");
     }
+}
+
+#[test]
+fn mlx_generates_the_same_greedy_ids_as_ort_cpu_on_tiny_llama() {
+    let dir = tempfile::tempdir().unwrap();
+    mlx_python(); // the framework set up, as a user sets it up
+    let adapter = repo("scripts/runtimes/mlx_hf.py").display().to_string();
+    let yaml = format!(
+        "name: mlx-generate\nmodels: [tiny-llama]\nruntimes: [ort-cpu, {{name: mlx-cpu, external: {adapter}}}]\n\
+         generate:\n  prompt_tokens: [8, 16]\n  new_tokens: [32]\nbatch_sizes: [1, 2]\nwarmup: 1\niterations: 2\n"
+    );
+    std::fs::write(dir.path().join("s.yaml"), yaml).unwrap();
+    let (out, stderr) = run(dir.path(), &repo("models"), &[]);
+    assert_eq!(out.status.code(), Some(0), "every cell ran and agreed:\n{stderr}");
+    let r = read_results(&dir.path().join("out/results.json")).unwrap();
+    assert_eq!(r.cells.len(), 2 * 2 * 2, "2 runtimes × 2 prompt lengths × 2 batch sizes");
+    for c in cells(&r, "mlx-cpu") {
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        let g = c.generation.as_ref().expect("a generation cell records its generation");
+        let twin = r.cells.iter().find(|o| o.runtime == RuntimeId::ORT_CPU && o.chars == c.chars && o.batch == c.batch).unwrap();
+        assert_eq!(g.ids, twin.generation.as_ref().unwrap().ids, "the same greedy ids as ort-cpu");
+        let a = g.agreement.as_ref().expect("compared with ort-cpu");
+        assert!(a.identical && a.within && a.parted.is_none() && a.steps == 32, "{a:?}");
+        assert!(a.max_abs_logit_diff < 1e-4, "{a:?}");
+        assert!(g.repeatable);
+        // keys and values of 2 layers, 2 heads of 16 float32, over the prompt and every new id but the last
+        assert_eq!(g.cache_bytes, (2 * 2 * c.batch * 2 * (c.chars + 31) * 16 * 4) as u64);
+        assert_eq!((g.prefill.n, g.decode.as_ref().unwrap().n), (2, 2 * 31), "the program's own prefill and step times");
+        assert!(g.timer.contains("mx.argmax") && g.timer.contains("DynamicCache"), "the program's generate_timer: {}", g.timer);
+    }
+}
+
+#[test]
+fn the_mlx_decoding_passes_its_own_tests_against_onnx_runtime() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = "scripts/runtimes/test_mlx_generate.py";
+    let out = Command::new(mlx_python()).arg(repo(file)).env("PYTHONPATH", crate::common::python_env()).current_dir(cwd.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{file}: {stderr}");
+    assert!(stderr.contains("Ran ") && stderr.trim_end().ends_with("OK"), "{file}: {stderr}");
 }
