@@ -26,6 +26,10 @@
 #   gen         Qwen2.5-0.5B exported with its cache; generation on ort-cuda against ort-cpu
 #               (scenarios/gpu/generate-agree.yaml), the full grid on ort-cuda (generate-grid.yaml),
 #               and the bare Python IO-binding decode loop (scripts/gpu/decode_loop.py) beside it
+#   gen2        after gen's export (and mlx): generation across frameworks (generate-frameworks.yaml:
+#               ort-cuda, PyTorch, MLX against ort-cpu); ort-cuda with and without the decode-step
+#               CUDA graphs, in one run (generate-graph.yaml); then xbench's decode step and the bare loop
+#               alternated three times (generate-loop.yaml, decode_loop.py at batch 1, 4, 16)
 # Every step logs its command, exit code and wall time to logs/steps.txt and goes on regardless;
 # each phase leaves OUT/PHASE.tgz (its results folders and logs).
 set -u -o pipefail
@@ -236,6 +240,21 @@ phase_gen() {
   done
   cp logs/decode-loop.jsonl runs/ 2>/dev/null
   pack gen gen-agree gen-grid decode-loop.jsonl
+}
+
+phase_gen2() {
+  gpu_ort
+  for _ in $(seq 150); do [ -f models/qwen2.5-0.5b/model.onnx ] && break; sleep 2; done
+  TMO=420 xrun gen-fw scenarios/gpu/generate-frameworks.yaml --no-tf32
+  TMO=300 xrun gen-graph scenarios/gpu/generate-graph.yaml --no-tf32 -i
+  for r in 1 2 3; do
+    TMO=300 xrun "gen-loop-$r" scenarios/gpu/generate-loop.yaml --no-tf32 -i
+    for b in 1 4 16; do
+      step "decode-loop-$r-b$b" python3 scripts/gpu/decode_loop.py models/qwen2.5-0.5b/model.onnx --prompt 128 --new 128 --batch "$b" --runs 3 --no-tf32 | tee -a logs/decode-loop-abab.jsonl
+    done
+  done
+  cp logs/decode-loop-abab.jsonl runs/ 2>/dev/null
+  pack gen2 gen-fw gen-graph gen-loop-1 gen-loop-2 gen-loop-3 decode-loop-abab.jsonl
 }
 
 for phase in "$@"; do

@@ -100,6 +100,18 @@ pub(super) unsafe fn last_rows(base: *const u8, [batch, n, vocab]: [usize; 3], t
     let row_bytes = vocab * size;
     // Each row's last position, straight into the array the host reads (f16 through a row buffer).
     let mut values = vec![0f32; batch * vocab];
+    if n == 1 && size == 4 {
+        // A decode step's logits are one position per row: the rows lie end to end, one copy.
+        let dst: *mut u8 = values.as_mut_ptr().cast();
+        if cuda {
+            // SAFETY: as the caller promises: batch × 1 × vocab f32 on the GPU; `values` holds as many.
+            unsafe { cudart::get()?.copy(dst.cast(), base.cast(), batch * row_bytes, Direction::DeviceToHost)? };
+        } else {
+            // SAFETY: as above, in host memory.
+            unsafe { std::ptr::copy_nonoverlapping(base, dst, batch * row_bytes) };
+        }
+        return Ok(Array2::from_shape_vec((batch, vocab), values)?);
+    }
     let mut half_row = if size == 2 { vec![half::f16::ZERO; vocab] } else { Vec::new() };
     for b in 0..batch {
         let at = ((b * n + n - 1) * row_bytes) as isize;
