@@ -28,8 +28,9 @@
 #               and the bare Python IO-binding decode loop (scripts/gpu/decode_loop.py) beside it
 #   gen2        after gen's export (and mlx): generation across frameworks (generate-frameworks.yaml:
 #               ort-cuda, PyTorch, MLX against ort-cpu); ort-cuda with and without the decode-step
-#               CUDA graphs, in one run (generate-graph.yaml); then xbench's decode step and the bare loop
-#               alternated three times (generate-loop.yaml, decode_loop.py at batch 1, 4, 16)
+#               CUDA graphs, in one run (generate-graph.yaml)
+#   gen2loop    xbench's decode step and the bare loop alternated three times (generate-loop.yaml,
+#               decode_loop.py at batch 1, 4, 16)
 # Every step logs its command, exit code and wall time to logs/steps.txt and goes on regardless;
 # each phase leaves OUT/PHASE.tgz (its results folders and logs).
 set -u -o pipefail
@@ -247,6 +248,11 @@ phase_gen2() {
   for _ in $(seq 150); do [ -f models/qwen2.5-0.5b/model.onnx ] && break; sleep 2; done
   TMO=420 xrun gen-fw scenarios/gpu/generate-frameworks.yaml --no-tf32
   TMO=300 xrun gen-graph scenarios/gpu/generate-graph.yaml --no-tf32 -i
+  pack gen2 gen-fw gen-graph
+}
+
+phase_gen2loop() {
+  gpu_ort
   for r in 1 2 3; do
     TMO=300 xrun "gen-loop-$r" scenarios/gpu/generate-loop.yaml --no-tf32 -i
     for b in 1 4 16; do
@@ -254,7 +260,7 @@ phase_gen2() {
     done
   done
   cp logs/decode-loop-abab.jsonl runs/ 2>/dev/null
-  pack gen2 gen-fw gen-graph gen-loop-1 gen-loop-2 gen-loop-3 decode-loop-abab.jsonl
+  pack gen2loop gen-loop-1 gen-loop-2 gen-loop-3 decode-loop-abab.jsonl
 }
 
 for phase in "$@"; do
