@@ -90,6 +90,10 @@ class Hello:
     model: ModelInfo
     threads: int | None
     device: int
+    task: str = ""  # "generate" in a generation scenario: cells come as `generate` messages
+    # With `task`: what xbench read of the decoder from the ONNX graph (layers, kv_heads, head_dim,
+    # vocab, cache_type, max_positions; some may be None), for the program to check its model against.
+    decoder: dict[str, Any] | None = None
 
     @staticmethod
     def parse(msg: dict[str, Any]) -> Hello:
@@ -111,6 +115,8 @@ class Hello:
             ),
             threads=msg.get("threads"),
             device=int(msg.get("device") or 0),
+            task=str(msg.get("task") or ""),
+            decoder=msg.get("decoder") if isinstance(msg.get("decoder"), dict) else None,
         )
 
 

@@ -223,6 +223,14 @@ class TimeGenerations(unittest.TestCase):
             protocol.time_generations(self.cell(self.tmp()), toy)
         self.assertIn("not numpy int64 ids [2]", str(caught.exception))
 
+    def test_hello_carries_the_task_and_the_decoder_only_in_a_generation_scenario(self) -> None:
+        base = {"type": "hello", "protocol": 1, "runtime": {"name": "t", "options": {}}, "model": {"name": "m", "dir": "/m", "onnx": "/m/model.onnx"}}
+        plain = protocol.Hello.parse(base)
+        self.assertEqual((plain.task, plain.decoder), ("", None))
+        decoder = {"layers": 2, "kv_heads": 2, "head_dim": 16, "vocab": 259, "cache_type": "float32", "max_positions": None}
+        generating = protocol.Hello.parse({**base, "task": "generate", "decoder": decoder})
+        self.assertEqual((generating.task, generating.decoder), ("generate", decoder))
+
     def test_the_message_is_parsed_and_its_prompt_file_checked(self) -> None:
         import numpy as np
 

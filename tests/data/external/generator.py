@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
 
-from runtimes import protocol  # noqa: E402
-from runtimes.protocol import AdapterError, Ready  # noqa: E402
+from runtimes import protocol
+from runtimes.protocol import AdapterError, Ready
 
 
 class OnnxDecoder:
