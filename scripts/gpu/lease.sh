@@ -239,7 +239,7 @@ phase_gen() {
   for b in 1 4 16; do
     step "decode-loop-b$b" python3 scripts/gpu/decode_loop.py models/qwen2.5-0.5b/model.onnx --prompt 128 --new 128 --batch "$b" --runs 3 --no-tf32 | tee -a logs/decode-loop.jsonl
   done
-  cp logs/decode-loop.jsonl runs/ 2>/dev/null
+  grep '^{' logs/decode-loop.jsonl > runs/decode-loop.jsonl 2>/dev/null  # its JSON lines only
   pack gen gen-agree gen-grid decode-loop.jsonl
 }
 
@@ -259,7 +259,7 @@ phase_gen2loop() {
       step "decode-loop-$r-b$b" python3 scripts/gpu/decode_loop.py models/qwen2.5-0.5b/model.onnx --prompt 128 --new 128 --batch "$b" --runs 3 --no-tf32 | tee -a logs/decode-loop-abab.jsonl
     done
   done
-  cp logs/decode-loop-abab.jsonl runs/ 2>/dev/null
+  grep '^{' logs/decode-loop-abab.jsonl > runs/decode-loop-abab.jsonl 2>/dev/null  # its JSON lines only
   pack gen2loop gen-loop-1 gen-loop-2 gen-loop-3 decode-loop-abab.jsonl
 }
 
