@@ -130,7 +130,7 @@ fn generated_outputs(who: &str, path: &std::path::Path, asked: &Asked) -> Result
     let shape = ids.shape().to_vec();
     let ids = ids.into_dimensionality::<Ix2>().ok().filter(|a| a.dim() == (batch, asked.new_tokens));
     let Some(ids) = ids else { bail!("{who} wrote `ids` of shape {shape:?} where [{batch}, {}] (batch, new tokens) was asked", asked.new_tokens) };
-    let below = asked.vocab.unwrap_or(usize::MAX) as i64;
+    let below = asked.vocab.map_or(i64::MAX, |v| v as i64);
     if let Some(((r, k), id)) = ids.indexed_iter().find(|(_, &id)| id < 0 || id >= below) {
         let range = asked.vocab.map_or("0 or more".to_string(), |v| format!("in [0, {v}), the vocabulary"));
         bail!("{who} wrote id {id} for row {r} at new token {k}; ids must be {range}");
@@ -153,4 +153,38 @@ fn generated_outputs(who: &str, path: &std::path::Path, asked: &Asked) -> Result
     });
     let Some(logits) = logits else { bail!("{who} wrote `logits` of shape {shape:?} where {want} (new tokens, rows kept, vocabulary) was asked") };
     Ok((ids, Some(logits)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prompt() -> Prompt {
+        let ids = Array2::from_elem((2, 3), 5i64);
+        Prompt { mask: Array2::ones((2, 3)), ids, tokens_per_row: vec![3, 3], from: "test".into() }
+    }
+
+    /// An outputs file holding `ids` [2, 2].
+    fn outputs(dir: &std::path::Path, ids: [i64; 4]) -> std::path::PathBuf {
+        let path = dir.join("out.safetensors");
+        let ids = Array2::from_shape_vec((2, 2), ids.to_vec()).unwrap();
+        write_tensors(&path, &[Output { name: "ids".into(), data: Tensor::I64(ids.into_dyn()) }], Default::default()).unwrap();
+        path
+    }
+
+    #[test]
+    fn ids_are_checked_against_the_vocabulary_when_it_is_known_and_only_for_sign_when_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = prompt();
+        let asked = |vocab| Asked { prompt: &p, new_tokens: 2, iterations: 1, keep_rows: 0, vocab };
+        let path = outputs(dir.path(), [0, 1, 258, 7]);
+        let (ids, logits) = generated_outputs("prog", &path, &asked(None)).unwrap();
+        assert_eq!((ids[[1, 0]], logits.is_none()), (258, true));
+        assert!(generated_outputs("prog", &path, &asked(Some(259))).is_ok());
+        let e = generated_outputs("prog", &path, &asked(Some(100))).unwrap_err().to_string();
+        assert!(e.contains("id 258 for row 1 at new token 0") && e.contains("[0, 100)"), "{e}");
+        let path = outputs(dir.path(), [0, -1, 2, 3]);
+        let e = generated_outputs("prog", &path, &asked(None)).unwrap_err().to_string();
+        assert!(e.contains("id -1 for row 0 at new token 1") && e.contains("0 or more"), "{e}");
+    }
 }
