@@ -56,6 +56,15 @@ class Built:
 STRATEGIES = ("checkpoint", "onnx", "seed")
 
 
+def decoder_differences(ours: dict[str, int], decoder: dict[str, Any] | None) -> list[tuple[str, Any, int]]:
+    """The facts of hello's `decoder` (what xbench read from the ONNX graph: layers, kv_heads,
+    head_dim, vocab) that differ from the model's own (`ours`), as (name, the graph's, ours); a fact
+    the graph leaves unknown is not compared."""
+    if not decoder:
+        return []
+    return [(name, decoder.get(name), value) for name, value in ours.items() if decoder.get(name) not in (None, value)]
+
+
 def build_with(weights: str, attempt: Callable[[str], tuple[Any, str]], configuration: str) -> Built:
     """The model from the first strategy that applies: `weights` names one, or `auto` tries them
     all in order. `attempt(strategy)` returns the model and where its weights came from, or raises

@@ -30,16 +30,6 @@ ARCHITECTURES = ("llama", "qwen2")
 EMBEDDINGS, OUTPUT = "model.embed_tokens.weight", "lm_head.weight"
 
 
-def requested(hello: Hello) -> bool:
-    """Whether hello asks for generation: its `task`, where protocol.py's Hello carries it; else
-    (a Hello without the field) whether the ONNX model xbench describes takes a key/value cache:
-    a decoder, which this program only generates with (its forward-pass cells are refused)."""
-    task = getattr(hello, "task", None)
-    if task is not None:
-        return task == "generate"
-    return any(t.name.startswith("past_key_values.") for t in hello.model.inputs)
-
-
 def check_config(config: Any) -> None:
     """Refuses what mlx-transformers' Llama would compute differently from the exported model."""
     kind = config.model_type
@@ -140,15 +130,12 @@ def build(hello: Hello, weights: str, seed: int) -> Built:
     return hf_config.build_with(weights, attempt, conf.source)
 
 
-def check_layout(model: Any, decoder: Any) -> None:
+def check_layout(model: Any, decoder: dict[str, Any] | None) -> None:
     """Compares the model with the layout xbench read from the ONNX graph (hello's `decoder`)."""
-    if not decoder:
-        return
     config = model.config
     attn = model.model.layers[0].self_attn
     ours = {"layers": config.num_hidden_layers, "kv_heads": attn.num_key_value_heads, "head_dim": attn.head_dim, "vocab": config.vocab_size}
-    theirs = decoder if isinstance(decoder, dict) else vars(decoder)
-    differ = [f"{k} {ours[k]} (the ONNX graph: {theirs[k]})" for k in ours if theirs.get(k) is not None and theirs[k] != ours[k]]
+    differ = [f"{name} {value} (the ONNX graph: {graph})" for name, graph, value in hf_config.decoder_differences(ours, decoder)]
     if differ:
         raise AdapterError(f"the model built from {config.model_type}'s configuration differs from the ONNX model xbench reads: {', '.join(differ)}")
 

@@ -130,7 +130,7 @@ class MlxHF:
         except Exception as err:
             raise AdapterError(f"MLX on {device} cannot compute in {dtype_name}: {protocol.describe(err)}; use another dtype") from None
 
-        generating = mlx_generate.requested(hello)
+        generating = hello.task == "generate"
         if generating:
             for name, why in (("compile", "each step's cache is one position longer, so mx.compile would trace every step anew"),
                               ("timing", "a generation's timed spans start and end with the ids in host memory"),
@@ -140,7 +140,7 @@ class MlxHF:
             if dtype_name == "bf16":
                 raise AdapterError("dtype bf16 cannot generate: mlx-transformers' Llama builds its attention mask through numpy, which has no bfloat16; use fp16 or fp32")
             built = mlx_generate.build(hello, weights, seed)
-            mlx_generate.check_layout(built.model, getattr(hello, "decoder", None))
+            mlx_generate.check_layout(built.model, hello.decoder)
         else:
             self.output_names = [o.name for o in hello.model.outputs] or ["last_hidden_state"]
             built = mlx_model.build(hello, weights, seed, "pooler_output" in self.output_names)

@@ -13,7 +13,6 @@ import json
 import sys
 import tempfile
 import unittest
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 if not __package__:  # run by path: the package `runtimes` is found in the folder above this file
@@ -32,25 +31,18 @@ TINY = Path(__file__).resolve().parent.parent.parent / "models" / "tiny-llama"
 NEW_TOKENS = 32
 
 
-@dataclass(frozen=True)
-class GenerateHello(Hello):
-    """hello in a `generate:` scenario: `task` and `decoder` as the protocol sends them."""
-
-    task: str = "generate"
-    decoder: dict | None = None
-
-
 def hello(folder: Path, options: dict[str, str] | None = None, decoder: dict | None = None) -> Hello:
-    base = Hello.parse(
+    """hello in a `generate:` scenario: `task` and `decoder` as the protocol sends them."""
+    layout = decoder or {"layers": 2, "kv_heads": 2, "head_dim": 16, "vocab": 259, "cache_type": "float32", "max_positions": 2048}
+    return Hello.parse(
         {
             "runtime": {"name": "mlx-cpu", "options": options or {}},
             "model": {"name": folder.name, "dir": str(folder), "onnx": str(folder / "model.onnx")},
             "device": 0,
+            "task": "generate",
+            "decoder": layout,
         }
     )
-    layout = decoder or {"layers": 2, "kv_heads": 2, "head_dim": 16, "vocab": 259, "cache_type": "float32", "max_positions": 2048}
-    values = {f.name: getattr(base, f.name) for f in fields(Hello)}
-    return GenerateHello(**{**values, "task": "generate", "decoder": layout})
 
 
 def prompt(batch: int, length: int, padding: list[int]) -> dict[str, np.ndarray]:

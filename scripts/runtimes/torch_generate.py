@@ -30,7 +30,7 @@ import dataclasses
 import time
 from typing import Any
 
-from . import hf_model, protocol
+from . import hf_config, hf_model, protocol
 from .protocol import AdapterError, Hello, Ready
 
 CACHES = ("dynamic", "static")
@@ -38,25 +38,8 @@ CACHES = ("dynamic", "static")
 NOT_FOR_GENERATION = {"compile": "", "timing": "end-to-end", "io": ""}
 
 
-def is_generation(hello: Hello) -> bool:
-    """hello's `task` is `generate`. Where protocol.py's Hello does not carry `task`, a model whose
-    ONNX inputs include a key/value cache (`past_key_values.N.key`) is taken as generation: the
-    encoder path could not feed such inputs anyway."""
-    task = getattr(hello, "task", None)
-    if task is not None:
-        return task == "generate"
-    return any(i.name.startswith("past_key_values.") for i in hello.model.inputs)
-
-
-def decoder_fact(decoder: Any, name: str) -> Any:
-    """One field of hello's `decoder` (a mapping or an object with attributes)."""
-    return decoder.get(name) if isinstance(decoder, dict) else getattr(decoder, name, None)
-
-
-def check_decoder(config: Any, decoder: Any, source: str, onnx: Any) -> None:
+def check_decoder(config: Any, decoder: dict[str, Any] | None, source: str, onnx: Any) -> None:
     """Refuses a configuration whose decoder differs from the one xbench read from the ONNX graph."""
-    if decoder is None:
-        return
     heads = config.num_attention_heads
     ours = {
         "layers": config.num_hidden_layers,
@@ -64,7 +47,7 @@ def check_decoder(config: Any, decoder: Any, source: str, onnx: Any) -> None:
         "head_dim": getattr(config, "head_dim", None) or config.hidden_size // heads,
         "vocab": config.vocab_size,
     }
-    differ = [f"{name} {decoder_fact(decoder, name)} in the graph, {value} in the configuration" for name, value in ours.items() if decoder_fact(decoder, name) not in (None, value)]
+    differ = [f"{name} {graph} in the graph, {value} in the configuration" for name, graph, value in hf_config.decoder_differences(ours, decoder)]
     if differ:
         raise AdapterError(f"the configuration ({source}) does not describe {onnx}: {'; '.join(differ)}; give the model folder the config.json of the exported model")
 
@@ -202,7 +185,7 @@ def load(hello: Hello, opts: protocol.Options) -> tuple[TorchGenerator, Ready]:
 
     transformers.utils.logging.disable_progress_bar()
     built = hf_model.build(hello, weights, opts.integer("seed") or 0, with_pooler=False, causal=True)
-    check_decoder(built.model.config, getattr(hello, "decoder", None), built.configuration, hello.model.onnx)
+    check_decoder(built.model.config, hello.decoder, built.configuration, hello.model.onnx)
     hf_model.use_attention(built.model, attention)
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype_name]
     model = built.model.eval().to(device=device, dtype=dtype)

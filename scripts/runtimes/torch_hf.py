@@ -110,7 +110,7 @@ class TorchHF:
         import transformers
 
         opts = protocol.Options(hello.options, OPTIONS)
-        if torch_generate.is_generation(hello):
+        if hello.task == "generate":
             self.generator, ready = torch_generate.load(hello, opts)
             return ready
         if opts.text("cache"):
