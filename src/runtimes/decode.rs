@@ -60,7 +60,7 @@ impl Generator for Looped<'_> {
         }
         let prepare_ms = t.elapsed().as_secs_f64() * 1e3;
         let mut m = crate::generate::measure(self.0.as_mut(), prompt, new_tokens, warmup, iterations, keep_rows)?;
-        m.prepare_ms = Some(m.prepare_ms.unwrap_or(0.0) + prepare_ms);
+        m.prepare_ms = Some(prepare_ms);
         Ok(m)
     }
 }

@@ -34,8 +34,7 @@ impl<'a> Generating<'a> {
 impl Generator for Generating<'_> {
     fn measure(&mut self, prompt: &Prompt, new_tokens: usize, warmup: usize, iterations: usize, keep_rows: usize) -> Result<Measured> {
         let s = &mut *self.session;
-        let scratch = s.scratch.path().to_path_buf();
-        let (file, outputs) = (scratch.join(format!("cell-{}-prompt.safetensors", s.cells)), scratch.join(format!("cell-{}-outputs.safetensors", s.cells)));
+        let (file, outputs) = s.next_cell_files("prompt");
         let exchanged = s.exchange(
             |index| {
                 let tensors = [("input_ids", prompt.ids.clone()), ("attention_mask", prompt.mask.clone()), ("position_ids", prompt.positions())];

@@ -100,14 +100,14 @@ fn generate_timer(ready: &Ready) -> std::result::Result<String, String> {
 pub struct ExternalSession {
     pub(super) peer: Peer,
     /// Fields drop in order: the program ends before its working folder is removed.
-    pub(super) scratch: tempfile::TempDir,
+    scratch: tempfile::TempDir,
     io: ModelIo,
     timeout: Duration,
     info: SessionInfo,
     timer_label: String,
     /// `ready`'s `generate_timer`, in a generation scenario.
     pub(super) generate_timer: Option<String>,
-    pub(super) cells: usize,
+    cells: usize,
     /// Why the program can no longer be asked anything (it exited, hung or spoke garbage).
     broken: Option<String>,
 }
@@ -214,6 +214,13 @@ impl ExternalSession {
         Ok(ExternalSession { peer, scratch, io, timeout, info, timer_label, generate_timer, cells: 0, broken: None })
     }
 
+    /// The scratch files of the next cell: what xbench writes for it (`cell-N-WHAT.safetensors`)
+    /// and where the program writes its outputs.
+    pub(super) fn next_cell_files(&self, what: &str) -> (PathBuf, PathBuf) {
+        let at = |name: &str| self.scratch.path().join(format!("cell-{}-{name}.safetensors", self.cells));
+        (at(what), at("outputs"))
+    }
+
     /// Sends the message `ask(index)` for the next cell and waits for its answer (one of
     /// `answers`, or `cell_error`), checking that it answers that cell. `Ok` holds the answer and
     /// the time from sending the message to reading the answer, in milliseconds.
@@ -253,8 +260,7 @@ impl ExternalSession {
     }
 
     fn cell(&mut self, feed: &Feed, warmup: usize, iterations: usize, min_time_s: Option<f64>) -> Result<SelfTimed> {
-        let scratch = self.scratch.path().to_path_buf();
-        let (inputs, outputs) = (scratch.join(format!("cell-{}-inputs.safetensors", self.cells)), scratch.join(format!("cell-{}-outputs.safetensors", self.cells)));
+        let (inputs, outputs) = self.next_cell_files("inputs");
         let exchanged = self.exchange(
             |index| {
                 let tensors: Vec<Output> = feed.tensors.iter().map(|(name, t)| Output { name: name.clone(), data: t.clone() }).collect();

@@ -24,12 +24,10 @@ use super::cudart::{self, CudaRt, Direction};
 use super::decode::{last_rows, logit_size, roles};
 use super::graph_plan::{Half, Plan};
 use super::io::Core;
+use super::GRAPH_RUNS_TO_CAPTURE;
 use crate::models::DecoderLayout;
 use crate::runtimes::decode::{cache_type, Decoder, Step};
 use crate::tensor::ElemType;
-
-/// ONNX Runtime runs a graph id twice as usual and captures it on the third run.
-const RUNS_TO_CAPTURE: usize = 3;
 
 /// An `OrtValue` that views GPU memory xbench owns: releasing it leaves the memory alone.
 struct View(NonNull<ort::sys::OrtValue>);
@@ -243,7 +241,7 @@ impl<'s> GraphDecoder<'s> {
             cell.steps[k] = Some(self.bind_step(cell, k)?);
         }
         let g = cell.steps[k].as_ref().expect("bound just above");
-        let capture = cell.runs[k] + 1 == RUNS_TO_CAPTURE;
+        let capture = cell.runs[k] + 1 == GRAPH_RUNS_TO_CAPTURE;
         let outs = self.core.session.run_binding_with_options(&g.binding, &g.options).map_err(|e| {
             if capture {
                 anyhow!("ONNX Runtime could not capture step {k}'s CUDA graph (graph id {}): {e}\n  fix: generate without --cuda-graph", s.graph_id)
@@ -269,12 +267,12 @@ impl Decoder for GraphDecoder<'_> {
 
     fn prepare(&mut self, batch: usize, prompt: usize, new_tokens: usize) -> Result<usize> {
         if let Some(c) = self.cell.as_ref().filter(|c| c.plan.fits(batch, prompt, new_tokens)) {
-            return Ok(RUNS_TO_CAPTURE.saturating_sub(c.runs.iter().copied().min().unwrap_or(0)));
+            return Ok(GRAPH_RUNS_TO_CAPTURE.saturating_sub(c.runs.iter().copied().min().unwrap_or(0)));
         }
         // Another cell's graphs are never replayed again: their buffers go before the new ones come.
         self.cell = None;
         self.cell = Some(self.cell(batch, prompt, new_tokens)?);
-        Ok(RUNS_TO_CAPTURE)
+        Ok(GRAPH_RUNS_TO_CAPTURE)
     }
 
     fn step(&mut self, step: &Step) -> Result<Array2<f32>> {

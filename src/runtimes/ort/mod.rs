@@ -68,6 +68,10 @@ pub fn is_saved_graph(path: &std::path::Path) -> bool {
     cache::is_recorded(path)
 }
 
+/// ONNX Runtime runs a CUDA graph id twice as usual and captures it on the third run; every later
+/// run of the id replays the graph.
+const GRAPH_RUNS_TO_CAPTURE: usize = 3;
+
 const SESSION_KEYS: &str = "graph_optimization (disable, basic, extended, all), optimized_model (a path), optimized_cache (a folder), disable_cpu_fallback (true/false), device (cpu, gpu, npu), timing (end-to-end, device-resident), io (default, pinned, cuda-graph), memory_pattern, prepacking, cpu_arena (true/false)";
 
 fn flag(key: &str, v: &str) -> std::result::Result<bool, String> {

@@ -189,8 +189,7 @@ impl Staged {
         let graph = cfg.graph;
         self.current = Some(Buffers { shapes, binding, inputs, outputs, run_options });
         if graph {
-            // ONNX Runtime runs a graph id twice as usual and captures it on the third run.
-            for _ in 0..3 {
+            for _ in 0..super::super::GRAPH_RUNS_TO_CAPTURE {
                 self.run_staged(core, feed)?;
             }
         }
