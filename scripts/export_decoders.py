@@ -219,6 +219,53 @@ def rename_dims(model: ir.Model) -> None:
             renamed(value)
 
 
+def const_int(value: ir.Value | None) -> int | None:
+    """The value of a one-element integer constant (initializer or Constant node), else None."""
+    if value is None:
+        return None
+    tensor = ir.convenience.get_const_tensor(value)
+    if tensor is None or tensor.size != 1 or tensor.dtype not in (ir.DataType.INT64, ir.DataType.INT32):
+        return None
+    return int(tensor.numpy().reshape(-1)[0])
+
+
+def ranges_from_past(model: ir.Model) -> int:
+    """Rewrites `Add(Range(0, n, 1), s)` with a scalar `s` as `Range(s, s + n, 1)`; returns how many.
+
+    The exporter writes the cache slots a step fills (`arange(past, past + sequence)`) as a range
+    from 0 plus the past's length, a scalar read from a shape. ONNX Runtime keeps shape scalars on
+    the host, so that Add would run on the GPU on a value copied from the host: a copy inside the
+    step, which stops ONNX Runtime from capturing the step in a CUDA graph. A range's bounds are
+    read on the host by the CUDA provider itself, so as one range the slots need no copy."""
+    graph = model.graph
+    rewritten = 0
+    for add in list(graph):
+        if add.op_type != "Add" or add.domain not in ("", "ai.onnx"):
+            continue
+        for k in (0, 1):
+            ranged, offset = add.inputs[k], add.inputs[1 - k]
+            node = ranged.producer() if ranged is not None else None
+            if node is None or node.op_type != "Range" or offset is None or offset.shape is None or offset.shape.rank() != 0:
+                continue
+            start, limit, delta = node.inputs
+            if const_int(start) != 0 or const_int(delta) != 1 or offset.dtype != ranged.dtype:
+                continue
+            end = ir.node("Add", [offset, limit], name=f"{add.name}_range_end")
+            end.outputs[0].dtype, end.outputs[0].shape = offset.dtype, ir.Shape([])
+            slots = ir.node("Range", [offset, end.outputs[0], delta], name=f"{add.name}_range")
+            slots.outputs[0].dtype, slots.outputs[0].shape = ranged.dtype, add.outputs[0].shape
+            graph.insert_before(add, [end, slots])
+            name = add.outputs[0].name
+            ir.convenience.replace_all_uses_with(add.outputs[0], slots.outputs[0], replace_graph_outputs=True)
+            graph.remove(add, safe=True)
+            slots.outputs[0].name = name
+            if not node.outputs[0].uses():
+                graph.remove(node, safe=True)
+            rewritten += 1
+            break
+    return rewritten
+
+
 def trace_example(config: Any, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(1)
     batch, seq, past = TRACE_BATCH, TRACE_SEQUENCE, TRACE_PAST
@@ -252,6 +299,7 @@ def export_decoder(model: torch.nn.Module, dtype: torch.dtype, path: Path) -> No
         verbose=False,
     )
     rename_dims(program.model)
+    print(f"  {path.name}: cache slots written as one range in {ranges_from_past(program.model)} place(s)")
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     program.save(str(path), external_data=weight_bytes > EXTERNAL_DATA_BYTES)
 

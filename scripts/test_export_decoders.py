@@ -66,6 +66,46 @@ class DecoderExportTest(unittest.TestCase):
         self.assertIn("weights: random", yaml)
         self.assertNotIn("\ntokenizer:", yaml)
 
+    def test_cache_slots_are_one_range_with_no_shape_scalar_added_on_the_device(self) -> None:
+        # ONNX Runtime keeps shape scalars on the host: an Add of one to a device tensor would be a
+        # copy inside the step, and no CUDA graph. The slots are one Range from the past's length.
+        for definition in (LLAMA, QWEN):
+            self.export(definition)
+            graph = onnx.load(str(self.dir / definition.name / "model.onnx")).graph
+            producer = {o: n for n in graph.node for o in n.output}
+            for node in graph.node:
+                if node.op_type == "Add":
+                    self.assertFalse(any(producer.get(i) is not None and producer[i].op_type == "Range" for i in node.input), f"{definition.name}: {node.name} adds to a Range")
+            ranges = [n for n in graph.node if n.op_type == "Range"]
+            self.assertTrue(any(producer.get(n.input[0]) is not None and producer[n.input[0]].op_type == "Squeeze" for n in ranges), "a range starts at the past's length")
+
+    def test_the_range_rewrite_leaves_other_ranges_alone(self) -> None:
+        import onnx_ir as ir
+
+        def model(start: int) -> ir.Model:
+            n = ir.Value(name="n", type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([]))
+            s = ir.Value(name="s", type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([]))
+            consts = [ir.node("Constant", [], {"value": ir.tensor(np.array(v, np.int64))}, name=f"c{v}_{k}") for k, v in enumerate((start, 1))]
+            rng = ir.node("Range", [consts[0].outputs[0], n, consts[1].outputs[0]], name="range")
+            rng.outputs[0].dtype, rng.outputs[0].shape = ir.DataType.INT64, ir.Shape(["k"])
+            add = ir.node("Add", [rng.outputs[0], s], name="add")
+            add.outputs[0].name, add.outputs[0].dtype, add.outputs[0].shape = "slots", ir.DataType.INT64, ir.Shape(["k"])
+            graph = ir.Graph([n, s], [add.outputs[0]], nodes=[*consts, rng, add], opset_imports={"": 18}, name="g")
+            return ir.Model(graph, ir_version=10)
+
+        import onnxruntime as ort
+
+        for start, rewrites in ((0, 1), (1, 0)):
+            m = model(start)
+            self.assertEqual(export_decoders.ranges_from_past(m), rewrites)
+            path = self.dir / f"range{start}.onnx"
+            ir.save(m, str(path))
+            got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"n": np.array(4, np.int64), "s": np.array(7, np.int64)})[0]
+            self.assertEqual(got.tolist(), [start + 7 + k for k in range(4 - start)])
+            starts = [node.inputs[0].name for node in m.graph if node.op_type == "Range"]
+            self.assertEqual(starts, ["s"] if rewrites else [m.graph.node("range").inputs[0].name])
+            self.assertNotEqual(starts, ["s"] if not rewrites else [])
+
     def test_qwen2_fp16_copy_has_fp16_cache_and_fp32_logits(self) -> None:
         self.export(QWEN, fp16=True)
         graph = onnx.load(str(self.dir / "tiny-qwen2-fp16" / "model.onnx")).graph

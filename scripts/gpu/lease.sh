@@ -31,6 +31,11 @@
 #               CUDA graphs, in one run (generate-graph.yaml)
 #   gen2loop    xbench's decode step and the bare loop alternated three times (generate-loop.yaml,
 #               decode_loop.py at batch 1, 4, 16)
+#   gen3        after gen's export: where ONNX Runtime puts the decoder's nodes (placement.py), then
+#               ort-cuda as usual, with pinned copies and with the decode-step CUDA graphs against
+#               ort-cpu (generate-graph.yaml)
+#   gen3loop    the three ort-cuda series and the bare loop alternated, rounds XB_ROUNDS (default
+#               "1 2"; generate-loop.yaml, decode_loop.py at batch 1, 4, 16)
 # Every step logs its command, exit code and wall time to logs/steps.txt and goes on regardless;
 # each phase leaves OUT/PHASE.tgz (its results folders and logs).
 set -u -o pipefail
@@ -261,6 +266,30 @@ phase_gen2loop() {
   done
   grep '^{' logs/decode-loop-abab.jsonl > runs/decode-loop-abab.jsonl 2>/dev/null  # its JSON lines only
   pack gen2loop gen-loop-1 gen-loop-2 gen-loop-3 decode-loop-abab.jsonl
+}
+
+phase_gen3() {
+  gpu_ort
+  for _ in $(seq 240); do [ -f models/qwen2.5-0.5b/model.yaml ] && break; sleep 2; done
+  step placement python3 scripts/gpu/placement.py models/qwen2.5-0.5b/model.onnx > runs/placement.txt 2>&1
+  cat runs/placement.txt | tail -20
+  TMO=300 xrun gen-graph scenarios/gpu/generate-graph.yaml --no-tf32 -i
+  pack gen3 gen-graph placement.txt
+}
+
+phase_gen3loop() {
+  gpu_ort
+  local r b names=""
+  for r in ${XB_ROUNDS:-1 2}; do
+    TMO=280 xrun "gen-loop-$r" scenarios/gpu/generate-loop.yaml --no-tf32 -i
+    for b in 1 4 16; do
+      step "decode-loop-$r-b$b" python3 scripts/gpu/decode_loop.py models/qwen2.5-0.5b/model.onnx --prompt 128 --new 128 --batch "$b" --runs 2 --no-tf32 | tee -a logs/decode-loop-abab.jsonl
+    done
+    names="$names gen-loop-$r"
+  done
+  grep '^{' logs/decode-loop-abab.jsonl > runs/decode-loop-abab.jsonl 2>/dev/null  # its JSON lines only
+  local rounds=${XB_ROUNDS:-1 2}
+  pack "gen3loop-${rounds// /-}" $names decode-loop-abab.jsonl
 }
 
 for phase in "$@"; do

@@ -33,21 +33,42 @@ pub struct Generated {
 }
 
 /// The index of each row's largest logit (the first of equal ones).
-pub fn argmax(logits: &Array2<f32>) -> Vec<i64> {
-    // The largest value lane by lane over chunks of 16 (a loop the compiler vectorises: a large
-    // vocabulary's rows are read once at memory speed), then the first index that holds it.
+pub fn argmax(logits: ndarray::ArrayView2<'_, f32>) -> Vec<i64> {
+    // One pass over the row: sixteen lanes each keep their largest value and the first chunk that
+    // held it (a loop the compiler vectorises, so a large vocabulary's rows are read once at
+    // memory speed); then the largest lane, the first index among equal ones; then the tail.
     // NaN is never the largest; a row of NaN gives 0.
     fn first_largest(row: &[f32]) -> usize {
-        let mut lanes = [f32::NEG_INFINITY; 16];
-        let chunks = row.chunks_exact(16);
+        const W: usize = 16;
+        let mut best = [f32::NEG_INFINITY; W];
+        let mut at = [0u32; W];
+        let chunks = row.chunks_exact(W);
         let rest = chunks.remainder();
-        for c in chunks {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l = if v > *l { v } else { *l };
+        for (c, chunk) in chunks.enumerate() {
+            for ((b, a), &v) in best.iter_mut().zip(at.iter_mut()).zip(chunk) {
+                let more = v > *b;
+                *b = if more { v } else { *b };
+                *a = if more { c as u32 } else { *a };
             }
         }
-        let largest = lanes.iter().chain(rest).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-        row.iter().position(|&v| v == largest).unwrap_or(0)
+        let (mut value, mut index) = (f32::NEG_INFINITY, 0);
+        for (lane, (&b, &a)) in best.iter().zip(&at).enumerate() {
+            let i = a as usize * W + lane;
+            if b > value || (b == value && b > f32::NEG_INFINITY && i < index) {
+                (value, index) = (b, i);
+            }
+        }
+        let base = row.len() - rest.len();
+        for (k, &v) in rest.iter().enumerate() {
+            if v > value {
+                (value, index) = (v, base + k);
+            }
+        }
+        if value == f32::NEG_INFINITY {
+            // Nothing above -inf: the first -inf, else 0 (a row of NaN).
+            return row.iter().position(|&v| v == f32::NEG_INFINITY).unwrap_or(0);
+        }
+        index
     }
     logits
         .rows()
@@ -69,7 +90,7 @@ pub fn generate(dec: &mut dyn Decoder, prompt: &Prompt, new_tokens: usize, keep_
     let positions = prompt.positions();
     let t = Instant::now();
     let logits = dec.step(&Step { ids: &prompt.ids, mask: &prompt.mask, positions: &positions })?;
-    let mut next = argmax(&logits);
+    let mut next = argmax(logits.view());
     let prefill_ms = t.elapsed().as_secs_f64() * 1e3;
     ids.column_mut(0).assign(&ndarray::Array1::from(next.clone()));
     if keep_rows > 0 {
@@ -88,7 +109,7 @@ pub fn generate(dec: &mut dyn Decoder, prompt: &Prompt, new_tokens: usize, keep_
         }
         let pos = Array2::from_shape_vec((batch, 1), last.clone())?;
         let logits = dec.step(&Step { ids: &input, mask: &mask, positions: &pos })?;
-        next = argmax(&logits);
+        next = argmax(logits.view());
         step_ms.push(t.elapsed().as_secs_f64() * 1e3);
         ids.column_mut(k).assign(&ndarray::Array1::from(next.clone()));
         if keep_rows > 0 {

@@ -68,7 +68,13 @@ pub fn run_group(job: &GroupJob, emit: &mut dyn FnMut(RunEvent), stop: &dyn Fn()
     let cuda = spec.as_ref().is_ok_and(|s| s.device() == DeviceClass::CudaGpu);
     let gpu = cuda.then(|| crate::gpu::Gpu::open(job.options.device_id).ok()).flatten();
     // Its ready time is the executor's to set (from the worker's start); `load_ms` stands until then.
-    emit(RunEvent::Loaded { group, load_ms, ready_ms: load_ms, session: session.info() });
+    let mut info = session.info();
+    if job.measuring.generate.is_some() {
+        // A decoder states its own copies in its cells' timer; how plain runs bind their inputs
+        // and outputs does not apply to it.
+        info.io = None;
+    }
+    emit(RunEvent::Loaded { group, load_ms, ready_ms: load_ms, session: info });
     if job.gated {
         // Loaded side by side with other groups, the group runs its first cell once, untimed,
         // before it counts as ready: one-time start-up work overlaps the other loads, never a

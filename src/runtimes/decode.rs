@@ -3,7 +3,7 @@
 //! (`models::DecoderLayout`). The loop that picks tokens and times the steps is `generate`'s.
 
 use anyhow::{bail, Result};
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 use crate::generate::{Measured, Prompt};
 use crate::models::DecoderLayout;
@@ -30,8 +30,9 @@ pub trait Decoder {
         Ok(0)
     }
     /// Runs one step on the cache of the steps before it and keeps the cache it returns; gives the
-    /// last position's logits of each row in host memory, as f32 `[batch, vocab]`.
-    fn step(&mut self, step: &Step) -> Result<Array2<f32>>;
+    /// last position's logits of each row in host memory, as f32 `[batch, vocab]` (the decoder's
+    /// own memory, which the next step overwrites).
+    fn step(&mut self, step: &Step) -> Result<ArrayView2<'_, f32>>;
     /// What a timed step covers (inputs in, the cache where it stays, logits out), as recorded.
     fn timer(&self) -> String;
     /// Bytes the cache holds now.

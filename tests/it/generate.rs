@@ -111,6 +111,27 @@ fn what_cannot_generate_fails_its_cells_naming_the_fix() {
     let fake = run.results.cells.iter().find(|c| c.runtime == RuntimeId::new("fake-exact")).unwrap();
     let e = fake.error.as_deref().unwrap_or("");
     assert!(fake.status == Status::Failed && e.contains("cannot keep a decoder's key/value cache") && e.contains("fix: generate with ort-cpu, ort-cuda or tract-cpu"), "{fake:?}");
+    // A device-resident timer would not say what a generation measured: ONNX Runtime's cells fail
+    // with the fix; tract, which times end to end only, generates.
+    let run = scenario(&mut xbench_in(tmp.path()), tmp.path(), &format!("{base}models: [tiny-llama]\ngenerate: {{prompt_tokens: [8], new_tokens: [4]}}\n"), &["--quiet", "--models-dir", models, "--timing", "device-resident"], 2);
+    for c in &run.results.cells {
+        let e = c.error.as_deref().unwrap_or("");
+        if c.runtime == RuntimeId::new("ort-cpu") {
+            assert!(c.status == Status::Failed && e.contains("generation is timed end to end") && e.contains("fix: generate without --timing device-resident"), "{c:?}");
+        } else {
+            assert_eq!(c.status, Status::Ok, "{c:?}");
+        }
+    }
+    // Bound through buffers of xbench's own (`io: pinned`), a plain run's binding is recorded with
+    // its session; a generation's decoder states its copies in its cells' timer instead.
+    let mut runs = Vec::new();
+    for what in ["models: [tiny-llama]\ngenerate: {prompt_tokens: [8], new_tokens: [4]}\n", "models: [tiny-bert]\ninput_chars: [50]\n"] {
+        let yaml = format!("name: g\nruntimes: [{{name: staged, runtime: ort-cpu, session: {{io: pinned}}}}]\nbatch_sizes: [1]\niterations: 1\nwarmup: 0\n{what}");
+        let run = scenario(&mut xbench_in(tmp.path()), tmp.path(), &yaml, &["--quiet", "--models-dir", models], 0);
+        assert!(run.results.cells.iter().all(|c| c.status == Status::Ok), "{:?}", run.results.cells);
+        runs.push(run.results.groups[0].session.as_ref().unwrap().io.clone());
+    }
+    assert!(runs[0].is_none() && runs[1].as_deref().is_some_and(|io| io.contains("host buffers of their own")), "{runs:?}");
     // `xbench feeds` has no fixed tensors to write for a generation scenario, and says so.
     std::fs::write(tmp.path().join("g.yaml"), yaml).unwrap();
     let o = xbench_in(tmp.path()).env("XBENCH_FAKE_RUNTIMES", "1").args(["feeds", "g.yaml", "--out", "f.json", "--models-dir", models]).output().unwrap();

@@ -1,14 +1,15 @@
 //! Generation on ONNX Runtime: each step's integer inputs made on the host and bound, the past
 //! bound as the values the step before returned (on the provider's device: the cache never leaves
 //! it), the presents and logits left on the device, and only the last position's logits copied to
-//! host memory.
+//! host memory the decoder keeps between steps (page-locked with `--pinned-io`, where the integer
+//! inputs also go through page-locked buffers into GPU buffers of their own).
 
 use anyhow::{anyhow, bail, Context, Result};
-use ndarray::Array2;
-use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+use ndarray::{Array2, ArrayView2};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::value::{DynTensor, DynValue, TensorElementType};
 
-use super::cudart::{self, Direction};
+use super::cudart::{self, Direction, PinnedBuf};
 use super::io::Core;
 use crate::models::DecoderLayout;
 use crate::runtimes::decode::{cache_type, Decoder, Step};
@@ -26,19 +27,121 @@ pub(super) struct OrtDecoder<'s> {
     kv_heads: usize,
     head_size: usize,
     f16: bool,
+    /// The last step's logits `[batch, vocab]`, in host memory kept between steps.
+    logits: HostBuf,
+    /// `--pinned-io` on the GPU: the integer inputs' page-locked buffers (ids, mask, positions)
+    /// and ONNX Runtime's CUDA allocator for their GPU copies.
+    pinned: Option<(Vec<HostBuf>, Allocator)>,
+}
+
+/// Host memory a decoder copies through, kept between steps and grown when a step needs more:
+/// ordinary memory, or page-locked memory the GPU copies to and from at full speed.
+pub(super) enum HostBuf {
+    Pageable(Vec<f32>),
+    Pinned(Option<PinnedBuf>),
+}
+
+impl HostBuf {
+    pub fn new(pinned: bool) -> HostBuf {
+        if pinned {
+            HostBuf::Pinned(None)
+        } else {
+            HostBuf::Pageable(Vec::new())
+        }
+    }
+
+    /// At least `bytes` bytes (4-byte aligned; what they held before is not kept when it grows).
+    /// It grows to twice its size at least (and 64 KiB), so that a mask one position longer each
+    /// step does not allocate each step.
+    pub fn reserve(&mut self, bytes: usize) -> Result<*mut u8> {
+        let grown = |had: usize| bytes.max(2 * had).max(64 << 10);
+        Ok(match self {
+            HostBuf::Pageable(v) => {
+                if v.len() * 4 < bytes {
+                    *v = vec![0.0; grown(v.len() * 4).div_ceil(4)];
+                }
+                v.as_mut_ptr().cast()
+            }
+            HostBuf::Pinned(p) => {
+                let had = p.as_ref().map_or(0, |b| b.bytes);
+                if had < bytes {
+                    *p = None;
+                    *p = Some(cudart::get()?.pinned(grown(had))?);
+                }
+                p.as_ref().expect("allocated just above").ptr().cast()
+            }
+        })
+    }
+
+    /// Bytes it holds now.
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        match self {
+            HostBuf::Pageable(v) => v.len() * 4,
+            HostBuf::Pinned(p) => p.as_ref().map_or(0, |b| b.bytes),
+        }
+    }
+
+    /// The first `elems` f32 values (the buffer holds at least as many bytes, as reserved).
+    pub fn f32s(&self, elems: usize) -> &[f32] {
+        match self {
+            HostBuf::Pageable(v) => &v[..elems],
+            // SAFETY: reserved for at least `elems` f32 values, page-aligned by cudaMallocHost.
+            HostBuf::Pinned(Some(p)) => unsafe { std::slice::from_raw_parts(p.ptr() as *const f32, elems.min(p.bytes / 4)) },
+            HostBuf::Pinned(None) => &[],
+        }
+    }
+
+    /// `a`'s values in its logical order, as i32 or i64, at the buffer's start: where, and how many bytes.
+    pub fn put_ints(&mut self, a: &Array2<i64>, int32: bool) -> Result<(*const u8, usize)> {
+        let size = if int32 { 4 } else { 8 };
+        let bytes = a.len() * size;
+        let base = self.reserve(bytes)?;
+        // SAFETY: `reserve` made room for `bytes` bytes at `base`.
+        let dst = unsafe { std::slice::from_raw_parts_mut(base, bytes) };
+        for (d, &v) in dst.chunks_exact_mut(size).zip(a.iter()) {
+            if int32 {
+                d.copy_from_slice(&(v as i32).to_ne_bytes());
+            } else {
+                d.copy_from_slice(&v.to_ne_bytes());
+            }
+        }
+        Ok((base, bytes))
+    }
 }
 
 impl<'s> OrtDecoder<'s> {
-    pub fn new(core: &'s mut Core, layout: &DecoderLayout, int32: bool) -> Result<OrtDecoder<'s>> {
+    /// A decoder on `core`'s session; with `pinned` (`--pinned-io`, on the GPU only), every copy
+    /// between host and GPU goes through page-locked memory.
+    pub fn new(core: &'s mut Core, layout: &DecoderLayout, int32: bool, pinned: bool) -> Result<OrtDecoder<'s>> {
         let (slots, kv_heads, head_size) = roles(core, layout)?;
         let f16 = cache_type(layout)? == ElemType::Float16;
         let cuda = core.device.0 == AllocationDevice::CUDA;
         let device = MemoryInfo::new(core.device.0.clone(), core.device.1, AllocatorType::Device, MemoryType::Default)?;
-        Ok(OrtDecoder { core, layout: layout.clone(), slots, cache: Vec::new(), device, cuda, int32, kv_heads, head_size, f16 })
+        let pinned = if pinned && cuda {
+            let alloc = Allocator::new(&core.session, MemoryInfo::new(AllocationDevice::CUDA, core.device.1, AllocatorType::Device, MemoryType::Default)?).map_err(|e| anyhow!("cannot get ONNX Runtime's CUDA allocator: {e}"))?;
+            Some(((0..3).map(|_| HostBuf::new(true)).collect(), alloc))
+        } else {
+            None
+        };
+        let logits = HostBuf::new(pinned.is_some());
+        Ok(OrtDecoder { core, layout: layout.clone(), slots, cache: Vec::new(), device, cuda, int32, kv_heads, head_size, f16, logits, pinned })
     }
 
     fn ints(&self, a: &Array2<i64>) -> Result<DynValue> {
         Ok(if self.int32 { ort::value::Tensor::from_array(a.mapv(|v| v as i32))?.into_dyn() } else { ort::value::Tensor::from_array(a.clone())?.into_dyn() })
+    }
+
+    /// `a` as a GPU tensor, copied through the `k`th page-locked buffer (`--pinned-io`).
+    fn pinned_ints(&mut self, k: usize, a: &Array2<i64>) -> Result<DynValue> {
+        let (bufs, alloc) = self.pinned.as_mut().expect("called with pinned buffers only");
+        let ty = if self.int32 { TensorElementType::Int32 } else { TensorElementType::Int64 };
+        let t = DynTensor::new(alloc, ty, vec![a.nrows() as i64, a.ncols() as i64]).map_err(|e| anyhow!("cannot allocate a GPU tensor of {:?} {ty:?}: {e}", a.dim()))?;
+        let (src, bytes) = bufs[k].put_ints(a, self.int32)?;
+        // SAFETY: the tensor holds `a`'s elements of `ty` on the GPU; `src` holds their bytes. A
+        // copy from page-locked memory has landed when cudaMemcpy returns.
+        unsafe { cudart::get()?.copy(t.data_ptr() as *mut _, src.cast(), bytes, Direction::HostToDevice)? };
+        Ok(t.into_dyn())
     }
 
     fn empty_past(&self, batch: usize) -> Result<DynValue> {
@@ -50,13 +153,13 @@ impl<'s> OrtDecoder<'s> {
         })
     }
 
-    /// The last position's logits of each row, in host memory as f32.
-    fn last_logits(&self, logits: DynValue) -> Result<Array2<f32>> {
+    /// The last position's logits of each row, copied into the decoder's host buffer as f32.
+    fn last_logits(&mut self, logits: DynValue) -> Result<ArrayView2<'_, f32>> {
         let t: DynTensor = logits.downcast().map_err(|e| anyhow!("logits are not a tensor: {e}"))?;
         let shape: Vec<usize> = t.shape().iter().map(|&d| d as usize).collect();
         let [batch, n, vocab] = shape[..] else { bail!("logits have shape {shape:?}, not [batch, sequence, vocab]") };
         // SAFETY: the tensor holds batch × n × vocab elements of its type, on the GPU when `cuda`.
-        unsafe { last_rows(t.data_ptr() as *const u8, [batch, n, vocab], *t.data_type(), self.cuda) }
+        unsafe { last_rows(t.data_ptr() as *const u8, [batch, n, vocab], *t.data_type(), self.cuda, &mut self.logits) }
     }
 }
 
@@ -91,45 +194,47 @@ pub(super) fn logit_size(ty: TensorElementType) -> Result<usize> {
 }
 
 /// Each row's last position of logits `[batch, n, vocab]` of type `ty` at `base` (on the GPU when
-/// `cuda`), in host memory as f32.
+/// `cuda`), copied into `host` as f32 `[batch, vocab]`.
 ///
 /// # Safety
 /// `base` must hold `batch × n × vocab` elements of `ty`, on the side `cuda` names.
-pub(super) unsafe fn last_rows(base: *const u8, [batch, n, vocab]: [usize; 3], ty: TensorElementType, cuda: bool) -> Result<Array2<f32>> {
+pub(super) unsafe fn last_rows(base: *const u8, [batch, n, vocab]: [usize; 3], ty: TensorElementType, cuda: bool, host: &mut HostBuf) -> Result<ArrayView2<'_, f32>> {
     let size = logit_size(ty)?;
     let row_bytes = vocab * size;
-    // Each row's last position, straight into the array the host reads (f16 through a row buffer).
-    let mut values = vec![0f32; batch * vocab];
+    let values = host.reserve(batch * vocab * 4)?;
+    let copy = |dst: *mut u8, src: *const u8, bytes: usize| -> Result<()> {
+        if cuda {
+            // SAFETY: as the caller promises for `src`; `dst` has room for `bytes` bytes.
+            unsafe { cudart::get()?.copy(dst.cast(), src.cast(), bytes, Direction::DeviceToHost) }
+        } else {
+            // SAFETY: as above, in host memory.
+            unsafe { std::ptr::copy_nonoverlapping(src, dst, bytes) };
+            Ok(())
+        }
+    };
     if n == 1 && size == 4 {
         // A decode step's logits are one position per row: the rows lie end to end, one copy.
-        let dst: *mut u8 = values.as_mut_ptr().cast();
-        if cuda {
-            // SAFETY: as the caller promises: batch × 1 × vocab f32 on the GPU; `values` holds as many.
-            unsafe { cudart::get()?.copy(dst.cast(), base.cast(), batch * row_bytes, Direction::DeviceToHost)? };
-        } else {
-            // SAFETY: as above, in host memory.
-            unsafe { std::ptr::copy_nonoverlapping(base, dst, batch * row_bytes) };
-        }
-        return Ok(Array2::from_shape_vec((batch, vocab), values)?);
-    }
-    let mut half_row = if size == 2 { vec![half::f16::ZERO; vocab] } else { Vec::new() };
-    for b in 0..batch {
-        let at = ((b * n + n - 1) * row_bytes) as isize;
-        let dst: *mut u8 = if size == 4 { values[b * vocab..].as_mut_ptr().cast() } else { half_row.as_mut_ptr().cast() };
-        if cuda {
-            // SAFETY: as the caller promises; `dst` has room for one row.
-            unsafe { cudart::get()?.copy(dst.cast(), base.offset(at).cast(), row_bytes, Direction::DeviceToHost)? };
-        } else {
-            // SAFETY: as above, in host memory.
-            unsafe { std::ptr::copy_nonoverlapping(base.offset(at), dst, row_bytes) };
-        }
-        if size == 2 {
-            for (v, h) in values[b * vocab..(b + 1) * vocab].iter_mut().zip(&half_row) {
-                *v = h.to_f32();
+        copy(values, base, batch * row_bytes)?;
+    } else {
+        let mut half_row = if size == 2 { vec![half::f16::ZERO; vocab] } else { Vec::new() };
+        for b in 0..batch {
+            // SAFETY: row b's last position lies inside the caller's batch × n × vocab elements.
+            let src = unsafe { base.add((b * n + n - 1) * row_bytes) };
+            // SAFETY: `values` holds batch × vocab f32.
+            let row = unsafe { values.add(b * vocab * 4) };
+            if size == 4 {
+                copy(row, src, row_bytes)?;
+            } else {
+                copy(half_row.as_mut_ptr().cast(), src, row_bytes)?;
+                // SAFETY: as above; f32-aligned (the buffer is 4-byte aligned).
+                let out = unsafe { std::slice::from_raw_parts_mut(row.cast::<f32>(), vocab) };
+                for (v, h) in out.iter_mut().zip(&half_row) {
+                    *v = h.to_f32();
+                }
             }
         }
     }
-    Ok(Array2::from_shape_vec((batch, vocab), values)?)
+    Ok(ArrayView2::from_shape((batch, vocab), host.f32s(batch * vocab))?)
 }
 
 impl Decoder for OrtDecoder<'_> {
@@ -137,17 +242,21 @@ impl Decoder for OrtDecoder<'_> {
         self.cache.clear();
     }
 
-    fn step(&mut self, step: &Step) -> Result<Array2<f32>> {
+    fn step(&mut self, step: &Step) -> Result<ArrayView2<'_, f32>> {
         let batch = step.ids.nrows();
         let first = self.cache.is_empty();
         let mut binding = self.core.session.create_binding()?;
         let mut held = Vec::new();
-        held.push((self.layout.input_ids.clone(), self.ints(step.ids)?));
+        let mut ints = vec![(self.layout.input_ids.clone(), step.ids)];
         if let Some(n) = &self.layout.attention_mask {
-            held.push((n.clone(), self.ints(step.mask)?));
+            ints.push((n.clone(), step.mask));
         }
         if let Some(n) = &self.layout.position_ids {
-            held.push((n.clone(), self.ints(step.positions)?));
+            ints.push((n.clone(), step.positions));
+        }
+        for (k, (name, a)) in ints.into_iter().enumerate() {
+            let v = if self.pinned.is_some() { self.pinned_ints(k, a)? } else { self.ints(a)? };
+            held.push((name, v));
         }
         if let Some(n) = &self.layout.use_cache_branch {
             held.push((n.clone(), ort::value::Tensor::from_array(ndarray::arr1(&[!first]))?.into_dyn()));
@@ -172,13 +281,19 @@ impl Decoder for OrtDecoder<'_> {
         let logits = outputs.remove(self.layout.logits.as_str()).with_context(|| format!("ONNX Runtime returned no `{}`", self.layout.logits))?;
         let cache = self.slots.iter().map(|(_, present)| outputs.remove(present.as_str()).with_context(|| format!("ONNX Runtime returned no `{present}`"))).collect::<Result<Vec<_>>>()?;
         drop(outputs);
+        drop(held);
         self.cache = cache;
         self.last_logits(logits)
     }
 
     fn timer(&self) -> String {
         let dev = if self.cuda { "GPU" } else { "host memory" };
-        format!("ONNX Runtime (IO binding): token ids, mask and positions made on the host and bound, the past bound as the presents of the step before (left in {dev}), the step run, the last position's logits copied to host memory as f32, the next ids picked on the host")
+        let (ints, logits) = match (&self.pinned, self.cuda) {
+            (Some(_), _) => ("copied through page-locked host buffers (cudaMemcpy) into GPU tensors and bound", "page-locked host memory kept for the decoder"),
+            (None, true) => ("bound from host memory (ONNX Runtime copies them to the GPU)", "host memory kept for the decoder (pageable)"),
+            (None, false) => ("bound", "host memory kept for the decoder"),
+        };
+        format!("ONNX Runtime (IO binding): token ids, mask and positions made on the host and {ints}, the past bound as the presents of the step before (left in {dev}), the step run, the last position's logits copied to {logits} as f32, the next ids picked on the host")
     }
 
     fn cache_bytes(&self) -> u64 {
@@ -186,5 +301,45 @@ impl Decoder for OrtDecoder<'_> {
             .iter()
             .filter_map(|v| v.dtype().tensor_shape().map(|s| s.iter().product::<i64>() as u64 * if self.f16 { 2 } else { 4 }))
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_logits_are_each_rows_last_position_in_memory_kept_between_steps() {
+        let mut host = HostBuf::new(false);
+        // [batch 2, n 3, vocab 4] f32: row b's last position is values 8..12 and 20..24.
+        let logits: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let got = unsafe { last_rows(logits.as_ptr().cast(), [2, 3, 4], TensorElementType::Float32, false, &mut host) }.unwrap().to_owned();
+        assert_eq!(got, ndarray::arr2(&[[8.0, 9.0, 10.0, 11.0], [20.0, 21.0, 22.0, 23.0]]));
+        let kept = host.f32s(8).as_ptr();
+        // A decode step (n = 1) of f16 logits lands in the same memory, converted.
+        let half: Vec<half::f16> = [1.5f32, -2.0, 0.25, 7.0, 3.0, 4.0, 5.0, 6.0].iter().map(|&v| half::f16::from_f32(v)).collect();
+        let got = unsafe { last_rows(half.as_ptr().cast(), [2, 1, 4], TensorElementType::Float16, false, &mut host) }.unwrap();
+        assert_eq!(got, ndarray::arr2(&[[1.5, -2.0, 0.25, 7.0], [3.0, 4.0, 5.0, 6.0]]));
+        assert_eq!(got.as_ptr(), kept, "no new memory for a step that fits");
+        // Integer inputs as the decoder's int64 or int32 bytes, in logical order.
+        let a = ndarray::arr2(&[[1i64, -2], [3, 4]]);
+        let mut ints = HostBuf::new(false);
+        let (p, n) = ints.put_ints(&a.t().to_owned(), false).unwrap();
+        let bytes = unsafe { std::slice::from_raw_parts(p, n) };
+        assert_eq!(bytes.chunks(8).map(|c| i64::from_ne_bytes(c.try_into().unwrap())).collect::<Vec<_>>(), [1, 3, -2, 4]);
+        let (p, n) = ints.put_ints(&a, true).unwrap();
+        let bytes = unsafe { std::slice::from_raw_parts(p, n) };
+        assert_eq!(bytes.chunks(4).map(|c| i32::from_ne_bytes(c.try_into().unwrap())).collect::<Vec<_>>(), [1, -2, 3, 4]);
+        assert!(unsafe { last_rows(logits.as_ptr().cast(), [1, 1, 4], TensorElementType::Int64, false, &mut host) }.is_err());
+        // A mask one position longer each step: the buffer grows by doubling, not each step.
+        let mut mask = HostBuf::new(false);
+        let mut sizes = Vec::new();
+        for n in 1..=40_000 {
+            mask.reserve(n * 8).unwrap();
+            if sizes.last() != Some(&mask.capacity()) {
+                sizes.push(mask.capacity());
+            }
+        }
+        assert_eq!(sizes, [64 << 10, 128 << 10, 256 << 10, 512 << 10]);
     }
 }

@@ -13,7 +13,7 @@ use std::ffi::{c_void, CString};
 use std::ptr::NonNull;
 
 use anyhow::{anyhow, bail, Context, Result};
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use ort::logging::LogLevel;
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{IoBinding, RunOptions};
@@ -21,7 +21,7 @@ use ort::value::{DynTensor, TensorElementType, ValueType};
 use ort::AsPointer;
 
 use super::cudart::{self, CudaRt, Direction};
-use super::decode::{last_rows, logit_size, roles};
+use super::decode::{last_rows, logit_size, roles, HostBuf};
 use super::graph_plan::{Half, Plan};
 use super::io::Core;
 use super::GRAPH_RUNS_TO_CAPTURE;
@@ -125,6 +125,10 @@ pub(super) struct GraphDecoder<'s> {
     captured: usize,
     /// The next step of the generation under way.
     k: usize,
+    /// Page-locked host memory the integer inputs are copied from (ids, mask, positions) and the
+    /// logits copied to.
+    ints: [HostBuf; 3],
+    logits: HostBuf,
 }
 
 impl<'s> GraphDecoder<'s> {
@@ -148,7 +152,26 @@ impl<'s> GraphDecoder<'s> {
         let alloc = Allocator::new(&core.session, MemoryInfo::new(AllocationDevice::CUDA, core.device.1, AllocatorType::Device, MemoryType::Default)?).map_err(|e| anyhow!("cannot get ONNX Runtime's CUDA allocator: {e}"))?;
         let int_ty = if int32 { TensorElementType::Int32 } else { TensorElementType::Int64 };
         let rt = cudart::get()?;
-        Ok(GraphDecoder { cell: None, core, alloc, mem, rt, layout: layout.clone(), slots, int_ty, cache_ty, logits_ty, kv_heads, head_size, vocab, next_id: 1, captured: 0, k: 0 })
+        Ok(GraphDecoder {
+            cell: None,
+            core,
+            alloc,
+            mem,
+            rt,
+            layout: layout.clone(),
+            slots,
+            int_ty,
+            cache_ty,
+            logits_ty,
+            kv_heads,
+            head_size,
+            vocab,
+            next_id: 1,
+            captured: 0,
+            k: 0,
+            ints: [HostBuf::new(true), HostBuf::new(true), HostBuf::new(true)],
+            logits: HostBuf::new(true),
+        })
     }
 
     fn buffer(&self, ty: TensorElementType, elems: usize) -> Result<DynTensor> {
@@ -209,15 +232,16 @@ impl<'s> GraphDecoder<'s> {
         Ok(StepGraph { binding, _views: views, options })
     }
 
-    /// Copies `a` (in its logical order) into the integer buffer `dst`.
-    fn put(&self, dst: &DynTensor, a: &Array2<i64>) -> Result<()> {
-        let bytes: Vec<u8> = if self.int_ty == TensorElementType::Int32 { a.iter().flat_map(|&v| (v as i32).to_ne_bytes()).collect() } else { a.iter().flat_map(|&v| v.to_ne_bytes()).collect() };
+    /// Copies `a` (in its logical order) into the integer buffer `dst`, through page-locked
+    /// buffer `k` (a copy from page-locked memory has landed when cudaMemcpy returns).
+    fn put(&mut self, k: usize, dst: &DynTensor, a: &Array2<i64>) -> Result<()> {
+        let (src, bytes) = self.ints[k].put_ints(a, self.int_ty == TensorElementType::Int32)?;
         // SAFETY: the caller checked `a`'s shape against the step's view of `dst`, which fits it.
-        unsafe { self.rt.copy(dev(dst), bytes.as_ptr().cast(), bytes.len(), Direction::HostToDevice) }
+        unsafe { self.rt.copy(dev(dst), src.cast(), bytes, Direction::HostToDevice) }
     }
 
     /// Step `self.k` of the generation under way, on `cell`'s buffers.
-    fn run_step(&mut self, cell: &mut Cell, step: &Step) -> Result<Array2<f32>> {
+    fn run_step(&mut self, cell: &mut Cell, step: &Step) -> Result<()> {
         let k = self.k;
         let p = cell.plan.clone();
         let s = p.step(k).with_context(|| format!("step {k} is past the {} steps the CUDA graphs were prepared for", p.steps()))?;
@@ -226,12 +250,12 @@ impl<'s> GraphDecoder<'s> {
         if got != want {
             bail!("step {k}'s ids, mask and positions are {got:?}, not the {want:?} its CUDA graph was prepared for");
         }
-        self.put(&cell.ids, step.ids)?;
+        self.put(0, &cell.ids, step.ids)?;
         if self.layout.attention_mask.is_some() {
-            self.put(&cell.mask, step.mask)?;
+            self.put(1, &cell.mask, step.mask)?;
         }
         if self.layout.position_ids.is_some() {
-            self.put(&cell.positions, step.positions)?;
+            self.put(2, &cell.positions, step.positions)?;
         }
         let branch = [u8::from(k > 0)];
         // SAFETY: the branch buffer holds one bool.
@@ -255,8 +279,7 @@ impl<'s> GraphDecoder<'s> {
         if capture {
             self.captured += 1;
         }
-        // SAFETY: the logits buffer holds the step's [batch, tokens, vocab] logits on the GPU.
-        unsafe { last_rows(dev(&cell.logits) as *const u8, [p.batch, s.tokens, p.vocab], self.logits_ty, true) }
+        Ok(())
     }
 }
 
@@ -275,18 +298,22 @@ impl Decoder for GraphDecoder<'_> {
         Ok(GRAPH_RUNS_TO_CAPTURE)
     }
 
-    fn step(&mut self, step: &Step) -> Result<Array2<f32>> {
+    fn step(&mut self, step: &Step) -> Result<ArrayView2<'_, f32>> {
         let mut cell = self.cell.take().context("ort-cuda's CUDA-graph decoder has no buffers for this cell (it was not prepared)")?;
         let result = self.run_step(&mut cell, step);
-        self.cell = Some(cell);
+        let k = self.k;
         self.k += 1;
-        result
+        let cell = self.cell.insert(cell);
+        result?;
+        let (p, tokens) = (&cell.plan, cell.plan.step(k).map_or(1, |s| s.tokens));
+        // SAFETY: the logits buffer holds the step's [batch, tokens, vocab] logits on the GPU.
+        unsafe { last_rows(dev(&cell.logits) as *const u8, [p.batch, tokens, p.vocab], self.logits_ty, true, &mut self.logits) }
     }
 
     fn timer(&self) -> String {
         let (graphs, longest) = self.cell.as_ref().map_or((0, 0), |c| (c.plan.steps(), c.plan.capacity()));
         format!(
-            "ONNX Runtime (IO binding, CUDA graphs): token ids, mask and positions made on the host and copied (cudaMemcpy, {}) into GPU buffers that never move, the prefill and each decode step replaying a CUDA graph of its own ({graphs} graphs for this cell, one per step index, each run twice and captured on the third in the cell's preparation; {} captured by this session), the cache kept on the GPU in two buffers per cache tensor of the cell's longest cache ({longest} positions), each step reading its past from one and writing its present into the other, the last position's logits copied to host memory as f32, the next ids picked on the host",
+            "ONNX Runtime (IO binding, CUDA graphs): token ids, mask and positions made on the host and copied through page-locked host buffers (cudaMemcpy, {}) into GPU buffers that never move, the prefill and each decode step replaying a CUDA graph of its own ({graphs} graphs for this cell, one per step index, each run twice and captured on the third in the cell's preparation; {} captured by this session), the cache kept on the GPU in two buffers per cache tensor of the cell's longest cache ({longest} positions), each step reading its past from one and writing its present into the other, the last position's logits copied to page-locked host memory kept for the decoder, as f32, the next ids picked on the host",
             self.rt.name, self.captured
         )
     }

@@ -41,6 +41,9 @@ pub(super) struct OrtSession {
     info: SessionInfo,
     /// Created for CUDA graphs (`--cuda-graph` on ort-cuda).
     graph: bool,
+    /// Copies through page-locked host memory (`--pinned-io` on ort-cuda).
+    pinned: bool,
+    timing: Timing,
 }
 
 impl OrtSession {
@@ -157,7 +160,7 @@ impl OrtSession {
             _ => None,
         };
         info.timer_class = Some(TimerClass::new(opts.timing, host));
-        Ok(OrtSession { io, core, info, graph })
+        Ok(OrtSession { io, core, info, graph, pinned: opts.pinned_io && cuda, timing: opts.timing })
     }
 }
 
@@ -199,11 +202,14 @@ impl Session for OrtSession {
     }
 
     fn decoder(&mut self, layout: &crate::models::DecoderLayout, io: &crate::models::ModelIo) -> Result<Box<dyn crate::runtimes::decode::Decoder + '_>> {
+        if self.timing == Timing::DeviceResident {
+            bail!("generation is timed end to end (each step's next ids are picked from its logits in host memory), so a device-resident timer would not say what was measured\n  fix: generate without --timing device-resident (`session: {{timing: end-to-end}}`)");
+        }
         let int32 = crate::runtimes::decode::index_type(io, &layout.input_ids)? == crate::tensor::ElemType::Int32;
         Ok(if self.graph {
             Box::new(super::decode_graph::GraphDecoder::new(&mut self.core, layout, int32)?)
         } else {
-            Box::new(super::decode::OrtDecoder::new(&mut self.core, layout, int32)?)
+            Box::new(super::decode::OrtDecoder::new(&mut self.core, layout, int32, self.pinned)?)
         })
     }
 }

@@ -2,7 +2,7 @@
 //! bound from each step's inputs, and the cache kept as the tensors tract returned.
 
 use anyhow::{anyhow, bail, Context, Result};
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::model::typed::TypedSimpleState;
 
@@ -35,6 +35,8 @@ pub(super) struct TractDecoder {
     int32: bool,
     /// What the optimized plan is made of, as the timer says it.
     plan: String,
+    /// The last step's logits `[batch, vocab]`.
+    last: Array2<f32>,
 }
 
 /// The ops tract puts in place of a transformer's subgraphs when it recognises them (its own
@@ -96,7 +98,7 @@ impl TractDecoder {
             bail!("the cache inputs do not say their heads and head size (dims 1 and 3 are not fixed numbers)\n  fix: export the decoder with fixed head dims, as optimum does")
         };
         let plan = plan_summary(m.nodes().iter().map(|n| n.op.name()).collect::<Vec<_>>().iter().map(|n| n.as_ref()));
-        Ok(TractDecoder { state, feeds, logits, presents, cache: Vec::new(), kv_heads, head_size, cache_dt, int32, plan })
+        Ok(TractDecoder { state, feeds, logits, presents, cache: Vec::new(), kv_heads, head_size, cache_dt, int32, plan, last: Array2::zeros((0, 0)) })
     }
 
     fn ints(&self, a: &Array2<i64>) -> TValue {
@@ -113,7 +115,7 @@ impl Decoder for TractDecoder {
         self.cache.clear();
     }
 
-    fn step(&mut self, step: &Step) -> Result<Array2<f32>> {
+    fn step(&mut self, step: &Step) -> Result<ArrayView2<'_, f32>> {
         let batch = step.ids.nrows();
         let first = self.cache.is_empty();
         let empty = || -> Result<TValue> { Ok(Tensor::zero_dt(self.cache_dt, &[batch, self.kv_heads, 0, self.head_size])?.into_tvalue()) };
@@ -137,7 +139,8 @@ impl Decoder for TractDecoder {
             bail!("logits have shape {:?}, not [batch, sequence, vocab]", view.shape());
         }
         let last = view.shape()[1] - 1;
-        Ok(view.index_axis(Axis(1), last).to_owned().into_dimensionality()?)
+        self.last = view.index_axis(Axis(1), last).to_owned().into_dimensionality()?;
+        Ok(self.last.view())
     }
 
     fn timer(&self) -> String {
