@@ -34,41 +34,34 @@ pub struct Generated {
 
 /// The index of each row's largest logit (the first of equal ones).
 pub fn argmax(logits: ndarray::ArrayView2<'_, f32>) -> Vec<i64> {
-    // One pass over the row: sixteen lanes each keep their largest value and the first chunk that
-    // held it (a loop the compiler vectorises, so a large vocabulary's rows are read once at
-    // memory speed); then the largest lane, the first index among equal ones; then the tail.
-    // NaN is never the largest; a row of NaN gives 0.
-    fn first_largest(row: &[f32]) -> usize {
-        const W: usize = 16;
-        let mut best = [f32::NEG_INFINITY; W];
-        let mut at = [0u32; W];
-        let chunks = row.chunks_exact(W);
+    // The largest value of each block of 512, lane by lane over chunks of 16 (a loop the compiler
+    // vectorises: a large vocabulary's rows are read once at memory speed); the first block whose
+    // largest is the row's; the first index in that block that holds it. NaN is never the
+    // largest; a row with nothing above -inf gives its first -inf, a row of NaN 0.
+    fn largest(block: &[f32]) -> f32 {
+        let mut lanes = [f32::NEG_INFINITY; 16];
+        let chunks = block.chunks_exact(16);
         let rest = chunks.remainder();
-        for (c, chunk) in chunks.enumerate() {
-            for ((b, a), &v) in best.iter_mut().zip(at.iter_mut()).zip(chunk) {
-                let more = v > *b;
-                *b = if more { v } else { *b };
-                *a = if more { c as u32 } else { *a };
+        for c in chunks {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                *l = if v > *l { v } else { *l };
             }
         }
-        let (mut value, mut index) = (f32::NEG_INFINITY, 0);
-        for (lane, (&b, &a)) in best.iter().zip(&at).enumerate() {
-            let i = a as usize * W + lane;
-            if b > value || (b == value && b > f32::NEG_INFINITY && i < index) {
-                (value, index) = (b, i);
+        lanes.iter().chain(rest).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+    }
+    fn first_largest(row: &[f32]) -> usize {
+        const BLOCK: usize = 512;
+        let (mut best, mut at) = (f32::NEG_INFINITY, None);
+        for (k, block) in row.chunks(BLOCK).enumerate() {
+            let m = largest(block);
+            if m > best {
+                (best, at) = (m, Some(k));
             }
         }
-        let base = row.len() - rest.len();
-        for (k, &v) in rest.iter().enumerate() {
-            if v > value {
-                (value, index) = (v, base + k);
-            }
+        match at {
+            Some(k) => k * BLOCK + row[k * BLOCK..].iter().position(|&v| v == best).unwrap_or(0),
+            None => row.iter().position(|&v| v == f32::NEG_INFINITY).unwrap_or(0),
         }
-        if value == f32::NEG_INFINITY {
-            // Nothing above -inf: the first -inf, else 0 (a row of NaN).
-            return row.iter().position(|&v| v == f32::NEG_INFINITY).unwrap_or(0);
-        }
-        index
     }
     logits
         .rows()
