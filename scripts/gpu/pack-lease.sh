@@ -7,6 +7,8 @@
 #   epb.tar.xz   the OpenVINO plugin (CPU device only) and the WebGPU plugin, from .xbench/ep-*
 #   ort.NNN      ONNX Runtime's CUDA build (../shared/gpu/pack-ort-gpu.sh's tarball) in 1 MiB pieces
 # Usage, from this checkout:  scripts/gpu/pack-lease.sh DEST_CHECKOUT [PART_MIB]
+# A command takes at most 64 MiB with the working tree: PART_MIB plus the tree's size must stay
+# under it (14 with the 47 MiB tree of December 2026; the part is refused otherwise).
 # With XB_BASELINE=PATH, that xbench binary goes along as xbench-baseline (builds compared side by
 # side); with XB_NO_EPS=1, the loaders and plugins stay behind (runs on ort-cuda only); with
 # XB_MLX_WHEELS=DIR, the wheels in DIR (mlx, mlx-cuda-13, mlx-transformers for Python 3.12) go
