@@ -170,7 +170,7 @@ fn load_error(version: &str, onnx: &Path, e: &str) -> anyhow::Error {
     let lower = e.to_lowercase();
     if lower.contains("graph capture") || lower.contains("cuda graph") {
         return anyhow!(
-            "ONNX Runtime {version} will not capture {} in CUDA graphs: {e}\n  fix: run it without --cuda-graph (ONNX Runtime captures a graph only when every node runs on the CUDA provider, apart from shape computations on the CPU with no copy between them, and no node is control flow such as If or Loop: a merged decoder's use_cache_branch is one)",
+            "ONNX Runtime {version} will not capture {} in CUDA graphs: {e}\n  fix: run it without --cuda-graph (ONNX Runtime captures a graph only when every node runs on the CUDA provider, apart from shape computations on the CPU with no copy between them, and no node is control flow such as If or Loop: a merged decoder's use_cache_branch is one); `python scripts/gpu/placement.py MODEL.onnx` with onnxruntime-gpu lists where ONNX Runtime puts the nodes",
             onnx.display()
         );
     }
