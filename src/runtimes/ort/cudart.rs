@@ -115,16 +115,110 @@ impl PinnedBuf {
     pub fn ptr(&self) -> *mut c_void {
         self.ptr
     }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` holds `bytes` bytes of host memory owned by this buffer.
-        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.bytes) }
-    }
 }
 
 impl Drop for PinnedBuf {
     fn drop(&mut self) {
         // SAFETY: `ptr` came from cudaMallocHost and is freed once.
         unsafe { (self.rt.free_host)(self.ptr) };
+    }
+}
+
+/// Host memory xbench copies through (staged inputs and outputs, a decoder's integer inputs and
+/// logits), kept between runs and grown when a run needs more: ordinary memory, or page-locked
+/// memory the GPU copies to and from at full speed.
+pub enum HostBuf {
+    Pageable(Vec<f32>),
+    Pinned(Option<PinnedBuf>),
+}
+
+impl HostBuf {
+    pub fn new(pinned: bool) -> HostBuf {
+        if pinned {
+            HostBuf::Pinned(None)
+        } else {
+            HostBuf::Pageable(Vec::new())
+        }
+    }
+
+    /// At least `bytes` bytes (4-byte aligned; what they held before is not kept when it grows).
+    /// It grows to twice its size at least (and 64 KiB), so that a mask one position longer each
+    /// step does not allocate each step.
+    pub fn reserve(&mut self, bytes: usize) -> Result<*mut u8> {
+        let grown = |had: usize| bytes.max(2 * had).max(64 << 10);
+        Ok(match self {
+            HostBuf::Pageable(v) => {
+                if v.len() * 4 < bytes {
+                    *v = vec![0.0; grown(v.len() * 4).div_ceil(4)];
+                }
+                v.as_mut_ptr().cast()
+            }
+            HostBuf::Pinned(p) => {
+                let had = p.as_ref().map_or(0, |b| b.bytes);
+                if had < bytes {
+                    *p = None;
+                    *p = Some(get()?.pinned(grown(had))?);
+                }
+                p.as_ref().expect("allocated just above").ptr().cast()
+            }
+        })
+    }
+
+    /// Where it starts (null before the first `reserve` of page-locked memory).
+    pub fn ptr(&mut self) -> *mut u8 {
+        match self {
+            HostBuf::Pageable(v) => v.as_mut_ptr().cast(),
+            HostBuf::Pinned(p) => p.as_ref().map_or(std::ptr::null_mut(), |b| b.ptr().cast()),
+        }
+    }
+
+    /// Its first `len` bytes (at most what it holds).
+    pub fn bytes(&self, len: usize) -> &[u8] {
+        match self {
+            HostBuf::Pageable(v) => {
+                // SAFETY: the vector holds v.len() × 4 initialised bytes.
+                let all = unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len() * 4) };
+                &all[..len.min(all.len())]
+            }
+            // SAFETY: the buffer holds `bytes` bytes of host memory.
+            HostBuf::Pinned(Some(p)) => unsafe { std::slice::from_raw_parts(p.ptr() as *const u8, len.min(p.bytes)) },
+            HostBuf::Pinned(None) => &[],
+        }
+    }
+
+    /// Bytes it holds now.
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        match self {
+            HostBuf::Pageable(v) => v.len() * 4,
+            HostBuf::Pinned(p) => p.as_ref().map_or(0, |b| b.bytes),
+        }
+    }
+
+    /// The first `elems` f32 values (the buffer holds at least as many bytes, as reserved).
+    pub fn f32s(&self, elems: usize) -> &[f32] {
+        match self {
+            HostBuf::Pageable(v) => &v[..elems],
+            // SAFETY: reserved for at least `elems` f32 values, page-aligned by cudaMallocHost.
+            HostBuf::Pinned(Some(p)) => unsafe { std::slice::from_raw_parts(p.ptr() as *const f32, elems.min(p.bytes / 4)) },
+            HostBuf::Pinned(None) => &[],
+        }
+    }
+
+    /// `a`'s values in its logical order, as i32 or i64, at the buffer's start: where, and how many bytes.
+    pub fn put_ints(&mut self, a: &ndarray::Array2<i64>, int32: bool) -> Result<(*const u8, usize)> {
+        let size = if int32 { 4 } else { 8 };
+        let bytes = a.len() * size;
+        let base = self.reserve(bytes)?;
+        // SAFETY: `reserve` made room for `bytes` bytes at `base`.
+        let dst = unsafe { std::slice::from_raw_parts_mut(base, bytes) };
+        for (d, &v) in dst.chunks_exact_mut(size).zip(a.iter()) {
+            if int32 {
+                d.copy_from_slice(&(v as i32).to_ne_bytes());
+            } else {
+                d.copy_from_slice(&v.to_ne_bytes());
+            }
+        }
+        Ok((base, bytes))
     }
 }

@@ -9,7 +9,7 @@ use ndarray::{Array2, ArrayView2};
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::value::{DynTensor, DynValue, TensorElementType};
 
-use super::cudart::{self, Direction, PinnedBuf};
+use super::cudart::{self, Direction, HostBuf};
 use super::io::Core;
 use crate::models::DecoderLayout;
 use crate::runtimes::decode::{cache_type, Decoder, Step};
@@ -32,82 +32,6 @@ pub(super) struct OrtDecoder<'s> {
     /// `--pinned-io` on the GPU: the integer inputs' page-locked buffers (ids, mask, positions)
     /// and ONNX Runtime's CUDA allocator for their GPU copies.
     pinned: Option<(Vec<HostBuf>, Allocator)>,
-}
-
-/// Host memory a decoder copies through, kept between steps and grown when a step needs more:
-/// ordinary memory, or page-locked memory the GPU copies to and from at full speed.
-pub(super) enum HostBuf {
-    Pageable(Vec<f32>),
-    Pinned(Option<PinnedBuf>),
-}
-
-impl HostBuf {
-    pub fn new(pinned: bool) -> HostBuf {
-        if pinned {
-            HostBuf::Pinned(None)
-        } else {
-            HostBuf::Pageable(Vec::new())
-        }
-    }
-
-    /// At least `bytes` bytes (4-byte aligned; what they held before is not kept when it grows).
-    /// It grows to twice its size at least (and 64 KiB), so that a mask one position longer each
-    /// step does not allocate each step.
-    pub fn reserve(&mut self, bytes: usize) -> Result<*mut u8> {
-        let grown = |had: usize| bytes.max(2 * had).max(64 << 10);
-        Ok(match self {
-            HostBuf::Pageable(v) => {
-                if v.len() * 4 < bytes {
-                    *v = vec![0.0; grown(v.len() * 4).div_ceil(4)];
-                }
-                v.as_mut_ptr().cast()
-            }
-            HostBuf::Pinned(p) => {
-                let had = p.as_ref().map_or(0, |b| b.bytes);
-                if had < bytes {
-                    *p = None;
-                    *p = Some(cudart::get()?.pinned(grown(had))?);
-                }
-                p.as_ref().expect("allocated just above").ptr().cast()
-            }
-        })
-    }
-
-    /// Bytes it holds now.
-    #[cfg(test)]
-    fn capacity(&self) -> usize {
-        match self {
-            HostBuf::Pageable(v) => v.len() * 4,
-            HostBuf::Pinned(p) => p.as_ref().map_or(0, |b| b.bytes),
-        }
-    }
-
-    /// The first `elems` f32 values (the buffer holds at least as many bytes, as reserved).
-    pub fn f32s(&self, elems: usize) -> &[f32] {
-        match self {
-            HostBuf::Pageable(v) => &v[..elems],
-            // SAFETY: reserved for at least `elems` f32 values, page-aligned by cudaMallocHost.
-            HostBuf::Pinned(Some(p)) => unsafe { std::slice::from_raw_parts(p.ptr() as *const f32, elems.min(p.bytes / 4)) },
-            HostBuf::Pinned(None) => &[],
-        }
-    }
-
-    /// `a`'s values in its logical order, as i32 or i64, at the buffer's start: where, and how many bytes.
-    pub fn put_ints(&mut self, a: &Array2<i64>, int32: bool) -> Result<(*const u8, usize)> {
-        let size = if int32 { 4 } else { 8 };
-        let bytes = a.len() * size;
-        let base = self.reserve(bytes)?;
-        // SAFETY: `reserve` made room for `bytes` bytes at `base`.
-        let dst = unsafe { std::slice::from_raw_parts_mut(base, bytes) };
-        for (d, &v) in dst.chunks_exact_mut(size).zip(a.iter()) {
-            if int32 {
-                d.copy_from_slice(&(v as i32).to_ne_bytes());
-            } else {
-                d.copy_from_slice(&v.to_ne_bytes());
-            }
-        }
-        Ok((base, bytes))
-    }
 }
 
 impl<'s> OrtDecoder<'s> {

@@ -20,8 +20,8 @@ use ort::session::{IoBinding, RunOptions};
 use ort::value::{DynTensor, TensorElementType, ValueType};
 use ort::AsPointer;
 
-use super::cudart::{self, CudaRt, Direction};
-use super::decode::{last_rows, logit_size, roles, HostBuf};
+use super::cudart::{self, CudaRt, Direction, HostBuf};
+use super::decode::{last_rows, logit_size, roles};
 use super::graph_plan::{Half, Plan};
 use super::io::Core;
 use super::GRAPH_RUNS_TO_CAPTURE;
@@ -240,8 +240,8 @@ impl<'s> GraphDecoder<'s> {
         unsafe { self.rt.copy(dev(dst), src.cast(), bytes, Direction::HostToDevice) }
     }
 
-    /// Step `self.k` of the generation under way, on `cell`'s buffers.
-    fn run_step(&mut self, cell: &mut Cell, step: &Step) -> Result<()> {
+    /// Step `self.k` of the generation under way, on `cell`'s buffers; the step's tokens per row.
+    fn run_step(&mut self, cell: &mut Cell, step: &Step) -> Result<usize> {
         let k = self.k;
         let p = cell.plan.clone();
         let s = p.step(k).with_context(|| format!("step {k} is past the {} steps the CUDA graphs were prepared for", p.steps()))?;
@@ -279,7 +279,7 @@ impl<'s> GraphDecoder<'s> {
         if capture {
             self.captured += 1;
         }
-        Ok(())
+        Ok(s.tokens)
     }
 }
 
@@ -301,11 +301,10 @@ impl Decoder for GraphDecoder<'_> {
     fn step(&mut self, step: &Step) -> Result<ArrayView2<'_, f32>> {
         let mut cell = self.cell.take().context("ort-cuda's CUDA-graph decoder has no buffers for this cell (it was not prepared)")?;
         let result = self.run_step(&mut cell, step);
-        let k = self.k;
         self.k += 1;
         let cell = self.cell.insert(cell);
-        result?;
-        let (p, tokens) = (&cell.plan, cell.plan.step(k).map_or(1, |s| s.tokens));
+        let tokens = result?;
+        let p = &cell.plan;
         // SAFETY: the logits buffer holds the step's [batch, tokens, vocab] logits on the GPU.
         unsafe { last_rows(dev(&cell.logits) as *const u8, [p.batch, tokens, p.vocab], self.logits_ty, true, &mut self.logits) }
     }

@@ -10,7 +10,7 @@ use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, Memory
 use ort::session::{IoBinding, RunOptions};
 use ort::value::{DynTensor, TensorElementType, ValueType};
 
-use super::super::cudart::{self, Direction};
+use super::super::cudart::{self, Direction, HostBuf};
 use super::{convert, Core, IoMode};
 use crate::inputs::Feed;
 use crate::runtimes::Timing;
@@ -60,33 +60,12 @@ enum Mover {
     Host,
 }
 
-/// Host memory that outputs are copied to: page-locked for the GPU, plain otherwise.
-enum HostBuf {
-    Pinned(cudart::PinnedBuf),
-    Plain(Vec<u8>),
-}
-
-impl HostBuf {
-    fn ptr(&mut self) -> *mut std::ffi::c_void {
-        match self {
-            HostBuf::Pinned(p) => p.ptr(),
-            HostBuf::Plain(v) => v.as_mut_ptr() as *mut _,
-        }
-    }
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            HostBuf::Pinned(p) => p.as_bytes(),
-            HostBuf::Plain(v) => v,
-        }
-    }
-}
-
 impl Mover {
+    /// Host memory that outputs are copied to: page-locked for the GPU, plain otherwise.
     fn host_buf(self, bytes: usize) -> Result<HostBuf> {
-        Ok(match self {
-            Mover::Cuda(rt) => HostBuf::Pinned(rt.pinned(bytes)?),
-            Mover::Host => HostBuf::Plain(vec![0; bytes]),
-        })
+        let mut host = HostBuf::new(matches!(self, Mover::Cuda(_)));
+        host.reserve(bytes)?;
+        Ok(host)
     }
 
     /// # Safety
@@ -212,7 +191,7 @@ impl Staged {
         if copies {
             for o in &mut st.outputs {
                 // SAFETY: both buffers hold `o.bytes` bytes: the bound output and its host copy.
-                unsafe { mover.copy(o.host.ptr(), o.device.data_ptr(), o.bytes, Direction::DeviceToHost)? };
+                unsafe { mover.copy(o.host.ptr().cast(), o.device.data_ptr(), o.bytes, Direction::DeviceToHost)? };
             }
         }
         Ok(())
@@ -237,9 +216,9 @@ impl IoMode for Staged {
         for (name, o) in core.output_names.iter().zip(&mut st.outputs) {
             if !copies {
                 // SAFETY: as in `run_staged`.
-                unsafe { mover.copy(o.host.ptr(), o.device.data_ptr(), o.bytes, Direction::DeviceToHost)? };
+                unsafe { mover.copy(o.host.ptr().cast(), o.device.data_ptr(), o.bytes, Direction::DeviceToHost)? };
             }
-            out.push(Output { name: name.clone(), data: convert::bytes_to_tensor(name, o.ty, &o.shape, o.host.as_bytes())? });
+            out.push(Output { name: name.clone(), data: convert::bytes_to_tensor(name, o.ty, &o.shape, o.host.bytes(o.bytes))? });
         }
         Ok(out)
     }
